@@ -1,0 +1,55 @@
+# Every target bootstraps itself on a fresh Debian/Ubuntu machine with Python 3.11+ and pip:
+# uv is installed from PyPI into .tools/ if it is not on PATH, then the locked environment
+# (.venv, from uv.lock) is created. Nothing needs installing by hand.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.SUFFIXES:
+
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.noria-synced
+
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+export UV_LINK_MODE ?= copy
+
+.PHONY: help demo test lint bench fmt docs clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "-- installing uv into .tools/ (it is not on PATH)"
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools uv
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-extras --group dev
+	@touch $@
+
+demo: $(STAMP) ## run the whole loop on embedded defaults (in ./demo)
+	$(BIN)/noria demo --dir demo
+
+test: $(STAMP) ## run the test suite
+	$(BIN)/pytest
+
+lint: $(STAMP) ## ruff, ruff format --check, mypy, actionlint, CLI docs up to date
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/mypy
+	$(BIN)/actionlint .github/workflows/*.yml
+	$(BIN)/python scripts/cli_docs.py --check
+
+bench: $(STAMP) ## run the benchmarks side by side with their peers (results in benchmarks/results)
+	$(BIN)/python benchmarks/run.py
+
+fmt: $(STAMP) ## format and auto-fix
+	$(BIN)/ruff format src tests benchmarks examples scripts
+	$(BIN)/ruff check --fix src tests benchmarks examples scripts
+
+docs: $(STAMP) ## regenerate docs/cli.md from the CLI's --help
+	$(BIN)/python scripts/cli_docs.py
+
+clean: ## remove the environment, caches and the demo project
+	rm -rf $(VENV) .tools demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,116 @@
+"""``noria data``: ingest, list and show versioned data snapshots."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Ingest, validate and version data snapshots (DVC-tracked Parquet).", no_args_is_help=True)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    ctx: typer.Context,
+    start: Annotated[str | None, typer.Option("--from", help="First month to ingest, YYYY-MM.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last month to ingest, YYYY-MM.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the lineage record as JSON.")] = False,
+) -> None:
+    """Read the sources for a month range, validate, quarantine bad rows, write a new snapshot.
+
+    Example:  noria data ingest --from 2013-01 --to 2013-06
+    """
+    from noria.cli._output import print_json, print_table, progress
+    from noria.data.ingest import ingest, summary_rows
+
+    project = ctx.obj.load()
+    with progress() as bar:
+        result = ingest(project, start, end, progress=bar)
+    record = result.record
+    if as_json:
+        print_json(record.to_dict())
+        return
+    print_table(summary_rows(record), title=f"ingest {start or 'start'} .. {end or 'end'}")
+    totals = record.totals()
+    state = "unchanged: identical to existing snapshot" if result.unchanged else "new snapshot"
+    typer.echo(
+        f"rows read {totals['read']:,} = accepted {totals['accepted']:,} + quarantined {totals['quarantined']:,}"
+    )
+    typer.echo(
+        f"snapshot {record.short_id} ({state}); months {record.months[0]}..{record.months[-1]}"
+        if record.months
+        else f"snapshot {record.short_id} ({state})"
+    )
+    if totals["quarantined"]:
+        typer.echo(
+            "quarantined rows (with the rule each broke): "
+            + ", ".join(t.quarantine_file for t in record.tables.values() if t.quarantine_file)
+        )
+
+
+@app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the project's data snapshots, oldest first.
+
+    Example:  noria data list --json
+    """
+    from noria.cli._output import print_json, print_table
+    from noria.data.snapshots import list_snapshots
+
+    records = list_snapshots(ctx.obj.load())
+    if as_json:
+        print_json([r.to_dict() for r in records])
+        return
+    if not records:
+        typer.echo("no snapshots yet: run `noria data ingest`")
+        return
+    rows = [
+        {
+            "id": r.short_id,
+            "created": r.created_at,
+            "months": f"{r.months[0]}..{r.months[-1]}" if r.months else "",
+            **{k: v for k, v in r.totals().items() if k != "read"},
+            "git": (r.git_commit or "-")[:8] + ("+dirty" if r.git_dirty else ""),
+            "parent": (r.parent or "")[:8],
+        }
+        for r in records
+    ]
+    print_table(rows, title="data snapshots")
+
+
+@app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id or a unique prefix of it; 'latest' for the newest.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one snapshot's lineage record: source, range, row counts, schema hash, git commit.
+
+    Example:  noria data show 3f2a9c1e
+    """
+    from noria.cli._output import print_json, print_table
+    from noria.data.ingest import summary_rows
+    from noria.data.snapshots import get_record
+
+    record = get_record(ctx.obj.load(), snapshot)
+    if as_json:
+        print_json(record.to_dict())
+        return
+    for key in (
+        "id",
+        "created_at",
+        "source",
+        "range_from",
+        "range_to",
+        "schema_hash",
+        "git_commit",
+        "git_dirty",
+        "parent",
+        "ingest_id",
+    ):
+        typer.echo(f"{key:>12}: {getattr(record, key)}")
+    typer.echo(f"{'months':>12}: {', '.join(record.months)}")
+    print_table(summary_rows(record), title="tables")

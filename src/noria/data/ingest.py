@@ -1,0 +1,297 @@
+"""Ingest: read sources, validate, quarantine, write a new snapshot version, track it with DVC.
+
+The new version is built complete in a staging folder (new months written, unchanged
+months hard-linked from the current version), then swapped in with two renames; DVC
+tracks it and the lineage record is written last. A crash at any point leaves either
+the old version or the new one, never a mixture: stale staging folders are removed and a
+swap cut in half is undone by the next ingest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from noria.config import Project, TableSpec
+from noria.data.snapshots import (
+    QUARANTINE,
+    SnapshotRecord,
+    TableAccount,
+    dataset_dir,
+    get_record,
+    month_dirs,
+    records_dir,
+    tracked_version,
+    write_json_atomic,
+)
+from noria.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.progress import Progress
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+@dataclass
+class IngestResult:
+    record: SnapshotRecord
+    unchanged: bool  # the data equalled an existing snapshot (same id)
+
+    @property
+    def snapshot_id(self) -> str:
+        return self.record.id
+
+
+def _check_month(value: str | None, flag: str) -> str | None:
+    if value is not None and not _MONTH.match(value):
+        raise ConfigError(f"{flag} {value!r} is not a month", fix=f"write it as YYYY-MM, e.g. {flag} 2013-01")
+    return value
+
+
+def ingest(
+    project: Project, start: str | None = None, end: str | None = None, progress: Progress | None = None
+) -> IngestResult:
+    """Ingest the months ``start``..``end`` (inclusive, ``YYYY-MM``; all when None) as a new snapshot."""
+    _check_month(start, "--from")
+    _check_month(end, "--to")
+    if start and end and start > end:
+        raise ConfigError(f"--from {start} is after --to {end}", fix="swap the two months")
+    data_dir = project.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with _lock(data_dir / ".ingest.lock"):
+        _recover(data_dir)
+        return _ingest_locked(project, start, end, progress)
+
+
+def _ingest_locked(project: Project, start: str | None, end: str | None, progress: Progress | None) -> IngestResult:
+    from noria import __version__
+    from noria.data import versioning
+    from noria.data.sources import as_text, read_table, source_folder
+    from noria.data.validate import schema_hash, validate_table
+    from noria.provenance import git_stage, git_state, utc_now
+
+    cfg = project.config.data
+    git = git_state(project.root)  # the code that runs this ingest, before anything is written
+    folder = source_folder(cfg.source, project)
+    ingest_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    task = progress.add_task("ingest", total=len(cfg.tables) * 2 + 2) if progress else None
+
+    def step(description: str) -> None:
+        if progress is not None and task is not None:
+            progress.update(task, description=description)
+
+    def done() -> None:
+        if progress is not None and task is not None:
+            progress.advance(task)
+
+    # 1. read and validate everything before writing anything
+    validated = {}
+    for name, spec in cfg.tables.items():
+        step(f"read {name}")
+        raw = read_table(name, spec, folder)
+        frame = _in_range(raw.frame, spec, start, end)
+        if spec.partition is not None and frame.empty:
+            raise DataError(
+                f"table {name!r}: {raw.file.name} has no rows between {start or 'the start'} and {end or 'the end'}",
+                fix="choose --from/--to months that the source covers",
+            )
+        done()
+        step(f"validate {name} ({len(frame):,} rows)")
+        validated[name] = (raw, validate_table(spec, frame))
+        done()
+
+    # 2. build the new version in staging, quarantine beside it
+    versioning.ensure_repo(project.root, project.config.storage.dvc_remote)
+    current = dataset_dir(project)
+    staging = project.data_dir / f".staging-{ingest_id}"
+    accounts: dict[str, TableAccount] = {}
+    step("write snapshot")
+    try:
+        target = staging / current.name
+        for name, spec in cfg.tables.items():
+            raw, result = validated[name]
+            months = _write_table(result.accepted, spec, target / name, current / name)
+            quarantine_file = None
+            if len(result.quarantined):
+                qfile = project.data_dir / QUARANTINE / name / f"{ingest_id}.parquet"
+                _write_parquet(as_text(result.quarantined), qfile)
+                quarantine_file = str(qfile.relative_to(project.root))
+            accounts[name] = TableAccount(
+                read=result.read,
+                accepted=len(result.accepted),
+                quarantined=len(result.quarantined),
+                rows_in_snapshot=_count_rows(target / name),
+                schema_hash=schema_hash(spec),
+                source_file=str(raw.file),
+                months=months,
+                quarantine_file=quarantine_file,
+                rules=result.rule_counts,
+                ignored_columns=raw.ignored_columns,
+            )
+        done()
+        step("version with DVC")
+        _swap(target, current)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    parent = tracked_version(project)
+    version = versioning.track(project.root, current)
+    done()
+
+    # 3. the lineage record, last
+    existing = records_dir(project) / f"{version.md5}.json"
+    if existing.is_file():
+        record = get_record(project, version.md5)
+        record.reingested_at.append(utc_now())
+        write_json_atomic(existing, record.to_dict())
+        return IngestResult(record=record, unchanged=True)
+    all_months = sorted({m for a in accounts.values() for m in a.months})
+    record = SnapshotRecord(
+        id=version.md5,
+        created_at=utc_now(),
+        source=f"{cfg.source.kind}:{folder}",
+        range_from=start,
+        range_to=end,
+        months=all_months,
+        tables=accounts,
+        schema_hash=hashlib.sha256("".join(a.schema_hash for a in accounts.values()).encode()).hexdigest()[:16],
+        git_commit=git.commit,
+        git_dirty=git.dirty,
+        parent=parent.md5 if parent and parent.md5 != version.md5 else None,
+        dvc=version.dvc_out() | {"md5": version.md5},
+        ingest_id=ingest_id,
+        noria_version=__version__,
+    )
+    write_json_atomic(existing, record.to_dict())
+    git_stage(project.root, existing)
+    return IngestResult(record=record, unchanged=False)
+
+
+def _in_range(frame: pd.DataFrame, spec: TableSpec, start: str | None, end: str | None) -> pd.DataFrame:
+    """Rows of the months asked for; rows whose month cannot be read are kept (to be quarantined)."""
+    import pandas as pd
+
+    if spec.partition is None or (start is None and end is None):
+        return frame
+    year = pd.to_numeric(frame[spec.partition.year], errors="coerce")
+    month = pd.to_numeric(frame[spec.partition.month], errors="coerce")
+    key = year * 100 + month
+    inside = pd.Series(True, index=frame.index)
+    if start:
+        inside &= key >= int(start[:4]) * 100 + int(start[5:])
+    if end:
+        inside &= key <= int(end[:4]) * 100 + int(end[5:])
+    return frame[inside | key.isna()]
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Atomic, deterministic Parquet (same rows -> same bytes -> same DVC hash)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        # Microseconds: Spark and other engines reject nanosecond Parquet timestamps.
+        pq.write_table(table, tmp, compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=False)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_table(accepted: pd.DataFrame, spec: TableSpec, target: Path, current: Path) -> list[str]:
+    """Write a table's new partitions into ``target``; link the untouched ones from ``current``."""
+    frame = accepted.sort_values(spec.primary_key, kind="stable").reset_index(drop=True)
+    if spec.partition is None:
+        _write_parquet(frame, target / "part-0.parquet")
+        return []
+    keys = frame[spec.partition.year].astype(int) * 100 + frame[spec.partition.month].astype(int)
+    written = []
+    for key, rows in frame.groupby(keys, sort=True):
+        month = f"{int(key) // 100:04d}-{int(key) % 100:02d}"
+        _write_parquet(rows.reset_index(drop=True), target / f"month={month}" / "part-0.parquet")
+        written.append(month)
+    for month, folder in month_dirs(current.parent, current.name).items():
+        if month not in written:
+            _link_tree(folder, target / folder.name)
+    return sorted(set(written) | set(month_dirs(target.parent, target.name)))
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    for file in src.iterdir():
+        try:
+            os.link(file, dst / file.name)
+        except OSError:
+            shutil.copy2(file, dst / file.name)
+
+
+def _count_rows(folder: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(f).num_rows for f in folder.rglob("*.parquet"))
+
+
+def _swap(new: Path, current: Path) -> None:
+    """Replace ``current`` by ``new`` with two renames (undone by :func:`_recover` if cut)."""
+    previous = current.with_name(f".previous-{current.name}")
+    if current.exists():
+        current.replace(previous)
+    new.replace(current)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _recover(data_dir: Path) -> None:
+    """Clean up after a crashed ingest: drop staging folders, undo a half-done swap."""
+    for stale in data_dir.glob(".staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for previous in data_dir.glob(".previous-*"):
+        current = previous.with_name(previous.name.removeprefix(".previous-"))
+        if current.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            previous.replace(current)
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """One ingest at a time per project (an advisory lock, released if the process dies)."""
+    with path.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(
+                "another `noria data ingest` is running in this project",
+                fix="wait for it to finish, then retry",
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def summary_rows(record: SnapshotRecord) -> list[dict[str, Any]]:
+    """Per-table accounting rows for printing."""
+    return [
+        {
+            "table": name,
+            "read": t.read,
+            "accepted": t.accepted,
+            "quarantined": t.quarantined,
+            "rows in snapshot": t.rows_in_snapshot,
+            "rules": ", ".join(f"{k} x{v}" for k, v in sorted(t.rules.items())),
+        }
+        for name, t in record.tables.items()
+    ]

@@ -1,0 +1,249 @@
+"""Versioned data snapshots: the dataset folder, its lineage records, and reading old versions.
+
+Layout inside the project's data folder::
+
+    data/dataset/<table>/month=YYYY-MM/part-0.parquet   partitioned tables (flights, weather)
+    data/dataset/<table>/part-0.parquet                  small dimension tables (planes, ...)
+    data/dataset.dvc                                     DVC's pointer to the current version
+    data/snapshots/<snapshot id>.json                    one lineage record per version
+    data/quarantine/<table>/<ingest id>.parquet          rejected rows with their rule
+
+The snapshot id is DVC's md5 of the dataset folder. Records are small JSON files meant to
+be committed with the ``.dvc`` file; the data itself lives in DVC's cache and remote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from noria.config import Project
+from noria.errors import AmbiguousReferenceError, DataError, SnapshotNotFoundError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from noria.data.versioning import TrackedVersion
+
+DATASET = "dataset"
+RECORDS = "snapshots"
+QUARANTINE = "quarantine"
+_MONTH_DIR = re.compile(r"^month=(\d{4}-\d{2})$")
+
+
+@dataclass
+class TableAccount:
+    """Row accounting for one table in one ingest: read == accepted + quarantined."""
+
+    read: int
+    accepted: int
+    quarantined: int
+    rows_in_snapshot: int
+    schema_hash: str
+    source_file: str
+    months: list[str] = field(default_factory=list)
+    quarantine_file: str | None = None
+    rules: dict[str, int] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SnapshotRecord:
+    """The lineage record of one snapshot version."""
+
+    id: str
+    created_at: str
+    source: str
+    range_from: str | None
+    range_to: str | None
+    months: list[str]
+    tables: dict[str, TableAccount]
+    schema_hash: str
+    git_commit: str | None
+    git_dirty: bool
+    parent: str | None
+    dvc: dict[str, Any]
+    ingest_id: str
+    noria_version: str
+    reingested_at: list[str] = field(default_factory=list)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    def totals(self) -> dict[str, int]:
+        return {
+            key: sum(getattr(t, key) for t in self.tables.values())
+            for key in ("read", "accepted", "quarantined", "rows_in_snapshot")
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SnapshotRecord:
+        tables = {name: TableAccount(**t) for name, t in data["tables"].items()}
+        return cls(**(data | {"tables": tables}))
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON next to its final place, fsync, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=2, sort_keys=True, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def records_dir(project: Project) -> Path:
+    return project.data_dir / RECORDS
+
+
+def list_snapshots(project: Project) -> list[SnapshotRecord]:
+    """Every snapshot record of the project, oldest first."""
+    folder = records_dir(project)
+    if not folder.is_dir():
+        return []
+    records = []
+    for file in folder.glob("*.json"):
+        try:
+            records.append(SnapshotRecord.from_dict(json.loads(file.read_text(encoding="utf-8"))))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DataError(
+                f"snapshot record {file} is damaged: {exc}",
+                fix="restore it from git (`git checkout -- FILE`)",
+            ) from None
+    return sorted(records, key=lambda r: (r.created_at, r.id))
+
+
+def get_record(project: Project, ref: str | None = None) -> SnapshotRecord:
+    """The record whose id starts with ``ref`` (the newest when ``ref`` is None or 'latest')."""
+    records = list_snapshots(project)
+    if not records:
+        raise SnapshotNotFoundError(
+            f"project {project.config.project!r} has no data snapshot yet",
+            fix="run `noria data ingest` first",
+        )
+    if ref is None or ref == "latest":
+        return records[-1]
+    if not re.fullmatch(r"[0-9a-f]{1,32}", ref):
+        raise SnapshotNotFoundError(
+            f"{ref!r} is not a snapshot id (ids are hexadecimal, e.g. {records[-1].short_id})",
+            fix="see `noria data list` for the ids",
+        )
+    matches = [r for r in records if r.id.startswith(ref)]
+    if not matches:
+        raise SnapshotNotFoundError(f"no snapshot {ref!r}", fix="see `noria data list` for the ids")
+    if len(matches) > 1:
+        raise AmbiguousReferenceError(
+            f"{ref!r} matches {len(matches)} snapshots ({', '.join(m.short_id for m in matches)})",
+            fix="give more characters of the id",
+        )
+    return matches[0]
+
+
+class Snapshot:
+    """A read-only view of one snapshot version, served from DVC's cache.
+
+    Reading never touches the workspace copy of the dataset, so old versions stay readable
+    after newer ingests, and a reader never sees a half-written version.
+    """
+
+    def __init__(self, project: Project, record: SnapshotRecord) -> None:
+        self.project = project
+        self.record = record
+        self._files: dict[str, Path] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def tables(self) -> list[str]:
+        return sorted(self.record.tables)
+
+    def _all_files(self) -> dict[str, Path]:
+        if self._files is None:
+            from noria.data.versioning import TrackedVersion, version_files
+
+            version = TrackedVersion(**{k: self.record.dvc[k] for k in ("md5", "size", "nfiles", "path")})
+            self._files = version_files(self.project.root, dataset_dvc_file(self.project), version)
+        return self._files
+
+    def table_paths(self, table: str, months: list[str] | None = None) -> list[Path]:
+        """The Parquet files of a table (optionally only some months), in partition order."""
+        if table not in self.record.tables:
+            raise SnapshotNotFoundError(
+                f"snapshot {self.record.short_id} has no table {table!r} (it has: {', '.join(self.tables)})",
+                fix="check the table name in noria.yaml data.tables",
+            )
+        wanted = set(months) if months is not None else None
+        paths = []
+        for rel, path in sorted(self._all_files().items()):
+            parts = Path(rel).parts
+            if parts[0] != table:
+                continue
+            month = _MONTH_DIR.match(parts[1]) if len(parts) > 2 else None
+            if wanted is not None and (month is None or month.group(1) not in wanted):
+                continue
+            paths.append(path)
+        return paths
+
+    def read(self, table: str, columns: list[str] | None = None, months: list[str] | None = None) -> pd.DataFrame:
+        """One table as a typed DataFrame (all months unless ``months`` names some)."""
+        import pandas as pd
+        import pyarrow.parquet as pq
+
+        paths = self.table_paths(table, months)
+        if not paths:
+            spec = self.project.config.data.tables.get(table)
+            names = columns or (list(spec.columns) if spec else [])
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in names})
+        frames = [pq.read_table(p, columns=columns).to_pandas() for p in paths]
+        frame: pd.DataFrame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        return frame
+
+
+def open_snapshot(project: Project, snapshot_id: str | None = None) -> Snapshot:
+    """Open a snapshot by id or id prefix; the newest one when ``snapshot_id`` is None."""
+    return Snapshot(project, get_record(project, snapshot_id))
+
+
+def month_dirs(dataset: Path, table: str) -> dict[str, Path]:
+    """month -> partition folder, for a partitioned table in a dataset folder."""
+    folder = dataset / table
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for child in folder.iterdir():
+        match = _MONTH_DIR.match(child.name)
+        if match and child.is_dir():
+            found[match.group(1)] = child
+    return found
+
+
+def dataset_dir(project: Project) -> Path:
+    return project.data_dir / DATASET
+
+
+def dataset_dvc_file(project: Project) -> Path:
+    return project.data_dir / f"{DATASET}.dvc"
+
+
+def tracked_version(project: Project) -> TrackedVersion | None:
+    from noria.data.versioning import read_dvc_file
+
+    dvc_file = dataset_dvc_file(project)
+    return read_dvc_file(dvc_file) if dvc_file.is_file() else None

@@ -1,0 +1,70 @@
+"""``noria init``: a new project from the reference flights project, as a git repository.
+
+The lineage records Noria writes point at git commits, so a new project starts life as a
+repository with a first commit (and DVC initialised with a local remote).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from noria.errors import ConfigError, ExternalToolError
+
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".noria", "data", ".dvc", ".git")
+
+
+def template_dir() -> Path:
+    """The reference project shipped with Noria.
+
+    A wheel carries it as ``noria/_template`` (see pyproject's force-include); a source
+    checkout (editable install) reads ``examples/flights`` directly.
+    """
+    packaged = Path(__file__).parent / "_template"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "examples" / "flights"
+
+
+def init_project(target: Path, name: str | None = None) -> Path:
+    """Copy the reference project into ``target`` (new or empty), ``git init`` it and commit."""
+    target = target.resolve()
+    if target.exists() and any(target.iterdir()):
+        raise ConfigError(f"{target} exists and is not empty", fix="choose a new folder name or empty that folder")
+    source = template_dir()
+    if not (source / "noria.yaml").is_file():
+        raise ConfigError(f"the reference project is missing at {source}", fix="reinstall noria")
+    shutil.copytree(source, target, ignore=_IGNORE, dirs_exist_ok=True)
+    if name is not None:
+        config = target / "noria.yaml"
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace("\nproject: flights\n", f"\nproject: {name}\n", 1), encoding="utf-8")
+    _git(target, "init", "-q", "-b", "main")
+    from noria.config import load_project
+    from noria.data import versioning
+
+    project = load_project(target)  # validates the copied (and renamed) config
+    versioning.ensure_repo(target, project.config.storage.dvc_remote)
+    _git(target, "add", "-A")
+    # A machine without a git identity still gets its first commit.
+    identity = [] if _has_identity(target) else ["-c", "user.name=Noria", "-c", "user.email=noria@localhost"]
+    _git(target, *identity, "commit", "-q", "-m", "noria init")
+    return target
+
+
+def _git(root: Path, *args: str) -> None:
+    argv = ["git", "-C", str(root), *args]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise ExternalToolError(f"cannot run git: {exc}", fix="install git (apt-get install git)") from None
+    if done.returncode != 0:
+        raise ExternalToolError(
+            f"`git {' '.join(args)}` failed in {root}: {done.stderr.strip()}", fix="see git's message"
+        )
+
+
+def _has_identity(root: Path) -> bool:
+    done = subprocess.run(["git", "-C", str(root), "config", "user.email"], capture_output=True, text=True, check=False)
+    return done.returncode == 0 and bool(done.stdout.strip())

@@ -1,0 +1,75 @@
+"""Shared fixtures. Every test runs with MLflow/DVC telemetry off and a clean NORIA_* environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DVC_NO_ANALYTICS"] = "1"
+
+SMALL_CONFIG = textwrap.dedent(
+    """\
+    project: small
+    data:
+      source: {kind: directory, path: raw}
+      tables:
+        flights:
+          file: flights.csv
+          primary_key: [year, month, day, carrier, flight]
+          partition: {year: year, month: month}
+          columns:
+            year: {type: int}
+            month: {type: int, min: 1, max: 12}
+            day: {type: int, min: 1, max: 31}
+            carrier: {type: str, pattern: "^[A-Z0-9]{2}$"}
+            flight: {type: int, min: 1}
+            dep_delay: {type: float, nullable: true}
+            distance: {type: float, min: 1}
+            origin: {type: str, allowed: [EWR, JFK, LGA]}
+            time_hour: {type: timestamp}
+        planes:
+          file: planes.csv
+          primary_key: [tailnum]
+          columns:
+            tailnum: {type: str}
+            seats: {type: int, min: 1}
+    """
+)
+
+FLIGHTS_HEADER = "year,month,day,carrier,flight,dep_delay,distance,origin,time_hour"
+
+
+def flight_rows(months: list[int], per_month: int = 5) -> list[str]:
+    rows = []
+    for m in months:
+        for i in range(per_month):
+            rows.append(f"2013,{m},{i + 1},UA,{100 + i},{i * 7 - 3},{500 + i},EWR,2013-{m:02d}-{i + 1:02d}T10:00:00Z")
+    return rows
+
+
+def write_small_sources(root: Path, flights: list[str] | None = None) -> None:
+    raw = root / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    body = flights if flights is not None else flight_rows([1, 2, 3])
+    (raw / "flights.csv").write_text("\n".join([FLIGHTS_HEADER, *body]) + "\n", encoding="utf-8")
+    (raw / "planes.csv").write_text("tailnum,seats\nN1,100\nN2,150\n", encoding="utf-8")
+
+
+@pytest.fixture
+def small_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A tiny project (git repo, directory source with 3 months of 5 flights, 2 planes)."""
+    for var in list(os.environ):
+        if var.startswith("NORIA_"):
+            monkeypatch.delenv(var)
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "noria.yaml").write_text(SMALL_CONFIG, encoding="utf-8")
+    write_small_sources(root)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
+    yield root
