@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from noria.errors import ConfigError, ProjectNotFoundError
+from noria.pipelines._project import PipelinesConfig
 
 CONFIG_FILE = "noria.yaml"
 DEFAULT_PROFILE = "local"
@@ -201,6 +202,7 @@ class NoriaConfig(_Section):
     tracking: TrackingConfig = TrackingConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    pipelines: PipelinesConfig = PipelinesConfig()
     # Named overrides; merged over the top level before validation, kept for reference.
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from noria import __version__
 from noria.cli import data as data_cmds
+from noria.cli import pipeline as pipeline_cmds
 from noria.cli import project as project_cmds
 from noria.cli._state import State
 
@@ -86,6 +87,7 @@ def _root(
 app.command("init")(project_cmds.init)
 app.command("demo")(project_cmds.demo)
 app.add_typer(data_cmds.app, name="data")
+app.add_typer(pipeline_cmds.app, name="pipeline")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,294 @@
+"""Artifact stores: content-addressed folders plus small JSON records.
+
+An artifact is a folder (written by a serializer, see ``_serializers``) whose id is the
+sha256 of its files. A store keeps artifacts under ``objects/<id[:2]>/<id>/`` and JSON
+records (cache entries, run records) under plain keys. Both kinds of write are atomic: a
+reader sees a whole artifact or record, or nothing. ``open_store`` picks the backend from
+the URL: a folder path (default) or ``s3://bucket/prefix``.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Protocol
+
+from noria.errors import ConfigError, DataError, MissingExtraError
+from noria.pipelines._errors import ArtifactNotFoundError
+from noria.pipelines._serializers import META
+
+_STALE_SECONDS = 24 * 3600
+
+
+class ArtifactStore(Protocol):
+    """Where artifacts and run records live. ``staging`` is a local folder for temporary files."""
+
+    url: str
+    staging: Path
+
+    def put(self, folder: Path) -> str:
+        """Take ownership of a finished artifact folder; returns its content id."""
+        ...
+
+    def get(self, artifact_id: str) -> Path:
+        """A local folder holding the artifact's files (read it, do not modify it)."""
+        ...
+
+    def exists(self, artifact_id: str) -> bool: ...
+
+    def read_record(self, key: str) -> dict[str, Any] | None:
+        """The JSON record stored under ``key``, or None."""
+        ...
+
+    def write_record(self, key: str, record: dict[str, Any]) -> None:
+        """Store ``record`` under ``key``, replacing any previous one atomically."""
+        ...
+
+
+def hash_folder(folder: Path) -> str:
+    """sha256 over every file's relative path and content, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with path.open("rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    return digest.hexdigest()
+
+
+def _object_key(artifact_id: str) -> str:
+    if len(artifact_id) != 64 or any(c not in "0123456789abcdef" for c in artifact_id):
+        raise ArtifactNotFoundError(
+            f"{artifact_id!r} is not an artifact id", fix="artifact ids are 64 hex digits (sha256)"
+        )
+    return f"objects/{artifact_id[:2]}/{artifact_id}"
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid record key {key!r}")
+    return key
+
+
+def _decode(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raise DataError(f"the record {where} is not a JSON object", fix="delete it; the next run rewrites it")
+    return record
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path``, fsync it, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LocalArtifactStore:
+    """A folder: ``objects/`` for artifacts, records as JSON files, ``tmp/`` for staging."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.url = str(self.root)
+        self.staging = self.root / "tmp"
+        self.staging.mkdir(parents=True, exist_ok=True)
+        self._sweep_stale()
+
+    def _sweep_stale(self) -> None:
+        # Leftovers of killed runs: never read (only renamed-in objects are), just space.
+        cutoff = time.time() - _STALE_SECONDS
+        for entry in self.staging.iterdir():
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            except OSError:
+                pass
+
+    def put(self, folder: Path) -> str:
+        artifact_id = hash_folder(folder)
+        target = self.root / _object_key(artifact_id)
+        if target.is_dir():
+            shutil.rmtree(folder)
+            return artifact_id
+        for path in folder.rglob("*"):
+            if path.is_file():
+                with path.open("rb") as fh:
+                    os.fsync(fh.fileno())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.rename(target)
+        except OSError as exc:
+            if target.is_dir():  # another process stored the same content first
+                shutil.rmtree(folder)
+            elif exc.errno == errno.EXDEV:  # another filesystem: copy into staging, then rename
+                staged = self.staging / f"{artifact_id}.{uuid.uuid4().hex}"
+                shutil.copytree(folder, staged)
+                return self.put(staged)
+            else:
+                raise
+        _fsync_dir(target.parent)
+        return artifact_id
+
+    def get(self, artifact_id: str) -> Path:
+        folder = self.root / _object_key(artifact_id)
+        if not folder.is_dir():
+            raise ArtifactNotFoundError(
+                f"artifact {artifact_id[:12]} is not in the store {self.url}",
+                fix="re-run the pipeline without --step to produce it (or check the store URL)",
+            )
+        return folder
+
+    def exists(self, artifact_id: str) -> bool:
+        return (self.root / _object_key(artifact_id)).is_dir()
+
+    def read_record(self, key: str) -> dict[str, Any] | None:
+        path = self.root / _check_key(key)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return _decode(raw, str(path))
+
+    def write_record(self, key: str, record: dict[str, Any]) -> None:
+        write_atomic(self.root / _check_key(key), json.dumps(record, indent=1, sort_keys=True).encode())
+
+
+class S3ArtifactStore:
+    """``s3://bucket/prefix`` via boto3; downloads are kept in a local cache folder.
+
+    An artifact counts as present once its ``meta.json`` exists, and that file is uploaded
+    last, so a half-uploaded artifact is never seen. S3 PUTs of records are atomic.
+    Credentials and endpoint come from boto3's usual chain (``AWS_ACCESS_KEY_ID``,
+    ``AWS_ENDPOINT_URL``, ...) unless ``endpoint_url`` is given.
+    """
+
+    def __init__(self, url: str, cache_dir: Path | str, endpoint_url: str | None = None) -> None:
+        try:
+            import boto3
+        except ImportError:
+            raise MissingExtraError(
+                f"the artifact store {url} needs boto3", fix="pip install 'noria[cluster]'"
+            ) from None
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise ConfigError(f"artifact store URL {url!r} names no bucket", fix="use s3://BUCKET/PREFIX")
+        self.url, self.bucket, self.prefix = url, bucket, prefix.strip("/")
+        self.cache = Path(cache_dir).expanduser().resolve()
+        self.staging = self.cache / "tmp"
+        self.staging.mkdir(parents=True, exist_ok=True)
+        self.client: Any = boto3.client("s3", endpoint_url=endpoint_url)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _missing(self, exc: Exception) -> bool:
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        return code in ("404", "NoSuchKey", "NotFound")
+
+    def put(self, folder: Path) -> str:
+        artifact_id = hash_folder(folder)
+        if not self.exists(artifact_id):
+            base = _object_key(artifact_id)
+            files = sorted(p for p in folder.rglob("*") if p.is_file() and p != folder / META)
+            for path in [*files, folder / META]:
+                self.client.upload_file(
+                    str(path), self.bucket, self._key(f"{base}/{path.relative_to(folder).as_posix()}")
+                )
+        shutil.rmtree(folder)
+        return artifact_id
+
+    def get(self, artifact_id: str) -> Path:
+        local = self.cache / _object_key(artifact_id)
+        if local.is_dir():
+            return local
+        if not self.exists(artifact_id):
+            raise ArtifactNotFoundError(
+                f"artifact {artifact_id[:12]} is not in the store {self.url}",
+                fix="re-run the pipeline without --step to produce it (or check the store URL)",
+            )
+        base = self._key(_object_key(artifact_id)) + "/"
+        staged = Path(tempfile.mkdtemp(dir=self.staging))
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base)
+        for page in pages:
+            for item in page.get("Contents", []):
+                dest = staged / item["Key"][len(base) :]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                self.client.download_file(self.bucket, item["Key"], str(dest))
+        if hash_folder(staged) != artifact_id:
+            shutil.rmtree(staged)
+            raise DataError(
+                f"artifact {artifact_id[:12]} in {self.url} does not match its content hash",
+                fix="delete the object folder from the bucket and re-run the pipeline",
+            )
+        local.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            staged.rename(local)
+        except OSError:
+            if not local.is_dir():
+                raise
+            shutil.rmtree(staged)
+        return local
+
+    def exists(self, artifact_id: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(f"{_object_key(artifact_id)}/{META}"))
+        except Exception as exc:
+            if self._missing(exc):
+                return False
+            raise
+        return True
+
+    def read_record(self, key: str) -> dict[str, Any] | None:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(_check_key(key)))["Body"].read()
+        except Exception as exc:
+            if self._missing(exc):
+                return None
+            raise
+        return _decode(body, f"{self.url}/{key}")
+
+    def write_record(self, key: str, record: dict[str, Any]) -> None:
+        body = json.dumps(record, indent=1, sort_keys=True).encode()
+        self.client.put_object(Bucket=self.bucket, Key=self._key(_check_key(key)), Body=body)
+
+
+def open_store(
+    url: str | Path, *, cache_dir: Path | str | None = None, endpoint_url: str | None = None
+) -> ArtifactStore:
+    """A store for a folder path or an ``s3://`` URL (``cache_dir`` holds S3 downloads)."""
+    text = str(url)
+    if text.startswith("s3://"):
+        cache = cache_dir or Path(tempfile.gettempdir()) / "noria-artifact-cache"
+        return S3ArtifactStore(text, cache, endpoint_url=endpoint_url)
+    if "://" in text and not text.startswith("file://"):
+        raise ConfigError(
+            f"artifact store URL {text!r} has an unsupported scheme",
+            fix="use a folder path or an s3://bucket/prefix URL",
+        )
+    return LocalArtifactStore(text.removeprefix("file://"))
