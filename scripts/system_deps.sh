@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the Debian packages that some tests need and PyPI cannot provide
+# (Prometheus + promtool, headless Chromium, docker-compose for config checks).
+# Idempotent: installs only what is missing. Used by .ci/run; developers may run it too.
+# Tests that need these skip locally (naming this script) when they are absent, and fail in CI.
+set -euo pipefail
+packages=(prometheus chromium docker-compose)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system deps: all present (${packages[*]})"
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "system deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Tests start their own Prometheus on a free port, so a system service (if the package
+# started one) is left alone.
+echo "system deps: installed ${missing[*]}"
