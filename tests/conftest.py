@@ -73,3 +73,29 @@ def small_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     write_small_sources(root)
     subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
     yield root
+
+
+def require_binary(name: str) -> str:
+    """Path of a system binary a test needs; skip locally (naming the install command) if absent.
+
+    In CI (CI=true) a missing binary fails the test instead: CI must run the real thing.
+    """
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed: run scripts/system_deps.sh (apt-get install prometheus chromium docker-compose)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message + " -- CI must not skip this test")
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
