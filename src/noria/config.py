@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from noria.errors import ConfigError, ProjectNotFoundError
+from noria.monitoring.config import DriftConfig
 from noria.pipelines._project import PipelinesConfig
 
 CONFIG_FILE = "noria.yaml"
@@ -186,8 +187,7 @@ class ServingConfig(_Section):
 
 
 class MonitoringConfig(_Section):
-    psi_warn: float = Field(default=0.1, ge=0)
-    psi_alert: float = Field(default=0.25, ge=0)
+    drift: DriftConfig = DriftConfig()
 
 
 class NoriaConfig(_Section):

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from noria import __version__
 from noria.cli import data as data_cmds
+from noria.cli import monitor as monitor_cmds
 from noria.cli import pipeline as pipeline_cmds
 from noria.cli import project as project_cmds
 from noria.cli._state import State
@@ -88,6 +89,7 @@ app.command("init")(project_cmds.init)
 app.command("demo")(project_cmds.demo)
 app.add_typer(data_cmds.app, name="data")
 app.add_typer(pipeline_cmds.app, name="pipeline")
+app.add_typer(monitor_cmds.app, name="monitor")
 
 
 def main(argv: list[str] | None = None) -> None:
