@@ -24,6 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 from noria.errors import ConfigError, ProjectNotFoundError
 from noria.monitoring.config import DriftConfig
 from noria.pipelines._project import PipelinesConfig
+from noria.training.settings import TrainingSettings
 
 CONFIG_FILE = "noria.yaml"
 DEFAULT_PROFILE = "local"
@@ -146,32 +147,6 @@ class ModelConfig(_Section):
         return value
 
 
-class Period(_Section):
-    start: str = Field(alias="from")
-    end: str = Field(alias="to")
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    @field_validator("start", "end")
-    @classmethod
-    def _is_month(cls, value: str) -> str:
-        if not _MONTH.match(value):
-            raise ValueError(f"expected a month as YYYY-MM, got {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Period:
-        if self.start > self.end:
-            raise ValueError(f"'from' ({self.start}) is after 'to' ({self.end})")
-        return self
-
-
-class TrainingConfig(_Section):
-    train: Period = Period(start="2013-01", end="2013-06")
-    seed: int = 42
-    trials: int = Field(default=20, ge=1)
-
-
 class TrackingConfig(_Section):
     """MLflow: a local SQLite store by default, any tracking URI (an MLflow server) by config."""
 
@@ -198,7 +173,7 @@ class NoriaConfig(_Section):
     data: DataConfig
     storage: StorageConfig = StorageConfig()
     model: ModelConfig = ModelConfig()
-    training: TrainingConfig = TrainingConfig()
+    training: TrainingSettings = TrainingSettings()
     tracking: TrackingConfig = TrackingConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()

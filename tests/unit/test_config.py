@@ -22,6 +22,7 @@ BASE = textwrap.dedent(
             k: {type: int}
     training:
       train: {from: 2013-01, to: 2013-06}
+      test: {from: 2013-07, to: 2013-12}
       trials: 5
     profiles:
       cluster:
@@ -57,11 +58,11 @@ def test_wrong_type_names_key_line_and_value(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_project(_project(tmp_path, text), environ={})
     message = str(err.value)
-    assert "noria.yaml:11" in message and "training.trials" in message and "'many'" in message
+    assert "noria.yaml:12" in message and "training.trials" in message and "'many'" in message
 
 
 def test_several_problems_are_all_reported(tmp_path: Path) -> None:
-    text = BASE.replace("trials: 5", "trials: 0").replace("{type: int}", "{type: integer}")
+    text = BASE.replace("trials: 5", "trials: -1").replace("{type: int}", "{type: integer}")
     with pytest.raises(ConfigError) as err:
         load_project(_project(tmp_path, text), environ={})
     assert "2 problems" in str(err.value)
@@ -98,7 +99,7 @@ def test_profile_overrides_and_unknown_profile(tmp_path: Path) -> None:
 
 def test_profile_error_points_at_profile_line(tmp_path: Path) -> None:
     root = _project(tmp_path, BASE.replace("training: {trials: 50}", "training: {trials: -1}"))
-    with pytest.raises(ConfigError, match=r"noria.yaml:15: training.trials"):
+    with pytest.raises(ConfigError, match=r"noria.yaml:16: training.trials"):
         load_project(root, profile="cluster", environ={})
 
 

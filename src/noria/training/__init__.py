@@ -1,0 +1,102 @@
+"""Training and evaluation: time-based split, Optuna tuning, LightGBM, holdout metrics, model card.
+
+The frame comes from the feature store: one row per event with a timestamp, a 0/1 label
+(missing when unknown) and feature columns. Nothing here depends on feature names: callers
+pass the label, the feature list and which features are categorical.
+
+    split = split_by_time(frame, "event_timestamp", "is_late", train=("2013-01", "2013-06"),
+                          test=("2013-07", "2013-12"))
+    result = tune(split, features, categorical, trials=20, seed=42)
+    model = train(split, features, categorical, result.best_params, seed=42)
+    ev = evaluate(model, split.test, "is_late", slices=slice_specs(["origin", "carrier"], "sched_hour"))
+
+or all of it, with baselines, saved files and the model card: :func:`run_training`.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# public name -> defining module; imported on first use (LightGBM, Optuna, scikit-learn and
+# matplotlib are slow to import, and a pipeline step rarely needs all of them).
+_EXPORTS: dict[str, str] = {
+    "Baseline": "baselines",
+    "fit_baselines": "baselines",
+    "model_info": "card",
+    "write_model_card": "card",
+    "Evaluation": "evaluation",
+    "SliceMetrics": "evaluation",
+    "evaluate": "evaluation",
+    "slice_specs": "evaluation",
+    "Calibration": "metrics",
+    "Metrics": "metrics",
+    "binary_metrics": "metrics",
+    "calibration": "metrics",
+    "hour_band": "metrics",
+    "TrainedModel": "model",
+    "feature_importance": "model",
+    "train": "model",
+    "TrainingOutcome": "run",
+    "run_training": "run",
+    "TrainingSettings": "settings",
+    "Split": "split",
+    "TimeWindow": "split",
+    "split_by_time": "split",
+    "SEARCH_SPACE": "tuning",
+    "TrialSummary": "tuning",
+    "TuneResult": "tuning",
+    "tune": "tuning",
+}
+__all__ = [
+    "SEARCH_SPACE",
+    "Baseline",
+    "Calibration",
+    "Evaluation",
+    "Metrics",
+    "SliceMetrics",
+    "Split",
+    "TimeWindow",
+    "TrainedModel",
+    "TrainingOutcome",
+    "TrainingSettings",
+    "TrialSummary",
+    "TuneResult",
+    "binary_metrics",
+    "calibration",
+    "evaluate",
+    "feature_importance",
+    "fit_baselines",
+    "hour_band",
+    "model_info",
+    "run_training",
+    "slice_specs",
+    "split_by_time",
+    "train",
+    "tune",
+    "write_model_card",
+]
+
+if TYPE_CHECKING:
+    from noria.training.baselines import Baseline, fit_baselines
+    from noria.training.card import model_info, write_model_card
+    from noria.training.evaluation import Evaluation, SliceMetrics, evaluate, slice_specs
+    from noria.training.metrics import Calibration, Metrics, binary_metrics, calibration, hour_band
+    from noria.training.model import TrainedModel, feature_importance, train
+    from noria.training.run import TrainingOutcome, run_training
+    from noria.training.settings import TrainingSettings
+    from noria.training.split import Split, TimeWindow, split_by_time
+    from noria.training.tuning import SEARCH_SPACE, TrialSummary, TuneResult, tune
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'noria.training' has no attribute {name!r}")
+    value = getattr(import_module(f"noria.training.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
