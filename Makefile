@@ -14,6 +14,8 @@ STAMP := $(VENV)/.noria-synced
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export UV_LINK_MODE ?= copy
+# OpenMP threads that spin while waiting slow LightGBM down badly on a busy 2-core machine.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: help demo test lint bench fmt docs clean
 
