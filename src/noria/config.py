@@ -24,6 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 from noria.errors import ConfigError, ProjectNotFoundError
 from noria.monitoring.config import DriftConfig
 from noria.pipelines._project import PipelinesConfig
+from noria.registry.config import RegistryConfig
 from noria.training.settings import TrainingSettings
 
 CONFIG_FILE = "noria.yaml"
@@ -175,6 +176,7 @@ class NoriaConfig(_Section):
     model: ModelConfig = ModelConfig()
     training: TrainingSettings = TrainingSettings()
     tracking: TrackingConfig = TrackingConfig()
+    registry: RegistryConfig = RegistryConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     pipelines: PipelinesConfig = PipelinesConfig()

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from noria import __version__
 from noria.cli import data as data_cmds
+from noria.cli import models as models_cmds
 from noria.cli import monitor as monitor_cmds
 from noria.cli import pipeline as pipeline_cmds
 from noria.cli import project as project_cmds
@@ -90,6 +91,11 @@ app.command("demo")(project_cmds.demo)
 app.add_typer(data_cmds.app, name="data")
 app.add_typer(pipeline_cmds.app, name="pipeline")
 app.add_typer(monitor_cmds.app, name="monitor")
+app.add_typer(models_cmds.app, name="models")
+app.command("promote")(models_cmds.promote)
+app.command("rollback")(models_cmds.rollback)
+app.command("lineage")(models_cmds.lineage)
+app.command("ui")(models_cmds.ui)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,143 @@
+"""``noria models``, ``noria promote``, ``noria rollback``, ``noria lineage``, ``noria ui``.
+
+The sub-app ``app`` holds ``noria models list``; ``promote``, ``rollback``, ``lineage`` and
+``ui`` are top-level commands (plain functions the root app registers).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from noria.cli._state import State
+
+app = typer.Typer(help="Registered models: versions, aliases and holdout metrics (MLflow registry).")
+
+
+def _state(ctx: typer.Context) -> State:
+    state = ctx.obj
+    assert isinstance(state, State)
+    return state
+
+
+@app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List registered models with every version, its aliases and holdout metrics.
+
+    Example:  noria models list flight-delay --json
+    """
+    from noria.cli._output import print_json, print_table
+    from noria.registry import list_models
+
+    models = list_models(_state(ctx).load(), name)
+    if as_json:
+        print_json([m.to_dict() for m in models])
+        return
+    if not models:
+        typer.echo("no registered models yet: train one with `noria train`")
+        return
+    for model in models:
+        rows = [
+            {
+                "version": v.version,
+                "aliases": " ".join(f"@{a}" for a in v.aliases),
+                **{k: round(val, 4) for k, val in sorted(v.metrics.items())},
+                "gate": v.tags.get("noria.gate.decision", ""),
+                "run": (v.run_id or "")[:12],
+                "created": v.created_at,
+            }
+            for v in model.versions
+        ]
+        columns = [
+            "version",
+            "aliases",
+            *sorted({k for v in model.versions for k in v.metrics}),
+            "gate",
+            "run",
+        ]
+        print_table(rows, title=f"{model.name}", columns=[*columns, "created"])
+
+
+def promote(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[str, typer.Argument(help="Version number to promote to @champion.")],
+    force: Annotated[bool, typer.Option("--force", help="Skip the gate (needs --reason).")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded; required with --force).")] = "",
+) -> None:
+    """Make a version @champion if it beats the current one on the recorded holdout evaluation.
+
+    Examples:  noria promote flight-delay 3
+               noria promote flight-delay 3 --force --reason "hotfix for bad champion"
+    """
+    from noria.registry import promote as promote_version
+
+    decision = promote_version(_state(ctx).load(), model, version, force=force, reason=reason)
+    if decision.promoted:
+        typer.echo(f"{model} version {decision.version} is now @champion (was {decision.previous_champion})")
+    elif decision.alias == "challenger":
+        typer.echo(f"{model} version {decision.version} stays @challenger")
+    typer.echo(f"reason: {decision.reason}")
+    if not decision.promoted and decision.alias == "challenger":
+        raise typer.Exit(1)
+
+
+def rollback(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the rollback is needed (recorded).")],
+) -> None:
+    """Move @champion back to the previous champion, recording who and why.
+
+    Example:  noria rollback flight-delay --reason "AUC fell on live traffic"
+    """
+    from noria.registry import rollback as rollback_model
+
+    result = rollback_model(_state(ctx).load(), model, reason)
+    typer.echo(
+        f"{model}@champion: version {result.from_version} -> {result.to_version} (by {result.by}: {result.reason})"
+    )
+
+
+def lineage(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="MODEL, MODEL@alias or MODEL/version (MODEL means @champion).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Walk from a model version to its run, commit, environment, features and data snapshot.
+
+    Example:  noria lineage flight-delay@champion --json
+    """
+    from noria.cli._output import print_json
+    from noria.registry import format_lineage, lineage_of
+
+    report = lineage_of(_state(ctx).load(), ref)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        typer.echo(format_lineage(report))
+
+
+def ui(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 5000,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind (127.0.0.1 keeps it local).")] = "127.0.0.1",
+) -> None:
+    """Open the MLflow UI on the project's tracking store (Ctrl-C stops it).
+
+    Example:  noria ui --port 5001
+    """
+    from noria.registry import mlflow_ui_command, run_mlflow_ui
+
+    project = _state(ctx).load()
+    command = mlflow_ui_command(project, port, host)
+    if command.remote:
+        typer.echo(f"this project tracks to an MLflow server: open {command.url}")
+        return
+    typer.echo(f"MLflow UI on {command.url} (Ctrl-C to stop)")
+    raise typer.Exit(run_mlflow_ui(project, port, host))

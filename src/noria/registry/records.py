@@ -1,0 +1,136 @@
+"""What the registry remembers beyond MLflow's own fields, and the lock that guards changes.
+
+- a version's holdout evaluation (tag ``noria.evaluation``), so the gate can re-judge later;
+- the champion history of a registered model (tag ``noria.champion_history``): the stack
+  of champions that rollback walks back, and an audit trail of who moved it, why and when;
+- the per-model promotion lock, a file lock under ``registry.lock_dir``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from noria.errors import ExternalToolError, ValidationError
+from noria.registry._client import get_client, mlflow_errors
+from noria.registry._names import ModelRef, parse_version, validate_model_name
+from noria.registry.config import registry_config
+from noria.registry.gate import Evaluation
+from noria.registry.models import EVALUATION_TAG, ModelVersionInfo, get_registered, resolve
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from noria.config import Project
+
+HISTORY_TAG = "noria.champion_history"
+MAX_EVENTS = 500  # audit entries kept in the tag (the rollback stack is kept whole)
+MAX_TAG_CHARS = 100_000  # MLflow's limit for registry tag values
+
+
+class PromotionBusyError(ExternalToolError):
+    """Another promotion or rollback of the same model held the lock for too long."""
+
+
+@dataclass
+class ChampionHistory:
+    stack: list[int] = field(default_factory=list)  # champions in order; the last is current
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        text = json.dumps({"stack": self.stack, "events": self.events[-MAX_EVENTS:]}, sort_keys=True)
+        while len(text) > MAX_TAG_CHARS and self.events:
+            self.events = self.events[len(self.events) // 2 :]
+            text = json.dumps({"stack": self.stack, "events": self.events}, sort_keys=True)
+        return text
+
+
+def current_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@contextmanager
+def registry_lock(project: Project, name: str) -> Iterator[None]:
+    """Hold the per-model promotion lock (a file lock under ``registry.lock_dir``)."""
+    validate_model_name(name)  # the name becomes part of a file name
+    config = registry_config(project)
+    folder = project.path(config.lock_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"registry-{name}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + config.lock_timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise PromotionBusyError(
+                        f"another promotion or rollback of {name!r} held {path} for over {config.lock_timeout_s:g} s",
+                        fix="wait for it to finish and retry (or raise registry.lock_timeout_s)",
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+# --- recorded state -------------------------------------------------------------------------
+
+
+def record_evaluation(
+    project: Project, name: str, version: int, evaluation: Evaluation, *, client: MlflowClient | None = None
+) -> None:
+    """Store a version's holdout evaluation with it (a version tag) for later gating and listing."""
+    ref = ModelRef(validate_model_name(name), version=parse_version(version, name))
+    client = client or get_client(project)
+    resolve(client, ref)
+    text = json.dumps(evaluation.to_dict(), sort_keys=True)
+    if len(text) > MAX_TAG_CHARS:
+        raise ValidationError(
+            f"the evaluation of {name}/{version} is {len(text):,} characters of JSON; "
+            f"MLflow keeps at most {MAX_TAG_CHARS:,}",
+            fix="report fewer slices (group rare ones)",
+        )
+    with mlflow_errors(f"record the evaluation of {name}/{version}"):
+        client.set_model_version_tag(name, str(version), EVALUATION_TAG, text)
+
+
+def recorded_evaluation(info: ModelVersionInfo) -> Evaluation | None:
+    raw = info.tags.get(EVALUATION_TAG)
+    return Evaluation.from_dict(json.loads(raw)) if raw else None
+
+
+def champion_history(project: Project, name: str, *, client: MlflowClient | None = None) -> ChampionHistory:
+    validate_model_name(name)
+    registered = get_registered(client or get_client(project), name)
+    raw = (registered.tags or {}).get(HISTORY_TAG)
+    if not raw:
+        return ChampionHistory()
+    data = json.loads(raw)
+    return ChampionHistory([int(v) for v in data.get("stack", [])], list(data.get("events", [])))
+
+
+def push_history(client: MlflowClient, name: str, history: ChampionHistory, event: dict[str, Any]) -> None:
+    history.events.append(event)
+    with mlflow_errors(f"record the champion history of {name!r}"):
+        client.set_registered_model_tag(name, HISTORY_TAG, history.to_json())
