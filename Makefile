@@ -17,7 +17,7 @@ export UV_LINK_MODE ?= copy
 # OpenMP threads that spin while waiting slow LightGBM down badly on a busy 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help demo test lint bench fmt docs clean
+.PHONY: help demo test lint bench fmt docs clean docker-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,12 +36,16 @@ demo: $(STAMP) ## run the whole loop on embedded defaults (in ./demo)
 test: $(STAMP) ## run the test suite
 	$(BIN)/pytest
 
-lint: $(STAMP) ## ruff, ruff format --check, mypy, actionlint, CLI docs up to date
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+lint: $(STAMP) ## ruff, mypy, actionlint, CLI docs, Dockerfiles, k8s manifests, Terraform, checkov
+	$(BIN)/ruff check src tests benchmarks examples scripts
+	$(BIN)/ruff format --check src tests benchmarks examples scripts
 	$(BIN)/mypy
 	$(BIN)/actionlint .github/workflows/*.yml
 	$(BIN)/python scripts/cli_docs.py --check
+	UV=$(UV) $(BIN)/python scripts/check_deploy.py
+
+docker-test: ## build the serving + pipeline images and run them read-only; DOCKER_TEST_PROJECT=DIR also checks /ready and /predict
+	scripts/docker_test.sh
 
 bench: $(STAMP) ## run the benchmarks side by side with their peers (results in benchmarks/results)
 	$(BIN)/python benchmarks/run.py

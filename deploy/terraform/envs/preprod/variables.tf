@@ -1,0 +1,66 @@
+variable "kubeconfig" {
+  description = "Path of the kubeconfig file."
+  type        = string
+  default     = "~/.kube/config"
+}
+
+variable "kube_context" {
+  description = "Kube context of this environment's cluster."
+  type        = string
+}
+
+variable "environment" {
+  description = "Environment name: part of every cost label."
+  type        = string
+}
+
+variable "cost_center" {
+  description = "Who pays: the cost-center label on every object."
+  type        = string
+}
+
+variable "pipeline_image" {
+  description = "The noria-pipeline image that runs the MLflow server; CD passes the one it built, by digest."
+  type        = string
+}
+
+variable "storage" {
+  description = "Volume sizes of the platform's stateful parts."
+  type = object({
+    postgresql = string
+    redis      = string
+    objects    = string
+    prometheus = string
+  })
+}
+
+variable "prometheus_retention" {
+  description = "How long Prometheus keeps samples."
+  type        = string
+}
+
+variable "grafana_hostname" {
+  description = "Public hostname of Grafana."
+  type        = string
+}
+
+variable "mlflow_resources" {
+  description = "Requests and limits of the MLflow server."
+  type = object({
+    cpu_request    = string
+    memory_request = string
+    cpu_limit      = string
+    memory_limit   = string
+  })
+}
+
+variable "quota" {
+  description = "Ceiling on what Noria's namespace may request."
+  type = object({
+    requests_cpu    = string
+    requests_memory = string
+    limits_cpu      = string
+    limits_memory   = string
+    pods            = number
+  })
+}

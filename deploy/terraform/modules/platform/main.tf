@@ -1,0 +1,304 @@
+# The data platform Noria runs on, in one namespace: PostgreSQL (MLflow's backend store and
+# shared Optuna studies), SeaweedFS (S3 API: MLflow artifacts, DVC remote), MLflow server and
+# Redis (Feast online store). Noria's own pods (deploy/k8s) run in the same namespace.
+locals {
+  labels = merge(var.labels, { environment = var.environment, "app.kubernetes.io/part-of" = "noria" })
+}
+
+resource "kubernetes_namespace_v1" "noria" {
+  metadata {
+    name   = var.namespace
+    labels = local.labels
+  }
+}
+
+# ---- credentials (generated, kept in Kubernetes Secrets and the remote state only) ----
+
+resource "random_password" "postgresql" {
+  length  = 32
+  special = false
+}
+
+resource "random_password" "s3_secret_key" {
+  length  = 40
+  special = false
+}
+
+resource "random_id" "s3_access_key" {
+  byte_length = 10
+}
+
+resource "kubernetes_secret_v1" "postgresql" {
+  metadata {
+    name      = "postgresql-auth"
+    namespace = kubernetes_namespace_v1.noria.metadata[0].name
+    labels    = local.labels
+  }
+  data = {
+    "password"          = random_password.postgresql.result
+    "postgres-password" = random_password.postgresql.result
+  }
+}
+
+resource "kubernetes_secret_v1" "s3" {
+  metadata {
+    name      = "s3-auth"
+    namespace = kubernetes_namespace_v1.noria.metadata[0].name
+    labels    = local.labels
+  }
+  data = {
+    "access-key-id"     = upper(random_id.s3_access_key.hex)
+    "secret-access-key" = random_password.s3_secret_key.result
+    # SeaweedFS's S3 identity file: one admin identity, used by MLflow, DVC and Noria.
+    "seaweedfs_s3_config" = jsonencode({
+      identities = [{
+        name        = "noria"
+        credentials = [{ accessKey = upper(random_id.s3_access_key.hex), secretKey = random_password.s3_secret_key.result }]
+        actions     = ["Admin", "Read", "List", "Tagging", "Write"]
+      }]
+    })
+  }
+}
+
+# ---- PostgreSQL (official image; Bitnami's free images left Docker Hub in 2025) ----
+
+module "postgresql" {
+  source        = "./stateful"
+  name          = "postgresql"
+  namespace     = kubernetes_namespace_v1.noria.metadata[0].name
+  labels        = local.labels
+  image         = var.postgresql_image
+  port          = 5432
+  run_as_user   = 999
+  storage       = var.postgresql_storage
+  storage_class = var.storage_class
+  data_path     = "/var/lib/postgresql/data"
+  writable_dirs = { run = "/var/run/postgresql" }
+  args          = []
+  env = {
+    POSTGRES_DB   = "mlflow"
+    POSTGRES_USER = "mlflow"
+    PGDATA        = "/var/lib/postgresql/data/pgdata"
+  }
+  secret_env = {
+    POSTGRES_PASSWORD = { secret = kubernetes_secret_v1.postgresql.metadata[0].name, key = "password" }
+  }
+  probe_command = ["pg_isready", "-U", "mlflow", "-d", "mlflow"]
+  resources     = { cpu_request = "250m", memory_request = "512Mi", cpu_limit = "1", memory_limit = "1Gi" }
+}
+
+# ---- object storage (S3 API on port 8333) ----
+
+resource "helm_release" "seaweedfs" {
+  name       = "seaweedfs"
+  namespace  = kubernetes_namespace_v1.noria.metadata[0].name
+  repository = "https://seaweedfs.github.io/seaweedfs/helm"
+  chart      = "seaweedfs"
+  version    = var.seaweedfs_chart_version
+  atomic     = true
+  values = [yamlencode({
+    global = { enableSecurity = false, monitoring = { enabled = true } }
+    master = { replicas = 1 }
+    volume = {
+      replicas = 1
+      dataDirs = [{
+        name         = "data"
+        type         = "persistentVolumeClaim"
+        size         = var.object_storage
+        storageClass = var.storage_class
+        maxVolumes   = 0
+      }]
+    }
+    filer = { replicas = 1 }
+    s3 = {
+      enabled              = true
+      port                 = 8333
+      enableAuth           = true
+      existingConfigSecret = kubernetes_secret_v1.s3.metadata[0].name
+      createBuckets        = [{ name = "mlflow" }, { name = "noria-data" }]
+    }
+  })]
+}
+
+# ---- MLflow server (tracking + registry; artifacts proxied to the object store) ----
+
+resource "kubernetes_deployment_v1" "mlflow" {
+  #checkov:skip=CKV_K8S_43:The image comes by digest from CD (deploy.yml passes -var pipeline_image=...@sha256:...)
+  #checkov:skip=CKV_K8S_35:MLflow and boto3 read these credentials from environment variables only
+  metadata {
+    name      = "mlflow"
+    namespace = kubernetes_namespace_v1.noria.metadata[0].name
+    labels    = merge(local.labels, { "app.kubernetes.io/name" = "mlflow" })
+  }
+  spec {
+    replicas = 1
+    selector {
+      match_labels = { "app.kubernetes.io/name" = "mlflow" }
+    }
+    template {
+      metadata {
+        labels = merge(local.labels, { "app.kubernetes.io/name" = "mlflow" })
+      }
+      spec {
+        automount_service_account_token = false
+        enable_service_links            = false
+        security_context {
+          run_as_non_root = true
+          run_as_user     = 10001
+          run_as_group    = 10001
+          seccomp_profile {
+            type = "RuntimeDefault"
+          }
+        }
+        container {
+          name              = "mlflow"
+          image             = var.mlflow_image
+          image_pull_policy = "Always"
+          command           = ["mlflow"]
+          args = [
+            "server", "--host", "0.0.0.0", "--port", "5000",
+            "--backend-store-uri", "postgresql://mlflow:$(PGPASSWORD)@postgresql:5432/mlflow",
+            "--artifacts-destination", "s3://mlflow", "--serve-artifacts",
+            "--allowed-hosts", "mlflow,mlflow:5000,mlflow.${var.namespace}.svc.cluster.local:5000,localhost:5000",
+          ]
+          port {
+            name           = "http"
+            container_port = 5000
+          }
+          env {
+            name = "PGPASSWORD"
+            value_from {
+              secret_key_ref {
+                name = kubernetes_secret_v1.postgresql.metadata[0].name
+                key  = "password"
+              }
+            }
+          }
+          env {
+            name = "AWS_ACCESS_KEY_ID"
+            value_from {
+              secret_key_ref {
+                name = kubernetes_secret_v1.s3.metadata[0].name
+                key  = "access-key-id"
+              }
+            }
+          }
+          env {
+            name = "AWS_SECRET_ACCESS_KEY"
+            value_from {
+              secret_key_ref {
+                name = kubernetes_secret_v1.s3.metadata[0].name
+                key  = "secret-access-key"
+              }
+            }
+          }
+          env {
+            name  = "MLFLOW_S3_ENDPOINT_URL"
+            value = local.s3_endpoint
+          }
+          env {
+            name  = "MLFLOW_DISABLE_TELEMETRY"
+            value = "true"
+          }
+          resources {
+            requests = { cpu = var.mlflow_resources.cpu_request, memory = var.mlflow_resources.memory_request }
+            limits   = { cpu = var.mlflow_resources.cpu_limit, memory = var.mlflow_resources.memory_limit }
+          }
+          readiness_probe {
+            http_get {
+              path = "/health"
+              port = "http"
+            }
+            period_seconds = 10
+          }
+          liveness_probe {
+            http_get {
+              path = "/health"
+              port = "http"
+            }
+            initial_delay_seconds = 30
+            period_seconds        = 20
+          }
+          security_context {
+            allow_privilege_escalation = false
+            read_only_root_filesystem  = true
+            privileged                 = false
+            capabilities {
+              drop = ["ALL"]
+            }
+          }
+          volume_mount {
+            name       = "tmp"
+            mount_path = "/tmp"
+          }
+        }
+        volume {
+          name = "tmp"
+          empty_dir {
+            size_limit = "1Gi"
+          }
+        }
+      }
+    }
+  }
+  depends_on = [module.postgresql, helm_release.seaweedfs]
+}
+
+resource "kubernetes_service_v1" "mlflow" {
+  metadata {
+    name      = "mlflow"
+    namespace = kubernetes_namespace_v1.noria.metadata[0].name
+    labels    = merge(local.labels, { "app.kubernetes.io/name" = "mlflow" })
+  }
+  spec {
+    selector = { "app.kubernetes.io/name" = "mlflow" }
+    port {
+      name        = "http"
+      port        = 5000
+      target_port = "http"
+    }
+  }
+}
+
+# ---- Redis (Feast online store; official image) ----
+
+resource "random_password" "redis" {
+  length  = 32
+  special = false
+}
+
+resource "kubernetes_secret_v1" "redis" {
+  metadata {
+    name      = "redis-auth"
+    namespace = kubernetes_namespace_v1.noria.metadata[0].name
+    labels    = local.labels
+  }
+  data = {
+    "redis-password" = random_password.redis.result
+  }
+}
+
+module "redis" {
+  source        = "./stateful"
+  name          = "redis"
+  namespace     = kubernetes_namespace_v1.noria.metadata[0].name
+  labels        = local.labels
+  image         = var.redis_image
+  port          = 6379
+  run_as_user   = 999
+  storage       = var.redis_storage
+  storage_class = var.storage_class
+  data_path     = "/data"
+  writable_dirs = {}
+  # The password comes from the environment (REDIS_PASSWORD), expanded by Kubernetes.
+  args       = ["redis-server", "--requirepass", "$(REDIS_PASSWORD)", "--appendonly", "yes", "--dir", "/data"]
+  env        = {}
+  secret_env = { REDIS_PASSWORD = { secret = kubernetes_secret_v1.redis.metadata[0].name, key = "redis-password" } }
+  # REDISCLI_AUTH keeps the password off the command line of the probe.
+  probe_command = ["sh", "-c", "REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli ping | grep -q PONG"]
+  resources     = { cpu_request = "100m", memory_request = "256Mi", cpu_limit = "500m", memory_limit = "1Gi" }
+}
+
+locals {
+  s3_endpoint = "http://seaweedfs-s3.${var.namespace}.svc.cluster.local:8333"
+}

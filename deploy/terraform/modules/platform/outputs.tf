@@ -1,0 +1,37 @@
+output "namespace" {
+  description = "Namespace of the platform and of Noria's pods."
+  value       = kubernetes_namespace_v1.noria.metadata[0].name
+}
+
+output "mlflow_tracking_uri" {
+  description = "MLflow's address inside the cluster (noria.yaml's cluster profile: http://mlflow:5000)."
+  value       = "http://${kubernetes_service_v1.mlflow.metadata[0].name}:5000"
+}
+
+output "s3_endpoint" {
+  description = "S3 API of the object store, inside the cluster."
+  value       = local.s3_endpoint
+}
+
+output "s3_access_key_id" {
+  description = "Access key of the object store's identity."
+  value       = upper(random_id.s3_access_key.hex)
+  sensitive   = true
+}
+
+output "s3_secret_access_key" {
+  description = "Secret key of the object store's identity."
+  value       = random_password.s3_secret_key.result
+  sensitive   = true
+}
+
+output "redis_address" {
+  description = "Redis (Feast online store) inside the cluster."
+  value       = module.redis.address
+}
+
+output "redis_password" {
+  description = "Password of Redis (the Feast online store)."
+  value       = random_password.redis.result
+  sensitive   = true
+}

@@ -1,0 +1,104 @@
+"""The deploy checkers of scripts/_deploy_checks.py catch what they claim to catch.
+
+`make lint` runs them on the real manifests (scripts/check_deploy.py); here each one is fed a
+small good and a small broken input. The Terraform and KServe checkers need python-hcl2 and
+KServe's classes, which live in .tools/deploy-venv only, so they are exercised by make lint.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+import _deploy_checks as checks
+
+SHA = "11bd71901bbe5b1630ceea73d27597364c9af683"
+
+
+def _deployment(replicas: int, image: str, host: str) -> list[dict[str, object]]:
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "noria-serving", "labels": {"environment": "x"}},
+            "spec": {
+                "replicas": replicas,
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "serving", "image": image, "resources": {"limits": {"cpu": str(replicas)}}}
+                        ]
+                    }
+                },
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": "api"},
+            "spec": {"rules": [{"host": host}]},
+        },
+    ]
+
+
+def _write(path: Path, docs: list[dict[str, object]]) -> Path:
+    path.write_text(yaml.safe_dump_all(docs))
+    return path
+
+
+def test_environments_may_differ_in_replicas_resources_and_hosts(tmp_path: Path) -> None:
+    preprod = _write(tmp_path / "preprod.yaml", _deployment(2, "noria:1", "pre.example.com"))
+    prod = _write(tmp_path / "prod.yaml", _deployment(3, "noria:1", "example.com"))
+    assert checks.alike([str(preprod), str(prod)]) == 0
+
+
+def test_environments_differing_in_image_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    preprod = _write(tmp_path / "preprod.yaml", _deployment(2, "noria:1", "a"))
+    prod = _write(tmp_path / "prod.yaml", _deployment(2, "noria:2", "a"))
+    assert checks.alike([str(preprod), str(prod)]) == 1
+    assert "spec.template.spec.containers.0.image" in capsys.readouterr().err
+
+
+def _github(tmp_path: Path, workflow: dict[str, object], contexts: list[str]) -> Path:
+    github = tmp_path / ".github"
+    (github / "workflows").mkdir(parents=True)
+    (github / "workflows" / "ci.yml").write_text(yaml.safe_dump(workflow))
+    (github / "CODEOWNERS").write_text("* @org/team\n")
+    (tmp_path / "deploy" / "github").mkdir(parents=True)
+    protection = {"required_status_checks": {"contexts": contexts}}
+    (tmp_path / "deploy" / "github" / "branch-protection.json").write_text(json.dumps(protection))
+    return github
+
+
+def test_pinned_least_privilege_workflow_passes(tmp_path: Path) -> None:
+    workflow = {"permissions": {"contents": "read"}, "jobs": {"lint": {"steps": [{"uses": f"actions/checkout@{SHA}"}]}}}
+    assert checks.workflows([str(_github(tmp_path, workflow, ["lint"]))]) == 0
+
+
+def test_unpinned_action_missing_permissions_and_unknown_check_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workflow = {"jobs": {"lint": {"steps": [{"uses": "actions/checkout@v4"}]}}}
+    assert checks.workflows([str(_github(tmp_path, workflow, ["lint", "image"]))]) == 1
+    err = capsys.readouterr().err
+    assert "not pinned to a commit SHA" in err
+    assert "no top-level permissions" in err
+    assert "'image' is no job of ci.yml" in err
+
+
+def test_checkov_skip_without_reason_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / ".github").mkdir()
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "ok.tf").write_text(
+        "#checkov:skip=CKV_K8S_43:The image is pinned by digest at deploy time\n"
+    )
+    assert checks.skips([str(tmp_path)]) == 0
+    (tmp_path / "deploy" / "bad.yaml").write_text("    checkov.io/skip1: CKV_K8S_35\n")
+    assert checks.skips([str(tmp_path)]) == 1
+    assert "bad.yaml:1: skip of CKV_K8S_35 without a reason" in capsys.readouterr().err
