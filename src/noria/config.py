@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from noria.errors import ConfigError, ProjectNotFoundError
+from noria.features.config import FeaturesConfig
 from noria.monitoring.config import DriftConfig
 from noria.pipelines._project import PipelinesConfig
 from noria.registry.config import RegistryConfig
@@ -177,6 +178,8 @@ class NoriaConfig(_Section):
     training: TrainingSettings = TrainingSettings()
     tracking: TrackingConfig = TrackingConfig()
     registry: RegistryConfig = RegistryConfig()
+    # Usually declared in features.yaml (or features/*.yaml) next to noria.yaml; see docs/features.md.
+    features: FeaturesConfig = FeaturesConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     pipelines: PipelinesConfig = PipelinesConfig()

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from noria import __version__
 from noria.cli import data as data_cmds
+from noria.cli import features as features_cmds
 from noria.cli import models as models_cmds
 from noria.cli import monitor as monitor_cmds
 from noria.cli import pipeline as pipeline_cmds
@@ -89,6 +90,7 @@ def _root(
 app.command("init")(project_cmds.init)
 app.command("demo")(project_cmds.demo)
 app.add_typer(data_cmds.app, name="data")
+app.add_typer(features_cmds.app, name="features")
 app.add_typer(pipeline_cmds.app, name="pipeline")
 app.add_typer(monitor_cmds.app, name="monitor")
 app.add_typer(models_cmds.app, name="models")

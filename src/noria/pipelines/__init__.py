@@ -47,6 +47,7 @@ from noria.pipelines._errors import (
 from noria.pipelines._graph import Pipeline
 from noria.pipelines._project import (
     PipelinesConfig,
+    current_project,
     find_pipeline,
     known_pipelines,
     parse_params,
@@ -56,7 +57,7 @@ from noria.pipelines._project import (
 from noria.pipelines._registry import load_pipeline, register_pipeline
 from noria.pipelines._runner import RunResult, StepResult, run_pipeline, run_step
 from noria.pipelines._serializers import Serializer, register_serializer
-from noria.pipelines._step import Step, scratch_dir, step
+from noria.pipelines._step import Step, current_run_id, scratch_dir, step
 from noria.pipelines._store import ArtifactStore, LocalArtifactStore, S3ArtifactStore, open_store
 
 __all__ = [
@@ -74,6 +75,8 @@ __all__ = [
     "Step",
     "StepFailedError",
     "StepResult",
+    "current_project",
+    "current_run_id",
     "find_pipeline",
     "known_pipelines",
     "load_pipeline",

