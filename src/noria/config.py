@@ -25,6 +25,7 @@ from noria.errors import ConfigError, ProjectNotFoundError
 from noria.features.config import FeaturesConfig
 from noria.monitoring.config import DriftConfig
 from noria.pipelines._project import PipelinesConfig
+from noria.pipelines.orchestrators._config import OrchestratorsConfig
 from noria.registry.config import RegistryConfig
 from noria.training.settings import TrainingSettings
 
@@ -183,6 +184,7 @@ class NoriaConfig(_Section):
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     pipelines: PipelinesConfig = PipelinesConfig()
+    orchestrators: OrchestratorsConfig = OrchestratorsConfig()
     # Named overrides; merged over the top level before validation, kept for reference.
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -21,6 +21,7 @@ from noria.cli import data as data_cmds
 from noria.cli import features as features_cmds
 from noria.cli import models as models_cmds
 from noria.cli import monitor as monitor_cmds
+from noria.cli import orchestrate as orchestrate_cmds
 from noria.cli import pipeline as pipeline_cmds
 from noria.cli import project as project_cmds
 from noria.cli._state import State
@@ -93,6 +94,9 @@ app.add_typer(data_cmds.app, name="data")
 app.add_typer(features_cmds.app, name="features")
 app.add_typer(pipeline_cmds.app, name="pipeline")
 app.add_typer(monitor_cmds.app, name="monitor")
+app.add_typer(orchestrate_cmds.airflow_app, name="airflow")
+app.add_typer(orchestrate_cmds.kfp_app, name="kfp")
+app.add_typer(orchestrate_cmds.mage_app, name="mage")
 app.add_typer(models_cmds.app, name="models")
 app.command("promote")(models_cmds.promote)
 app.command("rollback")(models_cmds.rollback)

@@ -334,11 +334,7 @@ def gate(
         from noria.training import evaluate as run_evaluate
 
         loaded = load_model(project, f"{info.name}/{info.version}")
-        features = loaded.booster.feature_name()
-        champion = (
-            TrainedModel.from_booster(loaded.booster, features) if hasattr(TrainedModel, "from_booster") else None
-        )
-        champ_scores = champion.predict(test_rows) if champion is not None else _predict(loaded.booster, test_rows)
+        champ_scores = _predict(loaded.booster, test_rows)
         ev = run_evaluate(champ_scores, test_rows, label)
         return _gate_evaluation(champ_scores, ev.flat_metrics(), ev.to_dict(), holdout_id, None)
 

@@ -1,0 +1,204 @@
+"""Airflow DAGs rendered from the step graph: parsed by Airflow's DagBag, pods built, the local DAG run.
+
+Airflow runs in fresh processes (orch_airflow_probe.py) with AIRFLOW_HOME in the test's tmp
+folder, so its configuration never leaks into this process. No Kubernetes cluster runs here:
+the KubernetesPodOperator tasks are checked by building each pod request with
+``build_pod_request_obj()`` against a dummy kubeconfig (a server nobody listens on); no pod
+is ever started.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orch_testproject as tp
+import pytest
+
+from noria.config import load_project
+from noria.errors import ConfigError
+from noria.pipelines.orchestrators import (
+    MonitorSchedule,
+    OrchestratorsConfig,
+    SecretEnv,
+    StepResources,
+    render_airflow,
+)
+
+PROBE = Path(__file__).with_name("orch_airflow_probe.py")
+PYTHON = tp.REPO / ".venv" / "bin" / "python"
+IMAGE = "registry.example/acme/noria-pipeline:1f2e3d4"
+DUMMY_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: none, user: {token: not-a-token}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
+
+
+def probe(tmp: Path, *args: str) -> dict[str, Any]:
+    out = tmp / "probe.json"
+    env = tp.clean_env(AIRFLOW_HOME=str(tmp / "airflow-home"), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    if args[0] == "test":
+        env["AIRFLOW__CORE__DAGS_FOLDER"] = args[1]  # dag.test() syncs the DAG from the dags folder
+    python = str(PYTHON) if PYTHON.exists() else sys.executable
+    done = subprocess.run(
+        [python, str(PROBE), args[0], str(out), *args[1:]], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def bash_commands(source: str) -> dict[str, list[str]]:
+    """task_id -> argv of each BashOperator in a rendered DAG file, read without importing Airflow."""
+    found = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "BashOperator":
+            kw = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg in ("task_id", "bash_command")}
+            found[kw["task_id"]] = shlex.split(kw["bash_command"])
+    return found
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    return tp.make_project(tmp_path / "proj")
+
+
+def kube_config(tmp_path: Path) -> OrchestratorsConfig:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(DUMMY_KUBECONFIG)
+    return OrchestratorsConfig(
+        mode="kubernetes",
+        image=IMAGE,
+        image_pull_policy="Always",
+        namespace="ml-prod",
+        service_account="noria-runner",
+        kubeconfig=str(kubeconfig),
+        resources={"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
+        step_resources={"report": StepResources(limits={"memory": "6Gi", "ephemeral-storage": "5Gi"})},
+        env={"MLFLOW_TRACKING_URI": "http://mlflow:5000", "NORIA_PIPELINES__STORE": "s3://noria/artifacts"},
+        secrets=[
+            SecretEnv(env="AWS_ACCESS_KEY_ID", secret="noria-secrets", key="s3-access-key-id"),
+            SecretEnv(env="AWS_SECRET_ACCESS_KEY", secret="noria-secrets", key="s3-secret-access-key"),
+        ],
+        schedule="0 3 * * 1",
+        retries=3,
+        monitor=MonitorSchedule(schedule="@hourly", command=["monitor", "run", "--json"]),
+    )
+
+
+def test_local_dag_runs_the_single_step_contract(project_dir: Path, tmp_path: Path) -> None:
+    project = load_project(project_dir, environ={})
+    files = render_airflow(project, tp.REF, tmp_path / "dags", config=OrchestratorsConfig(executable="/opt/bin/noria"))
+    assert [f.name for f in files] == ["orchtest_diamond.py", "orchtest_monitor.py"]
+    commands = bash_commands(files[0].read_text())
+    assert list(commands) == tp.STEPS
+    for step, argv in commands.items():
+        assert argv == [
+            "/opt/bin/noria", "--project", str(project_dir), "--profile", "local",
+            "pipeline", "run", tp.REF, "--step", step, "--run-id", "{{ run_id }}",
+            "--param", 'count={{ params["count"] | tojson }}', "--param", 'title={{ params["title"] | tojson }}',
+        ]  # fmt: skip
+    source = files[0].read_text()
+    for up, down in tp.EDGES:
+        assert f"tasks[{up!r}] >> tasks[{down!r}]" in source
+    assert source.count(" >> ") == len(tp.EDGES)
+    assert bash_commands(files[1].read_text()) == {
+        "monitor": ["/opt/bin/noria", "--project", str(project_dir), "--profile", "local", "monitor", "run"]
+    }
+
+
+def test_render_refuses_unknown_parameters_and_skips_a_disabled_monitor(project_dir: Path, tmp_path: Path) -> None:
+    project = load_project(project_dir, environ={})
+    with pytest.raises(ConfigError, match="no parameter 'rounds'"):
+        render_airflow(project, tp.REF, tmp_path / "dags", params={"rounds": 3})
+    config = OrchestratorsConfig(monitor=MonitorSchedule(enabled=False))
+    files = render_airflow(project, tp.REF, tmp_path / "dags", params={"count": 7}, config=config)
+    assert [f.name for f in files] == ["orchtest_diamond.py"]
+    assert "params={'count': 7," in files[0].read_text()
+
+
+def test_dagbag_parses_both_modes_and_pods_carry_the_config(project_dir: Path, tmp_path: Path) -> None:
+    """DagBag imports every rendered file; each pod is built (build_pod_request_obj), never started.
+
+    No cluster runs here: the kubeconfig points at a port nobody listens on, and building a
+    pod request does not contact the API server.
+    """
+    local_dir, kube_dir = tmp_path / "dags-local", tmp_path / "dags-kube"
+    render_airflow(load_project(project_dir, environ={}), tp.REF, local_dir, config=OrchestratorsConfig(retries=1))
+    cluster = load_project(project_dir, profile="cluster", environ={})
+    render_airflow(cluster, tp.REF, kube_dir, params={"count": 6}, config=kube_config(tmp_path))
+
+    report = probe(tmp_path, "parse", str(local_dir), str(kube_dir))
+    local, kube = report[str(local_dir)], report[str(kube_dir)]
+    assert local["import_errors"] == {} and kube["import_errors"] == {}
+    assert sorted(local["dags"]) == sorted(kube["dags"]) == ["orchtest_diamond", "orchtest_monitor"]
+
+    dag = local["dags"]["orchtest_diamond"]
+    assert dag["schedule"] is None and dag["max_active_runs"] == 1
+    assert dag["params"] == {"count": 4, "title": 'it\'s a "report" & more'}
+    assert {t["operator"] for t in dag["tasks"].values()} == {"BashOperator"}
+    assert {(up, down) for down, t in dag["tasks"].items() for up in t["upstream"]} == tp.EDGES
+    assert {t["retries"] for t in dag["tasks"].values()} == {1}
+
+    dag = kube["dags"]["orchtest_diamond"]
+    assert dag["schedule"] == "0 3 * * 1" and dag["params"]["count"] == 6
+    assert {(up, down) for down, t in dag["tasks"].items() for up in t["upstream"]} == tp.EDGES
+    for step, task in dag["tasks"].items():
+        assert task["operator"] == "KubernetesPodOperator" and task["retries"] == 3
+        assert task["in_cluster"] is False and task["config_file"] == str(tmp_path / "kubeconfig")
+        pod = task["pod"]
+        assert pod["metadata"]["namespace"] == "ml-prod"
+        assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "noria-pipeline"
+        spec = pod["spec"]
+        assert spec["serviceAccountName"] == "noria-runner" and spec["restartPolicy"] == "Never"
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        (container,) = spec["containers"]
+        assert container["image"] == IMAGE and container["imagePullPolicy"] == "Always"
+        assert container["command"] == ["noria"]
+        # The templates rendered for a sample run: the run id and every parameter as JSON.
+        assert container["args"] == [
+            "--profile", "cluster", "pipeline", "run", tp.REF, "--step", step,
+            "--run-id", "scheduled__2024-07-01T03:00:00+00:00",
+            "--param", "count=6", "--param", 'title="it\\u0027s a \\"report\\" \\u0026 more"',
+        ]  # fmt: skip
+        env = {e["name"]: e for e in container["env"]}
+        assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow:5000"
+        assert env["NORIA_PIPELINES__STORE"]["value"] == "s3://noria/artifacts"
+        assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+            "name": "noria-secrets",
+            "key": "s3-secret-access-key",
+        }
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/app/project/.noria", "/tmp"}
+        expected_limits = {"cpu": "1", "memory": "2Gi"}
+        if step == "report":
+            expected_limits = {"cpu": "1", "memory": "6Gi", "ephemeral-storage": "5Gi"}
+        assert container["resources"] == {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": expected_limits}
+
+    monitor = kube["dags"]["orchtest_monitor"]
+    assert monitor["schedule"] == "@hourly"
+    (container,) = monitor["tasks"]["monitor"]["pod"]["spec"]["containers"]
+    assert container["args"] == ["--profile", "cluster", "monitor", "run", "--json"]
+
+
+@pytest.mark.slow
+def test_local_dag_runs_end_to_end_with_dag_test(project_dir: Path, tmp_path: Path) -> None:
+    """dag.test() on SQLite runs every BashOperator, i.e. `noria pipeline run ... --step S` per task."""
+    project = load_project(project_dir, environ={})
+    render_airflow(project, tp.REF, tmp_path / "dags", config=OrchestratorsConfig(retries=0))
+    result = probe(tmp_path, "test", str(tmp_path / "dags"), "orchtest_diamond", json.dumps({"count": 3}))
+    assert result["state"] == "success", result
+    assert result["tasks"] == dict.fromkeys(sorted(tp.STEPS), "success")
+    # The tasks left complete records for the DAG run's id: a local rerun of that run only resumes.
+    statuses, report = tp.report_of_run(project_dir, result["run_id"], count=3)
+    assert statuses == dict.fromkeys(tp.STEPS, "resumed")
+    assert report == tp.expected_report(count=3)
