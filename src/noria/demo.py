@@ -32,6 +32,12 @@ def run_demo(folder: Path, console: Console | None = None) -> Project:
     _chapter(console, "1. ingest January-June 2013: validate, quarantine, snapshot with DVC")
     _ingest(console, project, "2013-01", "2013-06")
 
+    _chapter(console, "2. feature store (Feast): apply, point-in-time training set, online store")
+    _features(console, project)
+
+    _chapter(console, "3. training pipeline: tune, train, evaluate, register in MLflow, gate")
+    _train(console, project)
+
     console.print(Rule(f"done in {time.perf_counter() - started:.0f} s"))
     return project
 
@@ -55,3 +61,67 @@ def _ingest(console: Console, project: Project, start: str, end: str) -> None:
         f"rows read {totals['read']:,} = accepted {totals['accepted']:,} + quarantined {totals['quarantined']:,}"
         f"  ->  snapshot [bold]{record.short_id}[/] ({state})"
     )
+
+
+def _features(console: Console, project: Project) -> None:
+    from noria.cli._output import print_table
+    from noria.features import apply, build_training_set, materialize
+
+    t = time.perf_counter()
+    applied = apply(project)
+    console.print(
+        f"feast apply: {len(applied.feature_views)} feature views, services {', '.join(applied.services)}, "
+        f"definition hash {applied.definition_hash[:12]} ({time.perf_counter() - t:.1f} s)"
+    )
+    train = project.config.training
+    t = time.perf_counter()
+    built = build_training_set(project, train.train.start, train.test.end)
+    record = built.record
+    console.print(
+        f"training set {train.train.start}..{train.test.end}: {record.rows:,} rows "
+        f"({record.labeled_rows:,} labelled; cancelled flights keep their row without a label) "
+        f"in {time.perf_counter() - t:.1f} s"
+    )
+    print_table(
+        [{"feature view": v, "matched rows": m, "no value": record.unmatched[v]} for v, m in record.matched.items()],
+        title="point-in-time join (no value from after the prediction time)",
+    )
+    t = time.perf_counter()
+    online = materialize(project, _month_after(train.test.end))  # serving starts where training data ends
+    console.print(
+        f"online store ({online.online_store}) materialized until {online.until:%Y-%m-%d %H:%M} UTC: "
+        f"{sum(online.keys.values()):,} entity keys in {time.perf_counter() - t:.1f} s"
+    )
+
+
+def _train(console: Console, project: Project) -> None:
+    from noria.cli._output import print_table
+    from noria.pipelines import run_project_pipeline
+    from noria.registry import format_lineage, lineage_of
+
+    t = time.perf_counter()
+    result = run_project_pipeline(project, "training", console=console)
+    console.print(
+        f"pipeline run {result.run_id}: {result.count('ran')} steps ran, {result.count('cached')} cached "
+        f"in {time.perf_counter() - t:.0f} s"
+    )
+    evaluation = result.load("evaluation")
+    decision = result.load("gate")
+    m = evaluation["metrics"]
+    rows = [{"model": "LightGBM (this version)", **{k: m[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier")}}]
+    for b in evaluation["baselines"]:
+        bm = b["metrics"]
+        rows.append(
+            {"model": f"baseline: {b['name']}", **{k: bm[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier")}}
+        )
+    split = evaluation["split"]["parts"]
+    print_table(rows, title=f"holdout {split['test']['window']['label']} ({split['test']['rows']:,} flights)")
+    console.print(f"gate: version {decision['version']} -> @{decision['alias'] or 'unchanged'} ({decision['reason']})")
+    console.print(format_lineage(lineage_of(project, f"{decision['name']}@champion")))
+
+
+def _month_after(month: str) -> str:
+    """'2013-06' -> '2013-07-01T00:00:00Z' (the first instant after that month, UTC)."""
+    year, mon = int(month[:4]), int(month[5:7])
+    year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
+    return f"{year:04d}-{mon:02d}-01T00:00:00Z"
