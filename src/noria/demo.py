@@ -61,6 +61,11 @@ def _ingest(console: Console, project: Project, start: str, end: str) -> None:
         f"rows read {totals['read']:,} = accepted {totals['accepted']:,} + quarantined {totals['quarantined']:,}"
         f"  ->  snapshot [bold]{record.short_id}[/] ({state})"
     )
+    from noria.provenance import git_commit_staged
+
+    commit = git_commit_staged(project.root, f"data snapshot {record.short_id} ({start}..{end})")
+    if commit:
+        console.print(f"committed the snapshot's .dvc file and lineage record: {commit[:8]}")
 
 
 def _features(console: Console, project: Project) -> None:

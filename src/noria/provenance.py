@@ -84,3 +84,19 @@ def git_stage(root: Path, *paths: Path) -> bool:
     if _git(root, "rev-parse", "--git-dir") is None:
         return False
     return _git(root, "add", "--", *(str(p) for p in paths)) is not None
+
+
+def git_commit_staged(root: Path, message: str) -> str | None:
+    """Commit what is staged (e.g. a snapshot's .dvc file and lineage record); the new commit.
+
+    Used by the demo so that the model trained next points at a clean commit. Without a git
+    identity configured, a local one (Noria) is used for this commit only.
+    """
+    if _git(root, "diff", "--cached", "--quiet") is not None:  # exit 0: nothing staged
+        return None
+    identity = (
+        [] if _git(root, "config", "user.email") else ["-c", "user.name=Noria", "-c", "user.email=noria@localhost"]
+    )
+    if _git(root, *identity, "commit", "-q", "-m", message) is None:
+        return None
+    return _git(root, "rev-parse", "HEAD")
