@@ -84,7 +84,9 @@ def require_binary(name: str) -> str:
 
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed: run scripts/system_deps.sh (apt-get install prometheus chromium docker-compose)"
+        message = (
+            f"{name} is not installed: run scripts/system_deps.sh (apt-get install prometheus chromium docker-compose)"
+        )
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(message + " -- CI must not skip this test")
         pytest.skip(message)

@@ -15,7 +15,9 @@ PROM = Path(__file__).parents[2] / "deploy" / "prometheus"
 
 def test_rules_are_valid() -> None:
     promtool = require_binary("promtool")
-    done = subprocess.run([promtool, "check", "rules", str(PROM / "rules" / "noria.yml")], capture_output=True, text=True)
+    done = subprocess.run(
+        [promtool, "check", "rules", str(PROM / "rules" / "noria.yml")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
