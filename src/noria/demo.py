@@ -15,6 +15,9 @@ from rich.rule import Rule
 
 from noria.config import CONFIG_FILE, Project, load_project
 
+# The demo's "now" when it starts serving: July 1st 2013, 08:00 in New York (12:00 UTC).
+SERVE_AT = "2013-07-01T12:00:00Z"
+
 
 def run_demo(folder: Path, console: Console | None = None) -> Project:
     console = console or Console()
@@ -37,6 +40,10 @@ def run_demo(folder: Path, console: Console | None = None) -> Project:
 
     _chapter(console, "3. training pipeline: tune, train, evaluate, register in MLflow, gate")
     _train(console, project)
+
+    _chapter(console, "4. serving: July 2013 arrives; real flights through HTTP, with explanations")
+    _ingest(console, project, "2013-07", "2013-07")
+    _serve(console, project, SERVE_AT)
 
     console.print(Rule(f"done in {time.perf_counter() - started:.0f} s"))
     return project
@@ -130,3 +137,133 @@ def _month_after(month: str) -> str:
     year, mon = int(month[:4]), int(month[5:7])
     year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
     return f"{year:04d}-{mon:02d}-01T00:00:00Z"
+
+
+def _serve(console: Console, project: Project, now: str, count: int = 6) -> None:
+    """Start `noria serve`, send the next real flights after ``now`` through HTTP, print the answers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+    import pandas as pd
+
+    from noria.cli._output import print_table
+    from noria.data.snapshots import open_snapshot
+    from noria.features import materialize
+
+    online = materialize(project, now)
+    console.print(f"online store materialized until {online.until:%Y-%m-%d %H:%M} UTC (the demo's 'now')")
+    start = pd.Timestamp(now)
+    flights = open_snapshot(project).read("flights", months=[start.strftime("%Y-%m")])
+    flights = flights[(flights["time_hour"] >= start) & flights["tailnum"].notna()].sort_values(
+        ["time_hour", "carrier", "flight"]
+    )
+    sample = flights.drop_duplicates("origin").head(3)
+    sample = pd.concat([sample, flights.drop(sample.index).head(count - len(sample))])
+    local = "America/New_York"
+
+    def departure(row: pd.Series) -> str:
+        hhmm = int(row["sched_dep_time"])
+        moment = pd.Timestamp(
+            year=int(row["year"]), month=int(row["month"]), day=int(row["day"]), hour=hhmm // 100, minute=hhmm % 100
+        ).tz_localize(local)
+        return moment.isoformat()
+
+    payload = {
+        "flights": [
+            {
+                "carrier": r["carrier"],
+                "flight": int(r["flight"]),
+                "origin": r["origin"],
+                "dest": r["dest"],
+                "tailnum": r["tailnum"],
+                "scheduled_departure": departure(r),
+                "distance": float(r["distance"]),
+            }
+            for _, r in sample.iterrows()
+        ]
+    }
+    port = _free_port()
+    log = project.root / ".noria" / "demo-serve.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "noria",
+                "--project",
+                str(project.root),
+                "serve",
+                "--insecure-local",
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"},
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, server, log)
+        version = httpx.get(f"{base}/version", timeout=10).json()
+        console.print(f"noria serve (pid {server.pid}) on {base}: {version}")
+        answer = httpx.post(f"{base}/predict", json=payload, timeout=30)
+        answer.raise_for_status()
+        body = answer.json()
+    finally:
+        server.send_signal(signal.SIGTERM)  # flushes the prediction log, then exits
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    rows = []
+    for flight, pred, (_, actual) in zip(payload["flights"], body["predictions"], sample.iterrows(), strict=True):
+        reasons = pred["explanation"]["contributions"][:2] if pred.get("explanation") else []
+        rows.append(
+            {
+                "flight": f"{flight['carrier']}{flight['flight']} {flight['origin']}-{flight['dest']}",
+                "departs": flight["scheduled_departure"][11:16],
+                "P(late)": round(pred["probability"], 3),
+                "late?": "yes" if pred["late"] else "no",
+                "actual delay": "cancelled" if pd.isna(actual["dep_delay"]) else f"{actual['dep_delay']:+.0f} min",
+                "why (top 2)": "; ".join(c["text"] for c in reasons),
+                "out of distribution": ", ".join(sorted({r["feature"] for r in pred["out_of_distribution"]["reasons"]}))
+                or "-",
+            }
+        )
+    print_table(rows, title=f"predictions from model version {body['predictions'][0]['model_version']}")
+    console.print(f"request {body['request_id']} logged to the prediction log; server log: {log}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_ready(base: str, server: object, log: Path, timeout: float = 180.0) -> None:
+    import subprocess
+
+    import httpx
+
+    from noria.errors import ExternalToolError
+
+    assert isinstance(server, subprocess.Popen)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise ExternalToolError(f"noria serve exited with {server.returncode}", fix=f"see {log}")
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise ExternalToolError(f"noria serve was not ready after {timeout:.0f} s", fix=f"see {log}")

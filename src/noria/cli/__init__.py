@@ -24,6 +24,7 @@ from noria.cli import monitor as monitor_cmds
 from noria.cli import orchestrate as orchestrate_cmds
 from noria.cli import pipeline as pipeline_cmds
 from noria.cli import project as project_cmds
+from noria.cli import serve as serve_cmds
 from noria.cli._state import State
 
 
@@ -102,6 +103,8 @@ app.command("promote")(models_cmds.promote)
 app.command("rollback")(models_cmds.rollback)
 app.command("lineage")(models_cmds.lineage)
 app.command("ui")(models_cmds.ui)
+app.command("serve")(serve_cmds.serve)
+app.command("predict")(serve_cmds.predict)
 
 
 def main(argv: list[str] | None = None) -> None:

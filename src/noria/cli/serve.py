@@ -1,0 +1,62 @@
+"""``noria serve`` and ``noria predict``: the model as an HTTP service, or over a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: serving.host).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: serving.port, 8000).")] = None,
+    insecure_local: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-local",
+            help="Serve without API keys (loopback only): /predict is open, /reload is off. For trying it out.",
+        ),
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Server processes (default: serving.workers).")
+    ] = None,
+) -> None:
+    """Serve the registry's @champion over HTTP (FastAPI + uvicorn) until stopped.
+
+    Needs an API key in NORIA_API_KEYS (comma-separated) unless --insecure-local. Endpoints:
+    POST /predict, GET /health, /ready, /version, /metrics, POST /reload; docs at /docs.
+
+    Example:  NORIA_API_KEYS=$(python -c 'import secrets; print(secrets.token_urlsafe(32))') noria serve --port 8000
+    """
+    from noria.serving.server import serve as run
+
+    run(ctx.obj.load(), host=host, port=port, workers=workers, insecure_local=insecure_local)
+
+
+def predict(
+    ctx: typer.Context,
+    input: Annotated[Path, typer.Option("--input", "-i", help="Parquet file of flights to score.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Parquet file to write (input + predictions).")],
+    chunk_size: Annotated[
+        int | None, typer.Option("--chunk-size", min=1, help="Rows per chunk (default: serving.batch.chunk_size).")
+    ] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Add the top contributions as text (slower).")] = False,
+) -> None:
+    """Score a file of flights with the @champion, streaming in chunks; records the delivery.
+
+    The input holds flights as the API takes them (carrier, flight, origin, dest, tailnum,
+    scheduled_departure, distance) or as the flights table stores them.
+
+    Example:  noria predict --input flights.parquet --output scored.parquet
+    """
+    from noria.serving.batch import score_file
+
+    result = score_file(ctx.obj.load(), input, output, chunk_size=chunk_size, explain=explain, progress=True)
+    r = result.record
+    typer.echo(
+        f"scored {r.rows_out:,} of {r.rows_in:,} rows with {r.model_name} version {r.model_version} "
+        f"in {r.seconds:.1f} s: {r.late_rows:,} predicted late, {r.ood_rows:,} out of distribution"
+    )
+    typer.echo(f"wrote {result.output}; delivery record {result.record_path}")

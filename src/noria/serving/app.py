@@ -1,0 +1,240 @@
+"""``create_app()``: the FastAPI service that serves the registry's @champion.
+
+    from noria.serving import create_app
+    app = create_app(project)            # uvicorn noria.serving.asgi:app does this from the env
+
+Endpoints: ``POST /predict``, ``GET /health`` (alive), ``GET /ready`` (model loaded, online
+store open), ``GET /version``, ``GET /metrics`` (Prometheus), ``POST /reload`` (admin). The
+model is loaded and the poller started when the app starts (its lifespan), and the prediction
+log is flushed when it stops, so SIGTERM loses nothing.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from noria.errors import NoriaError
+from noria.serving._middleware import REQUEST_ID, ServingMiddleware, new_request_id
+from noria.serving.auth import ApiKeys
+from noria.serving.config import ServingConfig
+from noria.serving.errors import ServingHTTPError, error_response, noria_error
+from noria.serving.loader import ModelHolder
+from noria.serving.metrics import ServingMetrics
+from noria.serving.model import ServedModel
+from noria.serving.openapi import install_openapi
+from noria.serving.predict import Predictor
+from noria.serving.predlog import PredictionLog
+from noria.serving.schemas import request_adapter
+from noria.serving.sources import FeatureSource, LoadedVersion, ModelSource
+
+if TYPE_CHECKING:
+    from noria.config import Project
+
+log = logging.getLogger("noria.serving")
+
+
+@dataclass
+class ServingState:
+    """Everything the routes share; ``app.state.noria``."""
+
+    config: ServingConfig
+    holder: ModelHolder
+    predictor: Predictor
+    metrics: ServingMetrics
+    keys: ApiKeys
+    feature_status: str
+    prediction_log: PredictionLog | None
+
+
+def request_id_of(request: Request) -> str:
+    return str(request.scope.get(REQUEST_ID) or new_request_id())
+
+
+def create_app(
+    project: Project | None = None,
+    *,
+    config: ServingConfig | None = None,
+    model_source: ModelSource | None = None,
+    feature_source: FeatureSource | None = None,
+    feature_status: str | None = None,
+    descriptions: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> FastAPI:
+    """The service for ``project`` (model from its registry, features from its online store).
+
+    Every part can be given instead (``config``, ``model_source``, ``feature_source``): tests
+    and the OpenAPI export use that. Without a model source the app starts but is not ready.
+    """
+    from noria.serving.config import serving_config
+
+    env = os.environ if environ is None else environ
+    cfg = config or (serving_config(project) if project is not None else ServingConfig())
+    if project is not None and model_source is None:
+        from noria.serving.sources import RegistryModelSource
+
+        model_source = RegistryModelSource(project, cfg.model or project.config.model.name)
+    if project is not None and feature_source is None and feature_status is None:
+        from noria.serving.sources import open_feature_source
+
+        feature_source, feature_status = open_feature_source(project, cfg.online_features, cfg.feature_service)
+    words = dict(descriptions or {})
+    if feature_source is not None:
+        words = {**feature_source.descriptions(), **words}
+    elif project is not None and not words:
+        words = _descriptions(project)
+
+    metrics = ServingMetrics()
+    keys = ApiKeys.from_config(cfg, env)
+
+    def build(loaded: LoadedVersion) -> ServedModel:
+        return ServedModel.build(
+            loaded,
+            descriptions=words,
+            texts=cfg.explanations.features,
+            top=cfg.explanations.top,
+            method=cfg.explanations.method,
+        )
+
+    holder = ModelHolder(
+        model_source if model_source is not None else _NoSource(),
+        build,
+        alias=cfg.alias,
+        challenger_alias=cfg.ab.challenger_alias if cfg.ab.uses_challenger else None,
+        poll_seconds=cfg.poll_seconds if model_source is not None else 0.0,
+        on_swap=lambda model, alias: _swapped(metrics, model),
+        on_error=lambda problem: metrics.reloads.labels("failed").inc(),
+    )
+    prediction_log: PredictionLog | None = None
+    adapter = request_adapter(cfg.max_batch)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal prediction_log
+        if cfg.prediction_log.enabled:
+            folder = project.path(cfg.prediction_log.dir) if project is not None else None
+            folder = folder or _absolute(cfg.prediction_log.dir)
+            prediction_log = PredictionLog(
+                folder,
+                roll_rows=cfg.prediction_log.roll_rows,
+                roll_seconds=cfg.prediction_log.roll_seconds,
+                max_queue_rows=cfg.prediction_log.max_queue_rows,
+                on_drop=lambda n: metrics.log_dropped.inc(n),
+            )
+            state.prediction_log = state.predictor.log = prediction_log
+        if model_source is not None:
+            await run_in_threadpool(holder.reload)
+            holder.start()
+        # Everything loaded so far (MLflow, Feast, pandas, the model) lives as long as the process:
+        # move it out of the garbage collector's sight, or each full collection stalls requests
+        # for a quarter of a second walking a few hundred thousand objects that never die.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            holder.stop()
+            if prediction_log is not None:
+                await run_in_threadpool(prediction_log.close)
+
+    app = FastAPI(
+        title="Noria serving",
+        summary="Flight delay predictions with explanations, from the registry's @champion.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    predictor = Predictor(cfg, adapter, holder, feature_source, metrics, None)
+    state = ServingState(cfg, holder, predictor, metrics, keys, feature_status or "off", None)
+    app.state.noria = state
+    app.add_middleware(ServingMiddleware, metrics=metrics, max_body_bytes=cfg.max_body_bytes)
+    _add_error_handlers(app)
+    _add_routes(app, state)
+    install_openapi(app, adapter, require_key_for_predict=cfg.require_key_for_predict)
+    return app
+
+
+def _swapped(metrics: ServingMetrics, model: ServedModel) -> None:
+    metrics.set_model(model.describe())
+    metrics.reloads.labels("swapped").inc()
+
+
+class _NoSource:
+    def resolve(self, alias: str) -> Any:
+        raise NoriaError("no model source configured")
+
+    def load(self, ref: Any, alias: str) -> Any:
+        raise NoriaError("no model source configured")
+
+
+def _absolute(folder: str) -> Any:
+    from pathlib import Path
+
+    return Path(folder).expanduser().resolve()
+
+
+def _version() -> str:
+    from noria import __version__
+
+    return __version__
+
+
+def _descriptions(project: Project) -> dict[str, str]:
+    """Feature descriptions from the project's feature definitions (for explanations), if it has any."""
+    try:
+        from noria.features.definitions import load_definitions
+
+        return {name: info.description for name, info in load_definitions(project).features.items()}
+    except (NoriaError, ImportError) as exc:
+        log.info("no feature descriptions for explanations: %s", exc)
+        return {}
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else "error"
+        if exc.status_code == 404:
+            detail = f"no endpoint {request.url.path}"
+        return error_response(exc.status_code, detail, request_id_of(request), headers=dict(exc.headers or {}))
+
+    async def serving_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServingHTTPError)
+        return error_response(exc.status, exc.message, request_id_of(request), fix=exc.fix, fields=exc.fields)
+
+    async def request_validation(request: Request, exc: Exception) -> Response:
+        fields = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"], "type": e["type"]} for e in exc.errors()]  # type: ignore[attr-defined]
+        return error_response(422, "invalid request", request_id_of(request), fields=fields)
+
+    async def noria(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NoriaError)
+        return noria_error(exc, request_id_of(request))
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error in %s %s", request.method, request.url.path)
+        return error_response(500, "internal error (logged with this request id)", request_id_of(request))
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(ServingHTTPError, serving_error)
+    app.add_exception_handler(RequestValidationError, request_validation)
+    app.add_exception_handler(NoriaError, noria)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _add_routes(app: FastAPI, state: ServingState) -> None:
+    from noria.serving import routes
+
+    routes.add(app, state)
+
+
+__all__ = ["ServingState", "create_app"]

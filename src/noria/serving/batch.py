@@ -1,0 +1,276 @@
+"""Batch scoring: a Parquet file of flights in, the same file with predictions out.
+
+The same code as the service: the flight's request columns, the online feature lookup
+(``noria.features``), the model's feature order and category codes, the out-of-distribution
+check. The file is streamed in chunks (memory stays flat), the output appears atomically
+(temp file, then rename), and every run leaves a *delivery record* (rows in and out, model
+version, time, status) under ``.noria/deliveries/`` so that continuity of delivery can be
+monitored (maturity item 42).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from noria.errors import NotFoundError, SourceError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from noria.config import Project
+    from noria.serving.model import ServedModel
+    from noria.serving.sources import FeatureSource
+
+
+@dataclass
+class DeliveryRecord:
+    """One batch delivery: what went in, what came out, which model, when, and whether it worked."""
+
+    id: str
+    kind: str
+    status: str  # "succeeded" or "failed"
+    input: str
+    output: str
+    rows_in: int
+    rows_out: int
+    model_name: str
+    model_version: int | None
+    model_alias: str
+    run_id: str | None
+    started_at: str
+    finished_at: str
+    seconds: float
+    late_rows: int = 0
+    ood_rows: int = 0
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BatchResult:
+    output: Path
+    record: DeliveryRecord
+    record_path: Path
+
+
+def _write_record(folder: Path, record: DeliveryRecord) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = record.started_at.replace(":", "").replace("-", "").replace("+0000", "Z")
+    path = folder / f"{stamp}-{record.id}.json"
+    tmp = folder / f".{path.name}.tmp"
+    tmp.write_text(json.dumps(record.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def list_deliveries(project: Project) -> list[DeliveryRecord]:
+    """Every delivery record of the project, oldest first."""
+    from noria.serving.config import serving_config
+
+    folder = project.path(serving_config(project).batch.deliveries_dir)
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        records.append(DeliveryRecord(**json.loads(path.read_text(encoding="utf-8"))))
+    return records
+
+
+def _inline(frame: pd.DataFrame, features: tuple[str, ...]) -> list[Mapping[str, Any] | None]:
+    """Feature columns the file itself holds, per row, missing values as None."""
+    import pandas as pd
+
+    cols = [c for c in features if c in frame.columns]
+    if not cols:
+        return [None] * len(frame)
+    part = frame[cols].astype(object)
+    records: list[Mapping[str, Any] | None] = []
+    for row in part.to_dict("records"):
+        records.append({str(k): (None if v is None or v is pd.NA or v != v else v) for k, v in row.items()})
+    return records
+
+
+def score_frame(
+    model: ServedModel,
+    frame: pd.DataFrame,
+    features: FeatureSource | None,
+    *,
+    tz: ZoneInfo,
+    threshold: float,
+    explain: bool = False,
+) -> pd.DataFrame:
+    """``frame`` with the prediction columns added (the scoring of one chunk)."""
+    from noria.serving.rows import request_frame
+
+    inline = _inline(frame, model.features)
+    covered = all(row is not None and model.inputs_set <= row.keys() for row in inline)
+    looked = None
+    if features is not None and not covered and len(frame):
+        looked = features.lookup(request_frame(frame, tz).reset_index(drop=True))
+    scored = model.score(model.encode(inline, looked), threshold, explain)
+    out = frame.copy()
+    out["probability"] = [s.probability for s in scored]
+    out["late"] = [s.late for s in scored]
+    out["model_name"] = model.name
+    out["model_version"] = model.version
+    out["ood"] = [bool(s.ood) for s in scored]
+    out["ood_reasons"] = ["; ".join(r["detail"] for r in s.ood) for s in scored]
+    if explain:
+        out["explanation"] = [
+            "; ".join(c["text"] for c in (s.explanation or {}).get("contributions", [])) for s in scored
+        ]
+    return out
+
+
+def score_file(
+    project: Project,
+    input: Path | str,
+    output: Path | str,
+    *,
+    chunk_size: int | None = None,
+    alias: str | None = None,
+    explain: bool = False,
+    progress: bool = False,
+) -> BatchResult:
+    """Score every flight of ``input`` (Parquet) into ``output`` (Parquet) and record the delivery."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from noria.serving.config import serving_config
+    from noria.serving.model import ServedModel
+    from noria.serving.sources import RegistryModelSource, open_feature_source
+
+    cfg = serving_config(project)
+    src, dst = Path(input), Path(output)
+    if not src.is_file():
+        raise NotFoundError(f"no input file {src}", fix="pass a Parquet file of flights with --input")
+    try:
+        reader = pq.ParquetFile(src)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"{src} is not a readable Parquet file: {exc}", fix="convert it to Parquet first") from None
+    chosen = alias or cfg.alias
+    source = RegistryModelSource(project, cfg.model or project.config.model.name)
+    ref = source.resolve(chosen)
+    features, _ = open_feature_source(project, cfg.online_features, cfg.feature_service)
+    words = features.descriptions() if features is not None else {}
+    model = ServedModel.build(
+        source.load(ref, chosen), descriptions=words, texts=cfg.explanations.features, method=cfg.explanations.method
+    )
+    size = chunk_size or cfg.batch.chunk_size
+    started, clock = datetime.now(UTC), time.perf_counter()
+    record = DeliveryRecord(
+        id=uuid.uuid4().hex[:12],
+        kind="batch_predict",
+        status="failed",
+        input=str(src.resolve()),
+        output=str(dst.resolve()),
+        rows_in=0,
+        rows_out=0,
+        model_name=model.name,
+        model_version=model.version,
+        model_alias=chosen,
+        run_id=model.loaded.ref.run_id,
+        started_at=started.isoformat(timespec="seconds"),
+        finished_at="",
+        seconds=0.0,
+        extra={"chunk_size": size},
+    )
+    schema = output_schema(reader.schema_arrow, explain)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{record.id}.tmp")
+    writer: Any = None
+    try:
+        with _Progress(progress, reader.metadata.num_rows, src.name) as advance:
+            for batch in reader.iter_batches(batch_size=size):
+                frame = batch.to_pandas()
+                record.rows_in += len(frame)
+                scored = score_frame(
+                    model,
+                    frame,
+                    features,
+                    tz=ZoneInfo(cfg.local_timezone),
+                    threshold=cfg.decision_threshold,
+                    explain=explain,
+                )
+                table = pa.Table.from_pandas(scored, schema=schema, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+                writer.write_table(table)
+                record.rows_out += len(scored)
+                record.late_rows += int(scored["late"].sum())
+                record.ood_rows += int(scored["ood"].sum())
+                advance(len(frame))
+        if writer is None:  # an empty file: its columns and ours, no rows
+            pq.write_table(schema.empty_table(), tmp)
+        else:
+            writer.close()
+            writer = None
+        tmp.replace(dst)
+        record.status = "succeeded"
+    except Exception as exc:
+        record.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        record.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+        record.seconds = round(time.perf_counter() - clock, 3)
+        record_path = _write_record(project.path(cfg.batch.deliveries_dir), record)
+    return BatchResult(dst, record, record_path)
+
+
+def output_schema(input_schema: Any, explain: bool) -> Any:
+    """The input's columns (types kept, pandas metadata dropped) and the prediction columns."""
+    import pyarrow as pa
+
+    ours = [
+        pa.field("probability", pa.float64()),
+        pa.field("late", pa.bool_()),
+        pa.field("model_name", pa.string()),
+        pa.field("model_version", pa.int64()),
+        pa.field("ood", pa.bool_()),
+        pa.field("ood_reasons", pa.string()),
+    ]
+    if explain:
+        ours.append(pa.field("explanation", pa.string()))
+    names = {f.name for f in ours}
+    kept = [f for f in input_schema.remove_metadata() if f.name not in names and not f.name.startswith("__index")]
+    return pa.schema([*kept, *ours])
+
+
+class _Progress:
+    """A rich progress bar over rows (or nothing), as a context manager yielding ``advance(n)``."""
+
+    def __init__(self, enabled: bool, total: int, name: str) -> None:
+        self.enabled, self.total, self.name = enabled, total, name
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(
+            TextColumn(f"scoring {self.name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+        )
+        self._bar.start()
+        self._task = self._bar.add_task("rows", total=self.total)
+        return lambda n: self._bar.advance(self._task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+__all__ = ["BatchResult", "DeliveryRecord", "list_deliveries", "score_file", "score_frame"]

@@ -1,0 +1,175 @@
+"""The ``serving:`` section of noria.yaml: where the service listens, what it serves, and how.
+
+Every field has a default and can be set from the environment like any other key
+(``NORIA_SERVING__PORT=9000``, ``NORIA_SERVING__AB__CHALLENGER_FRACTION=0.1``), so one image
+runs anywhere. API keys never live in the file in clear: raw keys come from the variable
+named by ``api_keys_env`` (comma-separated, hashed at start-up), or the file holds their
+``sha256:<hex>`` digests under ``api_key_hashes``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from noria.config import Project
+
+_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# Flight fields a sticky A/B key may name; "header:<Name>" takes it from a request header instead.
+FLIGHT_KEYS = ("carrier", "flight", "origin", "dest", "tailnum")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ABConfig(_Section):
+    """Traffic split between @champion and @challenger, sticky per key."""
+
+    challenger_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    # A flight field (carrier, flight, origin, dest, tailnum) or "header:<Name>" (e.g. a customer id).
+    sticky_key: str = "carrier"
+    # Salt of the hash: a new experiment name reshuffles who gets which arm.
+    experiment: str = Field(default="default", min_length=1, max_length=100)
+    # Score every request with @challenger too, log it, never return it.
+    shadow: bool = False
+    challenger_alias: str = "challenger"
+
+    @field_validator("sticky_key")
+    @classmethod
+    def _known_key(cls, value: str) -> str:
+        if value in FLIGHT_KEYS:
+            return value
+        if value.startswith("header:") and re.fullmatch(r"[A-Za-z0-9-]{1,64}", value[7:]):
+            return value
+        raise ValueError(f"sticky_key {value!r} must be one of {', '.join(FLIGHT_KEYS)} or 'header:<Header-Name>'")
+
+    @property
+    def uses_challenger(self) -> bool:
+        return self.challenger_fraction > 0 or self.shadow
+
+
+class PredictionLogConfig(_Section):
+    """The prediction log: Parquet files written off the request path, rolled by rows or age."""
+
+    enabled: bool = True
+    dir: str = ".noria/predictions"
+    roll_rows: int = Field(default=10_000, ge=1)
+    roll_seconds: float = Field(default=60.0, gt=0)
+    # Rows waiting for the writer beyond this are dropped (and counted) rather than grow memory.
+    max_queue_rows: int = Field(default=200_000, ge=100)
+
+
+class FeatureText(_Section):
+    """How one feature reads in an explanation: ``{label} {value}{unit}``."""
+
+    label: str | None = None
+    unit: str = ""
+    decimals: int = Field(default=1, ge=0, le=6)
+
+
+class ExplanationConfig(_Section):
+    enabled: bool = True
+    top: int = Field(default=3, ge=0, le=50)
+    # "shap": LightGBM's native SHAP values (pred_contrib; exact, but costs milliseconds on a model of
+    # a few hundred deep trees); "path": contributions along each tree's decision path from LightGBM's
+    # own leaf assignment (same additivity, ~100x cheaper). See noria.serving.explain.
+    method: Literal["shap", "path"] = "shap"
+    # Per feature overrides of the wording; the default comes from the feature's description.
+    features: dict[str, FeatureText] = Field(default_factory=dict)
+
+
+class BatchConfig(_Section):
+    """``noria predict``: chunk size and where delivery records go (read by continuity monitoring)."""
+
+    chunk_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    deliveries_dir: str = ".noria/deliveries"
+
+
+class ServingConfig(_Section):
+    """Hangs at ``NoriaConfig.serving``."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    # Registry reference of the served model: "<name>@<alias>"; the name defaults to model.name.
+    model: str | None = None
+    alias: str = "champion"
+    decision_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_batch: int = Field(default=256, ge=1, le=100_000)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Where request times are local: the flights' sched_dep_time/hour are New York time.
+    local_timezone: str = "America/New_York"
+    # Online feature store: "auto" uses it when the project's feature store is applied,
+    # "on" refuses to start without it, "off" serves inline features only.
+    online_features: Literal["auto", "on", "off"] = "auto"
+    feature_service: str | None = None
+    poll_seconds: float = Field(default=10.0, ge=0.0)  # 0 = never poll (reload on /reload only)
+    require_key_for_predict: bool = True
+    api_keys_env: str = "NORIA_API_KEYS"
+    api_key_hashes: list[str] = Field(default_factory=list)
+    ab: ABConfig = ABConfig()
+    prediction_log: PredictionLogConfig = PredictionLogConfig()
+    explanations: ExplanationConfig = ExplanationConfig()
+    batch: BatchConfig = BatchConfig()
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hashes(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _HASH.fullmatch(value):
+                raise ValueError(
+                    "api_key_hashes holds 'sha256:<64 lower-case hex digits>' digests, not raw keys "
+                    "(make one with: python -c \"from noria.serving import hash_key; print(hash_key('KEY'))\")"
+                )
+        return values
+
+    @field_validator("api_keys_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.fullmatch(value):
+            raise ValueError(f"api_keys_env must be an environment variable name, got {value!r}")
+        return value
+
+    @field_validator("local_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as America/New_York)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _aliases_differ(self) -> ServingConfig:
+        if self.ab.uses_challenger and self.ab.challenger_alias == self.alias:
+            raise ValueError(f"ab.challenger_alias and alias are both {self.alias!r}: they must name different models")
+        return self
+
+
+def serving_config(project: Project) -> ServingConfig:
+    """The project's serving section as this package's model (the defaults where keys are absent)."""
+    section: Any = getattr(project.config, "serving", None)
+    if section is None:
+        return ServingConfig()
+    if isinstance(section, ServingConfig):
+        return section
+    data = section.model_dump(exclude_unset=True) if isinstance(section, BaseModel) else dict(section)
+    return ServingConfig.model_validate(data)
+
+
+__all__ = [
+    "ABConfig",
+    "BatchConfig",
+    "ExplanationConfig",
+    "FeatureText",
+    "PredictionLogConfig",
+    "ServingConfig",
+    "serving_config",
+]

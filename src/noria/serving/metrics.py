@@ -1,0 +1,106 @@
+"""Prometheus metrics of the service (``GET /metrics``), on a registry of its own per app.
+
+Label values are bounded: endpoints are the service's routes (anything else is ``other``),
+statuses are HTTP codes, versions and arms come from the registry, OOD kinds are three words.
+Children are cached so the hot path pays for a dict lookup and an increment, not for
+label resolution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+ENDPOINTS = frozenset({"/predict", "/health", "/ready", "/version", "/metrics", "/reload", "/docs", "/openapi.json"})
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+LOOKUP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+class ServingMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.latency = Histogram(
+            "noria_http_request_duration_seconds",
+            "Time from request start to response end, by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "noria_http_requests", "HTTP requests by endpoint and status code.", ["endpoint", "status"], registry=r
+        )
+        self.predictions = Counter(
+            "noria_predictions",
+            "Predictions made, by model version and A/B arm (shadow = challenger not returned).",
+            ["model_version", "arm"],
+            registry=r,
+        )
+        self.score = Histogram(
+            "noria_prediction_score", "Predicted probability of a delay over 15 min.", buckets=SCORE_BUCKETS, registry=r
+        )
+        self.ood = Counter(
+            "noria_out_of_distribution", "Predictions flagged out of distribution, by reason.", ["kind"], registry=r
+        )
+        self.lookup = Histogram(
+            "noria_feature_lookup_duration_seconds",
+            "Online feature store lookup time per request.",
+            buckets=LOOKUP_BUCKETS,
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "noria_model_info",
+            "The model versions loaded (value 1), by alias.",
+            ["name", "version", "alias", "run_id", "feature_definition_hash"],
+            registry=r,
+        )
+        self.reloads = Counter("noria_model_reloads", "Model swaps and failed reloads.", ["result"], registry=r)
+        self.log_dropped = Counter(
+            "noria_prediction_log_dropped_rows",
+            "Prediction log rows dropped because the writer fell behind.",
+            registry=r,
+        )
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
+        if endpoint not in ENDPOINTS:
+            endpoint = "other"
+        self._child(self.latency, endpoint).observe(seconds)
+        self._child(self.requests, endpoint, str(status)).inc()
+
+    def observe_prediction(self, version: int, arm: str, probability: float, ood_kinds: list[str]) -> None:
+        self._child(self.predictions, str(version), arm).inc()
+        self.score.observe(probability)
+        for kind in ood_kinds:
+            self._child(self.ood, kind).inc()
+
+    def set_model(self, described: dict[str, Any]) -> None:
+        """Mark ``described`` as the version behind its alias (clearing the alias' previous version)."""
+        alias = str(described["alias"])
+        with self.model_info._lock:
+            stale = [labels for labels in self.model_info._metrics if labels[2] == alias]
+        for labels in stale:
+            self.model_info.remove(*labels)
+        self.model_info.labels(
+            str(described["name"]),
+            str(described["version"]),
+            alias,
+            str(described["run_id"] or ""),
+            str(described["feature_definition_hash"] or ""),
+        ).set(1)
+
+    def expose(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+__all__ = ["ServingMetrics"]

@@ -1,0 +1,236 @@
+"""One model version ready to answer: fixed feature order, category codes, scorer, explainer, bounds.
+
+A :class:`ServedModel` is immutable once built. The model holder swaps whole objects, so a
+request that picked one keeps using it to the end even if the alias moves meanwhile.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from noria.errors import ValidationError
+from noria.serving._lgbm import (
+    BoosterInputs,
+    FastScorer,
+    PathAttribution,
+    batch_contributions,
+    batch_leaves,
+    batch_raw,
+    booster_inputs,
+    sigmoid,
+)
+from noria.serving.config import FeatureText
+from noria.serving.explain import Explainer
+from noria.serving.ood import Bounds, check
+from noria.serving.sources import LoadedVersion, LookedUp
+
+MISSING = math.nan
+
+
+class InlineFeatureError(ValidationError):
+    """A feature given inline is unknown to the model or has the wrong type."""
+
+
+@dataclass
+class Encoded:
+    """Model inputs of a batch of rows: the float matrix, values as sent, unseen categories per row."""
+
+    matrix: np.ndarray
+    values: list[list[Any]]
+    unseen: list[dict[int, str]]
+
+
+@dataclass
+class Scored:
+    """Everything about one scored row that the response and the log need."""
+
+    probability: float
+    raw: float
+    late: bool
+    explanation: dict[str, Any] | None
+    ood: list[dict[str, str]]
+    values: list[Any]
+
+
+def _category(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass
+class ServedModel:
+    """A loaded version of the model and everything prepared to serve it fast."""
+
+    loaded: LoadedVersion
+    inputs: BoosterInputs
+    scorer: FastScorer
+    explainer: Explainer
+    bounds: Bounds
+    codes: dict[str, dict[str, float]]
+    inputs_set: frozenset[str] = frozenset()
+    paths: PathAttribution | None = None  # set when explanations use the decision-path method
+    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @classmethod
+    def build(
+        cls,
+        loaded: LoadedVersion,
+        *,
+        descriptions: Mapping[str, str] | None = None,
+        texts: Mapping[str, FeatureText] | None = None,
+        top: int = 3,
+        method: str = "shap",
+    ) -> ServedModel:
+        inputs = booster_inputs(loaded.booster)
+        codes = {
+            name: {category: float(code) for code, category in enumerate(cats)}
+            for name, cats in inputs.categories.items()
+            if cats
+        }
+        words = {**(descriptions or {}), **loaded.descriptions}
+        bounds = Bounds.from_booster(inputs) if loaded.profile is None else Bounds.from_profile(loaded.profile, inputs)
+        return cls(
+            loaded=loaded,
+            inputs=inputs,
+            scorer=FastScorer(loaded.booster),
+            explainer=Explainer.build(inputs.features, words, dict(texts or {}), top),
+            bounds=bounds,
+            codes=codes,
+            inputs_set=frozenset(inputs.features),
+            paths=PathAttribution(loaded.booster) if method == "path" else None,
+        )
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.loaded.ref.name
+
+    @property
+    def version(self) -> int:
+        return self.loaded.ref.version
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.inputs.features
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.loaded.alias,
+            "run_id": self.loaded.ref.run_id,
+            "feature_definition_hash": self.loaded.feature_definition_hash,
+            "loaded_at": self.loaded_at,
+        }
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def encode(
+        self, inline: list[Mapping[str, Any] | None], looked_up: LookedUp | None, where: list[str] | None = None
+    ) -> Encoded:
+        """Build the model's input matrix: inline values first, then looked-up values, else missing.
+
+        Categories become the codes the model was trained with; an unseen category is a missing
+        value for the model and is reported. ``where`` names each row's inline features in errors.
+        """
+        n, known, codes = len(inline), self.inputs.features, self.codes
+        matrix = np.empty((n, len(known)), dtype=np.float64)
+        values: list[list[Any]] = []
+        unseen: list[dict[int, str]] = []
+        arrays = looked_up.values if looked_up is not None else {}
+        for i in range(n):
+            given = inline[i] or {}
+            if given:
+                self._check_inline(given, where[i] if where else "features")
+            row_values: list[Any] = []
+            row_unseen: dict[int, str] = {}
+            for j, name in enumerate(known):
+                if name in given:
+                    value = given[name]
+                elif name in arrays:
+                    value = arrays[name][i]
+                    if isinstance(value, np.generic):
+                        value = value.item()
+                else:
+                    value = None
+                if isinstance(value, float) and value != value:
+                    value = None
+                mapping = codes.get(name)
+                if value is None:
+                    matrix[i, j] = MISSING
+                elif mapping is not None:
+                    value = _category(value)
+                    code = mapping.get(value)
+                    if code is None:
+                        row_unseen[j] = value
+                        matrix[i, j] = MISSING
+                    else:
+                        matrix[i, j] = code
+                else:
+                    matrix[i, j] = float(value)
+                row_values.append(value)
+            values.append(row_values)
+            unseen.append(row_unseen)
+        return Encoded(matrix, values, unseen)
+
+    def _check_inline(self, given: Mapping[str, Any], where: str) -> None:
+        for name, value in given.items():
+            if name not in self.inputs_set:
+                shown = ", ".join(self.inputs.features[:40])
+                raise InlineFeatureError(
+                    f"{where}.{name}: model {self.name} version {self.version} has no feature {name!r}",
+                    fix=f"send only the model's features: {shown}",
+                )
+            if isinstance(value, str) and name not in self.codes:
+                raise InlineFeatureError(
+                    f"{where}.{name}: expected a number, got the text {value!r}",
+                    fix=f"send {name} as a number (or null when unknown)",
+                )
+
+    # -- scoring ------------------------------------------------------------------------------
+
+    def score(self, encoded: Encoded, threshold: float, explain: bool) -> list[Scored]:
+        """Probability, decision, explanation and out-of-distribution reasons for every row."""
+        n = encoded.matrix.shape[0]
+        contribs: np.ndarray | None = None
+        raws: np.ndarray | None = None
+        paths = self.paths
+        if n == 1:
+            row = encoded.matrix[0]
+            if explain and paths is not None:
+                contribs = paths.contributions(self.scorer.leaves(row))[None, :]
+            elif explain:
+                contribs = self.scorer.contributions(row)[None, :]
+            else:
+                raws = np.array([self.scorer.raw(row)])
+        elif explain and paths is not None:
+            leaves = batch_leaves(self.loaded.booster, encoded.matrix)
+            contribs = np.stack([paths.contributions(leaves[i]) for i in range(n)]) if n else None
+        elif explain:
+            contribs = batch_contributions(self.loaded.booster, encoded.matrix)
+        else:
+            raws = batch_raw(self.loaded.booster, encoded.matrix)
+        out: list[Scored] = []
+        for i in range(n):
+            values = encoded.values[i]
+            if contribs is not None:
+                raw = float(contribs[i].sum())
+                explanation = self.explainer.explain(contribs[i], values)
+            else:
+                assert raws is not None
+                raw, explanation = float(raws[i]), None
+            probability = sigmoid(raw)
+            reasons = check(self.inputs.features, values, encoded.unseen[i], self.bounds)
+            out.append(Scored(probability, raw, probability >= threshold, explanation, reasons, values))
+        return out
+
+
+__all__ = ["Encoded", "InlineFeatureError", "Scored", "ServedModel"]

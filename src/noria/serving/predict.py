@@ -1,0 +1,240 @@
+"""``POST /predict``: validate, route (A/B), look up features, score, explain, log, answer.
+
+The hot path avoids pandas and per-request allocation beyond a few small lists: the body is
+validated from bytes by pydantic's Rust parser, the model row is built in the model's fixed
+feature order, one LightGBM call gives the SHAP contributions (whose sum is the raw score, so
+no second predict is needed), and the response is written by orjson. Logging is a queue put.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from noria.errors import NoriaError
+from noria.serving.config import ServingConfig
+from noria.serving.errors import ServingHTTPError
+from noria.serving.loader import ModelHolder
+from noria.serving.metrics import ServingMetrics
+from noria.serving.model import Scored, ServedModel
+from noria.serving.predlog import PredictionLog
+from noria.serving.routing import CHALLENGER, CHAMPION, Arm, Router
+from noria.serving.rows import request_row
+from noria.serving.schemas import FlightRequest
+from noria.serving.sources import FeatureSource, LookedUp
+
+logger = logging.getLogger("noria.serving")
+
+
+@dataclass
+class Outcome:
+    """What a /predict call produced: the response body and the work left for after the response."""
+
+    body: bytes
+    shadow: list[int]  # rows to score with the challenger after answering
+    flights: list[FlightRequest]
+    looked_up: LookedUp | None
+
+
+def _subset(looked: LookedUp | None, rows: list[int], n: int) -> LookedUp | None:
+    if looked is None or len(rows) == n:
+        return looked
+    return LookedUp({k: v[rows] for k, v in looked.values.items()}, [looked.missing[i] for i in rows])
+
+
+class Predictor:
+    def __init__(
+        self,
+        config: ServingConfig,
+        adapter: TypeAdapter[Any],
+        holder: ModelHolder,
+        features: FeatureSource | None,
+        metrics: ServingMetrics,
+        prediction_log: PredictionLog | None,
+    ) -> None:
+        self.config = config
+        self.adapter = adapter
+        self.holder = holder
+        self.features = features
+        self.metrics = metrics
+        self.log = prediction_log
+        self.router = Router(config.ab)
+        self.tz = ZoneInfo(config.local_timezone)
+        self.threshold = config.decision_threshold
+        self.explain_default = config.explanations.enabled and config.explanations.top > 0
+
+    def parse(self, body: bytes) -> list[FlightRequest]:
+        parsed = self.adapter.validate_json(body)  # raises pydantic's ValidationError
+        return [parsed] if isinstance(parsed, FlightRequest) else list(parsed.flights)
+
+    def _lookup(self, flights: Sequence[FlightRequest], models: Sequence[ServedModel]) -> tuple[LookedUp | None, float]:
+        """Features from the online store, unless every flight brings all its model's features inline."""
+        if self.features is None:
+            return None, 0.0
+        covered = True
+        for flight, model in zip(flights, models, strict=True):
+            given = flight.features
+            if not given or not model.inputs_set <= given.keys():
+                covered = False
+                break
+        if covered:
+            return None, 0.0
+        start = time.perf_counter()
+        try:
+            looked = self.features.lookup([request_row(f, self.tz) for f in flights])
+        except NoriaError:
+            raise
+        except Exception as exc:  # the store is down or broken: say so, do not guess features
+            logger.exception("online feature lookup failed")
+            raise ServingHTTPError(
+                503,
+                f"the online feature store failed: {type(exc).__name__}: {str(exc)[:200]}",
+                fix="check the online store (noria features materialize), or send every feature inline",
+            ) from exc
+        seconds = time.perf_counter() - start
+        self.metrics.lookup.observe(seconds)
+        return looked, seconds
+
+    def handle(
+        self, body: bytes, headers: Mapping[str, str], request_id: str, started: float, explain: bool | None
+    ) -> Outcome:
+        flights = self.parse(body)
+        champion = self.holder.champion
+        if champion is None:
+            raise ServingHTTPError(503, "no model is loaded yet", fix="wait for /ready, or check the registry alias")
+        challenger = self.holder.challenger
+        if self.router.active and challenger is not None:
+            arms: list[Arm] = [self.router.arm(self.router.key(f, headers)) for f in flights]
+        else:
+            arms = [CHAMPION] * len(flights)
+        models = [challenger if arm == CHALLENGER and challenger is not None else champion for arm in arms]
+        looked, lookup_s = self._lookup(flights, models)
+        explain = self.explain_default if explain is None else explain and self.config.explanations.top > 0
+        n = len(flights)
+        results: list[tuple[Scored, ServedModel, Arm] | None] = [None] * n
+        model_start = time.perf_counter()
+        for model in {id(m): m for m in models}.values():
+            rows = [i for i in range(n) if models[i] is model]
+            where = ["features" if n == 1 else f"flights[{i}].features" for i in rows]
+            encoded = model.encode([flights[i].features for i in rows], _subset(looked, rows, n), where)
+            for i, scored in zip(rows, model.score(encoded, self.threshold, explain), strict=True):
+                results[i] = (scored, model, arms[i])
+        model_ms = (time.perf_counter() - model_start) * 1000.0
+        predictions = []
+        log_rows = []
+        now = time.time()
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        for i, item in enumerate(results):
+            assert item is not None
+            scored, model, arm = item
+            kinds = [r["kind"] for r in scored.ood]
+            self.metrics.observe_prediction(model.version, arm, scored.probability, kinds)
+            predictions.append(
+                {
+                    "probability": round(scored.probability, 6),
+                    "late": scored.late,
+                    "threshold": self.threshold,
+                    "model_name": model.name,
+                    "model_version": model.version,
+                    "arm": arm,
+                    "explanation": scored.explanation,
+                    "out_of_distribution": {"flag": bool(scored.ood), "reasons": scored.ood},
+                }
+            )
+            if self.log is not None:
+                log_rows.append(
+                    self._log_row(request_id, i, now, model, arm, True, scored, body if n == 1 else flights[i])
+                    | {
+                        "latency_ms": latency_ms,
+                        "lookup_ms": lookup_s * 1000.0 if looked is not None else None,
+                        "model_ms": model_ms,
+                    }
+                )
+        if self.log is not None:
+            self.log.write(log_rows)
+        if n == 1:
+            payload: dict[str, Any] = {"request_id": request_id, **predictions[0]}
+        else:
+            payload = {"request_id": request_id, "predictions": predictions}
+        shadow = [i for i in range(n) if arms[i] == CHAMPION] if self.config.ab.shadow and challenger else []
+        return Outcome(orjson.dumps(payload), shadow, flights, looked)
+
+    def _log_row(
+        self,
+        request_id: str,
+        row: int,
+        now: float,
+        model: ServedModel,
+        arm: str,
+        served: bool,
+        scored: Scored,
+        raw: Any,
+    ) -> dict[str, Any]:
+        return {
+            "request_id": request_id,
+            "row": row,
+            "timestamp": now,
+            "endpoint": "/predict",
+            "status": 200,
+            "model_name": model.name,
+            "model_version": model.version,
+            "arm": arm,
+            "served": served,
+            "input": raw,
+            "probability": scored.probability,
+            "raw_score": scored.raw,
+            "decision": scored.late,
+            "threshold": self.threshold,
+            "ood": bool(scored.ood),
+            "ood_reasons": [r["detail"] for r in scored.ood],
+            "features": (model.features, scored.values),
+        }
+
+    def shadow(self, outcome: Outcome, request_id: str) -> None:
+        """Score the champion's rows with @challenger too and log them (never returned)."""
+        challenger = self.holder.challenger
+        if challenger is None or not outcome.shadow:
+            return
+        rows = outcome.shadow
+        n = len(outcome.flights)
+        encoded = challenger.encode(
+            [outcome.flights[i].features for i in rows], _subset(outcome.looked_up, rows, n), None
+        )
+        now = time.time()
+        log_rows = []
+        for i, scored in zip(rows, challenger.score(encoded, self.threshold, False), strict=True):
+            self.metrics.observe_prediction(challenger.version, "shadow", scored.probability, [])
+            log_rows.append(self._log_row(request_id, i, now, challenger, "shadow", False, scored, outcome.flights[i]))
+        if self.log is not None:
+            self.log.write(log_rows)
+
+    def log_failure(self, request_id: str, started: float, status: int, message: str, body: bytes | None) -> None:
+        if self.log is None:
+            return
+        text = None if body is None else body[:4096].decode("utf-8", "replace")
+        self.log.write(
+            [
+                {
+                    "request_id": request_id,
+                    "row": 0,
+                    "timestamp": time.time(),
+                    "endpoint": "/predict",
+                    "status": status,
+                    "served": False,
+                    "input": text,
+                    "latency_ms": (time.perf_counter() - started) * 1000.0,
+                    "error": message,
+                }
+            ]
+        )
+
+
+__all__ = ["Outcome", "Predictor", "PydanticValidationError"]

@@ -1,0 +1,272 @@
+"""The prediction log: every request and response, as Parquet files, written off the request path.
+
+A request puts a plain dict on a queue (no I/O, no Arrow on the request path). A writer thread
+collects rows and writes a file when ``roll_rows`` rows are waiting or the oldest has waited
+``roll_seconds``; :meth:`PredictionLog.close` (the app's shutdown, e.g. on SIGTERM) writes what
+is left. Files appear atomically (written to a hidden temp file in the same folder, then
+renamed) under ``<dir>/date=YYYY-MM-DD/``, so a reader never sees half a file. Each process
+writes its own files (the pid is in the name), so several workers share one folder safely.
+
+Columns: request_id, row, timestamp (UTC), endpoint, status, model_name, model_version, arm
+(champion / challenger / shadow), served (false for shadow rows), input (the flight as JSON),
+probability, raw_score, decision, threshold, ood, ood_reasons, latency_ms, lookup_ms, model_ms,
+error,
+and one ``feature.<name>`` column per model feature (the vector the model saw).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("noria.serving")
+
+FEATURE_PREFIX = "feature."
+CHUNK_ROWS = 128  # rows converted to Arrow at a time by the writer (about 1 ms of interpreter time)
+_STOP = object()
+_FIXED: dict[str, str] = {
+    "request_id": "string",
+    "row": "int32",
+    "timestamp": "timestamp",
+    "endpoint": "string",
+    "status": "int32",
+    "model_name": "string",
+    "model_version": "int32",
+    "arm": "string",
+    "served": "bool",
+    "input": "string",
+    "probability": "float64",
+    "raw_score": "float64",
+    "decision": "bool",
+    "threshold": "float64",
+    "ood": "bool",
+    "ood_reasons": "list",
+    "latency_ms": "float64",
+    "lookup_ms": "float64",
+    "model_ms": "float64",
+    "error": "string",
+}
+
+
+def _arrow_type(kind: str) -> Any:
+    import pyarrow as pa
+
+    return {
+        "string": pa.string(),
+        "int32": pa.int32(),
+        "bool": pa.bool_(),
+        "float64": pa.float64(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "list": pa.list_(pa.string()),
+    }[kind]
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> Any:
+    """An Arrow table of log rows; feature columns are strings if any value is text, else float64."""
+    import pyarrow as pa
+
+    columns: dict[str, Any] = {}
+    for name, kind in _FIXED.items():
+        values = [r.get(name) for r in rows]
+        if kind == "timestamp":  # epoch seconds -> microseconds, no datetime objects
+            values = [None if v is None else round(v * 1_000_000) for v in values]
+        elif name == "input":
+            values = [_text(v) for v in values]
+        columns[name] = pa.array(values, type=_arrow_type(kind))
+    for feature, values in _feature_columns([r.get("features") for r in rows]).items():
+        text = any(isinstance(v, str) for v in values)
+        if text:
+            values = [None if v is None else str(v) for v in values]
+        columns[FEATURE_PREFIX + feature] = pa.array(values, type=pa.string() if text else pa.float64())
+    return pa.table(columns)
+
+
+def _feature_columns(vectors: list[Any]) -> dict[str, list[Any]]:
+    """Feature vectors (mappings, or (names, values) as the request path leaves them) as columns.
+
+    Rows of one model share the very same names tuple: their values are transposed in one step.
+    """
+    first = vectors[0] if vectors else None
+    if isinstance(first, tuple) and all(isinstance(v, tuple) and v[0] is first[0] for v in vectors):
+        names = first[0]
+        return dict(zip(names, (list(col) for col in zip(*(v[1] for v in vectors), strict=True)), strict=True))
+    mappings = [_features(v) for v in vectors]
+    keys: dict[str, None] = {}
+    for mapping in mappings:
+        for key in mapping:
+            keys.setdefault(key, None)
+    return {key: [m.get(key) for m in mappings] for key in keys}
+
+
+def _text(value: Any) -> str | None:
+    """The request input as JSON text: bytes of a body, a pydantic model, or text already."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    dump = getattr(value, "model_dump_json", None)
+    return str(dump(exclude_none=True)) if dump is not None else str(value)
+
+
+def _features(value: Any) -> dict[str, Any]:
+    """A feature vector given as a mapping, or as (names, values) as the request path leaves it."""
+    if not value:
+        return {}
+    if isinstance(value, tuple):
+        names, values = value
+        return dict(zip(names, values, strict=True))
+    return dict(value)
+
+
+class PredictionLog:
+    """A background Parquet writer; :meth:`write` never blocks and never touches the disk."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        roll_rows: int = 10_000,
+        roll_seconds: float = 60.0,
+        max_queue_rows: int = 200_000,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        self.roll_rows = roll_rows
+        self.roll_seconds = roll_seconds
+        self.max_queue_rows = max_queue_rows
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._on_drop = on_drop
+        self._seq = itertools.count()
+        self.files: list[Path] = []
+        self.rows_written = 0
+        self.dropped = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="noria-prediction-log", daemon=True)
+        self._thread.start()
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Queue rows for the writer (the request path: a queue put per row, nothing else)."""
+        if self._closed:
+            return
+        for row in rows:
+            if self._queue.qsize() >= self.max_queue_rows:
+                self.dropped += 1
+                if self._on_drop:
+                    self._on_drop(1)
+                continue
+            self._queue.put(row)
+
+    def _run(self) -> None:
+        tables: list[Any] = []  # converted chunks waiting for the roll
+        rows = 0
+        first_at = 0.0
+        stopping = False
+        while not stopping:
+            timeout = None if not rows else max(0.0, first_at + self.roll_seconds - time.monotonic())
+            chunk, stopping = self._take(timeout, min(CHUNK_ROWS, self.roll_rows - rows))
+            if chunk:
+                if not rows:
+                    first_at = time.monotonic()
+                # Small chunks keep each hold of the interpreter short (the request path shares it).
+                tables.append(self._convert(chunk))
+                rows += len(chunk)
+            if rows and (stopping or rows >= self.roll_rows or time.monotonic() - first_at >= self.roll_seconds):
+                self._flush([t for t in tables if t is not None])
+                tables, rows = [], 0
+
+    def _take(self, timeout: float | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Up to ``limit`` queued rows (waiting at most ``timeout`` for the first), and whether to stop."""
+        chunk: list[dict[str, Any]] = []
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return chunk, False
+        while True:
+            if item is _STOP:
+                self._queue.put(_STOP)  # seen again once the rows before it are taken, chunk by chunk
+                return chunk, not chunk
+            chunk.append(item)
+            if len(chunk) >= limit:
+                return chunk, False
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return chunk, False
+
+    def _convert(self, chunk: list[dict[str, Any]]) -> Any:
+        try:
+            return rows_to_table(chunk)
+        except Exception:  # a malformed row must not kill the writer; the rows are counted as lost
+            log.exception("cannot convert %d prediction log rows", len(chunk))
+            self._lost(len(chunk))
+            return None
+
+    def _lost(self, n: int) -> None:
+        self.dropped += n
+        if self._on_drop:
+            self._on_drop(n)
+
+    def _flush(self, tables: list[Any]) -> None:
+        if not tables:
+            return
+        import pyarrow as pa
+
+        try:
+            groups = [pa.concat_tables(tables, promote_options="permissive")]
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # a feature changed type between versions
+            groups = tables
+        for table in groups:
+            try:
+                self._write_file(table)
+            except Exception:  # a full disk must not kill the writer; the rows are counted as lost
+                log.exception("cannot write %d prediction log rows to %s", table.num_rows, self.folder)
+                self._lost(table.num_rows)
+
+    def _write_file(self, table: Any) -> None:
+        import pyarrow.parquet as pq
+
+        now = datetime.now(UTC)
+        folder = self.folder / f"date={now:%Y-%m-%d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"predictions-{now:%Y%m%dT%H%M%S%f}-{os.getpid()}-{next(self._seq):06d}.parquet"
+        final = folder / name
+        tmp = folder / f".{name}.tmp"
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            tmp.replace(final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.files.append(final)
+        self.rows_written += table.num_rows
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop taking rows, write everything queued, wait for the writer to finish."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout=timeout)
+
+
+def read_prediction_log(folder: Path | str) -> Any:
+    """Every finished file of a prediction log folder as one pandas DataFrame (empty if none)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted(Path(folder).glob("date=*/predictions-*.parquet"))
+    if not files:
+        return pd.DataFrame(columns=list(_FIXED))
+    tables = [pq.read_table(f) for f in files]
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+
+
+__all__ = ["FEATURE_PREFIX", "PredictionLog", "read_prediction_log", "rows_to_table"]
