@@ -158,7 +158,8 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
     all_months = sorted({m for a in accounts.values() for m in a.months})
     record = SnapshotRecord(
         id=version.md5,
-        created_at=utc_now(),
+        # microseconds: snapshots are listed in creation order, and two can come in one second
+        created_at=datetime.now(UTC).isoformat(timespec="microseconds"),
         source=f"{cfg.source.kind}:{folder}",
         range_from=start,
         range_to=end,
