@@ -23,7 +23,8 @@ def print_table(rows: Sequence[dict[str, Any]], title: str | None = None, column
         table.add_column(col, justify="right" if numeric else "left")
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in cols))
-    Console().print(table)
+    # Piped output (CI logs, `| tee`) gets room for wide tables instead of rich's 80 columns.
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def _cell(value: Any) -> str:
