@@ -27,6 +27,7 @@ from noria.monitoring.config import DriftConfig
 from noria.pipelines._project import PipelinesConfig
 from noria.pipelines.orchestrators._config import OrchestratorsConfig
 from noria.registry.config import RegistryConfig
+from noria.serving.config import ServingConfig
 from noria.training.settings import TrainingSettings
 
 CONFIG_FILE = "noria.yaml"
@@ -155,13 +156,6 @@ class TrackingConfig(_Section):
 
     uri: str = "sqlite:///.noria/mlflow.db"
     artifact_location: str = ".noria/mlartifacts"
-
-
-class ServingConfig(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    decision_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    max_batch: int = Field(default=256, ge=1)
 
 
 class MonitoringConfig(_Section):

@@ -147,6 +147,7 @@ def create_app(
             holder.stop()
             if prediction_log is not None:
                 await run_in_threadpool(prediction_log.close)
+            gc.unfreeze()  # several apps in one process (tests, notebooks): let the collector see it all again
 
     app = FastAPI(
         title="Noria serving",

@@ -1,7 +1,8 @@
 """The prediction log: every request and response, as Parquet files, written off the request path.
 
 A request puts a plain dict on a queue (no I/O, no Arrow on the request path). A writer thread
-collects rows and writes a file when ``roll_rows`` rows are waiting or the oldest has waited
+looks at the queue every ``TICK`` seconds, takes everything waiting, converts it to Arrow in
+small chunks and writes a file when ``roll_rows`` rows are waiting or the oldest has waited
 ``roll_seconds``; :meth:`PredictionLog.close` (the app's shutdown, e.g. on SIGTERM) writes what
 is left. Files appear atomically (written to a hidden temp file in the same folder, then
 renamed) under ``<dir>/date=YYYY-MM-DD/``, so a reader never sees half a file. Each process
@@ -10,8 +11,7 @@ writes its own files (the pid is in the name), so several workers share one fold
 Columns: request_id, row, timestamp (UTC), endpoint, status, model_name, model_version, arm
 (champion / challenger / shadow), served (false for shadow rows), input (the flight as JSON),
 probability, raw_score, decision, threshold, ood, ood_reasons, latency_ms, lookup_ms, model_ms,
-error,
-and one ``feature.<name>`` column per model feature (the vector the model saw).
+error, and one ``feature.<name>`` column per model feature (the vector the model saw).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ log = logging.getLogger("noria.serving")
 
 FEATURE_PREFIX = "feature."
 CHUNK_ROWS = 128  # rows converted to Arrow at a time by the writer (about 1 ms of interpreter time)
-_STOP = object()
+TICK = 0.05  # seconds between the writer's looks at the queue
 _FIXED: dict[str, str] = {
     "request_id": "string",
     "row": "int32",
@@ -149,6 +149,7 @@ class PredictionLog:
         self.rows_written = 0
         self.dropped = 0
         self._closed = False
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="noria-prediction-log", daemon=True)
         self._thread.start()
 
@@ -165,41 +166,42 @@ class PredictionLog:
             self._queue.put(row)
 
     def _run(self) -> None:
+        # The writer wakes every TICK seconds and takes everything queued at once, instead of waking
+        # for each row: the request path shares the interpreter with it, so the fewer wake-ups and
+        # the shorter each hold, the less a request waits.
+        pending: list[dict[str, Any]] = []  # rows not yet converted
         tables: list[Any] = []  # converted chunks waiting for the roll
-        rows = 0
+        rows = 0  # rows in both
         first_at = 0.0
-        stopping = False
-        while not stopping:
-            timeout = None if not rows else max(0.0, first_at + self.roll_seconds - time.monotonic())
-            chunk, stopping = self._take(timeout, min(CHUNK_ROWS, self.roll_rows - rows))
-            if chunk:
-                if not rows:
-                    first_at = time.monotonic()
-                # Small chunks keep each hold of the interpreter short (the request path shares it).
+        while True:
+            stopping = self._stop.wait(TICK)
+            taken = self._take_all()
+            if taken and not rows:
+                first_at = time.monotonic()
+            pending.extend(taken)
+            rows += len(taken)
+            while len(pending) >= CHUNK_ROWS or (pending and (stopping or rows >= self.roll_rows)):
+                chunk, pending = pending[:CHUNK_ROWS], pending[CHUNK_ROWS:]
                 tables.append(self._convert(chunk))
-                rows += len(chunk)
-            if rows and (stopping or rows >= self.roll_rows or time.monotonic() - first_at >= self.roll_seconds):
+                time.sleep(0)  # let a waiting request have the interpreter between chunks
+            due = rows >= self.roll_rows or (rows and time.monotonic() - first_at >= self.roll_seconds)
+            if due or (stopping and rows):
+                if pending:
+                    tables.append(self._convert(pending))
+                    pending = []
                 self._flush([t for t in tables if t is not None])
                 tables, rows = [], 0
+                first_at = time.monotonic()
+            if stopping and self._queue.empty():
+                return
 
-    def _take(self, timeout: float | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
-        """Up to ``limit`` queued rows (waiting at most ``timeout`` for the first), and whether to stop."""
-        chunk: list[dict[str, Any]] = []
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return chunk, False
+    def _take_all(self) -> list[dict[str, Any]]:
+        taken: list[dict[str, Any]] = []
         while True:
-            if item is _STOP:
-                self._queue.put(_STOP)  # seen again once the rows before it are taken, chunk by chunk
-                return chunk, not chunk
-            chunk.append(item)
-            if len(chunk) >= limit:
-                return chunk, False
             try:
-                item = self._queue.get_nowait()
+                taken.append(self._queue.get_nowait())
             except queue.Empty:
-                return chunk, False
+                return taken
 
     def _convert(self, chunk: list[dict[str, Any]]) -> Any:
         try:
@@ -223,12 +225,14 @@ class PredictionLog:
             groups = [pa.concat_tables(tables, promote_options="permissive")]
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # a feature changed type between versions
             groups = tables
-        for table in groups:
-            try:
-                self._write_file(table)
-            except Exception:  # a full disk must not kill the writer; the rows are counted as lost
-                log.exception("cannot write %d prediction log rows to %s", table.num_rows, self.folder)
-                self._lost(table.num_rows)
+        for group in groups:
+            for offset in range(0, group.num_rows, self.roll_rows):  # a file holds at most roll_rows rows
+                table = group.slice(offset, self.roll_rows)
+                try:
+                    self._write_file(table)
+                except Exception:  # a full disk must not kill the writer; the rows are counted as lost
+                    log.exception("cannot write %d prediction log rows to %s", table.num_rows, self.folder)
+                    self._lost(table.num_rows)
 
     def _write_file(self, table: Any) -> None:
         import pyarrow.parquet as pq
@@ -252,7 +256,7 @@ class PredictionLog:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
+        self._stop.set()
         self._thread.join(timeout=timeout)
 
 

