@@ -33,16 +33,18 @@ def _git(root: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def git_state(root: Path) -> GitState:
-    """The commit checked out at ``root`` and whether tracked files differ from it.
+def git_state(root: Path, *, untracked: bool = False) -> GitState:
+    """The commit checked out at ``root`` and whether the work tree differs from it.
 
-    Outside a git repository (or without git installed) the commit is None: the record
-    still gets written, it just cannot point at code.
+    ``untracked=True`` also counts untracked (not ignored) files as a difference, as model
+    lineage does: a new module the training imports is not in the commit. Outside a git
+    repository (or without git installed) the commit is None: the record still gets
+    written, it just cannot point at code.
     """
     commit = _git(root, "rev-parse", "HEAD")
     if commit is None:
         return GitState(None, False, None)
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    status = _git(root, "status", "--porcelain", f"--untracked-files={'normal' if untracked else 'no'}")
     branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
     return GitState(commit, bool(status), branch)
 

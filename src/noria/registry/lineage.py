@@ -8,7 +8,6 @@ platform, the Noria version, the pipeline run id and the config profile / backen
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import NotFoundError
+from noria.provenance import file_sha256, git_state
 from noria.registry._client import backend_kind, error_code, get_client, mlflow_errors, tracking_uri
 
 if TYPE_CHECKING:
@@ -86,31 +86,6 @@ class Lineage:
         return asdict(self)
 
 
-def git_state(folder: Path) -> tuple[str | None, bool | None]:
-    """(HEAD commit, dirty?) of the git repository holding ``folder``; (None, None) outside git."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
-        if head.returncode != 0:
-            return None, None
-        status = subprocess.run(
-            ["git", "-C", str(folder), "status", "--porcelain"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None, None
-    dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
-    return head.stdout.strip(), dirty
-
-
 def _git_toplevel(folder: Path) -> Path | None:
     try:
         done = subprocess.run(
@@ -138,14 +113,6 @@ def find_uv_lock(root: Path) -> Path | None:
     return None
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _version_of(package: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -166,7 +133,8 @@ def collect_lineage(
     """The lineage of a run about to start: the caller says which data and features it uses."""
     from noria import __version__
 
-    commit, dirty = git_state(project.root)
+    git = git_state(project.root, untracked=True)
+    commit, dirty = git.commit, (git.dirty if git.commit else None)
     lock = find_uv_lock(project.root)
     return Lineage(
         git_commit=commit,
