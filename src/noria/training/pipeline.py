@@ -11,7 +11,6 @@ Each step can also run alone (``--step S --run-id R``): that is what Airflow and
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -88,12 +87,13 @@ def _columns(info: dict[str, Any]) -> tuple[list[str], list[str]]:
     return features, categorical
 
 
-def _split(train_rows: pd.DataFrame, test_rows: pd.DataFrame, context: dict[str, Any], label: str) -> Any:
+def _split_frame(frame: pd.DataFrame, context: dict[str, Any], label: str) -> Any:
+    """The time-based split of ``frame`` by the run's settings (deterministic, so steps can redo it)."""
     from noria.training import split_by_time
 
     s = _settings(context)
     return split_by_time(
-        pd.concat([train_rows, test_rows], ignore_index=True),
+        frame,
         s.time_column,
         label,
         train=s.train,
@@ -101,6 +101,11 @@ def _split(train_rows: pd.DataFrame, test_rows: pd.DataFrame, context: dict[str,
         valid_fraction=s.validation_fraction,
         valid_months=s.validation_months,
     )
+
+
+def _split(train_rows: pd.DataFrame, test_rows: pd.DataFrame, context: dict[str, Any], label: str) -> Any:
+    """Rebuild the split (with its validation slice) from the split step's two outputs."""
+    return _split_frame(pd.concat([train_rows, test_rows], ignore_index=True), context, label)
 
 
 @step(outputs=("train_rows", "test_rows", "split_info"))
@@ -108,19 +113,7 @@ def split(
     training_set: pd.DataFrame, training_set_info: dict[str, Any], context: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Time-based split: train months vs later test months; unlabelled rows counted and dropped."""
-    from noria.training import split_by_time
-
-    s = _settings(context)
-    label = training_set_info["label"]["name"]
-    parts = split_by_time(
-        training_set,
-        s.time_column,
-        label,
-        train=s.train,
-        test=s.test,
-        valid_fraction=s.validation_fraction,
-        valid_months=s.validation_months,
-    )
+    parts = _split_frame(training_set, context, training_set_info["label"]["name"])
     return parts.train, parts.test, parts.summary()
 
 
@@ -341,9 +334,7 @@ def gate(
     decision = promote_if_better(
         project, register["name"], register["version"], candidate, champion_on_same_holdout, note="training pipeline"
     )
-    return {
-        "digest": hashlib.sha256(json.dumps(register, sort_keys=True).encode()).hexdigest()[:12]
-    } | decision.to_dict()
+    return decision.to_dict()
 
 
 def _predict(booster: Any, frame: pd.DataFrame) -> Any:
