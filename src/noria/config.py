@@ -23,7 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from noria.errors import ConfigError, ProjectNotFoundError
 from noria.features.config import FeaturesConfig
-from noria.monitoring.config import DriftConfig
+from noria.monitoring.config import MonitoringConfig
 from noria.pipelines._project import PipelinesConfig
 from noria.pipelines.orchestrators._config import OrchestratorsConfig
 from noria.registry.config import RegistryConfig
@@ -156,10 +156,6 @@ class TrackingConfig(_Section):
 
     uri: str = "sqlite:///.noria/mlflow.db"
     artifact_location: str = ".noria/mlartifacts"
-
-
-class MonitoringConfig(_Section):
-    drift: DriftConfig = DriftConfig()
 
 
 class NoriaConfig(_Section):

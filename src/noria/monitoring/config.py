@@ -44,4 +44,56 @@ class DriftConfig(BaseModel):
         return self
 
 
-__all__ = ["DriftConfig"]
+class FeedbackConfig(BaseModel):
+    """How delayed labels are joined to logged predictions and judged (``monitoring.feedback``).
+
+    ``review_band``: a served prediction whose probability is within this distance of the
+    decision threshold is "low certainty" and goes to the review queue, as does every
+    out-of-distribution one. ``min_labels``: a day or month with fewer labelled predictions (or
+    without both classes) gets no AUC, only counts.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    review_band: float = Field(default=0.05, ge=0, le=0.5)
+    min_labels: int = Field(default=100, ge=1)
+    calibration_bins: int = Field(default=10, ge=2, le=100)
+
+
+class RetrainPolicy(BaseModel):
+    """When ``noria monitor run`` retrains (``monitoring.policy``); every decision is recorded.
+
+    Retrain when drift on an important feature raised an alert (``on_drift``), when the live AUC
+    of the serving model fell more than ``auc_drop`` below its holdout AUC, or when the
+    champion's newest training month is more than ``every_months`` months behind the newest
+    labelled month (the schedule). The retrain learns on the newest ``train_months`` months
+    of ingested data and is judged on the ``test_months`` after them, then goes through the
+    same promotion gate as any training run. ``trials`` overrides ``training.trials`` for
+    retrains (None: the same as a first training).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    enabled: bool = True
+    on_drift: bool = True
+    auc_drop: float | None = Field(default=0.03, ge=0, le=1)
+    every_months: int | None = Field(default=None, ge=1, le=120)
+    train_months: int = Field(default=5, ge=1, le=120)
+    test_months: int = Field(default=1, ge=1, le=24)
+    trials: int | None = Field(default=None, ge=0, le=10_000)
+
+
+class MonitoringConfig(BaseModel):
+    """The ``monitoring`` section: drift thresholds, feedback, the retraining policy, where results live."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # drift reports, performance records, the review queue and retraining decisions, relative to the
+    # project. The prediction log monitoring reads is the one serving writes (serving.prediction_log.dir).
+    dir: str = ".noria/monitoring"
+    drift: DriftConfig = DriftConfig()
+    feedback: FeedbackConfig = FeedbackConfig()
+    policy: RetrainPolicy = RetrainPolicy()
+
+
+__all__ = ["DriftConfig", "FeedbackConfig", "MonitoringConfig", "RetrainPolicy"]

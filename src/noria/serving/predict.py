@@ -151,7 +151,7 @@ class Predictor:
             )
             if self.log is not None:
                 log_rows.append(
-                    self._log_row(request_id, i, now, model, arm, True, scored, body if n == 1 else flights[i])
+                    self._log_row(request_id, i, now, model, arm, True, scored, body if n == 1 else flights[i], flights[i])
                     | {
                         "latency_ms": latency_ms,
                         "lookup_ms": lookup_s * 1000.0 if looked is not None else None,
@@ -177,6 +177,7 @@ class Predictor:
         served: bool,
         scored: Scored,
         raw: Any,
+        flight: FlightRequest,
     ) -> dict[str, Any]:
         return {
             "request_id": request_id,
@@ -196,6 +197,11 @@ class Predictor:
             "ood": bool(scored.ood),
             "ood_reasons": [r["detail"] for r in scored.ood],
             "features": (model.features, scored.values),
+            # the flight's key and event time: what monitoring joins labels on and windows by
+            "carrier": flight.carrier,
+            "flight": flight.flight,
+            "origin": flight.origin,
+            "scheduled_departure": flight.scheduled_departure.timestamp(),
         }
 
     def shadow(self, outcome: Outcome, request_id: str) -> None:
@@ -212,7 +218,8 @@ class Predictor:
         log_rows = []
         for i, scored in zip(rows, challenger.score(encoded, self.threshold, False), strict=True):
             self.metrics.observe_prediction(challenger.version, "shadow", scored.probability, [])
-            log_rows.append(self._log_row(request_id, i, now, challenger, "shadow", False, scored, outcome.flights[i]))
+            flight = outcome.flights[i]
+            log_rows.append(self._log_row(request_id, i, now, challenger, "shadow", False, scored, flight, flight))
         if self.log is not None:
             self.log.write(log_rows)
 

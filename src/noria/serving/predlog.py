@@ -11,7 +11,8 @@ writes its own files (the pid is in the name), so several workers share one fold
 Columns: request_id, row, timestamp (UTC), endpoint, status, model_name, model_version, arm
 (champion / challenger / shadow), served (false for shadow rows), input (the flight as JSON),
 probability, raw_score, decision, threshold, ood, ood_reasons, latency_ms, lookup_ms, model_ms,
-error, and one ``feature.<name>`` column per model feature (the vector the model saw).
+error, the flight's key (carrier, flight, origin) and scheduled_departure (UTC; the event time
+monitoring windows by and joins delayed labels on), and one ``feature.<name>`` column per model feature (the vector the model saw).
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ _FIXED: dict[str, str] = {
     "lookup_ms": "float64",
     "model_ms": "float64",
     "error": "string",
+    "carrier": "string",
+    "flight": "int32",
+    "origin": "string",
+    "scheduled_departure": "timestamp",
 }
 
 

@@ -1,0 +1,190 @@
+"""Where monitoring results live: one folder per project (``monitoring.dir``), plain files.
+
+Layout (every file is written atomically; JSON so a person can read it, Parquet for rows)::
+
+    <dir>/drift/<window>--v<version>.json        a drift report of one window for one model version
+    <dir>/performance/<window>--v<version>.json  delayed-label performance of one window (daily + total)
+    <dir>/review/<window>.parquet                predictions someone should look at (low certainty, OOD)
+    <dir>/decisions.jsonl                        every retraining decision, why, and what came of it
+
+A *window* is a month (``2013-07``) or a day (``2013-07-14``) of flights by scheduled departure
+(the event time, not the time the request arrived). Records share a header: ``kind``,
+``window``, ``model_name``, ``model_version``, ``computed_at`` (ISO 8601 UTC). Re-computing a
+window for the same version replaces its file, so a report is never counted twice.
+
+Plain files, not a database: monitoring runs as a batch job next to the project, the
+records are small (a few kB per window) and the HTML report, the Prometheus exporter and the
+retraining policy only ever read them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from noria.errors import ValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from noria.config import Project
+
+Kind = Literal["drift", "performance"]
+WINDOW = re.compile(r"^\d{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?$")
+_NAME = re.compile(r"^(?P<window>[0-9-]+)--v(?P<version>\d+)\.json$")
+
+
+def check_window(window: str) -> str:
+    """A month ``YYYY-MM`` or a day ``YYYY-MM-DD``; anything else is a clear error."""
+    if not WINDOW.match(window):
+        raise ValidationError(
+            f"window {window!r} is not a month or a day",
+            fix="give a month as YYYY-MM (e.g. 2013-07) or a day as YYYY-MM-DD (e.g. 2013-07-14)",
+        )
+    return window
+
+
+def window_bounds(window: str) -> tuple[datetime, datetime]:
+    """The half-open UTC interval ``[start, end)`` a window covers."""
+    check_window(window)
+    parts = [int(p) for p in window.split("-")]
+    if len(parts) == 2:
+        start = datetime(parts[0], parts[1], 1, tzinfo=UTC)
+        end = datetime(parts[0] + parts[1] // 12, parts[1] % 12 + 1, 1, tzinfo=UTC)
+    else:
+        from datetime import timedelta
+
+        start = datetime(parts[0], parts[1], parts[2], tzinfo=UTC)
+        end = start + timedelta(days=1)
+    return start, end
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        Path(tmp).replace(path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class MonitoringStore:
+    """The monitoring folder of one project; see the module docstring for the layout."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, project: Project) -> MonitoringStore:
+        return cls(project.path(project.config.monitoring.dir))
+
+    # --- records (drift, performance) -------------------------------------------------------
+
+    def record_path(self, kind: Kind, window: str, version: int) -> Path:
+        return self.root / kind / f"{check_window(window)}--v{int(version)}.json"
+
+    def save(self, kind: Kind, window: str, model_name: str, version: int, body: Mapping[str, Any]) -> Path:
+        """Write one record (header + ``body``) and return its path; replaces the same window/version."""
+        record = {
+            "kind": kind,
+            "window": check_window(window),
+            "model_name": model_name,
+            "model_version": int(version),
+            "computed_at": now_iso(),
+            **body,
+        }
+        path = self.record_path(kind, window, version)
+        atomic_write_text(path, json.dumps(record, indent=1, sort_keys=False, default=_json_default) + "\n")
+        return path
+
+    def records(self, kind: Kind) -> list[dict[str, Any]]:
+        """Every record of a kind, ordered by window, then model version."""
+        folder = self.root / kind
+        found = []
+        for path in folder.glob("*.json") if folder.is_dir() else []:
+            m = _NAME.match(path.name)
+            if m:
+                found.append((m["window"], int(m["version"]), path))
+        return [json.loads(p.read_text(encoding="utf-8")) for _, _, p in sorted(found)]
+
+    def latest(self, kind: Kind) -> dict[str, Any] | None:
+        """The record of the newest window (the highest model version if several)."""
+        records = self.records(kind)
+        return records[-1] if records else None
+
+    # --- review queue ------------------------------------------------------------------------
+
+    def review_path(self, window: str) -> Path:
+        return self.root / "review" / f"{check_window(window)}.parquet"
+
+    def save_review(self, window: str, frame: pd.DataFrame) -> Path:
+        """Write the review queue of a window (atomically; replaces an earlier one)."""
+        path = self.review_path(window)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            frame.to_parquet(tmp, index=False)
+            Path(tmp).replace(path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return path
+
+    # --- retraining decisions ----------------------------------------------------------------
+
+    @property
+    def decisions_path(self) -> Path:
+        return self.root / "decisions.jsonl"
+
+    def append_decision(self, decision: Mapping[str, Any]) -> dict[str, Any]:
+        """Append one decision (one JSON line, one write call with O_APPEND) and return it."""
+        record = {"decided_at": now_iso(), **decision}
+        line = (json.dumps(record, default=_json_default) + "\n").encode("utf-8")
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.decisions_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        return record
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every recorded decision, oldest first (a torn last line from a crash is skipped)."""
+        return list(self._decision_lines())
+
+    def _decision_lines(self) -> Iterator[dict[str, Any]]:
+        if not self.decisions_path.is_file():
+            return
+        for line in self.decisions_path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+
+
+def _json_default(value: Any) -> Any:
+    """NaN-free JSON for numpy scalars and datetimes."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    item = getattr(value, "item", None)
+    if item is not None:
+        return item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+__all__ = ["MonitoringStore", "atomic_write_text", "check_window", "now_iso", "window_bounds"]

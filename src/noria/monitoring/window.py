@@ -1,0 +1,192 @@
+"""A window of served predictions, and its drift against the reference profile of the model that served it.
+
+The prediction log (written by ``noria serve``) is the source: every served row carries the
+feature vector the model saw (``feature.<name>`` columns), its probability, the model version
+and the flight's scheduled departure, the event time windows are cut by. A month in which the
+champion changed is split by model version, each part judged against its own version's profile
+(stored as a run artifact at training time; drift checks never re-read training data).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from noria.errors import NotFoundError
+from noria.monitoring.store import MonitoringStore, check_window, window_bounds
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from noria.config import Project
+    from noria.monitoring.drift import DriftReport
+    from noria.monitoring.profile import ReferenceProfile
+
+FEATURE_PREFIX = "feature."  # noria.serving.predlog.FEATURE_PREFIX (not imported: serving pulls in FastAPI)
+PROFILE_ARTIFACTS = ("reference_profile.json", "monitoring/reference_profile.json")
+
+
+def prediction_log_dir(project: Project) -> Path:
+    return project.path(project.config.serving.prediction_log.dir)
+
+
+def read_window(project: Project, window: str, *, served_only: bool = True, folder: Path | None = None) -> pd.DataFrame:
+    """Successful prediction-log rows whose flight departs inside ``window`` (UTC), oldest first.
+
+    ``served_only`` drops shadow rows (scored by the challenger, never returned). Rows logged
+    before the log carried ``scheduled_departure`` cannot be windowed and are left out.
+    """
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    check_window(window)
+    folder = folder or prediction_log_dir(project)
+    files = sorted(folder.glob("date=*/predictions-*.parquet")) if folder.is_dir() else []
+    if not files:
+        raise NotFoundError(
+            f"the prediction log at {folder} is empty",
+            fix="serve predictions first (noria serve, then POST /predict), or check serving.prediction_log.dir",
+        )
+    start, end = window_bounds(window)
+    dataset = ds.dataset([str(f) for f in files], format="parquet", schema=None)
+    names = set(dataset.schema.names)
+    if "scheduled_departure" not in names:
+        return pd.DataFrame()
+    ts = ds.field("scheduled_departure")
+    condition = (ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end)) & (ds.field("status") == 200)
+    if served_only:
+        condition = condition & (ds.field("served") == True)  # noqa: E712 - an Arrow expression, not a bool
+    try:
+        table = dataset.to_table(filter=condition)
+    except Exception:  # files written by different model versions can disagree on a feature's type
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = [pq.read_table(f) for f in files]
+        table = pa.concat_tables(tables, promote_options="permissive")
+        frame = table.to_pandas()
+        keep = (
+            frame["scheduled_departure"].ge(pd.Timestamp(start))
+            & frame["scheduled_departure"].lt(pd.Timestamp(end))
+            & frame["status"].eq(200)
+        )
+        if served_only:
+            keep &= frame["served"].fillna(False).astype(bool)
+        out: pd.DataFrame = frame[keep].sort_values("scheduled_departure", kind="stable").reset_index(drop=True)
+        return out
+    result: pd.DataFrame = table.to_pandas().sort_values("scheduled_departure", kind="stable").reset_index(drop=True)
+    return result
+
+
+def feature_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """The feature vectors of log rows, with plain feature names (``feature.visib`` -> ``visib``)."""
+    columns = [c for c in rows.columns if c.startswith(FEATURE_PREFIX)]
+    return rows[columns].rename(columns=lambda c: c[len(FEATURE_PREFIX) :])
+
+
+def load_profile(project: Project, name: str, version: int) -> ReferenceProfile:
+    """The reference profile stored with a model version (its training run's artifact)."""
+    from noria.monitoring.profile import ReferenceProfile
+    from noria.registry import get_version
+    from noria.registry._client import get_client
+
+    client = get_client(project)
+    info = get_version(project, f"{name}/{version}", client=client)
+    if not info.run_id:
+        raise NotFoundError(f"model {name} version {version} has no training run", fix="register it from a run")
+    for artifact in PROFILE_ARTIFACTS:
+        folder = artifact.rpartition("/")[0] or None
+        try:
+            listed = {f.path for f in client.list_artifacts(info.run_id, folder)}
+        except Exception as exc:
+            raise NotFoundError(
+                f"cannot list the artifacts of run {info.run_id} ({name} version {version}): {exc}",
+                fix="check that the MLflow artifact store is reachable",
+            ) from None
+        if artifact in listed:
+            with tempfile.TemporaryDirectory(prefix="noria-profile-") as tmp:
+                return ReferenceProfile.load(client.download_artifacts(info.run_id, artifact, tmp))
+    raise NotFoundError(
+        f"model {name} version {version} has no reference profile (run {info.run_id})",
+        fix="retrain it with `noria pipeline run training`, which stores the profile with the model",
+    )
+
+
+@dataclass(frozen=True)
+class WindowDrift:
+    """The drift of the rows one model version served in a window."""
+
+    window: str
+    model_name: str
+    model_version: int
+    report: DriftReport
+    path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "path": None if self.path is None else str(self.path),
+            **self.report.to_dict(),
+        }
+
+
+def drift_window(project: Project, window: str, *, save: bool = True, min_rows: int = 1) -> list[WindowDrift]:
+    """Drift of every model version that served flights of ``window``; saved in the monitoring store.
+
+    What ``noria monitor drift --window 2013-07`` runs. Versions with fewer than ``min_rows``
+    rows in the window are skipped.
+    """
+    from noria.monitoring.drift import compute_drift
+
+    rows = read_window(project, window)
+    if rows.empty:
+        raise NotFoundError(
+            f"no served prediction in the log departs in {window}",
+            fix="pick a window the service has scored flights for (noria monitor windows lists them)",
+        )
+    cfg = project.config.monitoring.drift
+    store = MonitoringStore.of(project)
+    results = []
+    for key, part in rows.groupby(["model_name", "model_version"], sort=True):
+        name, version = str(key[0]), int(str(key[1]))
+        if len(part) < min_rows:
+            continue
+        profile = load_profile(project, name, version)
+        features = feature_frame(part)
+        report = compute_drift(profile, features, cfg, scores=part["probability"].to_numpy(dtype=float))
+        path = store.save("drift", window, name, version, report.to_dict()) if save else None
+        results.append(WindowDrift(window, name, version, report, path))
+    return results
+
+
+def windows_in_log(project: Project) -> dict[str, int]:
+    """Months the prediction log has served flights for, with their row counts."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    folder = prediction_log_dir(project)
+    files = sorted(folder.glob("date=*/predictions-*.parquet")) if folder.is_dir() else []
+    if not files:
+        return {}
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    if "scheduled_departure" not in dataset.schema.names:
+        return {}
+    table = dataset.to_table(columns=["scheduled_departure"], filter=ds.field("status") == 200)
+    months = pc.strftime(table["scheduled_departure"], format="%Y-%m")
+    counts = pc.value_counts(months.drop_null() if hasattr(months, "drop_null") else months)
+    return dict(sorted((str(item["values"]), int(item["counts"])) for item in counts.to_pylist()))
+
+
+__all__ = [
+    "WindowDrift",
+    "drift_window",
+    "feature_frame",
+    "load_profile",
+    "prediction_log_dir",
+    "read_window",
+    "windows_in_log",
+]
