@@ -48,7 +48,7 @@ def requests_from_flights(frame: pd.DataFrame, features: pd.DataFrame | None = N
     out: list[dict[str, Any]] = []
     feature_rows: list[dict[str, Any]] | None = None
     if features is not None:
-        feature_rows = [{k: v for k, v in row.items() if not pd.isna(v)} for row in features.to_dict("records")]
+        feature_rows = [{str(k): v for k, v in row.items() if not pd.isna(v)} for row in features.to_dict("records")]
     carriers = frame["carrier"].tolist()
     numbers = frame["flight"].astype("int64").tolist()
     origins = frame["origin"].tolist()
