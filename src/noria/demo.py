@@ -8,6 +8,8 @@ what is cached.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -39,11 +41,16 @@ def run_demo(folder: Path, console: Console | None = None) -> Project:
     _features(console, project)
 
     _chapter(console, "3. training pipeline: tune, train, evaluate, register in MLflow, gate")
-    _train(console, project)
+    first = _train(console, project)
 
     _chapter(console, "4. serving: July 2013 arrives; real flights through HTTP, with explanations")
     _ingest(console, project, "2013-07", "2013-07")
     _serve(console, project, SERVE_AT)
+
+    _chapter(console, "5. the loop: July-December through the service; drift, labels, retraining, hot swap")
+    from noria.demo_loop import run_loop
+
+    run_loop(console, project, first)
 
     console.print(Rule(f"done in {time.perf_counter() - started:.0f} s"))
     return project
@@ -106,7 +113,8 @@ def _features(console: Console, project: Project) -> None:
     )
 
 
-def _train(console: Console, project: Project) -> None:
+def _train(console: Console, project: Project) -> int:
+    """Run the training pipeline; return the version it registered."""
     from noria.cli._output import print_table
     from noria.pipelines import run_project_pipeline
     from noria.registry import format_lineage, lineage_of
@@ -130,6 +138,7 @@ def _train(console: Console, project: Project) -> None:
     print_table(rows, title=f"holdout {split['test']['window']['label']} ({split['test']['rows']:,} flights)")
     console.print(f"gate: version {decision['version']} -> @{decision['alias'] or 'unchanged'} ({decision['reason']})")
     console.print(format_lineage(lineage_of(project, f"{decision['name']}@champion")))
+    return int(decision["version"])
 
 
 def _month_after(month: str) -> str:
@@ -141,11 +150,6 @@ def _month_after(month: str) -> str:
 
 def _serve(console: Console, project: Project, now: str, count: int = 6) -> None:
     """Start `noria serve`, send the next real flights after ``now`` through HTTP, print the answers."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
     import httpx
     import pandas as pd
 
@@ -185,41 +189,12 @@ def _serve(console: Console, project: Project, now: str, count: int = 6) -> None
             for _, r in sample.iterrows()
         ]
     }
-    port = _free_port()
-    log = project.root / ".noria" / "demo-serve.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "noria",
-                "--project",
-                str(project.root),
-                "serve",
-                "--insecure-local",
-                "--port",
-                str(port),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"},
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, server, log)
+    with served(project) as (base, pid, log):
         version = httpx.get(f"{base}/version", timeout=10).json()
-        console.print(f"noria serve (pid {server.pid}) on {base}: {version}")
+        console.print(f"noria serve (pid {pid}) on {base}: {version}")
         answer = httpx.post(f"{base}/predict", json=payload, timeout=30)
         answer.raise_for_status()
         body = answer.json()
-    finally:
-        server.send_signal(signal.SIGTERM)  # flushes the prediction log, then exits
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
     rows = []
     for flight, pred, (_, actual) in zip(payload["flights"], body["predictions"], sample.iterrows(), strict=True):
         reasons = pred["explanation"]["contributions"][:2] if pred.get("explanation") else []
@@ -237,6 +212,38 @@ def _serve(console: Console, project: Project, now: str, count: int = 6) -> None
         )
     print_table(rows, title=f"predictions from model version {body['predictions'][0]['model_version']}")
     console.print(f"request {body['request_id']} logged to the prediction log; server log: {log}")
+
+
+@contextmanager
+def served(project: Project, env: dict[str, str] | None = None) -> Iterator[tuple[str, int, Path]]:
+    """Run `noria serve --insecure-local` on a free port until the block ends (then SIGTERM, by PID)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = _free_port()
+    log = project.root / ".noria" / "demo-serve.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "noria", "--project", str(project.root), "serve", "--insecure-local"]
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"} | (env or {}),
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, server, log)
+        yield base, server.pid, log
+    finally:
+        server.send_signal(signal.SIGTERM)  # flushes the prediction log, then exits
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def _free_port() -> int:

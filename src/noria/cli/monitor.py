@@ -1,4 +1,4 @@
-"""``noria monitor``: drift of a window of inputs against a model's reference profile."""
+"""``noria monitor``: drift, delayed-label performance, the review queue, the retraining policy, the report."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from noria.monitoring import DriftConfig, DriftReport
 
 app = typer.Typer(
-    help="Monitoring: drift of inputs and scores against the reference profile stored with a model.",
+    help="Monitoring: drift against the reference profile, performance on delayed labels, retraining policy.",
     no_args_is_help=True,
 )
 
@@ -23,31 +23,112 @@ _COLUMNS = ["feature", "kind", "verdict", "alert", "importance", "psi", "test", 
 @app.command("drift")
 def drift_cmd(
     ctx: typer.Context,
-    profile: Annotated[Path, typer.Option("--profile", help="Reference profile (JSON) built at training time.")],
-    data: Annotated[Path, typer.Option("--data", help="The window to check: a Parquet file of model inputs.")],
+    window: Annotated[
+        str | None,
+        typer.Option("--window", help="A month (YYYY-MM) or day of the prediction log, by scheduled departure."),
+    ] = None,
+    profile: Annotated[
+        Path | None, typer.Option("--profile", help="Reference profile (JSON) built at training time.")
+    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="A Parquet file of model inputs to check.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
 ) -> None:
-    """Compare a window of inputs with a reference profile: PSI, KS / chi-square, verdicts, alerts.
+    """Drift of a window against the reference profile: PSI, KS / chi-square, verdicts, alerts.
 
-    Thresholds come from the project's noria.yaml (monitoring section) when run inside a
-    project, otherwise from the defaults.
+    With --window, the rows the service logged for flights departing in that window are
+    compared with the profile stored with the model version that served them; the result is
+    saved in the monitoring store (what the exporter, the report and the policy read). With
+    --profile and --data, any Parquet file is checked against any profile (nothing saved).
 
-    Example:  noria monitor drift --profile profile.json --data window-2013-07.parquet
+    Examples:
+      noria monitor drift --window 2013-07
+      noria monitor drift --profile profile.json --data window-2013-07.parquet
     """
-    from noria.cli._output import print_json, print_table
+    from noria.cli._output import print_json
+
+    if window is not None and (profile is not None or data is not None):
+        raise typer.BadParameter("give either --window or --profile with --data, not both")
+    if window is not None:
+        from noria.monitoring.window import drift_window
+
+        results = drift_window(ctx.obj.load(), window)
+        if as_json:
+            print_json([r.to_dict() for r in results])
+            return
+        for r in results:
+            _print_report(r.report, f"drift of {window}, {r.model_name} version {r.model_version}")
+            typer.echo(f"saved: {r.path}")
+        return
+    if profile is None or data is None:
+        raise typer.BadParameter("give --window, or both --profile and --data (e.g. --window 2013-07)")
     from noria.monitoring import check_drift
 
     report = check_drift(profile, data, _drift_config(ctx.obj))
     if as_json:
         print_json(report.to_dict())
         return
-    print_table(_rows(report), title=f"drift of {data.name} against {profile.name}", columns=_COLUMNS)
+    _print_report(report, f"drift of {data.name} against {profile.name}")
+
+
+def _print_report(report: DriftReport, title: str) -> None:
+    from noria.cli._output import print_table
+
+    print_table(_rows(report), title=title, columns=_COLUMNS)
     drifted = report.drifted
     typer.echo(
         f"{report.rows:,} rows vs {report.reference_rows:,} reference rows; "
         f"drift in {len(drifted)} of {len(report.all)}" + (f": {', '.join(drifted)}" if drifted else "")
     )
     typer.echo(f"ALERT: drift on important features: {', '.join(report.alerts)}" if report.alerts else "no alerts")
+
+
+@app.command("windows")
+def windows_cmd(ctx: typer.Context) -> None:
+    """Months the prediction log holds served flights for, with row counts.
+
+    Example:  noria monitor windows
+    """
+    from noria.cli._output import print_table
+    from noria.monitoring.window import windows_in_log
+
+    counts = windows_in_log(ctx.obj.load())
+    print_table([{"window": w, "predictions": n} for w, n in counts.items()], title="prediction log windows")
+
+
+@app.command("run")
+def run_cmd(
+    ctx: typer.Context,
+    window: Annotated[str | None, typer.Option("--window", help="Judge this window (default: the newest).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and record, but do not retrain.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+) -> None:
+    """Evaluate the retraining policy once and act: retrain through the pipeline and gate, or say why not.
+
+    Reads the newest drift and performance records of the champion (noria monitor drift /
+    feedback write them); the decision is appended to <monitoring.dir>/decisions.jsonl.
+
+    Examples:
+      noria monitor run
+      noria monitor run --window 2013-08 --dry-run
+    """
+    from rich.console import Console
+
+    from noria.cli._output import print_json
+    from noria.monitoring.policy import run_policy
+
+    decision = run_policy(ctx.obj.load(), window, act=not dry_run, console=None if as_json else Console())
+    if as_json:
+        print_json(decision.to_dict())
+        return
+    typer.echo(f"decision: {decision.action} (champion version {decision.model_version_before})")
+    for reason in decision.reasons:
+        typer.echo(f"  - {reason}")
+    if decision.candidate_version is not None:
+        outcome = "promoted to @champion" if decision.promoted else "not promoted"
+        typer.echo(
+            f"retrained on {decision.train_window}, judged on {decision.test_window}: "
+            f"version {decision.candidate_version} {outcome} ({decision.gate_reason})"
+        )
 
 
 def _drift_config(state: State | None) -> DriftConfig:

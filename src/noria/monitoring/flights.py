@@ -38,8 +38,8 @@ def scheduled_departure(frame: pd.DataFrame, tz: str = LOCAL_TZ) -> pd.Series:
 def requests_from_flights(frame: pd.DataFrame, features: pd.DataFrame | None = None) -> list[dict[str, Any]]:
     """Request bodies (``POST /predict`` flights) for rows of the flights table.
 
-    ``features``, aligned with ``frame``, adds inline feature values per flight (null values
-    are left out, so the service treats them as missing).
+    ``features``, aligned with ``frame``, adds inline feature values per flight; a missing value
+    is sent as null, which the service takes as "missing" without looking it up.
     """
     import pandas as pd
 
@@ -48,7 +48,7 @@ def requests_from_flights(frame: pd.DataFrame, features: pd.DataFrame | None = N
     out: list[dict[str, Any]] = []
     feature_rows: list[dict[str, Any]] | None = None
     if features is not None:
-        feature_rows = [{str(k): v for k, v in row.items() if not pd.isna(v)} for row in features.to_dict("records")]
+        feature_rows = [{str(k): _plain(v) for k, v in row.items()} for row in features.to_dict("records")]
     carriers = frame["carrier"].tolist()
     numbers = frame["flight"].astype("int64").tolist()
     origins = frame["origin"].tolist()
@@ -72,6 +72,16 @@ def requests_from_flights(frame: pd.DataFrame, features: pd.DataFrame | None = N
             body["features"] = feature_rows[i]
         out.append(body)
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready Python value: None for any missing marker, int/float/str for numpy scalars."""
+    import pandas as pd
+
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    item = getattr(value, "item", None)
+    return item() if item is not None else value
 
 
 def labels_from_flights(frame: pd.DataFrame, threshold: float = 15.0) -> pd.DataFrame:

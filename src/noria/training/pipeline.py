@@ -26,12 +26,18 @@ IRRELEVANT_FIELDS = ("flight", "sched_arr_time")
 
 @step(cache=False)
 def context(
-    snapshot: str = "latest", train_from: str = "", train_to: str = "", test_from: str = "", test_to: str = ""
+    snapshot: str = "latest",
+    train_from: str = "",
+    train_to: str = "",
+    test_from: str = "",
+    test_to: str = "",
+    trials: int = -1,
 ) -> dict[str, Any]:
     """Resolve the snapshot and freeze the settings that the steps below depend on.
 
     The periods default to ``training.train`` / ``training.test`` in noria.yaml; retraining
-    passes newer ones (``--param train_from=2013-02 ...``).
+    passes newer ones (``--param train_from=2013-02 ...``). ``trials`` (-1: ``training.trials``)
+    overrides the number of Optuna trials, e.g. for a scheduled retrain.
     """
     from noria.data.snapshots import get_record
     from noria.features import load_definitions
@@ -44,6 +50,8 @@ def context(
     training = cfg.training.model_dump(mode="json", by_alias=True)
     for key, value in (("train", (train_from, train_to)), ("test", (test_from, test_to))):
         training[key] = {"from": value[0] or training[key]["from"], "to": value[1] or training[key]["to"]}
+    if trials >= 0:
+        training["trials"] = trials
     TrainingSettings.model_validate(training)  # an impossible split fails here, before any work
     last = record.months[-1] if record.months else ""
     if last and training["test"]["to"] > last:
@@ -272,7 +280,12 @@ def register(
         pipeline_run_id=current_run_id(),
     )
     with start_run(project, f"train-{context['snapshot_id'][:8]}", lineage) as run:
-        run.log_params(model.params | {"trials": tune.get("trials", 0), "features": len(model.features)})
+        period = context["training"]
+        run.log_params(
+            model.params
+            | {"trials": tune.get("trials", 0), "features": len(model.features)}
+            | {f"{part}_{end}": period[part][end] for part in ("train", "test") for end in ("from", "to")}
+        )
         run.log_metrics(evaluation["flat"])
         for name, values in model.valid_curve.items():
             run.log_curve(f"valid_{name}", values)
@@ -296,7 +309,8 @@ def register(
     return {"name": version.name, "version": version.version, "run_id": version.run_id}
 
 
-@step
+# Never cached: the decision depends on which version is @champion right now, not only on the inputs.
+@step(cache=False)
 def gate(
     register: dict[str, Any],
     evaluation: dict[str, Any],
