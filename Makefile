@@ -44,7 +44,7 @@ lint: $(STAMP) ## ruff, mypy, actionlint, CLI docs, Dockerfiles, k8s manifests, 
 	$(BIN)/python scripts/cli_docs.py --check
 	UV=$(UV) $(BIN)/python scripts/check_deploy.py
 
-docker-test: ## build the serving + pipeline images and run them read-only; DOCKER_TEST_PROJECT=DIR also checks /ready and /predict
+docker-test: $(STAMP) ## build the serving + pipeline images, run them read-only, serve a prepared project (DOCKER_TEST_PROJECT=DIR|none)
 	scripts/docker_test.sh
 
 bench: $(STAMP) ## run the benchmarks side by side with their peers (results in benchmarks/results)

@@ -21,7 +21,11 @@ from noria.config import CONFIG_FILE, Project, load_project
 SERVE_AT = "2013-07-01T12:00:00Z"
 
 
-def run_demo(folder: Path, console: Console | None = None) -> Project:
+CHAPTERS = 5
+
+
+def run_demo(folder: Path, console: Console | None = None, until: int = CHAPTERS) -> Project:
+    """Run chapters 1..``until`` of the demo in ``folder`` (3 leaves a project with a champion)."""
     console = console or Console()
     started = time.perf_counter()
     console.print(Rule("[bold]Noria demo: flight delays, New York 2013"))
@@ -36,22 +40,33 @@ def run_demo(folder: Path, console: Console | None = None) -> Project:
 
     _chapter(console, "1. ingest January-June 2013: validate, quarantine, snapshot with DVC")
     _ingest(console, project, "2013-01", "2013-06")
+    if until <= 1:
+        return _done(console, started, project)
 
     _chapter(console, "2. feature store (Feast): apply, point-in-time training set, online store")
     _features(console, project)
+    if until <= 2:
+        return _done(console, started, project)
 
     _chapter(console, "3. training pipeline: tune, train, evaluate, register in MLflow, gate")
     first = _train(console, project)
+    if until <= 3:
+        return _done(console, started, project)
 
     _chapter(console, "4. serving: July 2013 arrives; real flights through HTTP, with explanations")
     _ingest(console, project, "2013-07", "2013-07")
     _serve(console, project, SERVE_AT)
+    if until <= 4:
+        return _done(console, started, project)
 
     _chapter(console, "5. the loop: July-December through the service; drift, labels, retraining, hot swap")
     from noria.demo_loop import run_loop
 
     run_loop(console, project, first)
+    return _done(console, started, project)
 
+
+def _done(console: Console, started: float, project: Project) -> Project:
     console.print(Rule(f"done in {time.perf_counter() - started:.0f} s"))
     return project
 

@@ -27,11 +27,22 @@ def demo(
     directory: Annotated[
         Path, typer.Option("--dir", help="Project folder for the demo (created on first run).")
     ] = Path("demo"),
+    until: Annotated[
+        int,
+        typer.Option(
+            "--until",
+            min=1,
+            max=5,
+            help="Stop after this chapter: 1 ingest, 2 features, 3 training (a champion), 4 serving, 5 the loop.",
+        ),
+    ] = 5,
 ) -> None:
     """Run the whole loop on embedded defaults in a demo project (what `make demo` does).
 
-    Example:  noria demo --dir /tmp/noria-demo
+    Examples:
+      noria demo --dir /tmp/noria-demo
+      noria demo --dir /tmp/noria-demo --until 3    # stop once a champion is registered
     """
     from noria.demo import run_demo
 
-    run_demo(directory.resolve())
+    run_demo(directory.resolve(), until=until)
