@@ -160,7 +160,7 @@ main() {
 
     ref=$TAG/serving:latest
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    run=(--detach --name "$CONTAINER" "${readonly_run[@]}" -e NORIA_API_KEYS=docker-test-key)
+    run=(--detach --name "$CONTAINER" "${readonly_run[@]}" -e NORIA_API_KEYS=docker-test-key-0123456789)
     if [[ -n $PROJECT ]]; then
         PROJECT=$(cd "$PROJECT" && pwd)
         # The prepared project's owner runs the server, so that its MLflow store is writable.
@@ -185,7 +185,7 @@ main() {
         exit 0
     fi
     log "serving on 127.0.0.1:$port (container $CONTAINER)"
-    if ! SMOKE_API_KEY=docker-test-key scripts/smoke_test.sh "http://127.0.0.1:$port"; then
+    if ! SMOKE_API_KEY=docker-test-key-0123456789 scripts/smoke_test.sh "http://127.0.0.1:$port"; then
         $DOCKER logs --tail 50 "$CONTAINER" >&2
         exit 1
     fi
