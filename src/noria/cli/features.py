@@ -81,11 +81,15 @@ def build_cmd(
         Path | None, typer.Option("--out", help="Output Parquet (default: .noria/artifacts/training_sets/).")
     ] = None,
     service: Annotated[str | None, typer.Option("--service", help="Feature service (default: the only one).")] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="Join engine: duckdb or spark (default: features.offline_engine)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the lineage record as JSON.")] = False,
 ) -> None:
     """Build a point-in-time correct training set (entity rows, label, features) with its lineage record.
 
-    Example:  noria features build --from 2013-01 --to 2013-06
+    Example:  noria features build --from 2013-01 --to 2013-06 [--engine spark]
     """
     from noria.cli._output import print_json, print_table, progress
     from noria.features.training_set import build_training_set
@@ -93,7 +97,7 @@ def build_cmd(
     project = _project(ctx)
     with progress() as bar:
         result = build_training_set(
-            project, start, end, snapshot_id=snapshot, service=service, out=out, on_step=_stepper(bar)
+            project, start, end, snapshot_id=snapshot, service=service, out=out, on_step=_stepper(bar), engine=engine
         )
     record = result.record
     if as_json:

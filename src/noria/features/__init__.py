@@ -2,8 +2,8 @@
 
 Features are declared once in configuration (see :mod:`noria.features.config`) and computed by
 the project's own Python functions; the same definitions and code produce training sets
-(offline, point-in-time correct, joined by DuckDB over the files Feast reads) and serving
-vectors (online, from Feast's online store).
+(offline, point-in-time correct, joined by DuckDB over the files Feast reads, or by Spark)
+and serving vectors (online, from Feast's online store).
 """
 
 from __future__ import annotations

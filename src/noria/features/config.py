@@ -214,10 +214,41 @@ class OnlineStoreSpec(_Section):
         return self
 
 
+OfflineEngine = Literal["duckdb", "spark"]
+# How training sets are computed, not what they hold: not part of the definition hash, and taken
+# from noria.yaml (so a profile or NORIA_FEATURES__OFFLINE_ENGINE can switch the engine).
+ENGINE_FIELDS = ("offline_engine", "spark")
+
+
+class SparkSpec(_Section):
+    """The Spark session the ``spark`` offline engine uses (when no session is active already).
+
+    ``master``: ``local[2]`` runs Spark in-process; a cluster URL (``spark://host:7077``,
+    ``k8s://https://...``, ``yarn``) runs it on a cluster, where ``features.repo_dir`` must be on
+    storage every executor can read. ``null`` leaves it to ``spark-submit``. ``conf`` adds any
+    other Spark setting (``spark.executor.memory``, ...).
+    """
+
+    master: str | None = "local[2]"
+    app_name: str = "noria-training-set"
+    driver_memory: str = "1g"
+    shuffle_partitions: int = Field(default=4, ge=1)
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("driver_memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if not re.match(r"^\d+[kmgt]?$", value.strip().lower()):
+            raise ValueError(f"{value!r} is not a JVM memory size: write e.g. 512m, 1g, 4g")
+        return value.strip().lower()
+
+
 class FeaturesConfig(_Section):
     """The whole ``features:`` section (empty when a project declares no features)."""
 
     repo_dir: str = ".noria/feast"
+    offline_engine: OfflineEngine = "duckdb"
+    spark: SparkSpec = SparkSpec()
     request: RequestSpec | None = None
     entities: dict[str, EntitySpec] = Field(default_factory=dict)
     sources: dict[str, SourceSpec] = Field(default_factory=dict)
@@ -258,10 +289,12 @@ __all__ = [
     "FeatureType",
     "FeatureViewSpec",
     "FeaturesConfig",
+    "OfflineEngine",
     "OnlineStoreSpec",
     "RequestSpec",
     "RequestViewSpec",
     "ServiceSpec",
     "SourceSpec",
+    "SparkSpec",
     "parse_duration",
 ]

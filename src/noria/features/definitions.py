@@ -23,7 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from noria.config import ColumnType, Project, TableSpec
 from noria.errors import ConfigError
-from noria.features.config import FeaturesConfig, FeatureType
+from noria.features.config import ENGINE_FIELDS, FeaturesConfig, FeatureType
 
 FEATURES_FILE = "features.yaml"
 FEATURES_DIR = "features"
@@ -156,8 +156,13 @@ def load_features_config(project: Project) -> FeaturesConfig:
     """The project's feature configuration, merged from noria.yaml, features.yaml and features/*.yaml."""
     parts: list[tuple[str, dict[str, Any]]] = []
     section = getattr(project.config, "features", None)
-    if isinstance(section, FeaturesConfig) and section.declared:
-        parts.append(("noria.yaml", section.model_dump(exclude_unset=True)))
+    engine: dict[str, Any] = {}
+    if isinstance(section, FeaturesConfig):
+        data = section.model_dump(exclude_unset=True)
+        # Engine settings in noria.yaml (its profiles, NORIA_* variables) win over feature files.
+        engine = {k: data.pop(k) for k in ENGINE_FIELDS if k in data}
+        if section.declared:
+            parts.append(("noria.yaml", data))
     files = [project.root / FEATURES_FILE] if (project.root / FEATURES_FILE).is_file() else []
     folder = project.root / FEATURES_DIR
     if folder.is_dir():
@@ -168,7 +173,7 @@ def load_features_config(project: Project) -> FeaturesConfig:
     origin: dict[tuple[str, str], str] = {}
     for where, data in parts:
         for key, value in data.items():
-            if isinstance(value, dict) and key not in ("request", "online_store"):
+            if isinstance(value, dict) and key not in ("request", "online_store", *ENGINE_FIELDS):
                 target = merged.setdefault(key, {})
                 for name, item in value.items():
                     if (key, name) in origin and target.get(name) == item:
@@ -189,6 +194,7 @@ def load_features_config(project: Project) -> FeaturesConfig:
                     )
                 origin[(key, "")] = where
                 merged[key] = value
+    merged |= engine
     try:
         return FeaturesConfig.model_validate(merged)
     except PydanticValidationError as exc:
@@ -277,7 +283,9 @@ def _import_module(root: Path, module_name: str, owner: str, ref: str) -> Module
 def definition_hash(config: FeaturesConfig, root: Path) -> str:
     """sha256 of the canonical configuration plus the source of every module it references."""
     digest = hashlib.sha256()
-    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # The engine settings say how values are computed, not what they are: every engine gives the same.
+    definition = config.model_dump(mode="json", exclude=set(ENGINE_FIELDS))
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
     digest.update(canonical.encode())
     modules = sorted({ref.partition(":")[0] for ref in function_refs(config).values()})
     for name in modules:

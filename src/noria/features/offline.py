@@ -6,6 +6,8 @@ with the same keys and ``event_timestamp <= prediction time``, and only if
 semantics of Feast's file offline store (``get_historical_features``) on the same Parquet
 files; DuckDB's ``ASOF LEFT JOIN`` computes them many times faster and, unlike Feast's file
 store, keeps every entity row (rows without a match get missing values and are counted).
+:mod:`noria.features.spark` does the same join on Spark; both hand their per-view result to
+:func:`view_values`, so the TTL mask and the types are applied by one piece of code.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from noria.features.transform import (
     typed_columns,
 )
 
-Engine = Literal["duckdb", "feast"]
+Engine = Literal["duckdb", "feast", "spark"]
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Retrieval:
     frame: pd.DataFrame
     matched: dict[str, int]
     timings: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # what the engine ran on (Spark: versions, master)
 
 
 def plan_join_keys(defs: Definitions, plan: ServicePlan) -> list[str]:
@@ -77,8 +80,9 @@ def historical_features(
     """Features of ``plan`` for every row of ``rows`` (request columns), as of each row's prediction time.
 
     The frame has one row per input row, in the same order: ``event_timestamp`` then the
-    plan's features with their declared types. ``engine="feast"`` joins with Feast's file
-    offline store instead (same values, much slower; ``feast_store`` = an applied FeatureStore).
+    plan's features with their declared types. ``engine="spark"`` joins on Spark (settings:
+    ``features.spark``; same values); ``engine="feast"`` joins with Feast's file offline store
+    (same values, much slower; ``feast_store`` = an applied FeatureStore).
     """
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -90,10 +94,15 @@ def historical_features(
 
     start = time.perf_counter()
     matched: dict[str, int] = {}
+    details: dict[str, Any] = {}
     if engine == "feast":
         from noria.features.feast_offline import feast_join
 
         looked_up = feast_join(defs, feast_store, plan.batch_views, keys, ts, matched)
+    elif engine == "spark":
+        from noria.features.spark import spark_asof_join
+
+        looked_up = spark_asof_join(defs, plan.batch_views, keys, ts, paths, matched, timings, details)
     else:
         looked_up = asof_join(defs, plan.batch_views, keys, ts, paths, matched)
     values.update({k: numeric(v) for k, v in looked_up.items()})
@@ -108,7 +117,7 @@ def historical_features(
         index=rows.index,
     )
     timings["derived_features"] = time.perf_counter() - start
-    return Retrieval(frame=frame, matched=matched, timings=timings)
+    return Retrieval(frame=frame, matched=matched, timings=timings, details=details)
 
 
 def asof_join(
@@ -122,20 +131,11 @@ def asof_join(
     """DuckDB ASOF LEFT JOIN of the entity rows with each view's Parquet; TTL applied; row order kept."""
     import duckdb
 
-    n = len(ts)
-    entity = pa.table(
-        {
-            "noria_row": pa.array(np.arange(n, dtype=np.int64)),
-            "event_timestamp": pa.array(ts.astype("datetime64[us]"), type=pa.timestamp("us", tz="UTC")),
-            **{k: pa.array(v, from_pandas=True) for k, v in keys.items()},
-        }
-    )
+    if len(ts) == 0:
+        return empty_lookup(defs, views)
+    entity = entity_table(keys, ts)
     out: Arrays = {}
-    if n == 0:
-        return {f: np.zeros(0) for v in views for f in defs.config.feature_views[v].features}
-    last = pd.Timestamp(ts.max()).isoformat() + "Z"
-    days = ts.astype("datetime64[D]").astype(np.int64)
-    first_day, last_day = int(days.min()), int(days.max())
+    window = prediction_window(ts)
     with duckdb.connect() as con:
         con.register("entity_rows", entity)
         for view in views:
@@ -145,26 +145,66 @@ def asof_join(
             path = str(paths[view]).replace("'", "''")
             # Only rows that can be as-of matches: not after the last prediction time, and for
             # day-bucketed views only the days predictions fall in.
+            last = pd.Timestamp(window.last_us, unit="us").isoformat() + "Z"
             where = f"event_timestamp <= '{last}'::TIMESTAMPTZ"
             if spec.bucket == "day":
-                where += f" AND noria_day BETWEEN {first_day} AND {last_day}"
+                where += f" AND noria_day BETWEEN {window.first_day} AND {window.last_day}"
             result = con.sql(
                 f"SELECT e.noria_row, {selected}, f.event_timestamp AS noria_feature_ts"
                 f" FROM entity_rows e ASOF LEFT JOIN (SELECT * FROM read_parquet('{path}') WHERE {where}) f"
                 f" ON {join} AND e.event_timestamp >= f.event_timestamp"
             ).to_arrow_table()
-            # Back to entity-row order (cheaper than ORDER BY in SQL).
-            order = np.argsort(result.column("noria_row").to_numpy(), kind="stable")
-            result = result.take(pa.array(order))
-            feature_ts = result.column("noria_feature_ts").to_numpy().astype("datetime64[ns]")
-            valid = ~np.isnat(feature_ts)
-            ttl = spec.ttl_delta
-            if ttl is not None:
-                valid &= feature_ts >= ts - np.timedelta64(int(ttl.total_seconds()), "s")
-            matched[view] = int(valid.sum())
-            for feature, fs in spec.features.items():
-                column = result.column(feature).to_numpy(zero_copy_only=False)
-                out[feature] = _mask(column, valid, fs.type)
+            out |= view_values(defs, view, result, ts, matched)
+    return out
+
+
+def entity_table(keys: Arrays, ts: np.ndarray) -> pa.Table:
+    """The entity rows as Arrow: ``noria_row`` (input position), ``event_timestamp`` (UTC, µs), join keys."""
+    return pa.table(
+        {
+            "noria_row": pa.array(np.arange(len(ts), dtype=np.int64)),
+            "event_timestamp": pa.array(ts.astype("datetime64[us]"), type=pa.timestamp("us", tz="UTC")),
+            **{k: pa.array(v, from_pandas=True) for k, v in keys.items()},
+        }
+    )
+
+
+@dataclass(frozen=True)
+class PredictionWindow:
+    """The span of the prediction times: feature rows outside it can never be as-of matches."""
+
+    last_us: int  # the last prediction time, microseconds since the epoch (UTC)
+    first_day: int  # UTC days since the epoch
+    last_day: int
+
+
+def prediction_window(ts: np.ndarray) -> PredictionWindow:
+    days = ts.astype("datetime64[D]").astype(np.int64)
+    last_us = int(ts.max().astype("datetime64[us]").astype(np.int64))
+    return PredictionWindow(last_us=last_us, first_day=int(days.min()), last_day=int(days.max()))
+
+
+def empty_lookup(defs: Definitions, views: list[str]) -> Arrays:
+    return {f: np.zeros(0) for v in views for f in defs.config.feature_views[v].features}
+
+
+def view_values(defs: Definitions, view: str, result: pa.Table, ts: np.ndarray, matched: dict[str, int]) -> Arrays:
+    """One view's join result (``noria_row``, features, ``noria_feature_ts``; one row per entity row,
+    in any order) as arrays in entity-row order, values older than the TTL masked; counts matches."""
+    spec = defs.config.feature_views[view]
+    # Back to entity-row order (cheaper than ORDER BY in SQL).
+    order = np.argsort(result.column("noria_row").to_numpy(), kind="stable")
+    result = result.take(pa.array(order))
+    feature_ts = result.column("noria_feature_ts").to_numpy().astype("datetime64[ns]")
+    valid = ~np.isnat(feature_ts)
+    ttl = spec.ttl_delta
+    if ttl is not None:
+        valid &= feature_ts >= ts - np.timedelta64(int(ttl.total_seconds()), "s")
+    matched[view] = int(valid.sum())
+    out: Arrays = {}
+    for feature, fs in spec.features.items():
+        column = result.column(feature).to_numpy(zero_copy_only=False)
+        out[feature] = _mask(column, valid, fs.type)
     return out
 
 

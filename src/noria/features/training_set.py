@@ -23,7 +23,8 @@ from noria.features.offline import historical_features
 from noria.features.sources import SnapshotLike, _write_text_atomic, prepare_sources
 
 LABEL = "label"
-ENGINE = "duckdb-asof"
+# What the lineage record says joined the rows, per offline engine.
+ENGINES = {"duckdb": "duckdb-asof", "spark": "spark-window-asof"}
 
 
 @dataclass
@@ -105,11 +106,26 @@ def build_training_set(
     out: Path | None = None,
     snapshot: SnapshotLike | None = None,
     on_step: Callable[[str], None] | None = None,
+    engine: str | None = None,
 ) -> TrainingSet:
-    """Build, write and record the training set of ``service`` for months ``start``..``end``."""
+    """Build, write and record the training set of ``service`` for months ``start``..``end``.
+
+    ``engine`` joins the rows: ``"duckdb"`` (one machine) or ``"spark"`` (``features.spark``:
+    local or a cluster); default ``features.offline_engine``. Both give identical frames.
+    """
     began = time.perf_counter()
     defs = load_definitions(project)
     plan = defs.service(service)
+    engine = engine or defs.config.offline_engine
+    if engine not in ENGINES:
+        raise ConfigError(
+            f"offline engine {engine!r} is not one of {', '.join(ENGINES)}",
+            fix="use engine='duckdb' (default) or engine='spark' (set features.offline_engine)",
+        )
+    if engine == "spark":
+        from noria.features.spark import pyspark_modules
+
+        pyspark_modules()  # a missing pyspark stops the build before the sources are computed
     if snapshot is None:
         from noria.data.snapshots import open_snapshot
 
@@ -131,8 +147,8 @@ def build_training_set(
             fix="ingest those months (`noria data ingest`) or choose another period",
         )
     if on_step:
-        on_step("point-in-time join")
-    retrieval = historical_features(defs, plan, rows, sources.paths)
+        on_step(f"point-in-time join ({engine})")
+    retrieval = historical_features(defs, plan, rows, sources.paths, engine="spark" if engine == "spark" else "duckdb")
     timings |= retrieval.timings
 
     target = project.config.model.target
@@ -166,11 +182,11 @@ def build_training_set(
         labeled_rows=int(label.notna().sum()),
         matched=retrieval.matched,
         unmatched={v: n - m for v, m in retrieval.matched.items()},
-        engine=ENGINE,
+        engine=ENGINES[engine],
         timings={k: round(v, 4) for k, v in timings.items()},
         created_at=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
         sources_reused=sources.reused,
-        extra={"source_rows": sources.rows},
+        extra={"source_rows": sources.rows, **retrieval.details},
     )
     _write_text_atomic(lineage_path(path), json.dumps(record.to_dict(), indent=2, sort_keys=True))
     return TrainingSet(frame=frame, record=record)

@@ -1,0 +1,146 @@
+"""The Spark offline engine (PySpark, local mode) builds the same training set as DuckDB, value for value.
+
+pyspark is not a project dependency: the test builds a venv holding only the pins of
+features_spark_requirements.txt (uv or pip, from PyPI) once, under ~/.cache/noria/ (or
+$SPARK_TEST_VENV), and reuses it while the pins are unchanged; the first build takes about
+40 s. The Spark build runs in that venv's Python with the project's source and venv on
+PYTHONPATH, so it uses the very same pandas, pyarrow and Noria as the DuckDB build here.
+Data: the reference project on four weeks of the real flights, weather and planes (1-14 January
+and 20 October - 3 November 2013, around the two gaps in the weather records).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import features_spark_job as job
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REQUIREMENTS = Path(__file__).with_name("features_spark_requirements.txt")
+REPO = Path(__file__).resolve().parents[2]
+PYSPARK_VERSION = next(
+    line.split("==")[1] for line in REQUIREMENTS.read_text().splitlines() if line.startswith("pyspark==")
+)
+IDS = ["year", "month", "day", "carrier", "flight", "origin", "sched_dep_time"]  # flights' primary key
+
+
+def spark_venv() -> Path:
+    """A venv with exactly the pinned pyspark, built on first use and reused while the pins are unchanged."""
+    root = Path(os.environ.get("SPARK_TEST_VENV") or Path.home() / ".cache" / "noria" / f"spark-venv-{PYSPARK_VERSION}")
+    pins = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    marker = root / ".noria-requirements-sha256"
+    python = root / "bin" / "python"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with (root.parent / f"{root.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs never build the same venv at once
+        if marker.exists() and marker.read_text() == pins and python.exists():
+            return root
+        uv = shutil.which("uv")
+        if uv is None and (REPO / ".tools" / "bin" / "uv").exists():
+            uv = str(REPO / ".tools" / "bin" / "uv")
+        shutil.rmtree(root, ignore_errors=True)
+        # The same interpreter as this venv: the project's packages come from here via PYTHONPATH.
+        create = [uv, "venv", "-q", "--python", sys.executable] if uv else [sys.executable, "-m", "venv"]
+        subprocess.run([*create, str(root)], check=True)
+        if uv:
+            install = [uv, "pip", "install", "-q", "--python", str(python)]
+        else:
+            install = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        done = subprocess.run([*install, "-r", str(REQUIREMENTS)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.fail(
+                f"installing pyspark {PYSPARK_VERSION} into {root} failed:\n{done.stdout[-2000:]}{done.stderr[-4000:]}"
+            )
+        marker.write_text(pins)
+    return root
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The same training set built by DuckDB (here) and by Spark (in the Spark venv), with timings."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs Java 17+ (no java on PATH, no JAVA_HOME)")
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    venv = spark_venv()
+    timings["venv"] = time.perf_counter() - started
+
+    root = tmp_path_factory.mktemp("spark") / "flights"
+    project = job.make_project(root)
+    started = time.perf_counter()
+    duck = job.build(project.root, root / "duckdb.parquet", "duckdb")
+    timings["duckdb_build"] = time.perf_counter() - started
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), sysconfig.get_paths()["purelib"]]),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), job.__file__, str(root), str(root / "spark.parquet"), "--engine", "spark"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    timings["spark_build"] = time.perf_counter() - started
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    spark_record = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"\ntimings (s): {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
+    print(f"spark build timings (s): {json.dumps(spark_record['timings'])}")
+    return {"duck": duck, "spark_record": spark_record, "spark_path": root / "spark.parquet"}
+
+
+@pytest.mark.timeout(900)  # the first build of the Spark venv, on a busy machine
+def test_spark_builds_the_same_training_set_as_duckdb(builds: dict[str, Any]) -> None:
+    duck, record = builds["duck"], builds["spark_record"]
+    ours = pd.read_parquet(duck.record.path)
+    spark = pd.read_parquet(builds["spark_path"])
+    assert len(ours) > 12_000
+    # Same rows in the same order (both keep the entity rows' order), same columns, same dtypes ...
+    pd.testing.assert_frame_equal(spark[IDS], ours[IDS])
+    # ... and, sorted by the flights' key, every value identical (floats bit for bit).
+    ours = ours.sort_values(IDS).reset_index(drop=True)
+    spark = spark.sort_values(IDS).reset_index(drop=True)
+    pd.testing.assert_frame_equal(spark, ours, check_exact=True)
+    # The in-memory frame the DuckDB build returned is what was written.
+    pd.testing.assert_frame_equal(
+        duck.frame.sort_values(IDS).reset_index(drop=True), ours, check_exact=True, check_dtype=False
+    )
+
+    assert record["engine"] == "spark-window-asof" and duck.record.engine == "duckdb-asof"
+    assert record["extra"]["spark"] == {
+        "pyspark": PYSPARK_VERSION,
+        "spark": PYSPARK_VERSION,
+        "master": "local[2]",
+        "session": "started",
+    }
+    assert record["sources_reused"]  # both joined the very same feature tables
+    assert record["definition_hash"] == duck.record.definition_hash
+    assert record["matched"] == duck.record.matched
+    # The slice exercises what a join can get wrong: planes missing from the registry (and flights
+    # without a tail number), routes and carriers without a departed flight yet, and the TTL: late
+    # flights in the two real gaps of the weather records find only observations older than 3 h.
+    assert record["unmatched"]["plane"] > 1000 and spark["tailnum"].isna().any()
+    assert record["unmatched"]["route_delay_rates"] > 0 and record["unmatched"]["carrier_delay_rates"] > 0
+    expired = spark["temp"].isna()
+    assert record["unmatched"]["origin_weather"] == expired.sum() > 0
+    assert set(spark.loc[expired, "event_timestamp"].dt.strftime("%Y-%m-%d")) <= {"2013-10-26", "2013-11-03"}
