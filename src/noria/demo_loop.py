@@ -167,8 +167,8 @@ def _feedback(console: Console, project: Project, month: str) -> dict[str, Any]:
     path = project.root / ".noria" / "labels" / f"{month}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     labels.to_parquet(path, index=False)
-    summary = record_feedback(project, path).to_dict()
-    window = next((w for w in summary.get("windows", []) if w.get("window") == month), {})
+    summary = record_feedback(project, path, windows=[month]).to_dict()
+    window: dict[str, Any] = next((w for w in summary["windows"] if w["window"] == month), {})
     metrics = window.get("metrics", {})
     auc, holdout = metrics.get("roc_auc"), window.get("holdout_auc")
     console.print(

@@ -131,6 +131,69 @@ def run_cmd(
         )
 
 
+@app.command("feedback")
+def feedback_cmd(
+    ctx: typer.Context,
+    labels: Annotated[
+        Path,
+        typer.Option(
+            "--labels",
+            help="Parquet or CSV of outcomes: carrier, flight, origin, scheduled_departure and late or dep_delay.",
+        ),
+    ],
+    window: Annotated[
+        list[str] | None, typer.Option("--window", help="Only these months (YYYY-MM); repeatable.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Delayed labels: join outcomes to logged predictions; AUC, precision/recall, calibration, KPI.
+
+    Each window's figures (per day and for the month) are stored in the monitoring store, bad
+    label rows are quarantined with their reason, and the review queue of each window (low
+    certainty and out-of-distribution predictions) is rewritten.
+
+    Examples:
+      noria monitor feedback --labels labels-2013-07.parquet
+      noria monitor feedback --labels outcomes.csv --window 2013-07 --json
+    """
+    from noria.cli._output import print_json, print_table
+    from noria.monitoring.feedback import record_feedback
+
+    summary = record_feedback(ctx.obj.load(), labels, windows=window or None)
+    data = summary.to_dict()
+    if as_json:
+        print_json(data)
+        return
+    print_table(summary.table(), title=f"performance on delayed labels from {labels.name}")
+    typer.echo(
+        f"labels: {data['rows_read']:,} rows read, {data['accepted']:,} accepted, {data['rejected']:,} rejected"
+        + (f" (quarantined: {data['quarantine']})" if data["rejected"] else "")
+        + f", {data['unlabelled']:,} without an outcome (cancelled)"
+    )
+    typer.echo(f"joined to predictions: {data['matched']:,} matched, {data['unmatched']:,} without a prediction")
+    for name, path in data["review_queues"].items():
+        typer.echo(f"review queue {name}: {path}")
+
+
+@app.command("report")
+def report_cmd(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the HTML (default: monitoring.dir).")
+    ] = None,
+) -> None:
+    """Write the self-contained HTML monitoring report: drift, scores, performance, retraining, champions.
+
+    Examples:
+      noria monitor report
+      noria monitor report --out /tmp/monitoring.html
+    """
+    from noria.monitoring.report import write_report
+
+    path = write_report(ctx.obj.load(), out)
+    typer.echo(f"wrote {path}")
+
+
 def _drift_config(state: State | None) -> DriftConfig:
     """The project's drift settings; the defaults when not inside a project."""
     from noria.errors import ProjectNotFoundError

@@ -116,6 +116,7 @@ def create_app(
         on_swap=lambda model, alias: _swapped(metrics, model),
         on_error=lambda problem: metrics.reloads.labels("failed").inc(),
     )
+    _export_monitoring(metrics, holder, project)
     prediction_log: PredictionLog | None = None
     adapter = request_adapter(cfg.max_batch)
 
@@ -163,6 +164,22 @@ def create_app(
     _add_routes(app, state)
     install_openapi(app, adapter, require_key_for_predict=cfg.require_key_for_predict)
     return app
+
+
+def _export_monitoring(metrics: ServingMetrics, holder: ModelHolder, project: Project | None) -> None:
+    """Put the monitoring results (drift, performance) and the served versions' training facts on /metrics.
+
+    A collector runs only when Prometheus scrapes; /predict never touches it.
+    """
+    from noria.monitoring.exporter import MonitoringCollector, ServedVersion
+    from noria.monitoring.store import MonitoringStore
+
+    def served() -> list[ServedVersion]:
+        models = [m for m in (holder.champion, holder.challenger) if m is not None]
+        return [ServedVersion(m.version, m.loaded.trained_at, m.loaded.holdout_metrics.get("roc_auc")) for m in models]
+
+    store = MonitoringStore.of(project) if project is not None else None
+    metrics.registry.register(MonitoringCollector(store, served))
 
 
 def _swapped(metrics: ServingMetrics, model: ServedModel) -> None:

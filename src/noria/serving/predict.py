@@ -151,7 +151,9 @@ class Predictor:
             )
             if self.log is not None:
                 log_rows.append(
-                    self._log_row(request_id, i, now, model, arm, True, scored, body if n == 1 else flights[i], flights[i])
+                    self._log_row(
+                        request_id, i, now, model, arm, True, scored, body if n == 1 else flights[i], flights[i]
+                    )
                     | {
                         "latency_ms": latency_ms,
                         "lookup_ms": lookup_s * 1000.0 if looked is not None else None,

@@ -12,7 +12,8 @@ Columns: request_id, row, timestamp (UTC), endpoint, status, model_name, model_v
 (champion / challenger / shadow), served (false for shadow rows), input (the flight as JSON),
 probability, raw_score, decision, threshold, ood, ood_reasons, latency_ms, lookup_ms, model_ms,
 error, the flight's key (carrier, flight, origin) and scheduled_departure (UTC; the event time
-monitoring windows by and joins delayed labels on), and one ``feature.<name>`` column per model feature (the vector the model saw).
+monitoring windows by and joins delayed labels on), and one ``feature.<name>`` column per model
+feature (the vector the model saw).
 """
 
 from __future__ import annotations

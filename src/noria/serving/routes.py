@@ -136,7 +136,8 @@ def add(app: FastAPI, state: ServingState) -> None:
         tags=["operations"],
     )
     async def prometheus() -> Response:
-        data, content_type = metrics.expose()
+        # In a worker thread: the monitoring collector reads files, which must not stall the event loop.
+        data, content_type = await run_in_threadpool(metrics.expose)
         return Response(data, media_type=content_type)
 
     @app.post(

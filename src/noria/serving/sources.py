@@ -48,6 +48,8 @@ class LoadedVersion:
     feature_definition_hash: str | None = None
     profile: Any = None  # a noria.monitoring ReferenceProfile, when the version has one
     descriptions: dict[str, str] = field(default_factory=dict)
+    trained_at: float | None = None  # Unix seconds: the training run's start (else the version's creation)
+    holdout_metrics: dict[str, float] = field(default_factory=dict)  # recorded by the promotion gate
 
 
 class ModelSource(Protocol):
@@ -97,9 +99,12 @@ class RegistryModelSource:
         loaded = load_model(self.project, f"{ref.name}/{ref.version}", client=self.client)
         run_id = loaded.info.run_id
         tags: dict[str, str] = {}
+        trained_at = _timestamp(loaded.info.created_at)
         if run_id:
             try:
-                tags = dict(self.client.get_run(run_id).data.tags)
+                run = self.client.get_run(run_id)
+                tags = dict(run.data.tags)
+                trained_at = run.info.start_time / 1000 if run.info.start_time else trained_at
             except Exception as exc:  # the run may be gone; the model still serves
                 log.warning("cannot read run %s of %s/%s: %s", run_id, ref.name, ref.version, exc)
         return LoadedVersion(
@@ -108,6 +113,8 @@ class RegistryModelSource:
             booster=loaded.booster,
             feature_definition_hash=tags.get(FEATURE_HASH_TAG) or loaded.info.tags.get(FEATURE_HASH_TAG),
             profile=self._profile(run_id) if run_id else None,
+            trained_at=trained_at,
+            holdout_metrics=loaded.info.metrics,
         )
 
     def _profile(self, run_id: str) -> Any:
@@ -130,6 +137,16 @@ class RegistryModelSource:
                     log.warning("reference profile of run %s is unusable (%s); using the model's ranges", run_id, exc)
                     return None
         return None
+
+
+def _timestamp(iso: str) -> float | None:
+    from datetime import datetime
+
+    try:
+        seconds = datetime.fromisoformat(iso).timestamp() if iso else 0.0
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None  # an unknown creation time reads as the epoch
 
 
 class OnlineFeatureSource:

@@ -1,0 +1,59 @@
+"""/metrics carries the monitoring results and the served version's training facts (a real registry)."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from tests.unit.serving.conftest import AppFactory
+from tests.unit.serving.serving_support import KEY, register
+
+from noria.config import Project
+from noria.monitoring.store import MonitoringStore
+
+
+def _samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, []).append((dict(s.labels), s.value))
+    return out
+
+
+def test_metrics_export_the_store_and_the_served_versions_registry_facts(
+    project: Project, booster: lgb.Booster, make_app: AppFactory
+) -> None:
+    from noria.registry import Evaluation, record_evaluation
+    from noria.registry._client import get_client
+
+    version = register(project, booster)
+    rng = np.random.default_rng(0)
+    record_evaluation(project, "flight-delay", version, Evaluation.from_arrays({"roc_auc": 0.7421}, rng.random(50)))
+    run_id = get_client(project).get_model_version("flight-delay", str(version)).run_id
+    assert run_id
+    started = get_client(project).get_run(run_id).info.start_time / 1000
+    drift = {"rows": 10, "features": [{"name": "temp", "psi": 0.4, "importance": 0.6, "missing_current": 0.0}]}
+    MonitoringStore.of(project).save("drift", "2013-07", "flight-delay", version, drift)
+
+    with TestClient(make_app(project)) as client:
+        response = client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    assert response.status_code == 200
+    samples = _samples(response.text)
+    assert samples["noria_model_trained_timestamp_seconds"] == [({"model_version": str(version)}, started)]
+    assert samples["noria_model_holdout_auc"] == [({"model_version": str(version)}, 0.7421)]
+    labels = {"feature": "temp", "important": "true", "model_version": str(version), "window": "2013-07"}
+    assert samples["noria_feature_drift_psi"] == [(labels, 0.4)]
+    # the serving metrics are still there, on the same registry
+    assert any(labels["alias"] == "champion" for labels, _ in samples["noria_model_info"])
+
+
+def test_an_app_without_a_project_exports_only_what_it_serves() -> None:
+    from noria.serving.app import create_app
+    from noria.serving.config import ServingConfig
+
+    app = create_app(None, config=ServingConfig.model_validate({"prediction_log": {"enabled": False}}))
+    with TestClient(app) as client:
+        samples = _samples(client.get("/metrics").text)
+    assert "noria_model_trained_timestamp_seconds" not in samples and "noria_feature_drift_psi" not in samples
+    assert "noria_monitoring_unreadable_records" not in samples  # no store, no folder facts
