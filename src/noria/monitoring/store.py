@@ -77,6 +77,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        Path(tmp).chmod(0o644)  # mkstemp creates 0600; records are read by other users and services
         Path(tmp).replace(path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -139,6 +140,7 @@ class MonitoringStore:
         os.close(fd)
         try:
             frame.to_parquet(tmp, index=False)
+            Path(tmp).chmod(0o644)
             Path(tmp).replace(path)
         finally:
             Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,436 @@
+"""The HTML of the monitoring report: summary, five sections, tables; plots from :mod:`._report_plots`.
+
+Every value that comes from a record is escaped. The page has no external reference: inline
+CSS with the reader's system fonts, inline SVG plots, and one inline script that counts the
+plots the browser actually drew (``data-plots-drawn`` on ``<body>``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from noria.monitoring import _report_plots as plots
+from noria.monitoring._report_plots import FloatArray
+from noria.monitoring._report_plots import number as _num
+from noria.monitoring.report import ReportData, parse_time
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+SCORE_ROW = "model score"
+MAX_DRIFT_COLUMNS = 36  # newest drift records in the heatmap (a year of months, or five weeks of days)
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;
+padding:0 24px 48px;color:#1d1d1f;line-height:1.45}
+h1{font-size:1.6rem;margin:24px 0 4px}h2{font-size:1.2rem;margin:36px 0 8px;border-bottom:1px solid #ddd}
+.summary{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}
+.card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:120px}
+.card b{display:block;font-size:1.25rem}.card span{color:#666;font-size:.8rem}
+.alert b{color:#c0392b}.empty{color:#666;font-style:italic;background:#f6f6f6;padding:10px 14px;border-radius:6px}
+figure.plot{margin:8px 0}figure.plot svg{max-width:100%;height:auto}
+table{border-collapse:collapse;font-size:.8rem;margin:8px 0;width:100%}
+th,td{border-bottom:1px solid #e5e5e5;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#fafafa}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.muted{color:#777;font-size:.8rem}
+"""
+SCRIPT = """(function(){var n=0;document.querySelectorAll('figure.plot > svg').forEach(function(s){
+try{var b=s.getBBox();if(b.width>0&&b.height>0){n++;}}catch(e){}});
+document.body.setAttribute('data-plots-drawn',String(n));})();"""
+
+
+class _Page:
+    """Collects sections and numbers the plots."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.plots = 0
+
+    def figure(self, fig: Figure, caption: str) -> None:
+        self.plots += 1
+        svg = plots.to_svg(fig, f"p{self.plots}", caption)
+        self.parts.append(
+            f'<figure class="plot">{svg}<figcaption class="muted">{escape(caption)}</figcaption></figure>'
+        )
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+
+    def empty(self, message: str) -> None:
+        self.parts.append(f'<p class="empty">{escape(message)}</p>')
+
+
+def document(data: ReportData) -> str:
+    page = _Page()
+    windows = _windows(data)
+    page.add(_summary(data, windows))
+    page.add('<section id="drift"><h2>1. Drift per feature over time</h2>')
+    _drift(page, data)
+    page.add('</section><section id="score"><h2>2. Score distribution vs reference</h2>')
+    _score(page, data)
+    page.add('</section><section id="performance"><h2>3. Performance on delayed labels</h2>')
+    _performance(page, data)
+    page.add('</section><section id="alerts"><h2>4. Alerts and retraining</h2>')
+    _alerts(page, data, windows)
+    page.add('</section><section id="champion"><h2>5. Champion history</h2>')
+    _champion(page, data)
+    page.add("</section>")
+    title = f"Noria monitoring - {data.project} / {data.model_name}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f'<meta name="generator" content="noria"><title>{escape(title)}</title><style>{CSS}</style></head>\n'
+        f'<body data-plots="{page.plots}" data-plots-drawn="">\n'
+        + "\n".join(page.parts)
+        + f"\n<script>{SCRIPT}</script>\n</body></html>\n"
+    )
+
+
+# --- summary -----------------------------------------------------------------------------------
+
+
+def _windows(data: ReportData) -> list[str]:
+    found = {str(r["window"]) for r in [*data.drift, *data.performance]}
+    found.update(_decision_window(d) for d in data.decisions)
+    return sorted(w for w in found if w)
+
+
+def _decision_window(decision: Mapping[str, Any]) -> str:
+    return str(decision.get("window") or str(decision.get("decided_at", ""))[:7])
+
+
+def _summary(data: ReportData, windows: Sequence[str]) -> str:
+    newest = windows[-1] if windows else None
+    newest_alerts = sorted({a for r in data.drift if r["window"] == newest for a in r.get("alerts") or []})
+    total_alerts = sum(len(r.get("alerts") or []) for r in data.drift)
+    retrains = [d for d in data.decisions if d.get("action") == "retrain"]
+    promoted = sum(d.get("promoted") is True for d in retrains)
+    cards = [
+        ("project", data.project, ""),
+        ("model", data.model_name, ""),
+        ("current champion", "none" if data.champion is None else f"v{data.champion}", ""),
+        ("newest window", newest or "none", ""),
+        (f"alerts in {newest or 'the newest window'}", str(len(newest_alerts)), "alert" if newest_alerts else ""),
+        ("alerts, all windows", str(total_alerts), "alert" if total_alerts else ""),
+        ("retrains (promoted)", f"{len(retrains)} ({promoted})", ""),
+    ]
+    html = "".join(f'<div class="card {cls}"><span>{escape(k)}</span><b>{escape(v)}</b></div>' for k, v, cls in cards)
+    detail = f"<p>Alerts in {escape(str(newest))}: {escape(', '.join(newest_alerts))}</p>" if newest_alerts else ""
+    return (
+        f'<header id="summary"><h1>Monitoring report: {escape(data.model_name)}</h1>'
+        f'<p class="muted">project {escape(data.project)}, generated {escape(data.generated_at)}</p>'
+        f'<div class="summary">{html}</div>{detail}</header>'
+    )
+
+
+# --- 1. drift ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftMatrix:
+    """The heatmap's data: PSI and alerts per row (feature, most important first; the score last)."""
+
+    rows: list[str]
+    columns: list[str]  # "window\nv<version>", oldest first
+    psi: FloatArray  # rows x columns, NaN where a feature has no value
+    alerts: npt.NDArray[np.bool_]
+    important: list[bool]
+    psi_warn: float
+    psi_alert: float
+
+
+def drift_matrix(records: Sequence[Mapping[str, Any]]) -> DriftMatrix:
+    """Arrange drift records (oldest first) as a features x windows matrix."""
+    config = records[-1].get("config") or {}
+    min_importance = float(config.get("min_importance", 0.05))
+    importance: dict[str, float] = {}
+    for record in records:
+        for f in record.get("features") or []:
+            imp = _num(f.get("importance"))
+            importance[f["name"]] = max(importance.get(f["name"], -1.0), -1.0 if math.isnan(imp) else imp)
+    names = sorted(importance, key=lambda n: -importance[n])  # stable: profile order among equals
+    has_score = any(r.get("score") for r in records)
+    psi = np.full((len(names) + has_score, len(records)), np.nan)
+    alerts = np.zeros(psi.shape, dtype=bool)
+    index = {n: i for i, n in enumerate(names)}
+    for c, record in enumerate(records):
+        entries = [(index[f["name"]], f) for f in record.get("features") or []]
+        if record.get("score"):
+            entries.append((len(names), record["score"]))
+        for r, f in entries:
+            psi[r, c] = _num(f.get("psi"))
+            alerts[r, c] = bool(f.get("alert"))
+    return DriftMatrix(
+        rows=[*names, *([SCORE_ROW] if has_score else [])],
+        columns=[f"{r['window']}\nv{r['model_version']}" for r in records],
+        psi=psi,
+        alerts=alerts,
+        important=[importance[n] >= min_importance for n in names] + ([False] if has_score else []),
+        psi_warn=float(config.get("psi_warn", 0.1)),
+        psi_alert=float(config.get("psi_alert", 0.25)),
+    )
+
+
+def _drift(page: _Page, data: ReportData) -> None:
+    records = data.drift[-MAX_DRIFT_COLUMNS:]
+    if not records:
+        page.empty(f"no drift records for {data.model_name} yet: run `noria monitor drift --window 2013-07`")
+        return
+    m = drift_matrix(records)
+    fig = plots.drift_heatmap(m.psi, m.alerts, m.rows, m.important, m.columns, m.psi_warn, m.psi_alert)
+    page.figure(fig, "PSI of each feature (rows, most important first) in each window and model version (columns)")
+    if len(data.drift) > len(records):
+        page.add(f'<p class="muted">showing the newest {len(records)} of {len(data.drift)} drift records</p>')
+    newest = records[-1]["window"]
+    flagged = [
+        (r["model_version"], f)
+        for r in records
+        if r["window"] == newest
+        for f in [*(r.get("features") or []), *([r["score"]] if r.get("score") else [])]
+        if f.get("verdict") != "ok"
+    ]
+    flagged.sort(key=lambda vf: _moved_first(vf[1]))
+    page.add(f"<h3>Features that moved in {escape(newest)}</h3>")
+    if not flagged:
+        page.empty(f"every feature is within the thresholds in {newest}")
+        return
+    page.add(
+        _table(
+            ["version", "feature", "kind", "verdict", "alert", "importance", "PSI", "p-value", "missing", "why"],
+            [
+                [
+                    f"v{v}",
+                    f["name"],
+                    f.get("kind"),
+                    f.get("verdict"),
+                    "ALERT" if f.get("alert") else "",
+                    _fmt(f.get("importance"), "{:.1%}"),
+                    _fmt(f.get("psi")),
+                    _fmt(f.get("p_value"), "{:.2g}"),
+                    _fmt(f.get("missing_current"), "{:.1%}"),
+                    f.get("reason", ""),
+                ]
+                for v, f in flagged
+            ],
+        )
+    )
+
+
+def _moved_first(feature: Mapping[str, Any]) -> tuple[bool, float]:
+    """Alerts first, then the largest PSI (no PSI last)."""
+    psi = _num(feature.get("psi"))
+    return (not feature.get("alert"), math.inf if math.isnan(psi) else -psi)
+
+
+# --- 2. score ----------------------------------------------------------------------------------
+
+
+def _score(page: _Page, data: ReportData) -> None:
+    view = data.score
+    if view is None or not view.windows:
+        page.empty(data.notes.get("score", "no served predictions to compare with the reference yet"))
+        return
+    fig = plots.score_distribution(view.reference, view.windows)
+    page.figure(fig, f"Scores served by version {view.version} against its training-time reference histogram")
+    psi = {
+        r["window"]: _num((r.get("score") or {}).get("psi")) for r in data.drift if r["model_version"] == view.version
+    }
+    listed = [f"{month}: PSI {psi[month]:.3f}" for month, _ in view.windows if not math.isnan(psi.get(month, math.nan))]
+    if listed:
+        page.add(f'<p class="muted">score PSI from the drift records: {escape("; ".join(listed))}</p>')
+
+
+# --- 3. performance ----------------------------------------------------------------------------
+
+
+def _performance(page: _Page, data: ReportData) -> None:
+    records = data.performance
+    if not records:
+        page.empty(
+            "no performance records yet: run `noria monitor feedback --labels LABELS.parquet --window 2013-07` "
+            "once the delays of served flights are known"
+        )
+        return
+    windows = sorted({str(r["window"]) for r in records})
+    page.figure(plots.performance(records, windows), "Live metrics per window and model version")
+    newest = records[-1]
+    if newest.get("calibration") or newest.get("days"):
+        page.figure(plots.calibration(newest), f"Calibration and daily metrics of {newest['window']}")
+    rows = []
+    for r in records:
+        m = r.get("metrics") or {}
+        rows.append(
+            [
+                r["window"],
+                f"v{r['model_version']}",
+                r.get("arm", ""),
+                _fmt(r.get("predictions"), "{:,}"),
+                _fmt(r.get("labelled"), "{:,}"),
+                _fmt(m.get("roc_auc"), "{:.3f}"),
+                _fmt(r.get("holdout_auc"), "{:.3f}"),
+                _fmt(m.get("precision"), "{:.3f}"),
+                _fmt(m.get("recall"), "{:.3f}"),
+                _fmt(m.get("brier"), "{:.3f}"),
+                _fmt(m.get("ece"), "{:.3f}"),
+                _fmt(m.get("base_rate"), "{:.1%}"),
+                _fmt(m.get("kpi_delayed_flagged")),
+            ]
+        )
+    page.add(
+        _table(
+            [
+                "window",
+                "version",
+                "arm",
+                "predictions",
+                "labelled",
+                "AUC",
+                "holdout AUC",
+                "precision",
+                "recall",
+                "Brier",
+                "ECE",
+                "delay rate",
+                "KPI",
+            ],
+            rows,
+        )
+    )
+
+
+# --- 4. alerts and retraining ------------------------------------------------------------------
+
+
+def _alerts(page: _Page, data: ReportData, windows: Sequence[str]) -> None:
+    if not data.drift and not data.decisions:
+        page.empty("no drift alerts and no retraining decisions yet: run `noria monitor run`")
+        return
+    alerts: dict[str, int] = {}
+    drifted: dict[str, int] = {}
+    for r in data.drift:
+        alerts[r["window"]] = alerts.get(r["window"], 0) + len(r.get("alerts") or [])
+        drifted[r["window"]] = drifted.get(r["window"], 0) + len(r.get("drifted") or [])
+    decisions = [(_decision_window(d), d) for d in data.decisions]
+    page.figure(plots.timeline(windows, alerts, drifted, decisions), "Drift alerts per window and every decision")
+    alerted = [r for r in data.drift if r.get("alerts")]
+    if alerted:
+        page.add("<h3>Alerts</h3>")
+        page.add(
+            _table(
+                ["window", "version", "rows", "alerts (important features)"],
+                [
+                    [r["window"], f"v{r['model_version']}", _fmt(r.get("rows"), "{:,}"), ", ".join(r["alerts"])]
+                    for r in alerted
+                ],
+            )
+        )
+    page.add("<h3>Retraining decisions</h3>")
+    if not data.decisions:
+        page.empty("no retraining decisions yet: run `noria monitor run`")
+        return
+    page.add(
+        _table(
+            ["decided at", "window", "action", "reasons", "before", "candidate", "promoted", "gate", "after"],
+            [
+                [
+                    _when(d.get("decided_at")),
+                    w,
+                    d.get("action", ""),
+                    "; ".join(d.get("reasons") or []),
+                    _version(d.get("model_version_before")),
+                    _version(d.get("candidate_version")),
+                    _yes_no(d.get("promoted")),
+                    d.get("gate_reason") or "",
+                    _version(d.get("model_version_after")),
+                ]
+                for w, d in decisions
+            ],
+        )
+    )
+
+
+# --- 5. champion -------------------------------------------------------------------------------
+
+
+def _champion(page: _Page, data: ReportData) -> None:
+    events = [
+        (t, int(e["version"]), str(e.get("action", "")))
+        for e in data.champion_events
+        if (t := parse_time(str(e.get("at", "")))) is not None and e.get("version") is not None
+    ]
+    current = "none" if data.champion is None else f"v{data.champion}"
+    page.add(f"<p>Current champion: <b>{escape(current)}</b></p>")
+    if not events:
+        page.empty(data.notes.get("champion", "the champion has no recorded history yet"))
+        return
+    until = max(datetime.now(UTC), events[-1][0])
+    page.figure(plots.champion_steps(sorted(events, key=lambda e: e[0]), until), "Champion version over time")
+    page.add(
+        _table(
+            ["at", "action", "version", "from", "by", "reason"],
+            [
+                [
+                    _when(e.get("at")),
+                    e.get("action", ""),
+                    _version(e.get("version")),
+                    _version(e.get("from")),
+                    e.get("by", ""),
+                    e.get("reason", ""),
+                ]
+                for e in reversed(data.champion_events)
+            ],
+        )
+    )
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    numeric = text.replace(".", "", 1).replace(",", "").replace("%", "").lstrip("-").isdigit()
+    return f'<td class="n">{escape(text)}</td>' if numeric else f"<td>{escape(text)}</td>"
+
+
+def _fmt(value: Any, pattern: str = "{:.3f}") -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    number = _num(value)
+    if math.isnan(number):
+        return ""
+    if math.isinf(number):
+        return "inf"
+    return pattern.format(int(number) if "," in pattern else number)
+
+
+def _when(value: Any) -> str:
+    """An ISO time as ``YYYY-MM-DD HH:MM`` UTC (the text itself if it is not a time)."""
+    moment = parse_time(str(value)) if value is not None else None
+    return "" if value is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}" if moment else str(value)
+
+
+def _yes_no(value: Any) -> str:
+    return "yes" if value is True else "no" if value is False else ""
+
+
+def _version(value: Any) -> str:
+    return "" if value is None else f"v{value}"
+
+
+__all__ = ["DriftMatrix", "document", "drift_matrix"]
