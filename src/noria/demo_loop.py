@@ -129,7 +129,7 @@ def _replay(console: Console, project: Project, client: httpx.Client, month: str
     built = build_training_set(project, month, month)
     frame = built.frame
     bodies = requests_from_flights(frame, frame[list(built.record.features)])
-    before = windows_in_log(project).get(month, 0)
+    before = sum(windows_in_log(project).values())
     versions: set[int] = set()
     started = time.perf_counter()
     with progress() as bar:
@@ -147,11 +147,14 @@ def _replay(console: Console, project: Project, client: httpx.Client, month: str
             bar.advance(task, len(chunk))
     seconds = time.perf_counter() - started
     deadline = time.monotonic() + 60
-    while windows_in_log(project).get(month, 0) - before < len(bodies) and time.monotonic() < deadline:
+    logged = 0
+    while logged < len(bodies) and time.monotonic() < deadline:  # the writer rolls a file every second
         time.sleep(0.5)
+        logged = sum(windows_in_log(project).values()) - before
     console.print(
-        f"{len(bodies):,} flights in {len(bodies) // BATCH + 1} requests, {len(bodies) / seconds:,.0f} flights/s; "
-        f"{windows_in_log(project).get(month, 0) - before:,} rows in the prediction log"
+        f"{len(bodies):,} flights in {-(-len(bodies) // BATCH)} requests, {len(bodies) / seconds:,.0f} flights/s; "
+        f"{logged:,} rows in the prediction log (windows are UTC months: a late flight on the last evening "
+        "of a month departs the next month in UTC)"
     )
     return {"flights": len(bodies), "rps": round(len(bodies) / seconds), "versions": sorted(versions)}
 
