@@ -126,6 +126,8 @@ class StorageConfig(_Section):
     data_dir: str = "data"
     dvc_remote: str = "data/dvc-remote"
     artifacts_dir: str = ".noria/artifacts"
+    # An S3-compatible server for an s3:// dvc_remote (SeaweedFS, MinIO); None: AWS_ENDPOINT_URL or AWS.
+    s3_endpoint_url: str | None = None
 
 
 class TargetConfig(_Section):

@@ -51,11 +51,13 @@ def test_training_pipeline_registers_a_gated_champion_with_lineage(tmp_path: Pat
     assert usage and usage[0].service == "flight_delay"
 
     again = run_project_pipeline(project, "training", progress=False)
-    assert again.count("cached") == 7 and again.count("ran") == 1  # only `context` reruns
+    # only `context` and `gate` rerun: the gate depends on the current champion, never cached
+    assert again.count("cached") == 6 and again.count("ran") == 2
+    assert "already @champion" in again.load("gate")["reason"]
 
     # A new holdout period reruns the training; the gate compares on the same holdout.
     changed = run_project_pipeline(project, "training", params={"test_from": "2013-02"}, progress=False)
-    assert changed.count("cached") == 7
+    assert changed.count("cached") == 6
 
 
 def test_impossible_split_fails_before_any_work(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from noria.cli import orchestrate as orchestrate_cmds
 from noria.cli import pipeline as pipeline_cmds
 from noria.cli import project as project_cmds
 from noria.cli import serve as serve_cmds
+from noria.cli import tune as tune_cmds
 from noria.cli._state import State
 
 
@@ -95,6 +96,7 @@ app.add_typer(data_cmds.app, name="data")
 app.add_typer(features_cmds.app, name="features")
 app.add_typer(pipeline_cmds.app, name="pipeline")
 app.add_typer(monitor_cmds.app, name="monitor")
+app.add_typer(tune_cmds.app, name="tune")
 app.add_typer(orchestrate_cmds.airflow_app, name="airflow")
 app.add_typer(orchestrate_cmds.kfp_app, name="kfp")
 app.add_typer(orchestrate_cmds.mage_app, name="mage")

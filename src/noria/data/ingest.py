@@ -112,7 +112,8 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
         done()
 
     # 2. build the new version in staging, quarantine beside it
-    versioning.ensure_repo(project.root, project.config.storage.dvc_remote)
+    remote = versioning.project_remote(project)
+    versioning.ensure_repo(project.root, remote)
     current = dataset_dir(project)
     staging = project.data_dir / f".staging-{ingest_id}"
     accounts: dict[str, TableAccount] = {}
@@ -145,7 +146,7 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     parent = tracked_version(project)
-    version = versioning.track(project.root, current)
+    version = versioning.track(project.root, current, remote)
     done()
 
     # 3. the lineage record, last

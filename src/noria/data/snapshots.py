@@ -176,10 +176,12 @@ class Snapshot:
 
     def _all_files(self) -> dict[str, Path]:
         if self._files is None:
-            from noria.data.versioning import TrackedVersion, version_files
+            from noria.data.versioning import TrackedVersion, project_remote, version_files
 
             version = TrackedVersion(**{k: self.record.dvc[k] for k in ("md5", "size", "nfiles", "path")})
-            self._files = version_files(self.project.root, dataset_dvc_file(self.project), version)
+            # The configured remote, not .dvc/config's: a clone in a pod reads from its profile's S3.
+            remote = project_remote(self.project)
+            self._files = version_files(self.project.root, dataset_dvc_file(self.project), version, remote)
         return self._files
 
     def table_paths(self, table: str, months: list[str] | None = None) -> list[Path]:

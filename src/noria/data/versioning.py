@@ -4,21 +4,31 @@ A snapshot id *is* DVC's content hash of the dataset folder (the md5 of its ``.d
 manifest), so two ingests of the same data give the same id. Any version that was ever
 tracked stays readable through DVC's cache (and its remote): :func:`version_files` maps a
 snapshot id to the cached files without touching the workspace.
+
+The remote is a folder or an ``s3://bucket/prefix`` URL (:class:`Remote`). On S3 the
+credentials come from the standard AWS variables or files, and an S3-compatible server
+(SeaweedFS, MinIO) is reached through ``AWS_ENDPOINT_URL`` or an explicit endpoint. Reads
+always go to the remote the project is configured with, not the one recorded in
+``.dvc/config`` at ingest time: a fresh clone in a pod reads its snapshots from S3.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from noria.errors import ExternalToolError, SnapshotNotFoundError
+from noria.errors import ExternalToolError, MissingExtraError, SnapshotNotFoundError
+
+if TYPE_CHECKING:
+    from noria.config import Project
 
 # DVC would otherwise phone home with usage analytics and update checks.
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -43,22 +53,106 @@ class TrackedVersion:
         }
 
 
+REMOTE_NAME = "noria"
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where DVC pushes and fetches data: a folder, or a URL such as ``s3://bucket/prefix``.
+
+    ``endpoint_url`` points S3 at a compatible server (``http://seaweedfs:8333``). Without
+    it the S3 client follows ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``), else AWS.
+    Credentials are never part of it: ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, a
+    profile or the pod's role, as for any AWS client.
+    """
+
+    url: str
+    endpoint_url: str | None = None
+
+    @property
+    def is_url(self) -> bool:
+        return "://" in self.url
+
+    @property
+    def is_s3(self) -> bool:
+        return self.url.startswith("s3://")
+
+    def options(self, root: Path, *, relative: bool = False) -> dict[str, Any]:
+        """DVC's settings for this remote (``relative``: a local path as ``.dvc/config`` keeps it)."""
+        if self.is_url:
+            url = self.url
+        else:
+            # DVC takes local paths relative to the current folder and stores them relative
+            # to .dvc/config, so the project folder can move.
+            url = os.path.relpath(_abs(root, self.url)) if relative else str(_abs(root, self.url))
+        opts: dict[str, Any] = {"url": url}
+        if self.is_s3 and self.endpoint_url:
+            opts["endpointurl"] = self.endpoint_url
+        return opts
+
+    def check_installed(self) -> None:
+        """Fail early, naming the extra, when an S3 remote lacks DVC's S3 plugin."""
+        if self.is_s3 and importlib.util.find_spec("dvc_s3") is None:
+            raise MissingExtraError(
+                f"storage.dvc_remote is {self.url!r}, but DVC's S3 support (dvc-s3) is not installed",
+                fix="pip install 'noria[cluster]' (or pip install dvc-s3)",
+            )
+
+    def fix(self) -> str:
+        """What to check when talking to this remote fails."""
+        if self.is_s3:
+            endpoint = f"the endpoint {self.endpoint_url}" if self.endpoint_url else "AWS_ENDPOINT_URL"
+            return (
+                f"check storage.dvc_remote ({self.url}; the bucket must exist), the credentials "
+                f"(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and, for SeaweedFS or MinIO, {endpoint}"
+            )
+        return f"check the DVC remote in noria.yaml (storage.dvc_remote = {self.url})"
+
+
+def project_remote(project: Project) -> Remote:
+    """The DVC remote the project is configured with (``storage.dvc_remote``).
+
+    The S3 endpoint is ``storage.s3_endpoint_url``; when unset, the standard
+    ``AWS_ENDPOINT_URL`` applies.
+    """
+    storage = project.config.storage
+    endpoint = storage.s3_endpoint_url
+    remote = storage.dvc_remote
+    url = remote if "://" in remote else str(project.path(remote))
+    return Remote(url=url, endpoint_url=str(endpoint) if endpoint else None)
+
+
 def _quiet() -> None:
     """Silence DVC's INFO messages ("To track the changes with git, run: ...").
 
     They are meant for DVC's own CLI; Noria stages the files itself (core.autostage) and
     prints its own summary. DVC sets its logger's level when imported, so this runs after.
     """
+    import warnings
+
     import dvc.repo  # noqa: F401  (sets up DVC's logger)
 
     logging.getLogger("dvc").setLevel(logging.WARNING)
+    # DVC 3.67 trips pygtrie's own deprecation (_NoneStep.value) on every add: noise for users
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"dvc(\.|$)")
 
 
-def _repo(root: Path) -> Any:
+def _repo(root: Path, remote: Remote | None = None) -> Any:
+    """DVC's repo at ``root``; with ``remote``, that remote overrides ``.dvc/config`` (in memory)."""
+    from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
     _quiet()
-    return Repo(str(root))
+    if remote is not None:
+        remote.check_installed()
+    override = {"core": {"remote": REMOTE_NAME}, "remote": {REMOTE_NAME: remote.options(root)}} if remote else None
+    try:
+        return Repo(str(root), config=override)
+    except NotDvcRepoError:
+        raise ExternalToolError(
+            f"{root} is not a DVC repository (it has no .dvc folder)",
+            fix="run `noria data ingest` there once, or commit the .dvc folder so that clones have it",
+        ) from None
 
 
 def _git_toplevel(root: Path) -> Path | None:
@@ -68,11 +162,17 @@ def _git_toplevel(root: Path) -> Path | None:
     return Path(done.stdout.strip()).resolve() if done.returncode == 0 else None
 
 
-def ensure_repo(root: Path, remote: str) -> None:
-    """Initialise DVC in ``root`` if needed and point its default remote at ``remote``."""
+def ensure_repo(root: Path, remote: str | Remote, endpoint_url: str | None = None) -> None:
+    """Initialise DVC in ``root`` if needed and point its default remote at ``remote``.
+
+    ``remote`` is a folder, a URL, or a :class:`Remote`; ``endpoint_url`` (an S3-compatible
+    server) is written to ``.dvc/config`` so that a plain ``dvc pull`` finds it too.
+    """
     from dvc.repo import Repo
 
     _quiet()
+    target = remote if isinstance(remote, Remote) else Remote(remote, endpoint_url)
+    target.check_installed()
     if not (root / ".dvc").is_dir():
         top = _git_toplevel(root)
         try:
@@ -81,20 +181,17 @@ def ensure_repo(root: Path, remote: str) -> None:
             raise ExternalToolError(
                 f"dvc init failed in {root}: {exc}", fix="run `dvc init` there by hand to see why"
             ) from exc
-    # DVC takes local paths relative to the current folder and stores them relative to
-    # .dvc/config, so the project folder can move.
-    url = remote if "://" in remote else os.path.relpath(_abs(root, remote))
     repo = _repo(root)
     try:
         with repo.config.edit() as conf:
             conf["core"]["analytics"] = False
             conf["core"]["autostage"] = True  # `git add` the .dvc file DVC writes
-            conf["core"]["remote"] = "noria"
-            conf["remote"]["noria"] = {"url": url}
+            conf["core"]["remote"] = REMOTE_NAME
+            conf["remote"][REMOTE_NAME] = target.options(root, relative=True)
     finally:
         repo.close()
-    if "://" not in remote:
-        _abs(root, remote).mkdir(parents=True, exist_ok=True)
+    if not target.is_url:
+        _abs(root, target.url).mkdir(parents=True, exist_ok=True)
 
 
 def _abs(root: Path, path: str) -> Path:
@@ -102,17 +199,18 @@ def _abs(root: Path, path: str) -> Path:
     return p if p.is_absolute() else root / p
 
 
-def track(root: Path, folder: Path) -> TrackedVersion:
-    """``dvc add`` the folder (writing ``<folder>.dvc``), push to the remote, return the version."""
-    repo = _repo(root)
+def track(root: Path, folder: Path, remote: Remote | None = None) -> TrackedVersion:
+    """``dvc add`` the folder (writing ``<folder>.dvc``), push to the remote, return the version.
+
+    ``remote`` overrides ``.dvc/config`` for the push (by default: what :func:`ensure_repo` wrote).
+    """
+    repo = _repo(root, remote)
     try:
         repo.add([str(folder)])
         repo.push(targets=[str(folder.with_suffix(".dvc"))])
     except Exception as exc:
-        raise ExternalToolError(
-            f"DVC could not track {folder}: {exc}",
-            fix="check the DVC remote in noria.yaml (storage.dvc_remote)",
-        ) from exc
+        where = remote.fix() if remote else "check the DVC remote in noria.yaml (storage.dvc_remote)"
+        raise ExternalToolError(f"DVC could not track {folder}: {exc}", fix=where) from exc
     finally:
         repo.close()
     return read_dvc_file(folder.with_suffix(".dvc"))
@@ -128,33 +226,42 @@ def read_dvc_file(dvc_file: Path) -> TrackedVersion:
     )
 
 
-def version_files(root: Path, dvc_file: Path, version: TrackedVersion) -> dict[str, Path]:
+def version_files(root: Path, dvc_file: Path, version: TrackedVersion, remote: Remote | None = None) -> dict[str, Path]:
     """Relative path -> cached file for every file of a tracked version (fetched if missing).
 
     ``dvc_file`` is the .dvc file that tracks (some version of) the folder; it is only used
     to know where the folder lives when an old version has to be fetched from the remote.
+    ``remote`` is where to fetch from (by default the one in ``.dvc/config``).
     """
-    repo = _repo(root)
+    repo = _repo(root, remote)
+    where = f" ({remote.url})" if remote else ""
     try:
         odb = repo.cache.local
         manifest = Path(odb.oid_to_path(f"{version.md5}.dir"))
         if not manifest.is_file():
-            _fetch(repo, dvc_file, version)
+            _fetch(repo, dvc_file, version, remote)
         if not manifest.is_file():
             raise SnapshotNotFoundError(
-                f"snapshot {version.md5[:8]} is neither in the DVC cache nor on the remote",
+                f"snapshot {version.md5[:8]} is neither in the DVC cache nor on the remote{where}",
                 fix="point storage.dvc_remote at the remote it was pushed to, then retry",
             )
         entries = json.loads(manifest.read_text(encoding="utf-8"))
         files = {e["relpath"]: Path(odb.oid_to_path(e["md5"])) for e in entries}
         if any(not p.is_file() for p in files.values()):
-            _fetch(repo, dvc_file, version)
+            _fetch(repo, dvc_file, version, remote)
+        missing = sorted(rel for rel, p in files.items() if not p.is_file())
+        if missing:
+            raise SnapshotNotFoundError(
+                f"snapshot {version.md5[:8]}: {len(missing)} of {len(files)} files are missing from the DVC "
+                f"cache and the remote{where} (first: {missing[0]})",
+                fix="point storage.dvc_remote at the remote it was pushed to, or re-push it with `dvc push`",
+            )
         return files
     finally:
         repo.close()
 
 
-def _fetch(repo: Any, dvc_file: Path, version: TrackedVersion) -> None:
+def _fetch(repo: Any, dvc_file: Path, version: TrackedVersion, remote: Remote | None = None) -> None:
     """Fetch an old version from the remote using a throw-away .dvc file naming it.
 
     The file sits next to the real one and names the same output path, so DVC only fills
@@ -166,7 +273,8 @@ def _fetch(repo: Any, dvc_file: Path, version: TrackedVersion) -> None:
         repo.fetch(targets=[str(tmp)])
     except Exception as exc:
         raise ExternalToolError(
-            f"dvc fetch of snapshot {version.md5[:8]} failed: {exc}", fix="check the DVC remote is reachable"
+            f"dvc fetch of snapshot {version.md5[:8]} failed: {exc}",
+            fix=remote.fix() if remote else "check the DVC remote is reachable",
         ) from exc
     finally:
         tmp.unlink(missing_ok=True)

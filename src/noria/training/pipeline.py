@@ -127,28 +127,44 @@ def split(
 
 @step
 def tune(
-    train_rows: pd.DataFrame, test_rows: pd.DataFrame, training_set_info: dict[str, Any], context: dict[str, Any]
+    train_rows: pd.DataFrame,
+    test_rows: pd.DataFrame,
+    training_set_info: dict[str, Any],
+    context: dict[str, Any],
+    study_storage: str = "",
+    study_name: str = "",
+    study_trials: int = -1,
 ) -> dict[str, Any]:
-    """Optuna search on the validation slice at the end of the train period (the test stays unseen)."""
+    """Optuna search on the validation slice at the end of the train period (the test stays unseen).
+
+    ``study_storage`` (an Optuna storage URL; PostgreSQL at scale) makes the search a shared
+    study that tune workers (``noria.training.study.tune_worker``, one pod each) add trials
+    to. This step is worker 0: it runs ``study_trials`` trials itself (-1: ``training.trials``;
+    0: none) and returns the best of the whole study. ``study_name`` defaults to a name
+    derived from the model, snapshot and settings; pass a new one (e.g. with the run id) to
+    start a fresh search, since a finished step is cached like any other.
+    """
     from noria.training import tune as run_tune
+    from noria.training.study import default_study_name, redact, resolve_storage, study_result, tune_options
 
     s = _settings(context)
-    if s.trials == 0:
+    trials = s.trials if study_trials < 0 else study_trials
+    if not study_storage and trials == 0:
         return {"best_params": None, "trials": 0}
-    features, categorical = _columns(training_set_info)
-    parts = _split(train_rows, test_rows, context, training_set_info["label"]["name"])
-    result = run_tune(
-        parts,
-        features,
-        categorical,
-        trials=s.trials,
-        seed=s.seed,
-        timeout=s.timeout_seconds,
-        num_threads=s.num_threads,
-        metric=s.tune_metric,
-        max_rounds=s.max_boost_rounds,
-        early_stopping_rounds=s.early_stopping_rounds,
-    )
+    storage = resolve_storage(study_storage, current_project().root) if study_storage else None
+    name = (study_name or default_study_name(context)) if storage else None
+    if trials > 0:
+        features, categorical = _columns(training_set_info)
+        parts = _split(train_rows, test_rows, context, training_set_info["label"]["name"])
+        result = run_tune(
+            parts, features, categorical, trials=trials, storage=storage, study_name=name, **tune_options(s)
+        )
+    if storage is not None and name is not None:
+        result = study_result(storage, name)
+        return result.to_dict() | {
+            "best_params": result.best_params,
+            "study": {"storage": redact(storage), "name": name},
+        }
     return result.to_dict() | {"best_params": result.best_params}
 
 
@@ -283,7 +299,7 @@ def register(
         period = context["training"]
         run.log_params(
             model.params
-            | {"trials": tune.get("trials", 0), "features": len(model.features)}
+            | {"trials": int(tune.get("n_trials", 0)), "features": len(model.features)}
             | {f"{part}_{end}": period[part][end] for part in ("train", "test") for end in ("from", "to")}
         )
         run.log_metrics(evaluation["flat"])

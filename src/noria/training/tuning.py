@@ -8,6 +8,10 @@ construction: a seeded TPE sampler, one trial at a time (``n_jobs=1``), and Ligh
 ``deterministic`` mode with a fixed thread count.
 A ``timeout`` trades that away: how many trials fit in the time depends on the machine.
 
+With ``storage`` and ``study_name`` the study lives in an Optuna RDB storage (PostgreSQL at
+scale) and several workers, one process or pod each, add trials to it: see
+:mod:`noria.training.study` for the rules that make them one search.
+
 The search space (:data:`SEARCH_SPACE`):
 
 =====================  ====================  =======================================
@@ -64,6 +68,7 @@ class TrialSummary:
     best_iteration: int | None
     seconds: float
     params: dict[str, Any]
+    worker: int = 0
 
 
 @dataclass
@@ -110,13 +115,22 @@ def tune(
     early_stopping_rounds: int = 50,
     storage: str | None = None,
     study_name: str | None = None,
+    worker: int = 0,
+    heartbeat_seconds: int | None = None,
     on_trial: Callable[[TrialSummary], None] | None = None,
 ) -> TuneResult:
     """Run at most ``trials`` trials (and stop after ``timeout`` seconds if given).
 
-    ``storage``/``study_name`` put the study in an Optuna storage (e.g. a PostgreSQL URL) so
-    several workers can share it; by default the study lives in memory.
+    By default the study lives in memory. ``storage`` (an Optuna storage URL, e.g.
+    ``postgresql+psycopg2://optuna@db/optuna``) and ``study_name`` make this process worker
+    number ``worker`` of a shared study: its trials join those of the other workers, and the
+    best parameters returned are the best of the whole study so far (``trials`` lists this
+    worker's own). ``heartbeat_seconds`` overrides how often a worker proves it is alive.
     """
+    if storage is not None and not study_name:
+        raise ConfigError("a shared study (storage given) needs a study_name", fix="name the study all workers join")
+    if worker < 0:
+        raise ConfigError(f"worker = {worker}; expected 0 or more", fix="number the workers 0, 1, 2, ...")
     if trials < 1:
         raise ConfigError(f"trials = {trials}; tuning needs at least 1", fix="set trials to 1 or more, or skip tuning")
     if metric not in METRICS:
@@ -129,6 +143,8 @@ def tune(
     summaries: list[TrialSummary] = []
 
     def objective(trial: optuna.Trial) -> float:
+        # First, so that even the trial of a worker that dies says whose it was.
+        trial.set_user_attr("worker", worker)
         params = lgb_params(suggest(trial), seed=seed, num_threads=num_threads, metric=metric)
         booster = lgb.train(
             params,
@@ -153,6 +169,7 @@ def tune(
             best_iteration=frozen.user_attrs.get("best_iteration"),
             seconds=round(duration, 3),
             params=dict(frozen.params),
+            worker=worker,
         )
         summaries.append(summary)
         if on_trial is not None:
@@ -161,18 +178,25 @@ def tune(
     started = time.perf_counter()
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Fewer random start-up trials for small budgets, so TPE gets to model the space.
+    startup = min(10, max(3, trials // 3))
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=100, interval_steps=_REPORT_EVERY)
     try:
-        study = optuna.create_study(
-            storage=storage,
-            study_name=study_name,
-            load_if_exists=storage is not None,
-            direction=METRICS[metric],
-            # Fewer random start-up trials for small budgets, so TPE gets to model the space.
-            sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, trials // 3))),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=100, interval_steps=_REPORT_EVERY),
-        )
-        if not study.trials:
+        if storage is None:
+            study = optuna.create_study(
+                direction=METRICS[metric],
+                sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
+                pruner=pruner,
+            )
             study.enqueue_trial(START_PARAMS)
+        else:
+            from noria.training.study import join_study
+
+            assert study_name is not None  # checked above
+            study = join_study(
+                storage, study_name, metric, seed=seed, worker=worker, startup_trials=startup, pruner=pruner,
+                heartbeat_seconds=heartbeat_seconds,
+            )  # fmt: skip
         study.optimize(objective, n_trials=trials, timeout=timeout, n_jobs=1, callbacks=[record])
     finally:
         optuna.logging.set_verbosity(previous)

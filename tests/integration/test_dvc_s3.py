@@ -1,0 +1,156 @@
+"""Data snapshots on an S3 DVC remote (a real SeaweedFS), read back from a fresh git clone.
+
+A project ingests with ``storage.dvc_remote: s3://...``; the data must land in the bucket.
+A ``git clone`` of the project holds only the small files (``dataset.dvc``, the snapshot
+records, ``.dvc/config``): no dataset folder, no DVC cache. Reading any snapshot there,
+old or new, fetches it from S3 and gives the same frame; so does building a training set
+from the feature store's offline sources, which are snapshot tables read the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from flights_support import flights_project
+from s3_support import SeaweedS3, seaweed
+from tests.conftest import SMALL_CONFIG, flight_rows, write_small_sources
+
+from noria.config import Project, load_project
+from noria.data.ingest import ingest
+from noria.data.snapshots import dataset_dvc_file, open_snapshot, tracked_version
+from noria.data.versioning import Remote, version_files
+from noria.errors import NoriaError, SnapshotNotFoundError
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "noria-data"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """SeaweedFS with the bucket; while it starts, this process loads what ingest will need."""
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(1) as pool:
+        started = pool.submit(stack.enter_context, seaweed(tmp_path_factory.mktemp("seaweed")))
+        importlib.import_module("noria.data.validate")  # pandera
+        importlib.import_module("dvc.repo")
+        importlib.import_module("dvc_s3")
+        server = started.result(timeout=120)
+        server.create_bucket(BUCKET)
+        yield server
+
+
+@pytest.fixture
+def aws(s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> SeaweedS3:
+    """Credentials and endpoint through the standard AWS variables only (nothing in noria.yaml)."""
+    for var, value in s3.env().items():
+        monkeypatch.setenv(var, value)
+    return s3
+
+
+def s3_remote(config: str, prefix: str) -> str:
+    data = yaml.safe_load(config)
+    data["storage"] = {"dvc_remote": f"s3://{BUCKET}/{prefix}"}
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def commit_and_clone(root: Path, clone: Path) -> Path:
+    """Commit what ingest staged (DVC pointers, records, .dvc/config) and ``git clone`` it."""
+    git = ["git", "-c", "user.name=noria", "-c", "user.email=noria@example.com"]
+    subprocess.run([*git, "-C", str(root), "add", "-A"], check=True)
+    subprocess.run([*git, "-C", str(root), "commit", "-qm", "data", "--allow-empty"], check=True)
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+    return clone
+
+
+def manifest_md5s(project: Project, snapshot_id: str) -> set[str]:
+    """The content hashes DVC pushed for one version: its .dir manifest and every file in it."""
+    cache = project.root / ".dvc" / "cache" / "files" / "md5"
+    manifest = cache / snapshot_id[:2] / f"{snapshot_id[2:]}.dir"
+    return {f"{snapshot_id}.dir"} | {e["md5"] for e in json.loads(manifest.read_text())}
+
+
+def test_snapshots_are_pushed_to_s3_and_read_back_in_a_clone(
+    small_project: Path, aws: SeaweedS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = f"dvc-{uuid.uuid4().hex[:8]}"
+    (small_project / "noria.yaml").write_text(s3_remote(SMALL_CONFIG, prefix), encoding="utf-8")
+    project = load_project(small_project, environ={})
+    write_small_sources(small_project, flight_rows([1, 2]))
+    first = ingest(project).record
+    old = {t: open_snapshot(project, first.id).read(t) for t in ("flights", "planes")}
+    write_small_sources(small_project, flight_rows([1, 2, 3], per_month=6))
+    second = ingest(project).record
+    assert second.id != first.id and second.parent == first.id
+    new_flights = open_snapshot(project, second.id).read("flights")
+    assert len(new_flights) == 18 and len(old["flights"]) == 10
+
+    # Both versions are in the bucket, in DVC's layout (files/md5/xx/rest), under the prefix.
+    keys = set(aws.keys(BUCKET, prefix + "/"))
+    pushed = {k.removeprefix(f"{prefix}/files/md5/").replace("/", "", 1) for k in keys}
+    for snap in (first, second):
+        assert manifest_md5s(project, snap.id) <= pushed, snap.short_id
+    assert all(k.startswith(f"{prefix}/files/md5/") for k in keys)
+
+    clone = load_project(commit_and_clone(small_project, small_project.parent / "clone"), environ={})
+    assert not (clone.data_dir / "dataset").exists() and not (clone.root / ".dvc" / "cache").exists()
+    assert (clone.data_dir / "dataset.dvc").is_file()
+    for table, frame in old.items():
+        pd.testing.assert_frame_equal(open_snapshot(clone, first.id).read(table), frame)
+    pd.testing.assert_frame_equal(open_snapshot(clone).read("flights"), new_flights)  # latest = second
+    # Reads fill DVC's cache only; the workspace copy of the dataset is never written.
+    assert not (clone.data_dir / "dataset").exists() and (clone.root / ".dvc" / "cache").is_dir()
+
+    # The endpoint may also be given explicitly (storage.s3_endpoint_url) instead of AWS_ENDPOINT_URL.
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    third = load_project(commit_and_clone(small_project, small_project.parent / "third"), environ={})
+    remote = Remote(f"s3://{BUCKET}/{prefix}", endpoint_url=aws.endpoint)
+    version = tracked_version(third)
+    assert version is not None and version.md5 == second.id
+    files = version_files(third.root, dataset_dvc_file(third), version, remote)
+    months = [f"flights/month=2013-0{m}/part-0.parquet" for m in (1, 2, 3)]
+    assert sorted(files) == [*months, "planes/part-0.parquet"]
+    flights = pd.concat([pd.read_parquet(files[m]) for m in months], ignore_index=True)
+    pd.testing.assert_frame_equal(flights, new_flights)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint)
+
+    # A clone pointed at a prefix that holds nothing says so, naming the remote.
+    elsewhere = commit_and_clone(small_project, small_project.parent / "elsewhere")
+    wrong = load_project(elsewhere, environ={"NORIA_STORAGE__DVC_REMOTE": f"s3://{BUCKET}/nothing-here"})
+    with pytest.raises(SnapshotNotFoundError, match="nothing-here"):
+        open_snapshot(wrong, first.id).read("flights")
+
+
+def test_missing_bucket_is_a_clear_error(small_project: Path, aws: SeaweedS3) -> None:
+    config = s3_remote(SMALL_CONFIG, "x").replace(f"s3://{BUCKET}/", "s3://no-such-bucket-noria/")
+    (small_project / "noria.yaml").write_text(config, encoding="utf-8")
+    with pytest.raises(NoriaError) as caught:
+        ingest(load_project(small_project, environ={}))
+    assert "no-such-bucket-noria" in caught.value.message + str(caught.value.fix)
+    assert "AWS_ENDPOINT_URL" in str(caught.value.fix)
+
+
+def test_training_set_is_built_in_a_clone_from_s3_only(tmp_path: Path, aws: SeaweedS3) -> None:
+    from noria.features import build_training_set
+
+    remote = {"dvc_remote": f"s3://{BUCKET}/flights-{uuid.uuid4().hex[:8]}"}
+    root = flights_project(tmp_path / "flights", months=[1], days=3, overrides={"storage": remote})
+    project = load_project(root, environ={})
+    snap = ingest(project, "2013-01", "2013-01").record
+    here = build_training_set(project, "2013-01", "2013-01", snapshot_id=snap.id)
+
+    clone = load_project(commit_and_clone(root, tmp_path / "pod"), environ={})
+    assert not (clone.data_dir / "dataset").exists() and not (clone.root / "raw").exists()
+    there = build_training_set(clone, "2013-01", "2013-01", snapshot_id=snap.id)
+    assert there.record.snapshot_id == snap.id and there.record.rows == here.record.rows > 2000
+    assert there.record.definition_hash == here.record.definition_hash
+    pd.testing.assert_frame_equal(there.frame, here.frame)
