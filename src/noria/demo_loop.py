@@ -171,7 +171,9 @@ def _feedback(console: Console, project: Project, month: str) -> dict[str, Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     labels.to_parquet(path, index=False)
     summary = record_feedback(project, path, windows=[month]).to_dict()
-    window: dict[str, Any] = next((w for w in summary["windows"] if w["window"] == month), {})
+    mine = [w for w in summary["windows"] if w["window"] == month]
+    # the version that served most of the month (the previous champion may have served its first hours)
+    window: dict[str, Any] = max(mine, key=lambda w: w["predictions"], default={})
     metrics = window.get("metrics", {})
     auc, holdout = metrics.get("roc_auc"), window.get("holdout_auc")
     console.print(

@@ -30,6 +30,9 @@ class DriftConfig(BaseModel):
     missing_alert: float = Field(default=0.2, ge=0, le=1)
     min_importance: float = Field(default=0.05, ge=0, le=1)
     alert_on_score: bool = True
+    # A model version that served fewer rows than this in a window is not judged there (e.g. the
+    # old champion's last few requests of a month in which the champion changed).
+    min_rows: int = Field(default=200, ge=1)
     # profiles
     bins: int = Field(default=10, ge=2, le=100)
     ecdf_points: int = Field(default=5000, ge=16, le=1_000_000)

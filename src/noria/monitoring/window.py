@@ -134,11 +134,11 @@ class WindowDrift:
         }
 
 
-def drift_window(project: Project, window: str, *, save: bool = True, min_rows: int = 1) -> list[WindowDrift]:
+def drift_window(project: Project, window: str, *, save: bool = True, min_rows: int | None = None) -> list[WindowDrift]:
     """Drift of every model version that served flights of ``window``; saved in the monitoring store.
 
     What ``noria monitor drift --window 2013-07`` runs. Versions with fewer than ``min_rows``
-    rows in the window are skipped.
+    (default ``monitoring.drift.min_rows``) rows in the window are not judged.
     """
     from noria.monitoring.drift import compute_drift
 
@@ -149,17 +149,24 @@ def drift_window(project: Project, window: str, *, save: bool = True, min_rows: 
             fix="pick a window the service has scored flights for (noria monitor windows lists them)",
         )
     cfg = project.config.monitoring.drift
+    least = cfg.min_rows if min_rows is None else min_rows
     store = MonitoringStore.of(project)
     results = []
     for key, part in rows.groupby(["model_name", "model_version"], sort=True):
         name, version = str(key[0]), int(str(key[1]))
-        if len(part) < min_rows:
+        if len(part) < least:
             continue
         profile = load_profile(project, name, version)
         features = feature_frame(part)
         report = compute_drift(profile, features, cfg, scores=part["probability"].to_numpy(dtype=float))
         path = store.save("drift", window, name, version, report.to_dict()) if save else None
         results.append(WindowDrift(window, name, version, report, path))
+    if not results:
+        raise NotFoundError(
+            f"no model version served at least {least} flights departing in {window} "
+            f"({len(rows)} rows in all): too few to judge drift",
+            fix="wait for more traffic, or lower monitoring.drift.min_rows",
+        )
     return results
 
 

@@ -185,3 +185,9 @@ def test_policy_switches(monitored: tuple[Project, int]) -> None:
         assert evaluate_policy(project, "2013-07").action == "disabled"
     finally:
         project.config.monitoring.policy.enabled = True
+
+
+def test_a_version_with_too_few_rows_is_not_judged(monitored: tuple[Project, int]) -> None:
+    project, _ = monitored
+    with pytest.raises(NotFoundError, match="too few to judge drift"):
+        drift_window(project, "2013-07", min_rows=5000, save=False)
