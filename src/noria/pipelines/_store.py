@@ -5,6 +5,10 @@ sha256 of its files. A store keeps artifacts under ``objects/<id[:2]>/<id>/`` an
 records (cache entries, run records) under plain keys. Both kinds of write are atomic: a
 reader sees a whole artifact or record, or nothing. ``open_store`` picks the backend from
 the URL: a folder path (default) or ``s3://bucket/prefix``.
+
+An S3 store finds its endpoint as :func:`s3_endpoint_url` says (config, then the standard
+variables, then ``MLFLOW_S3_ENDPOINT_URL``), gives up on a silent endpoint within seconds,
+and turns S3 failures into Noria errors naming the store, the endpoint and the fix.
 """
 
 from __future__ import annotations
@@ -17,14 +21,25 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from noria.errors import ConfigError, DataError, MissingExtraError
+from noria.errors import ConfigError, DataError, ExternalToolError, MissingExtraError
 from noria.pipelines._errors import ArtifactNotFoundError
 from noria.pipelines._serializers import META
 
 _STALE_SECONDS = 24 * 3600
+# Variables naming an S3-compatible endpoint, in the order they win. The AWS ones are what
+# boto3 and DVC read; MLFLOW_S3_ENDPOINT_URL is what MLflow deployments usually set alone.
+S3_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL")
+S3_CONNECT_TIMEOUT_S = 10.0
+S3_READ_TIMEOUT_S = 60.0
+S3_MAX_ATTEMPTS = 4
+_DENIED = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "403"}
+)
 
 
 class ArtifactStore(Protocol):
@@ -179,18 +194,35 @@ class LocalArtifactStore:
         write_atomic(self.root / _check_key(key), json.dumps(record, indent=1, sort_keys=True).encode())
 
 
+def s3_endpoint_url(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The S3 endpoint to use: ``explicit`` (config), else the first of :data:`S3_ENDPOINT_VARIABLES` set.
+
+    None means AWS itself. ``MLFLOW_S3_ENDPOINT_URL`` counts too, so a deployment that points
+    MLflow at SeaweedFS or MinIO points Noria's stores there with the same variable.
+    """
+    if explicit and explicit.strip():
+        return explicit.strip()
+    env = os.environ if environ is None else environ
+    for var in S3_ENDPOINT_VARIABLES:
+        value = env.get(var, "").strip()
+        if value:
+            return value
+    return None
+
+
 class S3ArtifactStore:
     """``s3://bucket/prefix`` via boto3; downloads are kept in a local cache folder.
 
     An artifact counts as present once its ``meta.json`` exists, and that file is uploaded
     last, so a half-uploaded artifact is never seen. S3 PUTs of records are atomic.
-    Credentials and endpoint come from boto3's usual chain (``AWS_ACCESS_KEY_ID``,
-    ``AWS_ENDPOINT_URL``, ...) unless ``endpoint_url`` is given.
+    Credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID``, a profile, a role);
+    the endpoint from ``endpoint_url`` or the environment (:func:`s3_endpoint_url`).
     """
 
     def __init__(self, url: str, cache_dir: Path | str, endpoint_url: str | None = None) -> None:
         try:
             import boto3
+            from botocore.config import Config
         except ImportError:
             raise MissingExtraError(
                 f"the artifact store {url} needs boto3", fix="pip install 'noria[cluster]'"
@@ -199,27 +231,73 @@ class S3ArtifactStore:
         if not bucket:
             raise ConfigError(f"artifact store URL {url!r} names no bucket", fix="use s3://BUCKET/PREFIX")
         self.url, self.bucket, self.prefix = url, bucket, prefix.strip("/")
+        self.endpoint = s3_endpoint_url(endpoint_url)
         self.cache = Path(cache_dir).expanduser().resolve()
         self.staging = self.cache / "tmp"
         self.staging.mkdir(parents=True, exist_ok=True)
-        self.client: Any = boto3.client("s3", endpoint_url=endpoint_url)
+        config = Config(
+            connect_timeout=S3_CONNECT_TIMEOUT_S,
+            read_timeout=S3_READ_TIMEOUT_S,
+            retries={"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
+        )
+        # A session of its own: credentials are read now, not frozen in boto3's default session.
+        self.client: Any = boto3.session.Session().client("s3", endpoint_url=self.endpoint, config=config)
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """S3 and network failures as Noria errors: what failed, on which store and endpoint, the fix."""
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+
+        where = f"{self.url} (endpoint {self.endpoint or 'AWS'})"
+        try:
+            yield
+        except (NoCredentialsError, PartialCredentialsError):
+            raise ConfigError(
+                f"no S3 credentials to {action} in the artifact store {where}",
+                fix="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or give the pod an IAM role)",
+            ) from None
+        except (ClientError, S3UploadFailedError) as exc:
+            code = _error_code(exc)
+            if code == "NoSuchBucket":
+                raise ConfigError(
+                    f"the bucket {self.bucket!r} of the artifact store {where} does not exist",
+                    fix=f"create it (`aws s3 mb s3://{self.bucket}`, or the stack's s3-init job) "
+                    "or point pipelines.store at an existing bucket",
+                ) from exc
+            if code in _DENIED:
+                raise ExternalToolError(
+                    f"S3 refused to {action} in the artifact store {where}: {code}",
+                    fix="check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that they may read and write "
+                    f"s3://{self.bucket}/{self.prefix}",
+                ) from exc
+            raise ExternalToolError(
+                f"S3 failed to {action} in the artifact store {where}: {exc}",
+                fix="see the S3 server's message; retry once the server is healthy",
+            ) from exc
+        except BotoCoreError as exc:  # endpoint unreachable, timeouts, bad endpoint URL
+            raise ExternalToolError(
+                f"cannot reach the S3 endpoint {self.endpoint or 'of AWS'} to {action} in {self.url}: {exc}",
+                fix="start the S3 server, or set pipelines.s3_endpoint_url (or AWS_ENDPOINT_URL / "
+                "MLFLOW_S3_ENDPOINT_URL) to one this machine reaches",
+            ) from exc
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _missing(self, exc: Exception) -> bool:
-        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-        return code in ("404", "NoSuchKey", "NotFound")
+        return _error_code(exc) in ("404", "NoSuchKey", "NotFound")
 
     def put(self, folder: Path) -> str:
         artifact_id = hash_folder(folder)
         if not self.exists(artifact_id):
             base = _object_key(artifact_id)
             files = sorted(p for p in folder.rglob("*") if p.is_file() and p != folder / META)
-            for path in [*files, folder / META]:
-                self.client.upload_file(
-                    str(path), self.bucket, self._key(f"{base}/{path.relative_to(folder).as_posix()}")
-                )
+            with self._errors(f"upload artifact {artifact_id[:12]}"):
+                for path in [*files, folder / META]:
+                    self.client.upload_file(
+                        str(path), self.bucket, self._key(f"{base}/{path.relative_to(folder).as_posix()}")
+                    )
         shutil.rmtree(folder)
         return artifact_id
 
@@ -234,12 +312,13 @@ class S3ArtifactStore:
             )
         base = self._key(_object_key(artifact_id)) + "/"
         staged = Path(tempfile.mkdtemp(dir=self.staging))
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base)
-        for page in pages:
-            for item in page.get("Contents", []):
-                dest = staged / item["Key"][len(base) :]
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                self.client.download_file(self.bucket, item["Key"], str(dest))
+        with self._errors(f"download artifact {artifact_id[:12]}"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    dest = staged / item["Key"][len(base) :]
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    self.client.download_file(self.bucket, item["Key"], str(dest))
         if hash_folder(staged) != artifact_id:
             shutil.rmtree(staged)
             raise DataError(
@@ -256,26 +335,43 @@ class S3ArtifactStore:
         return local
 
     def exists(self, artifact_id: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(f"{_object_key(artifact_id)}/{META}"))
-        except Exception as exc:
-            if self._missing(exc):
-                return False
-            raise
+        key = self._key(f"{_object_key(artifact_id)}/{META}")
+        with self._errors(f"look up artifact {artifact_id[:12]}"):
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=key)
+            except Exception as exc:
+                if self._missing(exc):
+                    return False
+                raise
         return True
 
     def read_record(self, key: str) -> dict[str, Any] | None:
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(_check_key(key)))["Body"].read()
-        except Exception as exc:
-            if self._missing(exc):
-                return None
-            raise
+        with self._errors(f"read the record {key}"):
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=self._key(_check_key(key)))["Body"].read()
+            except Exception as exc:
+                if self._missing(exc):
+                    return None
+                raise
         return _decode(body, f"{self.url}/{key}")
 
     def write_record(self, key: str, record: dict[str, Any]) -> None:
         body = json.dumps(record, indent=1, sort_keys=True).encode()
-        self.client.put_object(Bucket=self.bucket, Key=self._key(_check_key(key)), Body=body)
+        with self._errors(f"write the record {key}"):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(_check_key(key)), Body=body)
+
+
+def _error_code(exc: BaseException) -> str:
+    """The S3 error code of a botocore ClientError (also when wrapped by boto3's upload helper)."""
+    for candidate in (exc, exc.__cause__, exc.__context__):
+        response = getattr(candidate, "response", None)
+        if isinstance(response, dict):
+            return str(response.get("Error", {}).get("Code", ""))
+    text = str(exc)  # S3UploadFailedError keeps only the message: "... (NoSuchBucket) when calling ..."
+    for code in ("NoSuchBucket", *sorted(_DENIED)):
+        if f"({code})" in text:
+            return code
+    return ""
 
 
 def open_store(

@@ -3,30 +3,49 @@
 The tracking URI and artifact location come from ``tracking:`` in noria.yaml. Relative
 paths (``sqlite:///.noria/mlflow.db``, ``.noria/mlartifacts``) resolve against the project
 folder, never the current directory, so every command sees the same store.
+
+An MLflow *server* (``http(s)://``) is probed once per process before the first call: when
+nothing answers, MLflow's own client would retry for minutes; Noria stops within seconds
+with an error naming the URI, where it was configured, and how to fix it.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse, urlunparse
 
 from noria.errors import ExternalToolError
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     from mlflow import MlflowClient
 
     from noria.config import Project
 
 _SQLITE = "sqlite:///"
+PROBE_TIMEOUT_S = 5.0  # a server that cannot answer /health within this is treated as down
+_REACHABLE: set[str] = set()  # servers that answered in this process (probed once each)
 
 
 def disable_telemetry() -> None:
-    """MLflow must never phone home from Noria (set before MLflow is imported or started)."""
+    """MLflow must never phone home from Noria (set before MLflow is imported or started).
+
+    It also keeps MLflow off Noria's stdout unless the user asked otherwise: with a tracking
+    server, MLflow prints "View run ... at: URL" when a run ends, which would corrupt
+    ``--json`` output; and the artifact download bar would clutter service logs.
+    """
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 disable_telemetry()  # every module of this package that uses MLflow imports this one first
@@ -69,13 +88,120 @@ def artifact_location(project: Project) -> str | None:
     return project.path(location).resolve().as_uri()
 
 
+def _host(parts: ParseResult) -> str:
+    """``host[:port]`` of a parsed URL, IPv6 in brackets, without any ``user:password@``."""
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return host + (f":{parts.port}" if parts.port else "")
+
+
+def redact(uri: str) -> str:
+    """``uri`` without a password (``http://user:secret@host`` -> ``http://user:***@host``)."""
+    parts = urlparse(uri)
+    if parts.password is None:
+        return uri
+    return urlunparse(parts._replace(netloc=f"{parts.username}:***@{_host(parts)}"))
+
+
+def check_server(uri: str, *, configured_in: str = "tracking.uri", timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Raise ExternalToolError at once if the MLflow server at ``uri`` does not answer.
+
+    Any HTTP reply (even 401/403/404) counts as an answer; so does a TLS problem, which
+    MLflow's client reports itself with its own certificate settings. Only a name that does
+    not resolve, a refused connection or silence for ``timeout`` seconds fail here. Other
+    URIs (SQLite, PostgreSQL, folders) are not probed.
+    """
+    parts = urlparse(uri)
+    if parts.scheme not in ("http", "https") or uri in _REACHABLE:
+        return
+    health = urlunparse(parts._replace(netloc=_host(parts), path=parts.path.rstrip("/") + "/health", query=""))
+    try:
+        with urllib.request.urlopen(health, timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        pass  # the server answered
+    except (urllib.error.URLError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        why = _unreachable(reason, timeout)
+        if why is not None:
+            raise ExternalToolError(
+                f"cannot reach the MLflow tracking server at {redact(uri)} ({configured_in}): {why}",
+                fix=(
+                    "start the MLflow server (deploy/compose: `docker compose up -d mlflow`), or point "
+                    "tracking.uri at a running one: NORIA_TRACKING__URI=http://HOST:5000, or a profile "
+                    "whose tracking.uri is reachable from here (--profile local uses SQLite)"
+                ),
+            ) from None
+    _REACHABLE.add(uri)
+
+
+def _unreachable(reason: object, timeout: float) -> str | None:
+    """Why nothing answered, or None when something did (a TLS handshake is an answer)."""
+    if isinstance(reason, ssl.SSLError | ssl.CertificateError):
+        return None
+    if isinstance(reason, socket.gaierror):
+        return "the host name does not resolve"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused (nothing listens on that port)"
+    if isinstance(reason, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(reason, OSError):
+        return reason.strerror or type(reason).__name__
+    return str(reason)
+
+
 def get_client(project: Project) -> MlflowClient:
-    """An MlflowClient for the project's tracking server and registry (the same store)."""
+    """An MlflowClient for the project's tracking server and registry (the same store).
+
+    A tracking server (``http(s)://``) must answer first, see :func:`check_server`.
+    """
     disable_telemetry()
+    uri = tracking_uri(project)
+    check_server(uri, configured_in=_where(project, ("tracking", "uri")))
     from mlflow import MlflowClient
 
-    uri = tracking_uri(project)
+    if is_remote(uri):
+        load_request_header_providers()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def load_request_header_providers() -> None:
+    """Load MLflow's request-header plugins now, leaving Feast's out unless Feast is loaded already.
+
+    Feast registers an ``mlflow.request_header_provider`` plugin, and MLflow loads every such
+    plugin on its first REST call: that imports all of Feast (about 10 s of CPU, its typeguard
+    decorators recompile hundreds of functions) into every process that talks to a tracking
+    server, each pipeline step included, though nothing there uses Feast. Feast's provider
+    only adds a header inside Feast's own MLflow data source, which Noria does not use. In a
+    process that has imported Feast already (a service with an online store) it loads as usual.
+    """
+    import sys
+
+    if "mlflow.tracking.request_header.registry" in sys.modules or "feast" in sys.modules:
+        return
+    from mlflow.utils import plugins
+
+    original = plugins.get_entry_points
+
+    def without_feast(group: str) -> list[EntryPoint]:
+        found = list(original(group))
+        if group != "mlflow.request_header_provider":
+            return found
+        return [entry for entry in found if not entry.value.startswith("feast.")]
+
+    plugins.get_entry_points = without_feast
+    try:
+        import mlflow.tracking.request_header.registry  # noqa: F401  (registers the providers, once)
+    finally:
+        plugins.get_entry_points = original
+
+
+def _where(project: Project, loc: tuple[str, ...]) -> str:
+    """``tracking.uri from noria.yaml:120`` / ``... from environment variable NORIA_TRACKING__URI``."""
+    key = ".".join(loc)
+    source = getattr(project, "sources", {}).get(loc)
+    profile = f", profile {project.profile!r}" if getattr(project, "profile", "local") != "local" else ""
+    return f"{key} from {source}{profile}" if source else f"{key}{profile}"
 
 
 def ensure_experiment(client: MlflowClient, project: Project) -> str:
