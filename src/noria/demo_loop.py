@@ -97,12 +97,8 @@ def _month(console: Console, project: Project, client: httpx.Client, month: str)
     console.print(f"policy: {decision.action}: " + "; ".join(decision.reasons))
     outcome = decision.action
     if decision.candidate_version is not None:
-        outcome = (
-            f"retrained v{decision.candidate_version}: "
-            + ("promoted" if decision.promoted else "refused")
-            + f" ({decision.gate_reason})"
-        )
-        console.print(f"gate: {outcome}")
+        outcome = f"retrained v{decision.candidate_version}: " + ("promoted" if decision.promoted else "refused")
+        console.print(f"gate: {outcome} ({decision.gate_reason})")
         if decision.promoted:
             _wait_for_version(console, client, decision.candidate_version)
     return {
@@ -110,7 +106,7 @@ def _month(console: Console, project: Project, client: httpx.Client, month: str)
         "flights served": served["flights"],
         "req/s": served["rps"],
         "model": ", ".join(f"v{v}" for v in served["versions"]),
-        "drift alerts": ", ".join(alerts[:4]) + (" ..." if len(alerts) > 4 else "") or "-",
+        "drift alerts": ", ".join(alerts[:3]) + (f" +{len(alerts) - 3}" if len(alerts) > 3 else "") or "-",
         "AUC live": performance.get("roc_auc"),
         "AUC holdout": performance.get("holdout_auc"),
         "decision": outcome,
