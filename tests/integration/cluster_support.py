@@ -87,7 +87,7 @@ def seaweed_with_identity(folder: Path, s3: int) -> Iterator[SeaweedS3]:
         f"-master.port={m}", f"-master.port.grpc={mg}", f"-volume.port={v}", f"-volume.port.grpc={vg}",
         f"-filer.port={f}", f"-filer.port.grpc={fg}", "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3g}",
         f"-s3.config={folder / 's3.json'}", "-master.volumeSizeLimitMB=64", "-volume.max=32",
-        "-master.telemetry=false",
+        "-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
     ]  # fmt: skip
     with (folder / "weed.log").open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=folder)

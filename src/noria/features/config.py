@@ -218,6 +218,10 @@ OfflineEngine = Literal["duckdb", "spark"]
 # How training sets are computed, not what they hold: not part of the definition hash, and taken
 # from noria.yaml (so a profile or NORIA_FEATURES__OFFLINE_ENGINE can switch the engine).
 ENGINE_FIELDS = ("offline_engine", "spark")
+# Where online values are kept is a deployment choice (SQLite on a laptop, Redis in a cluster): a
+# profile or NORIA_FEATURES__ONLINE_STORE__* in noria.yaml overrides features.yaml key by key,
+# and it is not part of the definition hash either.
+DEPLOYMENT_FIELDS = ("online_store",)
 
 
 class SparkSpec(_Section):

@@ -23,7 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from noria.config import ColumnType, Project, TableSpec
 from noria.errors import ConfigError
-from noria.features.config import ENGINE_FIELDS, FeaturesConfig, FeatureType
+from noria.features.config import DEPLOYMENT_FIELDS, ENGINE_FIELDS, FeaturesConfig, FeatureType
 
 FEATURES_FILE = "features.yaml"
 FEATURES_DIR = "features"
@@ -157,10 +157,12 @@ def load_features_config(project: Project) -> FeaturesConfig:
     parts: list[tuple[str, dict[str, Any]]] = []
     section = getattr(project.config, "features", None)
     engine: dict[str, Any] = {}
+    deployment: dict[str, Any] = {}
     if isinstance(section, FeaturesConfig):
         data = section.model_dump(exclude_unset=True)
         # Engine settings in noria.yaml (its profiles, NORIA_* variables) win over feature files.
         engine = {k: data.pop(k) for k in ENGINE_FIELDS if k in data}
+        deployment = {k: data.pop(k) for k in DEPLOYMENT_FIELDS if k in data}
         if section.declared:
             parts.append(("noria.yaml", data))
     files = [project.root / FEATURES_FILE] if (project.root / FEATURES_FILE).is_file() else []
@@ -195,6 +197,8 @@ def load_features_config(project: Project) -> FeaturesConfig:
                 origin[(key, "")] = where
                 merged[key] = value
     merged |= engine
+    for key, value in deployment.items():  # key by key: type: redis keeps the file's other settings
+        merged[key] = {**(merged.get(key) or {}), **value}
     try:
         return FeaturesConfig.model_validate(merged)
     except PydanticValidationError as exc:
@@ -284,7 +288,7 @@ def definition_hash(config: FeaturesConfig, root: Path) -> str:
     """sha256 of the canonical configuration plus the source of every module it references."""
     digest = hashlib.sha256()
     # The engine settings say how values are computed, not what they are: every engine gives the same.
-    definition = config.model_dump(mode="json", exclude=set(ENGINE_FIELDS))
+    definition = config.model_dump(mode="json", exclude={*ENGINE_FIELDS, *DEPLOYMENT_FIELDS})
     canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
     digest.update(canonical.encode())
     modules = sorted({ref.partition(":")[0] for ref in function_refs(config).values()})

@@ -242,3 +242,29 @@ def test_features_section_inside_noria_yaml(flights_project: Project) -> None:
     defs = load_definitions(load_project(flights_project.root, environ={}))
     assert defs.definition_hash == before
     assert "route_late_rate_28d" in defs.features
+
+
+def test_a_profile_or_environment_moves_the_online_store_without_changing_the_definitions(
+    flights_project: Project,
+) -> None:
+    """features.yaml keeps the SQLite store; NORIA_FEATURES__ONLINE_STORE__* (e.g. the cluster's Redis) wins."""
+    import yaml
+
+    from noria.config import load_project
+    from noria.features.definitions import load_definitions
+
+    local = load_definitions(flights_project)
+    assert local.config.online_store.type == "sqlite"
+    path = flights_project.root / "noria.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["features"] = {}
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    environ = {
+        "NORIA_FEATURES__ONLINE_STORE__TYPE": "redis",
+        "NORIA_FEATURES__ONLINE_STORE__CONNECTION_STRING": "redis:6379",
+    }
+    cluster = load_definitions(load_project(flights_project.root, environ=environ))
+    assert cluster.config.online_store.type == "redis"
+    assert cluster.config.online_store.connection_string == "redis:6379"
+    assert cluster.config.feature_views == local.config.feature_views
+    assert cluster.definition_hash == local.definition_hash  # where values are kept is not what they are

@@ -49,7 +49,8 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         WEED, "server", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={m}", f"-master.port.grpc={mg}", f"-volume.port={v}", f"-volume.port.grpc={vg}",
         f"-filer.port={f}", f"-filer.port.grpc={fg}", "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3g}",
-        "-master.volumeSizeLimitMB=64", "-volume.max=4",
+        "-master.volumeSizeLimitMB=64", "-volume.max=8", "-master.telemetry=false",
+        "-s3.port.iceberg=0", "-s3.port.lance=0",  # else fixed ports 8181/9101: two servers would clash
     ]  # fmt: skip
     log = (folder / "weed.log").open("wb")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=folder)

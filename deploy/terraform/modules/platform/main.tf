@@ -115,7 +115,7 @@ resource "helm_release" "seaweedfs" {
       port                 = 8333
       enableAuth           = true
       existingConfigSecret = kubernetes_secret_v1.s3.metadata[0].name
-      createBuckets        = [{ name = "mlflow" }, { name = "noria-data" }]
+      createBuckets        = [{ name = "mlflow" }, { name = "noria-data" }, { name = "noria-artifacts" }]
     }
   })]
 }
