@@ -53,7 +53,7 @@ def test_online_vector_equals_offline_row(online_project: tuple[Project, Any, An
         pd.testing.assert_frame_equal(vectors.to_frame(), offline, check_dtype=True)
         assert vectors.missing == [[f for f in features if pd.isna(offline.at[i, f])] for i in range(len(sample))]
         assert offline.notna().sum().sum() > 0.9 * offline.size
-    assert store is not None and len(store.plan.features) == 34
+    assert store is not None and len(store.plan.features) == 33
 
 
 def test_unknown_entities_are_missing_and_flagged(online_project: tuple[Project, Any, Any]) -> None:
