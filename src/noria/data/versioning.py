@@ -101,7 +101,8 @@ class Remote:
     def fix(self) -> str:
         """What to check when talking to this remote fails."""
         if self.is_s3:
-            endpoint = f"the endpoint {self.endpoint_url}" if self.endpoint_url else "AWS_ENDPOINT_URL"
+            where = "storage.s3_endpoint_url or AWS_ENDPOINT_URL"
+            endpoint = f"the endpoint {self.endpoint_url} ({where})" if self.endpoint_url else where
             return (
                 f"check storage.dvc_remote ({self.url}; the bucket must exist), the credentials "
                 f"(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and, for SeaweedFS or MinIO, {endpoint}"
