@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -43,6 +44,11 @@ if TYPE_CHECKING:
     from noria.config import Project
 
 log = logging.getLogger("noria.serving")
+# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). The
+# service runs Python in three threads: the event loop, the online-lookup worker and the
+# prediction-log writer. With 5 ms, a request whose thread let go of the GIL for a system call
+# (a socket write, a LightGBM call) could wait up to 5 ms to get it back from one of the others.
+GIL_SWITCH_SECONDS = 0.001
 
 
 @dataclass
@@ -142,10 +148,14 @@ def create_app(
         # for a quarter of a second walking a few hundred thousand objects that never die.
         gc.collect()
         gc.freeze()
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(float(os.environ.get("XSWITCH", GIL_SWITCH_SECONDS)))
         try:
             yield
         finally:
+            sys.setswitchinterval(switch)
             holder.stop()
+            await run_in_threadpool(predictor.close)
             if prediction_log is not None:
                 await run_in_threadpool(prediction_log.close)
             gc.unfreeze()  # several apps in one process (tests, notebooks): let the collector see it all again

@@ -58,6 +58,16 @@ class Scored:
     values: list[Any]
 
 
+_NO_FEATURES: Mapping[str, Any] = {}
+
+
+def _pylist(array: np.ndarray) -> list[Any]:
+    """An array's values as Python objects (numbers, str, None), as ``.item()`` gives them one by one."""
+    if array.dtype == object:
+        return [v.item() if isinstance(v, np.generic) else v for v in array.tolist()]
+    return list(array.tolist())
+
+
 def _category(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -76,6 +86,7 @@ class ServedModel:
     codes: dict[str, dict[str, float]]
     inputs_set: frozenset[str] = frozenset()
     paths: PathAttribution | None = None  # set when explanations use the decision-path method
+    _mappings: tuple[dict[str, float] | None, ...] = ()  # category codes per feature position (None: a number)
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @classmethod
@@ -105,6 +116,7 @@ class ServedModel:
             codes=codes,
             inputs_set=frozenset(inputs.features),
             paths=PathAttribution(loaded.booster) if method == "path" else None,
+            _mappings=tuple(codes.get(name) for name in inputs.features),
         )
 
     # -- identity ---------------------------------------------------------------------------
@@ -141,47 +153,54 @@ class ServedModel:
         Categories become the codes the model was trained with; an unseen category is a missing
         value for the model and is reported. ``where`` names each row's inline features in errors.
         """
-        n, known, codes = len(inline), self.inputs.features, self.codes
-        matrix = np.empty((n, len(known)), dtype=np.float64)
+        n, known = len(inline), self.inputs.features
+        arrays = looked_up.values if looked_up is not None else {}
+        # Looked-up arrays as Python lists, one conversion per feature instead of one per value.
+        columns = [_pylist(arrays[name]) if name in arrays else None for name in known]
+        plan = list(zip(known, self._mappings, columns, strict=True))
+        floats: list[list[float]] = []
         values: list[list[Any]] = []
         unseen: list[dict[int, str]] = []
-        arrays = looked_up.values if looked_up is not None else {}
         for i in range(n):
-            given = inline[i] or {}
+            given = inline[i] or _NO_FEATURES
             if given:
                 self._check_inline(given, where[i] if where else "features")
+            row_floats: list[float] = []
             row_values: list[Any] = []
             row_unseen: dict[int, str] = {}
-            for j, name in enumerate(known):
+            for j, (name, mapping, column) in enumerate(plan):
                 if name in given:
                     value = given[name]
-                elif name in arrays:
-                    value = arrays[name][i]
-                    if isinstance(value, np.generic):
-                        value = value.item()
+                elif column is not None:
+                    value = column[i]
                 else:
                     value = None
-                if isinstance(value, float) and value != value:
-                    value = None
-                mapping = codes.get(name)
-                if value is None:
-                    matrix[i, j] = MISSING
-                elif mapping is not None:
+                if value is None or (isinstance(value, float) and value != value):
+                    row_floats.append(MISSING)
+                    row_values.append(None)
+                    continue
+                if mapping is None:
+                    row_floats.append(float(value))
+                else:
                     value = _category(value)
                     code = mapping.get(value)
                     if code is None:
                         row_unseen[j] = value
-                        matrix[i, j] = MISSING
+                        row_floats.append(MISSING)
                     else:
-                        matrix[i, j] = code
-                else:
-                    matrix[i, j] = float(value)
+                        row_floats.append(code)
                 row_values.append(value)
+            floats.append(row_floats)
             values.append(row_values)
             unseen.append(row_unseen)
+        matrix = np.array(floats, dtype=np.float64).reshape(n, len(known))
         return Encoded(matrix, values, unseen)
 
     def _check_inline(self, given: Mapping[str, Any], where: str) -> None:
+        if given.keys() <= self.inputs_set:  # the usual case: known names, text only for categories
+            codes = self.codes
+            if not any(isinstance(value, str) and name not in codes for name, value in given.items()):
+                return
         for name, value in given.items():
             if name not in self.inputs_set:
                 shown = ", ".join(self.inputs.features[:40])

@@ -3,7 +3,9 @@
 The hot path avoids pandas and per-request allocation beyond a few small lists: the body is
 validated from bytes by pydantic's Rust parser, the model row is built in the model's fixed
 feature order, one LightGBM call gives the SHAP contributions (whose sum is the raw score, so
-no second predict is needed), and the response is written by orjson. Logging is a queue put.
+no second predict is needed), and the response is written by orjson. Logging is a queue put
+of one small record. The online lookup is the one wait: concurrent requests share one store
+read (:mod:`noria.serving.coalesce`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from noria.errors import NoriaError
+from noria.serving.coalesce import IN_PROCESS_STORES, LookupBatcher
 from noria.serving.config import ServingConfig
 from noria.serving.errors import ServingHTTPError
 from noria.serving.loader import ModelHolder
 from noria.serving.metrics import ServingMetrics
 from noria.serving.model import Scored, ServedModel
-from noria.serving.predlog import PredictionLog
+from noria.serving.predlog import PredictionLog, ScoredRow
 from noria.serving.routing import CHALLENGER, CHAMPION, Arm, Router
 from noria.serving.rows import request_row
 from noria.serving.schemas import FlightRequest
@@ -70,26 +73,36 @@ class Predictor:
         self.tz = ZoneInfo(config.local_timezone)
         self.threshold = config.decision_threshold
         self.explain_default = config.explanations.enabled and config.explanations.top > 0
+        self.batcher: LookupBatcher | None = None
+        if features is not None:
+            in_process = getattr(features, "kind", "") in IN_PROCESS_STORES
+            self.batcher = LookupBatcher(features, worker_thread=not in_process)
+
+    def close(self) -> None:
+        """Stop the lookup worker thread (the app's shutdown)."""
+        if self.batcher is not None:
+            self.batcher.close()
 
     def parse(self, body: bytes) -> list[FlightRequest]:
         parsed = self.adapter.validate_json(body)  # raises pydantic's ValidationError
         return [parsed] if isinstance(parsed, FlightRequest) else list(parsed.flights)
 
-    def _lookup(self, flights: Sequence[FlightRequest], models: Sequence[ServedModel]) -> tuple[LookedUp | None, float]:
-        """Features from the online store, unless every flight brings all its model's features inline."""
-        if self.features is None:
-            return None, 0.0
-        covered = True
+    def _needs_lookup(self, flights: Sequence[FlightRequest], models: Sequence[ServedModel]) -> bool:
+        """Whether to ask the online store: not when every flight brings all its model's features inline."""
+        if self.batcher is None:
+            return False
         for flight, model in zip(flights, models, strict=True):
             given = flight.features
             if not given or not model.inputs_set <= given.keys():
-                covered = False
-                break
-        if covered:
-            return None, 0.0
+                return True
+        return False
+
+    async def _lookup(self, flights: Sequence[FlightRequest]) -> tuple[LookedUp, float]:
+        """Features from the online store, read together with concurrent requests' (one read for all)."""
+        assert self.batcher is not None
         start = time.perf_counter()
         try:
-            looked = self.features.lookup([request_row(f, self.tz) for f in flights])
+            looked = await self.batcher.lookup([request_row(f, self.tz) for f in flights])
         except NoriaError:
             raise
         except Exception as exc:  # the store is down or broken: say so, do not guess features
@@ -99,13 +112,14 @@ class Predictor:
                 f"the online feature store failed: {type(exc).__name__}: {str(exc)[:200]}",
                 fix="check the online store (noria features materialize), or send every feature inline",
             ) from exc
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start  # this request's wait + read: what it paid for its features
         self.metrics.lookup.observe(seconds)
         return looked, seconds
 
-    def handle(
+    async def handle(
         self, body: bytes, headers: Mapping[str, str], request_id: str, started: float, explain: bool | None
     ) -> Outcome:
+        """Answer one /predict body: awaits only for the online lookup, when one is needed."""
         flights = self.parse(body)
         champion = self.holder.champion
         if champion is None:
@@ -116,7 +130,10 @@ class Predictor:
         else:
             arms = [CHAMPION] * len(flights)
         models = [challenger if arm == CHALLENGER and challenger is not None else champion for arm in arms]
-        looked, lookup_s = self._lookup(flights, models)
+        looked: LookedUp | None = None
+        lookup_s = 0.0
+        if self._needs_lookup(flights, models):
+            looked, lookup_s = await self._lookup(flights)
         explain = self.explain_default if explain is None else explain and self.config.explanations.top > 0
         n = len(flights)
         results: list[tuple[Scored, ServedModel, Arm] | None] = [None] * n
@@ -129,9 +146,10 @@ class Predictor:
                 results[i] = (scored, model, arms[i])
         model_ms = (time.perf_counter() - model_start) * 1000.0
         predictions = []
-        log_rows = []
+        log_rows: list[ScoredRow] = []
         now = time.time()
         latency_ms = (time.perf_counter() - started) * 1000.0
+        lookup_ms = lookup_s * 1000.0 if looked is not None else None
         for i, item in enumerate(results):
             assert item is not None
             scored, model, arm = item
@@ -151,14 +169,23 @@ class Predictor:
             )
             if self.log is not None:
                 log_rows.append(
-                    self._log_row(
-                        request_id, i, now, model, arm, True, scored, body if n == 1 else flights[i], flights[i]
+                    ScoredRow(
+                        request_id,
+                        i,
+                        now,
+                        model.name,
+                        model.version,
+                        arm,
+                        True,
+                        body if n == 1 else flights[i],
+                        scored,
+                        self.threshold,
+                        model.features,
+                        flights[i],
+                        latency_ms,
+                        lookup_ms,
+                        model_ms,
                     )
-                    | {
-                        "latency_ms": latency_ms,
-                        "lookup_ms": lookup_s * 1000.0 if looked is not None else None,
-                        "model_ms": model_ms,
-                    }
                 )
         if self.log is not None:
             self.log.write(log_rows)
@@ -168,43 +195,6 @@ class Predictor:
             payload = {"request_id": request_id, "predictions": predictions}
         shadow = [i for i in range(n) if arms[i] == CHAMPION] if self.config.ab.shadow and challenger else []
         return Outcome(orjson.dumps(payload), shadow, flights, looked)
-
-    def _log_row(
-        self,
-        request_id: str,
-        row: int,
-        now: float,
-        model: ServedModel,
-        arm: str,
-        served: bool,
-        scored: Scored,
-        raw: Any,
-        flight: FlightRequest,
-    ) -> dict[str, Any]:
-        return {
-            "request_id": request_id,
-            "row": row,
-            "timestamp": now,
-            "endpoint": "/predict",
-            "status": 200,
-            "model_name": model.name,
-            "model_version": model.version,
-            "arm": arm,
-            "served": served,
-            "input": raw,
-            "probability": scored.probability,
-            "raw_score": scored.raw,
-            "decision": scored.late,
-            "threshold": self.threshold,
-            "ood": bool(scored.ood),
-            "ood_reasons": [r["detail"] for r in scored.ood],
-            "features": (model.features, scored.values),
-            # the flight's key and event time: what monitoring joins labels on and windows by
-            "carrier": flight.carrier,
-            "flight": flight.flight,
-            "origin": flight.origin,
-            "scheduled_departure": flight.scheduled_departure.timestamp(),
-        }
 
     def shadow(self, outcome: Outcome, request_id: str) -> None:
         """Score the champion's rows with @challenger too and log them (never returned)."""
@@ -217,11 +207,26 @@ class Predictor:
             [outcome.flights[i].features for i in rows], _subset(outcome.looked_up, rows, n), None
         )
         now = time.time()
-        log_rows = []
+        log_rows: list[ScoredRow] = []
         for i, scored in zip(rows, challenger.score(encoded, self.threshold, False), strict=True):
             self.metrics.observe_prediction(challenger.version, "shadow", scored.probability, [])
             flight = outcome.flights[i]
-            log_rows.append(self._log_row(request_id, i, now, challenger, "shadow", False, scored, flight, flight))
+            log_rows.append(
+                ScoredRow(
+                    request_id,
+                    i,
+                    now,
+                    challenger.name,
+                    challenger.version,
+                    "shadow",
+                    False,
+                    flight,
+                    scored,
+                    self.threshold,
+                    challenger.features,
+                    flight,
+                )
+            )
         if self.log is not None:
             self.log.write(log_rows)
 

@@ -1,19 +1,24 @@
 """The prediction log: every request and response, as Parquet files, written off the request path.
 
-A request puts a plain dict on a queue (no I/O, no Arrow on the request path). A writer thread
-looks at the queue every ``TICK`` seconds, takes everything waiting, converts it to Arrow in
-small chunks and writes a file when ``roll_rows`` rows are waiting or the oldest has waited
-``roll_seconds``; :meth:`PredictionLog.close` (the app's shutdown, e.g. on SIGTERM) writes what
-is left. Files appear atomically (written to a hidden temp file in the same folder, then
-renamed) under ``<dir>/date=YYYY-MM-DD/``, so a reader never sees half a file. Each process
-writes its own files (the pid is in the name), so several workers share one folder safely.
+A request puts one small :class:`ScoredRow` record per scored row on a queue: references to
+what it already holds (the body, the flight, the scores, the feature values), no dict, no
+text, no I/O, no Arrow on the request path (failures and tests put plain dicts). A writer
+thread looks at the queue every ``TICK`` seconds, takes everything waiting, converts it to
+Arrow column by column in small chunks (one list per column over many rows; Arrow's own
+converter decides whether a feature column is numeric) and writes a file when ``roll_rows``
+rows are waiting or the oldest has waited ``roll_seconds``; :meth:`PredictionLog.close` (the
+app's shutdown, e.g. on SIGTERM) writes what is left. Files appear atomically (written to a
+hidden temp file in the same folder, then renamed) under ``<dir>/date=YYYY-MM-DD/``, so a
+reader never sees half a file. Each process writes its own files (the pid is in the name), so
+several workers share one folder safely.
 
 Columns: request_id, row, timestamp (UTC), endpoint, status, model_name, model_version, arm
 (champion / challenger / shadow), served (false for shadow rows), input (the flight as JSON),
-probability, raw_score, decision, threshold, ood, ood_reasons, latency_ms, lookup_ms, model_ms,
-error, the flight's key (carrier, flight, origin) and scheduled_departure (UTC; the event time
-monitoring windows by and joins delayed labels on), and one ``feature.<name>`` column per model
-feature (the vector the model saw).
+probability, raw_score, decision, threshold, ood, ood_reasons, latency_ms, lookup_ms (the
+request's wait for its features, the online read included: concurrent requests share a read),
+model_ms, error, the flight's key (carrier, flight, origin) and scheduled_departure (UTC; the
+event time monitoring windows by and joins delayed labels on), and one ``feature.<name>``
+column per model feature (the vector the model saw).
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,24 +81,133 @@ def _arrow_type(kind: str) -> Any:
     }[kind]
 
 
-def rows_to_table(rows: list[dict[str, Any]]) -> Any:
-    """An Arrow table of log rows; feature columns are strings if any value is text, else float64."""
+@dataclass(slots=True)
+class ScoredRow:
+    """One scored row as the request path leaves it: references to what it already holds, no copies.
+
+    Building the log's columns (the input as JSON text, the reasons, the feature vector) is the
+    writer thread's work, done for many rows at once; the request only allocates this record.
+    :meth:`as_dict` is the same row as a plain dict (what :meth:`PredictionLog.write` also takes).
+    """
+
+    request_id: str
+    row: int
+    timestamp: float  # Unix seconds
+    model_name: str
+    model_version: int
+    arm: str
+    served: bool
+    input: Any  # the request body (bytes) or the flight (a pydantic model)
+    scored: Any  # noria.serving.model.Scored: probability, raw, late, ood, values
+    threshold: float
+    features: tuple[str, ...]  # the model's feature names, in the order of ``scored.values``
+    flight: Any  # the FlightRequest: carrier, flight, origin, scheduled_departure
+    latency_ms: float | None = None
+    lookup_ms: float | None = None
+    model_ms: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        scored, flight = self.scored, self.flight
+        return {
+            "request_id": self.request_id,
+            "row": self.row,
+            "timestamp": self.timestamp,
+            "endpoint": "/predict",
+            "status": 200,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "arm": self.arm,
+            "served": self.served,
+            "input": self.input,
+            "probability": scored.probability,
+            "raw_score": scored.raw,
+            "decision": scored.late,
+            "threshold": self.threshold,
+            "ood": bool(scored.ood),
+            "ood_reasons": [r["detail"] for r in scored.ood],
+            "latency_ms": self.latency_ms,
+            "lookup_ms": self.lookup_ms,
+            "model_ms": self.model_ms,
+            "features": (self.features, scored.values),
+            "carrier": flight.carrier,
+            "flight": flight.flight,
+            "origin": flight.origin,
+            "scheduled_departure": flight.scheduled_departure.timestamp(),
+        }
+
+
+LogRow = ScoredRow | Mapping[str, Any]
+
+
+def rows_to_table(rows: Sequence[LogRow]) -> Any:
+    """An Arrow table of log rows; feature columns are strings if any value is text, else float64.
+
+    Rows are plain mappings or :class:`ScoredRow` records; a chunk of records only (the request
+    path's) is read column by column, without a dict per row.
+    """
     import pyarrow as pa
 
+    if all(type(r) is ScoredRow for r in rows):
+        values, vectors = _record_columns(rows)  # type: ignore[arg-type]
+    else:
+        dicts = [r.as_dict() if isinstance(r, ScoredRow) else r for r in rows]
+        values = {name: [r.get(name) for r in dicts] for name in _FIXED}
+        vectors = [r.get("features") for r in dicts]
     columns: dict[str, Any] = {}
     for name, kind in _FIXED.items():
-        values = [r.get(name) for r in rows]
+        column = values[name]
         if kind == "timestamp":  # epoch seconds -> microseconds, no datetime objects
-            values = [None if v is None else round(v * 1_000_000) for v in values]
+            column = [None if v is None else round(v * 1_000_000) for v in column]
         elif name == "input":
-            values = [_text(v) for v in values]
-        columns[name] = pa.array(values, type=_arrow_type(kind))
-    for feature, values in _feature_columns([r.get("features") for r in rows]).items():
-        text = any(isinstance(v, str) for v in values)
-        if text:
-            values = [None if v is None else str(v) for v in values]
-        columns[FEATURE_PREFIX + feature] = pa.array(values, type=pa.string() if text else pa.float64())
+            column = [_text(v) for v in column]
+        columns[name] = pa.array(column, type=_arrow_type(kind))
+    for feature, column in _feature_columns(vectors).items():
+        columns[FEATURE_PREFIX + feature] = _feature_array(column)
     return pa.table(columns)
+
+
+def _record_columns(rows: Sequence[ScoredRow]) -> tuple[dict[str, list[Any]], list[Any]]:
+    """The fixed columns and feature vectors of request-path records, one list per column."""
+    n = len(rows)
+    scored = [r.scored for r in rows]
+    flights = [r.flight for r in rows]
+    columns: dict[str, list[Any]] = {
+        "request_id": [r.request_id for r in rows],
+        "row": [r.row for r in rows],
+        "timestamp": [r.timestamp for r in rows],
+        "endpoint": ["/predict"] * n,
+        "status": [200] * n,
+        "model_name": [r.model_name for r in rows],
+        "model_version": [r.model_version for r in rows],
+        "arm": [r.arm for r in rows],
+        "served": [r.served for r in rows],
+        "input": [r.input for r in rows],
+        "probability": [s.probability for s in scored],
+        "raw_score": [s.raw for s in scored],
+        "decision": [s.late for s in scored],
+        "threshold": [r.threshold for r in rows],
+        "ood": [bool(s.ood) for s in scored],
+        "ood_reasons": [[reason["detail"] for reason in s.ood] for s in scored],
+        "latency_ms": [r.latency_ms for r in rows],
+        "lookup_ms": [r.lookup_ms for r in rows],
+        "model_ms": [r.model_ms for r in rows],
+        "error": [None] * n,
+        "carrier": [f.carrier for f in flights],
+        "flight": [f.flight for f in flights],
+        "origin": [f.origin for f in flights],
+        "scheduled_departure": [f.scheduled_departure.timestamp() for f in flights],
+    }
+    return columns, [(r.features, s.values) for r, s in zip(rows, scored, strict=True)]
+
+
+def _feature_array(values: list[Any]) -> Any:
+    """float64 unless a value is text (then every value as text): Arrow's own conversion decides."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, type=pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # text among the values (or something not a number)
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
 def _feature_columns(vectors: list[Any]) -> dict[str, list[Any]]:
@@ -159,7 +274,7 @@ class PredictionLog:
         self._thread = threading.Thread(target=self._run, name="noria-prediction-log", daemon=True)
         self._thread.start()
 
-    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+    def write(self, rows: Iterable[LogRow]) -> None:
         """Queue rows for the writer (the request path: a queue put per row, nothing else)."""
         if self._closed:
             return
@@ -175,7 +290,7 @@ class PredictionLog:
         # The writer wakes every TICK seconds and takes everything queued at once, instead of waking
         # for each row: the request path shares the interpreter with it, so the fewer wake-ups and
         # the shorter each hold, the less a request waits.
-        pending: list[dict[str, Any]] = []  # rows not yet converted
+        pending: list[LogRow] = []  # rows not yet converted
         tables: list[Any] = []  # converted chunks waiting for the roll
         rows = 0  # rows in both
         first_at = 0.0
@@ -201,15 +316,15 @@ class PredictionLog:
             if stopping and self._queue.empty():
                 return
 
-    def _take_all(self) -> list[dict[str, Any]]:
-        taken: list[dict[str, Any]] = []
+    def _take_all(self) -> list[LogRow]:
+        taken: list[LogRow] = []
         while True:
             try:
                 taken.append(self._queue.get_nowait())
             except queue.Empty:
                 return taken
 
-    def _convert(self, chunk: list[dict[str, Any]]) -> Any:
+    def _convert(self, chunk: list[LogRow]) -> Any:
         try:
             return rows_to_table(chunk)
         except Exception:  # a malformed row must not kill the writer; the rows are counted as lost
@@ -279,4 +394,4 @@ def read_prediction_log(folder: Path | str) -> Any:
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
-__all__ = ["FEATURE_PREFIX", "PredictionLog", "read_prediction_log", "rows_to_table"]
+__all__ = ["FEATURE_PREFIX", "LogRow", "PredictionLog", "ScoredRow", "read_prediction_log", "rows_to_table"]

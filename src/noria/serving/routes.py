@@ -12,6 +12,7 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
+from starlette.routing import Route
 
 from noria.errors import NoriaError
 from noria.serving._middleware import STARTED
@@ -72,7 +73,7 @@ def add(app: FastAPI, state: ServingState) -> None:
             predictor.log_failure(request_id, started, 422, "explain: not a boolean", body)
             return response
         try:
-            outcome = predictor.handle(body, request.headers, request_id, started, explain)
+            outcome = await predictor.handle(body, request.headers, request_id, started, explain)
         except PydanticValidationError as exc:
             response = validation_error(exc, request_id)
         except ServingHTTPError as exc:
@@ -84,6 +85,11 @@ def add(app: FastAPI, state: ServingState) -> None:
             return Response(outcome.body, media_type=JSON, background=task)
         predictor.log_failure(request_id, started, response.status_code, _message(response), body)
         return response
+
+    # Requests reach the endpoint through a plain Starlette route placed first: the same function
+    # without FastAPI's per-request work (dependency solving, exit stacks), which it does not use:
+    # it reads the raw body itself. The FastAPI route above stays for the OpenAPI document.
+    app.router.routes.insert(0, Route("/predict", predict, methods=["POST"], include_in_schema=False))
 
     @app.get("/health", summary="Liveness: the process answers", response_model=HealthResponse, tags=["operations"])
     async def health() -> Response:

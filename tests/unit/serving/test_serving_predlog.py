@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -76,3 +77,33 @@ def test_a_full_queue_drops_and_counts_instead_of_growing(tmp_path: Path) -> Non
 
 def test_reading_an_empty_folder_gives_an_empty_frame(tmp_path: Path) -> None:
     assert read_prediction_log(tmp_path).empty
+
+
+def test_request_path_records_give_the_same_columns_as_dict_rows(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from tests.unit.serving.serving_support import FLIGHT
+
+    from noria.serving.model import Scored
+    from noria.serving.predlog import ScoredRow, rows_to_table
+    from noria.serving.schemas import FlightRequest
+
+    flight = FlightRequest.model_validate_json(json.dumps(FLIGHT))
+    names = ("visib", "carrier")
+    ood = [{"feature": "visib", "kind": "out_of_range", "detail": "visib 99 is above the training maximum 10"}]
+    served = Scored(0.25, -1.1, False, None, [], [0.5, "UA"])
+    shadow = Scored(0.75, 1.1, True, None, ood, [99.0, None])
+    body = b'{"carrier": "UA"}'
+    records = [
+        ScoredRow("r1", 0, 1.7e9, "m", 3, "champion", True, body, served, 0.5, names, flight, 2.0, None, 0.3),
+        ScoredRow("r2", 1, 1.7e9 + 1, "m", 3, "shadow", False, flight, shadow, 0.5, names, flight),
+    ]
+    table = rows_to_table(records)
+    assert table.equals(rows_to_table([r.as_dict() for r in records]))  # the writer's fast path changes nothing
+    mixed = rows_to_table([records[0], {"request_id": "bad", "status": 422, "error": "distance: too small"}])
+    assert mixed.column("status").to_pylist() == [200, 422] and mixed.column("feature.visib").to_pylist() == [0.5, None]
+    frame = table.to_pandas()
+    assert list(frame["ood_reasons"][1]) == [ood[0]["detail"]] and frame["feature.carrier"].tolist() == ["UA", None]
+    assert frame["scheduled_departure"][0] == datetime.fromisoformat(FLIGHT["scheduled_departure"])
+    assert json.loads(frame["input"][1]) == FLIGHT
+    assert frame["lookup_ms"].isna().tolist() == [True, True] and frame["model_ms"].tolist()[0] == 0.3

@@ -1,0 +1,267 @@
+"""Concurrent online lookups share one store read: each request still gets exactly its own rows,
+a store failure fails every waiting request with the 503 message, a refused row fails only its
+own request, and a request that finds the service idle reads at once. Both ways of reading are
+covered: in a worker thread (network stores) and on the event loop (SQLite).
+
+The store here is a small in-memory online table (weather by origin airport) behind Noria's
+``FeatureSource`` interface. Read in the worker thread, its first read can be held open, so the
+requests arriving meanwhile queue up deterministically instead of by timing; read on the loop,
+the requests that reach the lookup in the same turn of the loop share the read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from fastapi import FastAPI
+from tests.unit.serving.serving_support import FLIGHT
+
+from noria.config import Project
+from noria.errors import ValidationError
+from noria.serving.app import create_app
+from noria.serving.coalesce import LookupBatcher
+from noria.serving.config import ServingConfig
+from noria.serving.predlog import read_prediction_log
+from noria.serving.sources import LookedUp
+
+WEATHER = {"EWR": (0.5, 71.0), "JFK": (9.0, 55.5), "LGA": (3.0, 62.0)}  # visibility (mi), temperature (F)
+FLIGHTS = [
+    {**FLIGHT, "flight": 100 + i, "carrier": carrier, "origin": origin, "distance": 300.0 + 100 * i}
+    for i, (carrier, origin) in enumerate(
+        [("UA", "EWR"), ("AA", "JFK"), ("DL", "LGA"), ("UA", "JFK"), ("AA", "LGA"), ("DL", "EWR")]
+    )
+]
+
+
+class WeatherTable:
+    """An online table: visibility and temperature by origin; carrier, origin and distance from the request."""
+
+    def __init__(self, *, hold_first: bool = True, kind: str = "memory") -> None:
+        self.kind = kind  # "memory": read in the worker thread; "sqlite": on the event loop
+        self.reads: list[list[int]] = []  # the flight numbers of each read, in the order read
+        self.started = threading.Event()  # set when a read begins
+        self.release = threading.Event()  # the first read waits for it (when held)
+        if not hold_first:
+            self.release.set()
+        self.fail_on_read: int | None = None  # this read (1-based) fails like a broken store
+        self.refused_carrier: str | None = None  # rows of this carrier are refused (a NoriaError)
+
+    def descriptions(self) -> dict[str, str]:
+        return {"visib": "Visibility (miles).", "temp": "Temperature (F)."}
+
+    def lookup(self, rows: Sequence[Mapping[str, Any]] | Any) -> LookedUp:
+        rows = list(rows)
+        self.reads.append([int(r["flight"]) for r in rows])
+        self.started.set()
+        if len(self.reads) == 1 and not self.release.is_set():
+            assert self.release.wait(30), "the test never released the first read"
+        if self.fail_on_read == len(self.reads):
+            raise RuntimeError("disk I/O error")
+        refused = [r["carrier"] for r in rows if r["carrier"] == self.refused_carrier]
+        if refused:
+            raise ValidationError(f"carrier: {refused[0]} is not served", fix="ask for another carrier")
+        values = {
+            "visib": np.array([WEATHER[r["origin"]][0] for r in rows]),
+            "temp": np.array([WEATHER[r["origin"]][1] for r in rows]),
+            "distance": np.array([float(r["distance"]) for r in rows]),
+            "carrier": np.array([r["carrier"] for r in rows], dtype=object),
+            "origin": np.array([r["origin"] for r in rows], dtype=object),
+        }
+        return LookedUp(values, [[] for _ in rows])
+
+
+def _app(project: Project, source: WeatherTable, log_dir: Path) -> FastAPI:
+    config = ServingConfig.model_validate(
+        {"prediction_log": {"dir": str(log_dir)}, "poll_seconds": 0, "require_key_for_predict": False}
+    )
+    return create_app(project, config=config, feature_source=source, environ={})
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.002)
+
+
+def _post_all(app: FastAPI, source: WeatherTable, flights: list[dict[str, Any]]) -> list[httpx.Response]:
+    """The first flight alone (its read held open), then the others while it is held; all answers."""
+
+    async def scenario() -> list[httpx.Response]:
+        async with app.router.lifespan_context(app):
+            batcher = app.state.noria.predictor.batcher
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://noria") as client:
+
+                def post(flight: dict[str, Any]) -> asyncio.Future[httpx.Response]:
+                    headers = {"X-Request-ID": f"req-{flight['flight']}"}
+                    return asyncio.ensure_future(client.post("/predict", json=flight, headers=headers))
+
+                first = post(flights[0])
+                await _until(source.started.is_set, "the first read began")
+                rest = [post(f) for f in flights[1:]]
+                await _until(lambda: batcher.waiting == len(rest), "every other request waits")
+                source.release.set()
+                return await asyncio.gather(first, *rest)
+
+    return asyncio.run(scenario())
+
+
+def test_in_the_worker_thread_concurrent_requests_share_one_read_and_get_their_own_rows(
+    served_project: Project, tmp_path: Path
+) -> None:
+    source = WeatherTable()
+    app = _app(served_project, source, tmp_path / "log")
+    responses = _post_all(app, source, FLIGHTS)
+    assert [r.status_code for r in responses] == [200] * len(FLIGHTS), [r.text for r in responses]
+    numbers = [f["flight"] for f in FLIGHTS]
+    # The idle service read the first request at once; the five that came meanwhile shared the next read.
+    assert source.reads[0] == numbers[:1] and sorted(source.reads[1]) == numbers[1:] and len(source.reads) == 2
+    log = read_prediction_log(tmp_path / "log").set_index("request_id")  # flushed by the app's shutdown
+    for flight, response in zip(FLIGHTS, responses, strict=True):
+        row = log.loc[response.json()["request_id"]]
+        visib, temp = WEATHER[flight["origin"]]
+        assert (row["carrier"], row["origin"], row["flight"]) == (flight["carrier"], flight["origin"], flight["flight"])
+        assert (row["feature.visib"], row["feature.temp"]) == (visib, temp)
+        assert row["feature.distance"] == flight["distance"] and row["feature.carrier"] == flight["carrier"]
+        assert row["lookup_ms"] > 0 and row["status"] == 200
+        assert not response.json()["out_of_distribution"]["flag"]  # every feature came from the table
+    # The first request's lookup lasted until the test released it; the others waited for it too.
+    assert log["lookup_ms"].min() >= log.loc["req-100", "lookup_ms"] * 0.5
+
+
+def test_in_the_worker_thread_a_store_failure_fails_every_waiting_request_with_the_503_message(
+    served_project: Project, tmp_path: Path
+) -> None:
+    source = WeatherTable()
+    source.fail_on_read = 2  # the shared read of the waiting requests
+    app = _app(served_project, source, tmp_path / "log")
+    responses = _post_all(app, source, FLIGHTS[:4])
+    assert [r.status_code for r in responses] == [200, 503, 503, 503]
+    for r in responses[1:]:
+        error = r.json()["error"]
+        assert error["message"] == "the online feature store failed: RuntimeError: disk I/O error"
+        assert "send every feature inline" in error["fix"]
+    assert len(source.reads) == 2  # a broken store is not asked again for each request
+    log = read_prediction_log(tmp_path / "log")
+    assert sorted(log["status"]) == [200, 503, 503, 503] and len(set(log["request_id"])) == 4
+
+
+def test_in_the_worker_thread_a_refused_row_fails_only_its_own_request(served_project: Project, tmp_path: Path) -> None:
+    source = WeatherTable()
+    source.refused_carrier = "DL"
+    app = _app(served_project, source, tmp_path / "log")
+    flights = [FLIGHTS[0], FLIGHTS[1], FLIGHTS[2], FLIGHTS[3]]  # UA, AA, DL, UA
+    responses = _post_all(app, source, flights)
+    assert [r.status_code for r in responses] == [200, 200, 422, 200]
+    assert responses[2].json()["error"]["message"] == "carrier: DL is not served"
+    # The shared read was refused, so each waiting request was read again on its own.
+    assert len(source.reads) == 2 + 3 and sorted(len(read) for read in source.reads[2:]) == [1, 1, 1]
+
+
+def test_in_the_worker_thread_a_request_on_an_idle_service_reads_at_once() -> None:
+    source = WeatherTable(hold_first=False)
+    batcher = LookupBatcher(source)
+    rows = [{"flight": 7, "carrier": "AA", "origin": "LGA", "distance": 733.0}]
+
+    async def scenario() -> LookedUp:
+        task = asyncio.ensure_future(batcher.lookup(rows))
+        await asyncio.sleep(0)  # the request runs up to its wait for the features
+        # Block the event loop: no timer or callback can run now, yet the read has begun.
+        assert source.started.wait(10)
+        return await task
+
+    try:
+        looked = asyncio.run(scenario())
+    finally:
+        batcher.close()
+    assert source.reads == [[7]] and batcher.reads == 1 and batcher.requests == 1
+    assert looked.values["visib"].tolist() == [3.0] and looked.values["carrier"].tolist() == ["AA"]
+
+
+ROWS = [
+    {"flight": f["flight"], "carrier": f["carrier"], "origin": f["origin"], "distance": f["distance"]} for f in FLIGHTS
+]
+
+
+def _gather(batcher: LookupBatcher, parts: list[list[dict[str, Any]]]) -> list[LookedUp | BaseException]:
+    async def scenario() -> list[LookedUp | BaseException]:
+        return await asyncio.gather(*(batcher.lookup(part) for part in parts), return_exceptions=True)
+
+    try:
+        return asyncio.run(scenario())
+    finally:
+        batcher.close()
+
+
+def test_on_the_loop_requests_of_one_turn_share_a_read_and_get_their_own_rows() -> None:
+    source = WeatherTable(hold_first=False, kind="sqlite")
+    batcher = LookupBatcher(source, worker_thread=False)
+    parts = [ROWS[0:1], ROWS[1:3], ROWS[3:4], ROWS[4:6]]  # one request of two flights, one of one, ...
+    results = _gather(batcher, parts)
+    assert source.reads == [[r["flight"] for r in ROWS]] and batcher.requests == 4
+    for part, looked in zip(parts, results, strict=True):
+        assert isinstance(looked, LookedUp)
+        assert looked.values["visib"].tolist() == [WEATHER[r["origin"]][0] for r in part]
+        assert looked.values["carrier"].tolist() == [r["carrier"] for r in part] and looked.missing == [[]] * len(part)
+
+
+def test_on_the_loop_a_store_failure_fails_all_and_a_refused_row_only_its_request() -> None:
+    broken = WeatherTable(hold_first=False, kind="sqlite")
+    broken.fail_on_read = 1
+    failed = _gather(LookupBatcher(broken, worker_thread=False), [ROWS[0:1], ROWS[1:2], ROWS[2:3]])
+    assert all(isinstance(r, RuntimeError) and str(r) == "disk I/O error" for r in failed) and len(broken.reads) == 1
+    picky = WeatherTable(hold_first=False, kind="sqlite")
+    picky.refused_carrier = "DL"
+    results = _gather(LookupBatcher(picky, worker_thread=False), [ROWS[0:1], ROWS[2:3], ROWS[3:4]])  # UA, DL, UA
+    assert isinstance(results[1], ValidationError) and str(results[1].message) == "carrier: DL is not served"
+    assert isinstance(results[0], LookedUp) and isinstance(results[2], LookedUp)
+    assert results[2].values["origin"].tolist() == ["JFK"] and len(picky.reads) == 1 + 3
+
+
+def test_on_the_loop_a_request_on_an_idle_service_reads_in_the_next_turn() -> None:
+    source = WeatherTable(hold_first=False, kind="sqlite")
+    batcher = LookupBatcher(source, worker_thread=False)
+
+    async def scenario() -> LookedUp:
+        task = asyncio.ensure_future(batcher.lookup(ROWS[2:3]))
+        await asyncio.sleep(0)  # the request runs up to its wait for the features
+        await asyncio.sleep(0)  # one more turn of the loop, no timer: the read is done
+        assert source.reads == [[ROWS[2]["flight"]]]
+        return await task
+
+    looked = asyncio.run(scenario())
+    assert looked.values["temp"].tolist() == [WEATHER["LGA"][1]]
+
+
+def test_the_service_reads_sqlite_on_the_loop_and_answers_concurrent_requests_with_their_own_rows(
+    served_project: Project, tmp_path: Path
+) -> None:
+    source = WeatherTable(hold_first=False, kind="sqlite")
+    app = _app(served_project, source, tmp_path / "log")
+    assert app.state.noria.predictor.batcher.worker_thread is False
+
+    async def scenario() -> list[httpx.Response]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://noria") as client:
+                posts = [
+                    client.post("/predict", json=f, headers={"X-Request-ID": f"req-{f['flight']}"}) for f in FLIGHTS
+                ]
+                return await asyncio.gather(*posts)
+
+    responses = asyncio.run(scenario())
+    assert [r.status_code for r in responses] == [200] * len(FLIGHTS)
+    assert sorted(n for read in source.reads for n in read) == sorted(f["flight"] for f in FLIGHTS)
+    log = read_prediction_log(tmp_path / "log").set_index("request_id")
+    for flight in FLIGHTS:
+        row = log.loc[f"req-{flight['flight']}"]
+        assert (row["feature.visib"], row["feature.temp"]) == WEATHER[flight["origin"]]
+        assert row["feature.origin"] == flight["origin"] and row["feature.distance"] == flight["distance"]
