@@ -87,6 +87,7 @@ class ServedModel:
     inputs_set: frozenset[str] = frozenset()
     paths: PathAttribution | None = None  # set when explanations use the decision-path method
     _mappings: tuple[dict[str, float] | None, ...] = ()  # category codes per feature position (None: a number)
+    _inline_plan: tuple[tuple[str, dict[str, float] | None, list[Any] | None], ...] = ()  # (name, codes, no column)
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @classmethod
@@ -117,6 +118,7 @@ class ServedModel:
             inputs_set=frozenset(inputs.features),
             paths=PathAttribution(loaded.booster) if method == "path" else None,
             _mappings=tuple(codes.get(name) for name in inputs.features),
+            _inline_plan=tuple((name, codes.get(name), None) for name in inputs.features),
         )
 
     # -- identity ---------------------------------------------------------------------------
@@ -154,10 +156,12 @@ class ServedModel:
         value for the model and is reported. ``where`` names each row's inline features in errors.
         """
         n, known = len(inline), self.inputs.features
-        arrays = looked_up.values if looked_up is not None else {}
-        # Looked-up arrays as Python lists, one conversion per feature instead of one per value.
-        columns = [_pylist(arrays[name]) if name in arrays else None for name in known]
-        plan = list(zip(known, self._mappings, columns, strict=True))
+        plan = self._inline_plan
+        if looked_up is not None and looked_up.values:
+            # Looked-up arrays as Python lists, one conversion per feature instead of one per value.
+            arrays = looked_up.values
+            columns = [_pylist(arrays[name]) if name in arrays else None for name in known]
+            plan = tuple(zip(known, self._mappings, columns, strict=True))
         floats: list[list[float]] = []
         values: list[list[Any]] = []
         unseen: list[dict[int, str]] = []
@@ -198,8 +202,10 @@ class ServedModel:
 
     def _check_inline(self, given: Mapping[str, Any], where: str) -> None:
         if given.keys() <= self.inputs_set:  # the usual case: known names, text only for categories
+            if not any(issubclass(kind, str) for kind in set(map(type, given.values()))):
+                return
             codes = self.codes
-            if not any(isinstance(value, str) and name not in codes for name, value in given.items()):
+            if all(name in codes for name, value in given.items() if isinstance(value, str)):
                 return
         for name, value in given.items():
             if name not in self.inputs_set:
