@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages that some tests need and PyPI cannot provide
-# (Prometheus + promtool, headless Chromium, docker-compose for config checks, wrk for make bench).
+# (Prometheus + promtool, headless Chromium, docker-compose for config checks, wrk for make bench,
+# a Java runtime for the Spark engine's test).
 # Idempotent: installs only what is missing. Used by .ci/run; developers may run it too.
 # Tests that need these skip locally (naming this script) when they are absent, and fail in CI.
 set -euo pipefail
-packages=(prometheus chromium docker-compose wrk)
+packages=(prometheus chromium docker-compose wrk openjdk-17-jre-headless)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
