@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from noria.errors import NotFoundError
+from noria.errors import NoriaError, NotFoundError
 from noria.monitoring.store import MonitoringStore, check_window, window_bounds
 
 if TYPE_CHECKING:
@@ -88,7 +88,6 @@ def feature_frame(rows: pd.DataFrame) -> pd.DataFrame:
 
 def load_profile(project: Project, name: str, version: int) -> ReferenceProfile:
     """The reference profile stored with a model version (its training run's artifact)."""
-    from noria.monitoring.profile import ReferenceProfile
     from noria.registry import get_version
     from noria.registry._client import get_client
 
@@ -96,22 +95,37 @@ def load_profile(project: Project, name: str, version: int) -> ReferenceProfile:
     info = get_version(project, f"{name}/{version}", client=client)
     if not info.run_id:
         raise NotFoundError(f"model {name} version {version} has no training run", fix="register it from a run")
-    for artifact in PROFILE_ARTIFACTS:
-        folder = artifact.rpartition("/")[0] or None
-        try:
-            listed = {f.path for f in client.list_artifacts(info.run_id, folder)}
-        except Exception as exc:
-            raise NotFoundError(
-                f"cannot list the artifacts of run {info.run_id} ({name} version {version}): {exc}",
-                fix="check that the MLflow artifact store is reachable",
-            ) from None
-        if artifact in listed:
-            with tempfile.TemporaryDirectory(prefix="noria-profile-") as tmp:
-                return ReferenceProfile.load(client.download_artifacts(info.run_id, artifact, tmp))
+    try:
+        profile = run_profile(client, info.run_id)
+    except NoriaError:
+        raise
+    except Exception as exc:  # MLflow raises several unrelated types for an unreachable artifact store
+        raise NotFoundError(
+            f"cannot read the artifacts of run {info.run_id} ({name} version {version}): {exc}",
+            fix="check that the MLflow artifact store is reachable",
+        ) from None
+    if profile is not None:
+        return profile
     raise NotFoundError(
         f"model {name} version {version} has no reference profile (run {info.run_id})",
         fix="retrain it with `noria pipeline run training`, which stores the profile with the model",
     )
+
+
+def run_profile(client: Any, run_id: str) -> ReferenceProfile | None:
+    """The reference profile a training run stored as an artifact; None if it stored none.
+
+    Shared by monitoring (which needs the profile) and serving (which falls back to the
+    model's own ranges without one). Errors listing or reading the artifacts propagate.
+    """
+    from noria.monitoring.profile import ReferenceProfile
+
+    for artifact in PROFILE_ARTIFACTS:
+        folder = artifact.rpartition("/")[0] or None
+        if artifact in {f.path for f in client.list_artifacts(run_id, folder)}:
+            with tempfile.TemporaryDirectory(prefix="noria-profile-") as tmp:
+                return ReferenceProfile.load(client.download_artifacts(run_id, artifact, tmp))
+    return None
 
 
 @dataclass(frozen=True)
@@ -195,5 +209,6 @@ __all__ = [
     "load_profile",
     "prediction_log_dir",
     "read_window",
+    "run_profile",
     "windows_in_log",
 ]

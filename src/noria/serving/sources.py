@@ -9,7 +9,6 @@ same transformation code the training sets use. Both adapters import their packa
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("noria.serving")
 FEATURE_HASH_TAG = "noria.features.definition_hash"  # noria.registry.lineage.TAGS["feature_definition_hash"]
-PROFILE_ARTIFACTS = ("reference_profile.json", "monitoring/reference_profile.json")
 
 
 @dataclass(frozen=True)
@@ -119,23 +117,14 @@ class RegistryModelSource:
 
     def _profile(self, run_id: str) -> Any:
         """The version's reference profile, if its run stored one as an artifact."""
-        from noria.monitoring import ReferenceProfile
+        from noria.monitoring.window import run_profile
 
-        for artifact in PROFILE_ARTIFACTS:
-            folder = artifact.rpartition("/")[0] or None
-            try:
-                listed = {f.path for f in self.client.list_artifacts(run_id, folder)}
-            except Exception:  # an unreachable artifact store: serve with the model's own ranges
-                return None
-            if artifact not in listed:
-                continue
-            with tempfile.TemporaryDirectory(prefix="noria-profile-") as tmp:
-                local = self.client.download_artifacts(run_id, artifact, tmp)
-                try:
-                    return ReferenceProfile.load(local)
-                except NoriaError as exc:
-                    log.warning("reference profile of run %s is unusable (%s); using the model's ranges", run_id, exc)
-                    return None
+        try:
+            return run_profile(self.client, run_id)
+        except NoriaError as exc:
+            log.warning("reference profile of run %s is unusable (%s); using the model's ranges", run_id, exc)
+        except Exception:  # an unreachable artifact store: serve with the model's own ranges
+            pass
         return None
 
 
