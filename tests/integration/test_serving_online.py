@@ -95,6 +95,33 @@ def test_predict_looks_features_up_online_exactly_as_the_training_set_has_them(o
 
 
 @pytest.mark.integration
+def test_the_read_cache_answers_repeats_with_the_same_predictions(online: dict[str, Any]) -> None:
+    project, sample, features = online["project"], online["sample"], online["features"]
+    config = ServingConfig.model_validate(
+        {
+            "prediction_log": {"enabled": False},
+            "poll_seconds": 0,
+            "online_features": "on",
+            "feature_cache": {"seconds": 60},
+        }
+    )
+    app = create_app(project, config=config, environ={"NORIA_API_KEYS": KEY})
+    flights = {"flights": [_api_flight(r) for _, r in sample.iterrows()]}
+    with TestClient(app) as c:
+        c.headers["Authorization"] = f"Bearer {KEY}"
+        first = c.post("/predict", json=flights).json()
+        second = c.post("/predict", json=flights).json()
+        metrics = c.get("/metrics").text
+    expected = online["booster"].predict(model_matrix(sample, features), num_threads=1)
+    for body in (first, second):
+        np.testing.assert_allclose([p["probability"] for p in body["predictions"]], expected, atol=1e-6)
+    hits = float(metrics.split('noria_feature_cache_lookups_total{result="hit"} ')[1].split()[0])
+    misses = float(metrics.split('noria_feature_cache_lookups_total{result="miss"} ')[1].split()[0])
+    assert misses > 0 and hits >= misses  # the second batch came from the cache, whole
+    assert "noria_feature_cache_entries " in metrics
+
+
+@pytest.mark.integration
 def test_a_broken_online_store_is_a_503_naming_it_not_a_guess(online: dict[str, Any]) -> None:
     """Runs last: it breaks the module's online store."""
     project, sample = online["project"], online["sample"]

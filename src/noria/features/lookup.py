@@ -7,10 +7,17 @@ on the rows Feast's materialization wrote - and skips ``FeatureStore.get_online_
 per-call registry resolution and protobuf response assembly, which cost more than the reads
 for a one-row request. On every value Noria applies the offline join's rule: present, stamped
 at or before the prediction time, and within the view's TTL; anything else is missing.
+
+Each distinct entity key is read once per lookup, and an optional :class:`ReadCache` keeps
+recent reads for a few seconds, so a service answering many flights of the same airport-hour
+or carrier-day reads each from the store once (a value materialized meanwhile shows up when
+its cached read expires).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,10 +48,11 @@ class _View:
 class OnlineStore:
     """Feature definitions + an open Feast store + what each lookup needs, prepared once."""
 
-    def __init__(self, defs: Definitions, service: str | None = None) -> None:
+    def __init__(self, defs: Definitions, service: str | None = None, *, cache: ReadCache | None = None) -> None:
         from feast.infra.online_stores.helpers import get_online_store_from_config
 
         self.defs = defs
+        self.cache = cache
         self.plan = defs.service(service)
         self.feast = open_store(defs)
         specs = defs.config.feature_views
@@ -74,10 +82,12 @@ class OnlineStore:
             )
 
     def read(self, keys: Arrays, ts: np.ndarray) -> Arrays:
-        """Every feature of the plan's views for each row: arrays, NaN/None where missing."""
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
+        """Every feature of the plan's views for each row: arrays, NaN/None where missing.
 
+        Each distinct entity key is read once per call (rows of a coalesced batch often share the
+        airport-hour of their weather or the carrier-day of its delay rate), or not at all while a
+        read of it is in the cache; the usability rule is then applied per row, at its own time.
+        """
         n = len(ts)
         ts_ns = ts.astype(np.int64).tolist()
         columns = {k: arr.tolist() for k, arr in keys.items()}
@@ -85,30 +95,15 @@ class OnlineStore:
         numeric_names: list[str] = []
         numbers: list[list[float]] = []
         for view in self.views:
-            wanted = [i for i in range(n) if all(columns[k][i] is not None for k in view.keys)]
-            entity_keys = [
-                EntityKey(
-                    join_keys=view.keys,
-                    entity_values=[
-                        Value(int64_val=columns[k][i]) if is_int else Value(string_val=columns[k][i])
-                        for k, is_int in zip(view.keys, view.key_is_int, strict=True)
-                    ],
-                )
-                for i in wanted
-            ]
-            found: list[dict[str, Any] | None] = [None] * n
-            if entity_keys:
-                read = self.online.online_read(
-                    config=self.feast.config,
-                    table=view.table,
-                    entity_keys=entity_keys,
-                    requested_features=list(view.features),  # a copy: Redis appends to the list it gets
-                )
-                for i, (stamp, data) in zip(wanted, read, strict=True):
-                    if data is not None and stamp is not None and _usable(_ns(stamp), ts_ns[i], view.ttl_ns):
-                        found[i] = data
-            for feature, is_str in zip(view.features, view.is_str, strict=True):
-                values = [None if row is None else _python(row.get(feature)) for row in found]
+            row_keys = list(zip(*(columns[k] for k in view.keys), strict=True))
+            entries = self._entries(view, row_keys)
+            found: list[list[Any] | None] = [None] * n
+            for i, key in enumerate(row_keys):
+                entry = entries.get(key)
+                if entry is not None and _usable(entry[0], ts_ns[i], view.ttl_ns):
+                    found[i] = entry[1]
+            for position, (feature, is_str) in enumerate(zip(view.features, view.is_str, strict=True)):
+                values = [None if row is None else row[position] for row in found]
                 if is_str:
                     out[feature] = np.array(values, dtype=object)
                 else:
@@ -120,6 +115,95 @@ class OnlineStore:
             for position, name in enumerate(numeric_names):
                 out[name] = matrix[position]
         return out
+
+    def _entries(self, view: _View, row_keys: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], _Entry | None]:
+        """Each distinct complete key's (stamp in ns, values in the view's feature order), None if absent."""
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        entries: dict[tuple[Any, ...], _Entry | None] = {}
+        unread: list[tuple[Any, ...]] = []
+        cache = self.cache
+        for key in row_keys:
+            if key in entries or None in key:
+                continue
+            cached = cache.get(view.name, key) if cache is not None else _UNKNOWN
+            if cached is _UNKNOWN:
+                unread.append(key)
+                entries[key] = None
+            else:
+                entries[key] = cached  # type: ignore[assignment]
+        if not unread:
+            return entries
+        entity_keys = [
+            EntityKey(
+                join_keys=view.keys,
+                entity_values=[
+                    Value(int64_val=value) if is_int else Value(string_val=value)
+                    for value, is_int in zip(key, view.key_is_int, strict=True)
+                ],
+            )
+            for key in unread
+        ]
+        read = self.online.online_read(
+            config=self.feast.config,
+            table=view.table,
+            entity_keys=entity_keys,
+            requested_features=list(view.features),  # a copy: Redis appends to the list it gets
+        )
+        for key, (stamp, data) in zip(unread, read, strict=True):
+            entry = None
+            if data is not None and stamp is not None:
+                entry = (_ns(stamp), [_python(data.get(feature)) for feature in view.features])
+            entries[key] = entry
+            if cache is not None:
+                cache.put(view.name, key, entry)
+        return entries
+
+
+_Entry = tuple[int, list[Any]]  # a key's stamp (ns since the epoch) and its values, in the view's order
+_UNKNOWN = object()
+
+
+class ReadCache:
+    """Recent online reads, by feature view and entity key, for ``seconds`` after each read.
+
+    A read-through cache in front of the online store (Feast has none): a value materialized
+    while a read of its key is cached is seen up to ``seconds`` later, and so is a key that was
+    absent. The usability rule (stamped at or before the prediction time, within the view's TTL)
+    is applied on every lookup, at the request's own time, never cached. Entries expire in the
+    order they were read (one lifetime for all), so the oldest goes first when ``max_entries``
+    are held. Reads and writes come from one thread at a time (the service's lookup batcher).
+    """
+
+    def __init__(self, seconds: float, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        if seconds <= 0 or max_entries < 1:
+            raise ValueError("a read cache needs seconds > 0 and max_entries >= 1")
+        self.seconds = seconds
+        self.clock = clock
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self._entries: dict[tuple[str, tuple[Any, ...]], tuple[float, _Entry | None]] = {}
+
+    def get(self, view: str, key: tuple[Any, ...]) -> _Entry | object | None:
+        """The cached read of ``key`` in ``view`` (None: absent from the store), or ``_UNKNOWN``."""
+        held = self._entries.get((view, key))
+        if held is None or held[0] <= self.clock():
+            self.misses += 1
+            return _UNKNOWN
+        self.hits += 1
+        return held[1]
+
+    def put(self, view: str, key: tuple[Any, ...], entry: _Entry | None) -> None:
+        entries = self._entries
+        entries.pop((view, key), None)  # re-inserted at the end: insertion order stays expiry order
+        while len(entries) >= self.max_entries:  # the first entry is the oldest read
+            del entries[next(iter(entries))]
+        entries[(view, key)] = (self.clock() + self.seconds, entry)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def _entity_type(defs: Definitions, view: str, key: str) -> str:

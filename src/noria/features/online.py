@@ -24,7 +24,7 @@ import pandas as pd
 from noria.config import Project
 from noria.errors import ConfigError, NotFoundError
 from noria.features.definitions import Definitions, ServicePlan, load_definitions
-from noria.features.lookup import OnlineStore
+from noria.features.lookup import OnlineStore, ReadCache
 from noria.features.offline import entity_keys
 from noria.features.repo import APPLIED_FILE, ensure_applied, open_store
 from noria.features.sources import SnapshotLike, prepare_sources
@@ -137,8 +137,11 @@ class FeatureVectors:
         return out
 
 
-def open_online_store(project: Project, service: str | None = None) -> OnlineStore:
-    """Open the project's online store for lookups (call once; reuse for every request)."""
+def open_online_store(project: Project, service: str | None = None, *, cache: ReadCache | None = None) -> OnlineStore:
+    """Open the project's online store for lookups (call once; reuse for every request).
+
+    ``cache``: keep recent reads for a few seconds (:class:`noria.features.lookup.ReadCache`).
+    """
     defs = load_definitions(project)
     if not (defs.repo_dir / APPLIED_FILE).is_file():
         raise NotFoundError(
@@ -146,7 +149,7 @@ def open_online_store(project: Project, service: str | None = None) -> OnlineSto
             fix="run `noria features apply` and `noria features materialize --until TS`",
         )
     ensure_applied(defs)
-    return OnlineStore(defs, service)
+    return OnlineStore(defs, service, cache=cache)
 
 
 def online_features(store: OnlineStore, rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> FeatureVectors:

@@ -96,7 +96,9 @@ def create_app(
     if project is not None and feature_source is None and feature_status is None:
         from noria.serving.sources import open_feature_source
 
-        feature_source, feature_status = open_feature_source(project, cfg.online_features, cfg.feature_service)
+        feature_source, feature_status = open_feature_source(
+            project, cfg.online_features, cfg.feature_service, cfg.feature_cache
+        )
     words = dict(descriptions or {})
     if feature_source is not None:
         words = {**feature_source.descriptions(), **words}
@@ -125,6 +127,9 @@ def create_app(
         on_error=lambda problem: metrics.reloads.labels("failed").inc(),
     )
     _export_monitoring(metrics, holder, project)
+    cache = getattr(getattr(feature_source, "store", None), "cache", None)
+    if cache is not None:
+        metrics.watch_feature_cache(cache)
     prediction_log: PredictionLog | None = None
     adapter = request_adapter(cfg.max_batch)
 

@@ -90,6 +90,19 @@ class BatchConfig(_Section):
     deliveries_dir: str = ".noria/deliveries"
 
 
+class FeatureCacheConfig(_Section):
+    """A read-through cache of online feature reads, by feature view and entity key (off at 0 s).
+
+    With ``seconds: 5`` a key is read from the online store at most once per 5 s: a value
+    materialized meanwhile is served up to 5 s later (a key absent from the store likewise).
+    The rule "stamped at or before the prediction time and within the view's TTL" is applied at
+    every request's own time. ``max_entries`` bounds the memory (the oldest read goes first).
+    """
+
+    seconds: float = Field(default=0.0, ge=0.0, le=86_400.0)
+    max_entries: int = Field(default=100_000, ge=1, le=10_000_000)
+
+
 class ServingConfig(_Section):
     """Hangs at ``NoriaConfig.serving``."""
 
@@ -108,6 +121,7 @@ class ServingConfig(_Section):
     # "on" refuses to start without it, "off" serves inline features only.
     online_features: Literal["auto", "on", "off"] = "auto"
     feature_service: str | None = None
+    feature_cache: FeatureCacheConfig = FeatureCacheConfig()
     poll_seconds: float = Field(default=10.0, ge=0.0)  # 0 = never poll (reload on /reload only)
     require_key_for_predict: bool = True
     api_keys_env: str = "NORIA_API_KEYS"
@@ -168,6 +182,7 @@ __all__ = [
     "ABConfig",
     "BatchConfig",
     "ExplanationConfig",
+    "FeatureCacheConfig",
     "FeatureText",
     "PredictionLogConfig",
     "ServingConfig",

@@ -8,10 +8,13 @@ label resolution.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 
 ENDPOINTS = frozenset({"/predict", "/health", "/ready", "/version", "/metrics", "/reload", "/docs", "/openapi.json"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -99,8 +102,31 @@ class ServingMetrics:
             str(described["feature_definition_hash"] or ""),
         ).set(1)
 
+    def watch_feature_cache(self, cache: Any) -> None:
+        """Export a :class:`noria.features.lookup.ReadCache`'s hits, misses and size (read on scrape)."""
+        self.registry.register(_FeatureCacheCollector(cache))
+
     def expose(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _FeatureCacheCollector(Collector):
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        lookups = CounterMetricFamily(
+            "noria_feature_cache_lookups",
+            "Online feature reads asked of the read cache, by result (hit: served from it; miss: read from the store).",
+            labels=["result"],
+        )
+        lookups.add_metric(["hit"], self.cache.hits)
+        lookups.add_metric(["miss"], self.cache.misses)
+        yield lookups
+        yield GaugeMetricFamily("noria_feature_cache_entries", "Entity keys held by the read cache.", len(self.cache))
 
 
 __all__ = ["ServingMetrics"]

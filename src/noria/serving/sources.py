@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from noria.config import Project
+    from noria.serving.config import FeatureCacheConfig
 
 log = logging.getLogger("noria.serving")
 FEATURE_HASH_TAG = "noria.features.definition_hash"  # noria.registry.lineage.TAGS["feature_definition_hash"]
@@ -141,10 +142,12 @@ def _timestamp(iso: str) -> float | None:
 class OnlineFeatureSource:
     """The project's Feast online store, through ``noria.features.online_features``."""
 
-    def __init__(self, project: Project, service: str | None = None) -> None:
+    def __init__(self, project: Project, service: str | None = None, cache: FeatureCacheConfig | None = None) -> None:
+        from noria.features.lookup import ReadCache
         from noria.features.online import open_online_store
 
-        self.store = open_online_store(project, service)
+        read_cache = ReadCache(cache.seconds, cache.max_entries) if cache is not None and cache.seconds > 0 else None
+        self.store = open_online_store(project, service, cache=read_cache)
         self.kind = str(self.store.defs.config.online_store.type)
 
     def lookup(self, rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> LookedUp:
@@ -157,12 +160,14 @@ class OnlineFeatureSource:
         return {name: info.description for name, info in self.store.defs.features.items()}
 
 
-def open_feature_source(project: Project, mode: str, service: str | None) -> tuple[FeatureSource | None, str]:
+def open_feature_source(
+    project: Project, mode: str, service: str | None, cache: FeatureCacheConfig | None = None
+) -> tuple[FeatureSource | None, str]:
     """The online store for ``mode`` ("auto", "on", "off") and a word on why (for /ready)."""
     if mode == "off":
         return None, "off (inline features only)"
     try:
-        source = OnlineFeatureSource(project, service)
+        source = OnlineFeatureSource(project, service, cache)
     except NoriaError as exc:
         if mode == "on":
             raise

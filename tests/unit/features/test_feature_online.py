@@ -97,3 +97,99 @@ def test_bad_requests(online_project: tuple[Project, Any, Any]) -> None:
         online_features(store, [good | {"year": "twenty"}])
     with pytest.raises(ValidationError, match="'carrier'.*may not be missing"):
         online_features(store, [good | {"carrier": None}])
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _count_reads(store: Any) -> list[int]:
+    """Spy on the real Feast online store: the number of entity keys of each online_read call."""
+    reads: list[int] = []
+    real = store.online.online_read
+
+    def counted(**kwargs: Any) -> Any:
+        reads.append(len(kwargs["entity_keys"]))
+        return real(**kwargs)
+
+    store.online.online_read = counted
+    return reads
+
+
+def test_a_batch_reads_each_distinct_key_once(online_project: tuple[Project, Any, Any]) -> None:
+    project, snap, frame = online_project
+    flights = frame[frame["day"] == 6]
+    when = flights["event_timestamp"].value_counts().index[0]
+    sample = flights[flights["event_timestamp"] == when]
+    materialize(project, when.to_pydatetime(), snapshot=snap)
+    store = open_online_store(project)
+    reads = _count_reads(store)
+    requests = [as_request(row) for _, row in sample.iterrows()]
+    vectors = online_features(store, requests + requests)  # every key twice
+    assert len(reads) == len(store.views)
+    origins = sample["origin"].nunique()
+    weather = next(i for i, view in enumerate(store.views) if "temp" in view.features)
+    assert reads[weather] == origins < len(sample)  # one airport-hour each, not one per flight
+    assert sum(reads) < 2 * len(sample) * len(store.views)
+    once = online_features(open_online_store(project), requests).to_frame()
+    doubled = vectors.to_frame()
+    pd.testing.assert_frame_equal(doubled.iloc[: len(requests)].reset_index(drop=True), once)
+    pd.testing.assert_frame_equal(doubled.iloc[len(requests) :].reset_index(drop=True), once)
+
+
+def test_read_cache_serves_repeats_and_expires(online_project: tuple[Project, Any, Any]) -> None:
+    """Within its lifetime a cached read answers without the store, even after a new materialization
+    (the documented staleness); the usability rule still runs at each request's time; after the
+    lifetime the store is read again and the new values appear."""
+    from noria.features.lookup import ReadCache
+
+    project, snap, frame = online_project
+    day = frame[frame["day"] == 8].sort_values("event_timestamp")
+    early = day[day["event_timestamp"].dt.hour == 14].iloc[0]
+    late = day[day["event_timestamp"].dt.hour == 22].iloc[0]
+    materialize(project, early["event_timestamp"].to_pydatetime(), snapshot=snap)
+    clock = _Clock()
+    cache = ReadCache(5.0, clock=clock)
+    store = open_online_store(project, cache=cache)
+    reads = _count_reads(store)
+    request = as_request(early)
+    first = online_features(store, [request]).to_frame()
+    assert len(reads) == len(store.views) and cache.misses == len(store.views) and cache.hits == 0
+    again = online_features(store, [request]).to_frame()
+    assert len(reads) == len(store.views) and cache.hits == len(store.views)  # no new store read
+    pd.testing.assert_frame_equal(again, first)
+    # An hour earlier: the cached weather is stamped after that moment -> refused, as without a cache.
+    before = request | {"time_hour": (early["time_hour"] - pd.Timedelta(hours=1)).isoformat()}
+    assert "temp" in online_features(store, [before]).missing[0]
+
+    later = as_request(late) | {"origin": early["origin"]}
+    materialize(project, late["event_timestamp"].to_pydatetime(), snapshot=snap)
+    fresh = online_features(open_online_store(project), [later]).to_frame()
+    cached = online_features(store, [later])
+    assert "temp" in cached.missing[0]  # the cached 14:00 weather is older than the 3 h TTL at 22:00
+    clock.now += 5.0  # the lifetime is over: read again
+    pd.testing.assert_frame_equal(online_features(store, [later]).to_frame(), fresh)
+    assert pd.notna(fresh.at[0, "temp"])
+
+
+def test_read_cache_bounds_its_entries() -> None:
+    from noria.features.lookup import ReadCache
+
+    clock = _Clock()
+    cache = ReadCache(10.0, max_entries=3, clock=clock)
+    for n in range(5):
+        cache.put("weather", ("EWR", n), (n, [float(n)]))
+        clock.now += 1
+    assert len(cache) == 3
+    assert cache.get("weather", ("EWR", 0)) is not None and cache.misses == 1  # evicted: unknown
+    assert cache.get("weather", ("EWR", 4)) == (4, [4.0])
+    cache.put("weather", ("JFK", 0), None)  # absent from the store: cached as absent
+    assert cache.get("weather", ("JFK", 0)) is None and cache.hits == 2
+    clock.now += 10
+    assert cache.get("weather", ("EWR", 4)) is not None and cache.misses == 2
+    with pytest.raises(ValueError):
+        ReadCache(0)
