@@ -107,3 +107,50 @@ def test_request_path_records_give_the_same_columns_as_dict_rows(tmp_path: Path)
     assert frame["scheduled_departure"][0] == datetime.fromisoformat(FLIGHT["scheduled_departure"])
     assert json.loads(frame["input"][1]) == FLIGHT
     assert frame["lookup_ms"].isna().tolist() == [True, True] and frame["model_ms"].tolist()[0] == 0.3
+
+
+def _wait(condition: Any, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert condition()
+
+
+def test_the_writer_is_a_child_process_that_ignores_interrupts(tmp_path: Path) -> None:
+    """A Ctrl-C reaches the whole process group: the writer must outlive it and write what the service
+    sends until the service closes the log."""
+    import os
+    import signal
+
+    log = PredictionLog(tmp_path, roll_rows=1000, roll_seconds=3600)
+    writer = log._writer
+    assert writer is not None and writer.proc.pid != os.getpid()
+    assert os.getpgid(writer.proc.pid) != os.getpgid(0)  # a group's Ctrl-C does not reach it
+    _wait(writer.ready.is_set)
+    log.write(_row(i) for i in range(10))
+    _wait(lambda: writer.sent == 10)
+    os.kill(writer.proc.pid, signal.SIGINT)
+    os.kill(writer.proc.pid, signal.SIGTERM)
+    time.sleep(0.3)
+    assert writer.alive()
+    log.write(_row(i) for i in range(10, 20))
+    log.close()
+    assert log.rows_written == 20 and log.dropped == 0 and writer.proc.returncode == 0
+
+
+def test_a_killed_writer_counts_its_rows_as_dropped_and_is_replaced(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    dropped: list[int] = []
+    log = PredictionLog(tmp_path, roll_rows=1000, roll_seconds=3600, on_drop=dropped.append)
+    first = log._writer
+    assert first is not None
+    log.write(_row(i) for i in range(30))
+    _wait(lambda: first.sent == 30)
+    os.kill(first.proc.pid, signal.SIGKILL)  # it held 30 rows, none written yet
+    _wait(lambda: log.dropped == 30)
+    log.write(_row(i) for i in range(30, 40))
+    log.close()
+    assert log._writer is not first and log.rows_written == 10 and sum(dropped) == 30
+    assert sorted(read_prediction_log(tmp_path)["request_id"]) == sorted(f"r{i}" for i in range(30, 40))
