@@ -62,8 +62,10 @@ class Server:
             argv, env=env, stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def wait(self, path: str, body: bytes, headers: dict[str, str], timeout: float = 300) -> None:
+    def wait(self, path: str, body: bytes | list[bytes], headers: dict[str, str], timeout: float = 300) -> None:
+        body = body[0] if isinstance(body, list) else body
         deadline = time.monotonic() + timeout
+        answer = "no answer"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: {self.log.read_text(errors='replace')[-2000:]}")
@@ -71,10 +73,14 @@ class Server:
                 r = httpx.post(f"http://127.0.0.1:{self.port}{path}", content=body, headers=headers, timeout=5)
                 if r.status_code == 200:
                     return
+                answer = f"{r.status_code}: {r.text[:500]}"
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
-        raise RuntimeError(f"{self.name} did not answer in {timeout} s: {self.log.read_text(errors='replace')[-2000:]}")
+        raise RuntimeError(
+            f"{self.name} did not answer 200 in {timeout} s (last: {answer}): "
+            f"{self.log.read_text(errors='replace')[-2000:]}"
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -90,11 +96,16 @@ class Server:
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, body: bytes, key: str, seconds: int, connections: int, tmp: Path) -> dict[str, float]:
-    """req/s, p50 and p99 (ms) and errors of a wrk run (after a short warm-up)."""
-    payload = tmp / "wrk-body.json"
-    payload.write_bytes(body)
-    env = {**os.environ, "WRK_BODY": str(payload), "WRK_KEY": key}
+def wrk(url: str, body: bytes | list[bytes], key: str, seconds: int, connections: int, tmp: Path) -> dict[str, float]:
+    """req/s, p50 and p99 (ms) and errors of a wrk run (after a short warm-up); a list of bodies in turn."""
+    if isinstance(body, list):
+        payload = tmp / "wrk-bodies.jsonl"
+        payload.write_bytes(b"\n".join(body) + b"\n")
+        env = {**os.environ, "WRK_BODIES": str(payload), "WRK_KEY": key}
+    else:
+        payload = tmp / "wrk-body.json"
+        payload.write_bytes(body)
+        env = {**os.environ, "WRK_BODY": str(payload), "WRK_KEY": key}
     script = str(HERE / "wrk" / "post.lua")
     warm = ["wrk", "-t1", f"-c{connections}", "-d2s", "-s", script, url]
     subprocess.run(warm, env=env, capture_output=True, check=True)
@@ -164,30 +175,40 @@ def build(tmp: Path) -> dict[str, Any]:
     materialize(project, when.to_pydatetime(), snapshot=snap)
     row = day[day["event_timestamp"] == when].iloc[0]
     numeric_row = numeric.loc[row.name] if row.name in numeric.index else numeric.iloc[0]
-    flight = {
-        "carrier": row["carrier"],
-        "flight": 1545,
-        "origin": row["origin"],
-        "dest": row["dest"],
-        "tailnum": row["tailnum"],
-        "scheduled_departure": (row["time_hour"] + pd.Timedelta(minutes=int(row["sched_dep_time"]) % 100))
-        .tz_convert("America/New_York")
-        .isoformat(),
-        "distance": float(row["distance"]),
-    }
+    flight = _api_flight(row, 1545)
     inline = {k: (None if pd.isna(v) else float(v)) for k, v in numeric_row.items()}
+    # The online runs take turns over the flights departing in the next three hours (distinct
+    # planes, routes, carriers; the features of their airport-hours and days are materialized).
+    upcoming = day[(day["event_timestamp"] >= when) & (day["event_timestamp"] < when + pd.Timedelta(hours=3))]
+    online_bodies = [orjson.dumps(_api_flight(r, n)) for n, (_, r) in enumerate(upcoming.iterrows(), start=1)]
     model_file = tmp / "numeric.lgb"
     model_file.write_text(load_model(project, "flight-delay-numeric").booster.model_to_string(), encoding="utf-8")
     return {
         "project": project,
         "features": features,
-        "online_body": orjson.dumps(flight),
+        "online_bodies": online_bodies,
         "inline_body": orjson.dumps({**flight, "features": inline}),
         "mlflow_body": orjson.dumps(
             {"dataframe_split": {"columns": list(inline), "data": [[inline[c] for c in inline]]}}
         ),
         "model_file": model_file,
         "flight": flight,
+    }
+
+
+def _api_flight(row: Any, number: int) -> dict[str, Any]:
+    """A training-set row as the /predict body of one flight (no inline features)."""
+    import pandas as pd
+
+    departure = row["time_hour"] + pd.Timedelta(minutes=int(row["sched_dep_time"]) % 100)
+    return {
+        "carrier": row["carrier"],
+        "flight": number,
+        "origin": row["origin"],
+        "dest": row["dest"],
+        "tailnum": row["tailnum"] if pd.notna(row["tailnum"]) else None,
+        "scheduled_departure": departure.tz_convert("America/New_York").isoformat(),
+        "distance": float(row["distance"]),
     }
 
 
@@ -229,7 +250,7 @@ def split_latency(log_dir: Path, e2e_p50_ms: float, since: float) -> dict[str, f
 
 def measure(
     setup: dict[str, Any], tmp: Path, env: dict[str, str], seconds: int, rounds: int
-) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, float]]:
     """The servers loaded by wrk one at a time; then the latency split of the online path.
 
     The main comparison (MLflow, the bare app, Noria inline with and without the prediction log,
@@ -248,7 +269,7 @@ def measure(
     bare_argv = [sys.executable, str(HERE / "serving_reference_app.py"), "--model", str(setup["model_file"]), "--port"]
     inline = {"model": "flight-delay-numeric", "online_features": "off", "poll_seconds": 0}
     online = {"online_features": "on", "poll_seconds": 0}
-    inline_body, online_body = setup["inline_body"], setup["online_body"]
+    inline_body, online_body = setup["inline_body"], setup["online_bodies"]
 
     def log_dir(label: str) -> Path:
         return tmp / re.sub(r"\W+", "-", label)[:40]
@@ -259,16 +280,18 @@ def measure(
             return noria_server(setup, tmp, log_dir(label).name, settings, env)
         return how(_free_port())  # type: ignore[no-any-return]
 
-    side_by_side: list[tuple[str, str, bytes, Any]] = [
+    side_by_side: list[tuple[str, str, Any, Any]] = [
         ("mlflow models serve", "/invocations", setup["mlflow_body"],
          lambda p: Server("mlflow", [*mlflow_argv, str(p)], p, {**env, "MLFLOW_TRACKING_URI": tracking},
                           tmp / "mlflow.log")),
         (BARE, "/predict", inline_body, lambda p: Server("bare", [*bare_argv, str(p)], p, env, tmp / "bare.log")),
         (LEAN, "/predict?explain=false", inline_body, inline),
         (NO_LOG, "/predict?explain=false", inline_body, {**inline, "prediction_log": {"enabled": False}}),
+        (ONLINE_CACHED, "/predict", online_body,
+         {**online, "explanations": {"method": "path"}, "feature_cache": {"seconds": CACHE_SECONDS}}),
         (ONLINE_PATH, "/predict", online_body, {**online, "explanations": {"method": "path"}}),
     ]  # fmt: skip
-    one_at_a_time: list[tuple[str, str, bytes, Any]] = [
+    one_at_a_time: list[tuple[str, str, Any, Any]] = [
         ("noria, inline + SHAP explanations", "/predict", inline_body, inline),
         ("noria, inline + path explanations", "/predict", inline_body, {**inline, "explanations": {"method": "path"}}),
         (ONLINE_SHAP, "/predict", online_body, online),
@@ -283,6 +306,8 @@ def measure(
                 run = wrk(f"http://127.0.0.1:{server.port}{path}", body, KEY, seconds, 8, tmp)
                 if label not in results or run["req_s"] > results[label]["req_s"]:
                     results[label] = run
+        cached = next(server for label, *_, server in servers if label == ONLINE_CACHED)
+        hit_rate = _cache_hit_rate(httpx.get(f"http://127.0.0.1:{cached.port}/metrics").text)
         _, path, body, server = servers[-1]  # the online server: one connection, for the latency split
         since = time.time()
         results[ONE_CONNECTION] = wrk(f"http://127.0.0.1:{server.port}{path}", body, KEY, seconds, 1, tmp)
@@ -297,14 +322,23 @@ def measure(
             results[label] = wrk(f"http://127.0.0.1:{server.port}{path}", body, KEY, seconds, 8, tmp)
         finally:
             server.stop()
-    return results, split
+    return results, split, hit_rate
 
 
+def _cache_hit_rate(metrics: str) -> dict[str, float]:
+    """Hits and misses of the read cache, from the service's /metrics."""
+    found = dict(re.findall(r'^noria_feature_cache_lookups_total\{result="(hit|miss)"\} ([\d.e+]+)$', metrics, re.M))
+    hits, misses = float(found.get("hit", 0)), float(found.get("miss", 0))
+    return {"hits": hits, "misses": misses, "rate": hits / (hits + misses) if hits + misses else 0.0}
+
+
+CACHE_SECONDS = 5.0
 BARE = "bare FastAPI + Booster (ceiling)"
 LEAN = "noria, inline features (log, metrics, OOD; explain=false)"
 NO_LOG = "noria, inline, prediction log off"
 ONLINE_SHAP = "noria, online lookup + log + SHAP explanations"
 ONLINE_PATH = "noria, online lookup + log + path explanations"
+ONLINE_CACHED = f"noria, online lookup (read cache {CACHE_SECONDS:.0f} s) + log + path explanations"
 ONE_CONNECTION = "noria, online lookup + log + path explanations, 1 connection"
 ORDER = [
     "mlflow models serve",
@@ -315,6 +349,7 @@ ORDER = [
     "noria, inline + path explanations",
     ONLINE_SHAP,
     ONLINE_PATH,
+    ONLINE_CACHED,
     ONE_CONNECTION,
 ]
 
@@ -334,7 +369,7 @@ def run(quick: bool) -> Result:
     try:
         setup = build(tmp)
         load_before = os.getloadavg()[0]
-        results, split = measure(setup, tmp, env, seconds, rounds=1 if quick else 2)
+        results, split, hit_rate = measure(setup, tmp, env, seconds, rounds=1 if quick else 2)
         load_after = os.getloadavg()[0]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -351,7 +386,7 @@ def run(quick: bool) -> Result:
         }
         for label, r in sorted(results.items(), key=lambda item: ORDER.index(item[0]))
     ]
-    lean, shap, path = results[LEAN], results[ONLINE_SHAP], results[ONLINE_PATH]
+    lean, shap, path, cached = results[LEAN], results[ONLINE_SHAP], results[ONLINE_PATH], results[ONLINE_CACHED]
     targets = [
         Target("noria req/s / mlflow req/s (inline)", lean["req_s"] / mlflow["req_s"], ">= 20",
                lean["req_s"] >= 20 * mlflow["req_s"]),
@@ -360,6 +395,8 @@ def run(quick: bool) -> Result:
         Target("noria p99 / bare p99 (inline)", lean["p99_ms"] / bare["p99_ms"], "<= 2",
                lean["p99_ms"] <= 2 * bare["p99_ms"]),
         Target("p50 ms, online + log + path explanations, 8 conn", path["p50_ms"], "<= 2", path["p50_ms"] <= 2.0),
+        Target("p50 ms, online (read cache) + log + path explanations, 8 conn", cached["p50_ms"], "<= 2",
+               cached["p50_ms"] <= 2.0),
         Target("p50 ms, online + log + SHAP explanations, 8 conn", shap["p50_ms"], "<= 2", shap["p50_ms"] <= 2.0),
     ]  # fmt: skip
     e2e = results[ONE_CONNECTION]["p50_ms"]
@@ -371,7 +408,12 @@ def run(quick: bool) -> Result:
         f"validation, metrics, log record, response; the rest); lookup and model are the medians the server logged "
         f"for the {int(split['rows'])} requests of that run (handler total {split['handler_ms']:.2f} ms). "
         f"At 8 connections concurrent lookups share one read (noria.serving.coalesce), and lookup_ms includes the "
-        f"wait for it. "
+        f"wait for it. The online runs take turns over the {len(setup['online_bodies'])} flights departing in the "
+        f"three hours after the materialization (distinct planes, routes, carriers, three airports); with the read "
+        f"cache ({CACHE_SECONDS:.0f} s per entity key; noria.features.lookup.ReadCache) {100 * hit_rate['rate']:.1f} % "
+        f"of the keys asked were answered from it ({hit_rate['hits']:.0f} hits, {hit_rate['misses']:.0f} reads). "
+        f"The issue's 2 ms p50 was set where the bare app's p50 was 1.4 ms (1.43x it); here 1.43x the bare p50 is "
+        f"{1.43 * bare['p50_ms']:.2f} ms. "
         f"wrk is a closed loop: with 8 connections p50 is about 8 / throughput (Little's law), so p50 <= 2 ms needs "
         f"about 4,000 req/s, while the bare app itself does {bare['req_s']:.0f} req/s here "
         f"(8 / its req/s = {8000 / bare['req_s']:.1f} ms). "
