@@ -330,7 +330,11 @@ class PredictionLog:
             if self._queue.qsize() >= self.max_queue_rows:
                 self._lost(1)
                 continue
-            self._queue.put(record(row) if type(row) is ScoredRow else row)
+            try:
+                self._queue.put(record(row) if type(row) is ScoredRow else row)
+            except Exception:  # a malformed record must not fail the request it logs
+                log.exception("cannot log a prediction row")
+                self._lost(1)
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop taking rows, hand everything queued to the writer, wait for it to write it all."""
@@ -365,10 +369,13 @@ class PredictionLog:
     def _send(self, rows: list[LogRow]) -> None:
         try:
             frame = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # a row that cannot be pickled must not kill the sender; the rows are counted as lost
-            log.exception("cannot pickle %d prediction log rows", len(rows))
-            self._lost(len(rows))
-            return
+        except Exception:  # a row that cannot be pickled: drop it (counted), send the others
+            log.exception("cannot pickle a prediction log row; sending the others")
+            keep = [row for row in rows if _picklable(row)]
+            self._lost(len(rows) - len(keep))
+            if not keep:
+                return
+            rows, frame = keep, pickle.dumps(keep, protocol=pickle.HIGHEST_PROTOCOL)
         writer = self._writer
         if writer is None or not writer.alive():
             writer = self._writer = self._restart_writer(writer)
@@ -406,6 +413,14 @@ class PredictionLog:
             self._on_drop(n)
 
 
+def _picklable(row: Any) -> bool:
+    try:
+        pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return False
+    return True
+
+
 class _Writer:
     """One writer process, the pipe to it and a thread reading what it reports (files, lost rows)."""
 
@@ -413,7 +428,6 @@ class _Writer:
         self.owner = owner
         self.sent = 0  # rows sent
         self.settled = 0  # rows the writer reported written or lost
-        self._abandoned = False
         argv = [
             sys.executable, "-m", "noria.serving.predlog", str(owner.folder),
             str(owner.roll_rows), str(owner.roll_seconds), f"{os.getpid()}-{number}",
@@ -459,7 +473,6 @@ class _Writer:
 
     def abandon(self) -> None:
         """A writer that died or stopped reading: whatever it had not written is lost."""
-        self._abandoned = True
         if self.proc.poll() is None:
             self.proc.kill()
         self.finish(timeout=10.0)

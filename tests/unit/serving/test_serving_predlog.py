@@ -154,3 +154,13 @@ def test_a_killed_writer_counts_its_rows_as_dropped_and_is_replaced(tmp_path: Pa
     log.close()
     assert log._writer is not first and log.rows_written == 10 and sum(dropped) == 30
     assert sorted(read_prediction_log(tmp_path)["request_id"]) == sorted(f"r{i}" for i in range(30, 40))
+
+
+def test_a_row_that_cannot_be_logged_is_counted_and_the_others_are_written(tmp_path: Path) -> None:
+    import threading
+
+    log = PredictionLog(tmp_path, roll_rows=1000, roll_seconds=3600)
+    log.write([_row(1), {**_row(2), "input": threading.Lock()}, _row(3)])  # a lock cannot be pickled
+    log.close()
+    assert log.dropped == 1 and log.rows_written == 2
+    assert sorted(read_prediction_log(tmp_path)["request_id"]) == ["r1", "r3"]
