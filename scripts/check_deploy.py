@@ -156,6 +156,17 @@ def check_project_config() -> None:
         )
 
 
+def check_k8s_monitoring() -> None:
+    """The Kubernetes base's model alert rules and Grafana dashboard are current copies of their sources."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from sync_k8s_monitoring import stale
+
+    outdated = stale()
+    if outdated:
+        names = ", ".join(str(p.relative_to(ROOT)) for p in outdated)
+        raise CheckFailedError(f"{names} stale -- fix: python scripts/sync_k8s_monitoring.py")
+
+
 def check_kserve() -> None:
     _needs_render()
     _in_tools("_kserve", _rendered("kserve"))
@@ -222,6 +233,7 @@ CHECKS: dict[str, Callable[[], None]] = {
     "kubernetes-validate": check_kubernetes_validate,
     "environments-alike": check_environments_alike,
     "project-config": check_project_config,
+    "k8s-monitoring": check_k8s_monitoring,
     "kserve": check_kserve,
     "terraform-fmt": check_terraform_fmt,
     "terraform-consistency": check_terraform_consistency,

@@ -102,3 +102,22 @@ def test_checkov_skip_without_reason_is_refused(tmp_path: Path, capsys: pytest.C
     (tmp_path / "deploy" / "bad.yaml").write_text("    checkov.io/skip1: CKV_K8S_35\n")
     assert checks.skips([str(tmp_path)]) == 1
     assert "bad.yaml:1: skip of CKV_K8S_35 without a reason" in capsys.readouterr().err
+
+
+def test_k8s_monitoring_copies_are_generated_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Kubernetes base carries the model alerts and the dashboard: generated, and a stale copy is caught."""
+    import sync_k8s_monitoring as sync
+
+    monkeypatch.setattr(sync, "TARGET", tmp_path)
+    assert len(sync.stale()) == 2 and sync.main(["--check"]) == 1
+    assert sync.main([]) == 0 and sync.stale() == []
+    rule = yaml.safe_load((tmp_path / "model-rules.yaml").read_text())
+    source = yaml.safe_load(sync.RULES.read_text())
+    assert rule["kind"] == "PrometheusRule" and rule["spec"]["groups"] == source["groups"]
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert "NoriaImportantFeatureDrift" in alerts
+    assert json.loads((tmp_path / "noria-dashboard.json").read_text()) == json.loads(sync.DASHBOARD.read_text())
+    (tmp_path / "noria-dashboard.json").write_text("{}")
+    assert sync.stale() == [tmp_path / "noria-dashboard.json"]
+    monkeypatch.undo()
+    assert sync.stale() == []  # the committed copies are current
