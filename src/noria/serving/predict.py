@@ -53,6 +53,35 @@ def _subset(looked: LookedUp | None, rows: list[int], n: int) -> LookedUp | None
     return LookedUp({k: v[rows] for k, v in looked.values.items()}, [looked.missing[i] for i in rows])
 
 
+STORE_FAILURE_LOG_SECONDS = 10.0  # at most one traceback of a failing online store per this many seconds
+
+
+class _FailureLog:
+    """Online store failures in the service log without a flood: concurrent requests share one read,
+    so one store failure fails them all with the same exception, and a store that is down fails
+    every request. One traceback per ``every`` seconds; the failures in between are counted in it.
+    """
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._last_at = -float("inf")
+        self._last_error: BaseException | None = None  # held, not its id: an id can be reused
+        self._quiet = 0
+
+    def report(self, exc: BaseException) -> None:
+        if exc is self._last_error:  # another request of the same failed read
+            self._quiet += 1
+            return
+        self._last_error = exc
+        now = time.monotonic()
+        if now - self._last_at < self.every:
+            self._quiet += 1
+            return
+        since = f" ({self._quiet} more failed lookups since the last report)" if self._quiet else ""
+        self._last_at, self._quiet = now, 0
+        logger.error("online feature lookup failed%s", since, exc_info=exc)
+
+
 class Predictor:
     def __init__(
         self,
@@ -74,6 +103,7 @@ class Predictor:
         self.threshold = config.decision_threshold
         self.explain_default = config.explanations.enabled and config.explanations.top > 0
         self.batcher: LookupBatcher | None = None
+        self._failures = _FailureLog(STORE_FAILURE_LOG_SECONDS)
         if features is not None:
             in_process = getattr(features, "kind", "") in IN_PROCESS_STORES
             self.batcher = LookupBatcher(features, worker_thread=not in_process)
@@ -106,7 +136,7 @@ class Predictor:
         except NoriaError:
             raise
         except Exception as exc:  # the store is down or broken: say so, do not guess features
-            logger.exception("online feature lookup failed")
+            self._failures.report(exc)
             raise ServingHTTPError(
                 503,
                 f"the online feature store failed: {type(exc).__name__}: {str(exc)[:200]}",

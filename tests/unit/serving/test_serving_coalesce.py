@@ -12,6 +12,7 @@ the requests that reach the lookup in the same turn of the loop share the read.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from fastapi import FastAPI
 from tests.unit.serving.serving_support import FLIGHT
 
@@ -138,12 +140,15 @@ def test_in_the_worker_thread_concurrent_requests_share_one_read_and_get_their_o
 
 
 def test_in_the_worker_thread_a_store_failure_fails_every_waiting_request_with_the_503_message(
-    served_project: Project, tmp_path: Path
+    served_project: Project, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     source = WeatherTable()
     source.fail_on_read = 2  # the shared read of the waiting requests
     app = _app(served_project, source, tmp_path / "log")
-    responses = _post_all(app, source, FLIGHTS[:4])
+    with caplog.at_level(logging.ERROR, logger="noria.serving"):
+        responses = _post_all(app, source, FLIGHTS[:4])
+    failures = [r for r in caplog.records if r.getMessage().startswith("online feature lookup failed")]
+    assert len(failures) == 1 and failures[0].exc_info is not None  # one traceback for the read, not one per request
     assert [r.status_code for r in responses] == [200, 503, 503, 503]
     for r in responses[1:]:
         error = r.json()["error"]
@@ -152,6 +157,26 @@ def test_in_the_worker_thread_a_store_failure_fails_every_waiting_request_with_t
     assert len(source.reads) == 2  # a broken store is not asked again for each request
     log = read_prediction_log(tmp_path / "log")
     assert sorted(log["status"]) == [200, 503, 503, 503] and len(set(log["request_id"])) == 4
+
+
+def test_store_failures_are_logged_once_per_interval_with_a_count_of_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from noria.serving.predict import _FailureLog
+
+    failures = _FailureLog(every=3600.0)
+    shared = RuntimeError("connection refused")
+    with caplog.at_level(logging.ERROR, logger="noria.serving"):
+        for _ in range(5):
+            failures.report(shared)  # five requests of one failed read
+        failures.report(RuntimeError("connection refused"))  # the next read, within the interval
+        failures.every = 0.0
+        failures.report(RuntimeError("timeout"))
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "online feature lookup failed",
+        "online feature lookup failed (5 more failed lookups since the last report)",
+    ]
 
 
 def test_in_the_worker_thread_a_refused_row_fails_only_its_own_request(served_project: Project, tmp_path: Path) -> None:
