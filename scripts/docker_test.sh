@@ -169,6 +169,8 @@ main() {
     # Without a project (DOCKER_TEST_PROJECT=none) the container only proves the entry point and
     # says so (`noria serve` refuses to start without a registered model).
     if [[ -n $PROJECT ]]; then then_serve="echo SERVING; exec noria serve --host 127.0.0.1 --port $port"; else then_serve="echo NO-PROJECT"; fi
+    logged_before=0
+    if [[ -n $PROJECT ]]; then logged_before=$(count_log_files "$PROJECT"); fi
     $DOCKER run "${run[@]}" --entrypoint /bin/sh "$ref" -c "
         noria --version || exit 3
         $then_serve" >/dev/null
@@ -189,7 +191,21 @@ main() {
         $DOCKER logs --tail 50 "$CONTAINER" >&2
         exit 1
     fi
-    log "ok: the serving image builds, runs read-only as non-root and serves predictions"
+    # docker stop sends SIGTERM: the service flushes its prediction log, written by the log's writer
+    # process inside the read-only container; the smoke requests must be in a new file.
+    $DOCKER stop --time 60 "$CONTAINER" >/dev/null
+    logged_after=$(count_log_files "$PROJECT")
+    if (( logged_after <= logged_before )); then
+        $DOCKER logs --tail 50 "$CONTAINER" >&2
+        log "the prediction log has no new file after SIGTERM ($PROJECT/.noria/predictions)"
+        exit 1
+    fi
+    log "prediction log: $((logged_after - logged_before)) new file(s) written on SIGTERM"
+    log "ok: the serving image builds, runs read-only as non-root, serves predictions and logs them"
+}
+
+count_log_files() {  # Parquet files of a project's prediction log (0 before the folder exists)
+    { find "$1/.noria/predictions" -name '*.parquet' 2>/dev/null || true; } | wc -l
 }
 
 main "$@"
