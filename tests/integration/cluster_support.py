@@ -135,13 +135,7 @@ class Stack:
 
     def s3_env(self) -> dict[str, str]:
         """What deploy/compose gives every Noria container for S3."""
-        return {
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ENDPOINT_URL": self.s3.endpoint,
-            "MLFLOW_S3_ENDPOINT_URL": self.s3.endpoint,
-        }
+        return {**self.s3.env(), "MLFLOW_S3_ENDPOINT_URL": self.s3.endpoint}
 
     def wait_for_mlflow(self, timeout: float = 240.0) -> None:
         deadline = time.monotonic() + timeout
