@@ -7,6 +7,7 @@ import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +74,20 @@ def small_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     write_small_sources(root)
     subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
     yield root
+
+
+def require_module(name: str) -> Any:
+    """A Python module a test needs (a dev or extra dependency); skip locally naming the install
+    command if absent, fail in CI (CI=true) like :func:`require_binary`."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        message = f"{name} is not installed: run `make test` (uv sync --all-extras --group dev installs it)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message + " -- CI must not skip this test")
+        pytest.skip(message, allow_module_level=True)
 
 
 def require_binary(name: str) -> str:

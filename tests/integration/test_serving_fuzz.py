@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import require_module
 from tests.unit.serving.serving_support import (
     DESCRIPTIONS,
     KEY,
@@ -27,7 +28,7 @@ from noria.config import Project
 from noria.serving.app import create_app
 from noria.serving.config import ServingConfig
 
-schemathesis = pytest.importorskip("schemathesis", reason="dev dependency schemathesis is not installed")
+schemathesis = require_module("schemathesis")
 
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
