@@ -99,8 +99,8 @@ def _arrow_type(kind: str) -> Any:
 class ScoredRow:
     """One scored row as the request path leaves it: references to what it already holds, no copies.
 
-    Building the log's columns (the input as JSON text, the reasons, the feature vector) is the
-    writer thread's work, done for many rows at once; the request only allocates this record.
+    :meth:`PredictionLog.write` turns it into a tuple of plain values (:func:`record`); building
+    the log's columns from those is the writer process's work, done for many rows at once.
     :meth:`as_dict` is the same row as a plain dict (what :meth:`PredictionLog.write` also takes).
     """
 
@@ -121,33 +121,7 @@ class ScoredRow:
     model_ms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        scored, flight = self.scored, self.flight
-        return {
-            "request_id": self.request_id,
-            "row": self.row,
-            "timestamp": self.timestamp,
-            "endpoint": "/predict",
-            "status": 200,
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "arm": self.arm,
-            "served": self.served,
-            "input": self.input,
-            "probability": scored.probability,
-            "raw_score": scored.raw,
-            "decision": scored.late,
-            "threshold": self.threshold,
-            "ood": bool(scored.ood),
-            "ood_reasons": [r["detail"] for r in scored.ood],
-            "latency_ms": self.latency_ms,
-            "lookup_ms": self.lookup_ms,
-            "model_ms": self.model_ms,
-            "features": (self.features, scored.values),
-            "carrier": flight.carrier,
-            "flight": flight.flight,
-            "origin": flight.origin,
-            "scheduled_departure": flight.scheduled_departure.timestamp(),
-        }
+        return dict(_as_dict(record(self)))
 
 
 # A scored row as plain values, in this order (what the request path queues; see :func:`record`).
@@ -316,9 +290,8 @@ class PredictionLog:
         self._closed = False
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the counters, updated by the sender and the reader threads
-        self._writer: _Writer | None = None
         self._writers = itertools.count()
-        self._writer = self._start_writer()  # fails here, loudly, if no writer process can run
+        self._writer: _Writer | None = self._start_writer()  # fails here, loudly, if no writer process can run
         self._thread = threading.Thread(target=self._run, name="noria-prediction-log", daemon=True)
         self._thread.start()
 
@@ -428,6 +401,9 @@ class _Writer:
         self.owner = owner
         self.sent = 0  # rows sent
         self.settled = 0  # rows the writer reported written or lost
+        # A write and its count happen together: the reader must not settle a dead writer's account
+        # between the two (rows in the pipe but not yet in ``sent`` would be lost uncounted).
+        self._sending = threading.Lock()
         argv = [
             sys.executable, "-m", "noria.serving.predlog", str(owner.folder),
             str(owner.roll_rows), str(owner.roll_seconds), f"{os.getpid()}-{number}",
@@ -447,14 +423,15 @@ class _Writer:
     def send(self, frame: bytes, rows: int) -> bool:
         stdin = self.proc.stdin
         assert stdin is not None
-        try:
-            stdin.write(_FRAME.pack(len(frame)))
-            stdin.write(frame)
-            stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            log.error("the prediction log writer (pid %d) is gone; starting a new one", self.proc.pid)
-            return False
-        self.sent += rows
+        with self._sending:
+            try:
+                stdin.write(_FRAME.pack(len(frame)))
+                stdin.write(frame)
+                stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                log.error("the prediction log writer (pid %d) is gone; starting a new one", self.proc.pid)
+                return False
+            self.sent += rows
         return True
 
     def finish(self, timeout: float) -> None:
@@ -495,7 +472,8 @@ class _Writer:
             else:
                 self.owner._lost(rows)
         self.proc.wait()
-        unsettled = self.sent - self.settled  # sent but never reported: the writer died holding them
+        with self._sending:
+            unsettled = self.sent - self.settled  # sent but never reported: the writer died holding them
         if unsettled > 0:
             log.error("the prediction log writer (pid %d) ended without writing %d rows", self.proc.pid, unsettled)
             self.owner._lost(unsettled)
