@@ -43,6 +43,7 @@ from training_flights_frame import (  # noqa: E402
     recent_features,
 )
 
+from noria.periods import Period  # noqa: E402
 from noria.training import (  # noqa: E402
     TrainingSettings,
     evaluate,
@@ -65,9 +66,15 @@ def main() -> None:
     frame = build_flights_frame(recent_hours=(3, 6), keep_cancelled=True)  # split counts the cancelled
     build_s = time.perf_counter() - t0
     settings = TrainingSettings(
-        time_column=TIME, trials=args.trials, num_threads=args.threads, baseline_features=CONTEXT_FEATURES
+        train=Period(start="2013-01", end="2013-06"),
+        test=Period(start="2013-07", end="2013-12"),
+        time_column=TIME,
+        trials=args.trials,
+        num_threads=args.threads,
+        baseline_features=CONTEXT_FEATURES,
     )
-    split = split_by_time(frame, TIME, LABEL, train=settings.train, test=settings.test)
+    train_period, test_period = settings.periods()
+    split = split_by_time(frame, TIME, LABEL, train=train_period, test=test_period)
     summary = split.summary()
 
     def measure(name: str, features: list[str], **kw: Any) -> None:

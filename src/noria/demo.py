@@ -107,12 +107,12 @@ def _features(console: Console, project: Project) -> None:
         f"feast apply: {len(applied.feature_views)} feature views, services {', '.join(applied.services)}, "
         f"definition hash {applied.definition_hash[:12]} ({time.perf_counter() - t:.1f} s)"
     )
-    train = project.config.training
+    train_period, test_period = project.config.training.periods()
     t = time.perf_counter()
-    built = build_training_set(project, train.train.start, train.test.end)
+    built = build_training_set(project, train_period.start, test_period.end)
     record = built.record
     console.print(
-        f"training set {train.train.start}..{train.test.end}: {record.rows:,} rows "
+        f"training set {train_period.start}..{test_period.end}: {record.rows:,} rows "
         f"({record.labeled_rows:,} labelled; cancelled flights keep their row without a label) "
         f"in {time.perf_counter() - t:.1f} s"
     )
@@ -121,7 +121,7 @@ def _features(console: Console, project: Project) -> None:
         title="point-in-time join (no value from after the prediction time)",
     )
     t = time.perf_counter()
-    online = materialize(project, _month_after(train.test.end))  # serving starts where training data ends
+    online = materialize(project, _month_after(test_period.end))  # serving starts where training data ends
     console.print(
         f"online store ({online.online_store}) materialized until {online.until:%Y-%m-%d %H:%M} UTC: "
         f"{sum(online.keys.values()):,} entity keys in {time.perf_counter() - t:.1f} s"

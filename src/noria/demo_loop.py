@@ -162,7 +162,7 @@ def _feedback(console: Console, project: Project, month: str) -> dict[str, Any]:
     from noria.monitoring.flights import labels_from_flights
 
     flights = open_snapshot(project).read("flights", months=[month])
-    labels = labels_from_flights(flights, project.config.model.target.threshold)
+    labels = labels_from_flights(flights, project.config.model.require_target().threshold or 0.0)
     path = project.root / ".noria" / "labels" / f"{month}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     labels.to_parquet(path, index=False)

@@ -1,4 +1,11 @@
-"""Month periods (``{from: 2013-01, to: 2013-06}``), shared by config sections."""
+"""Periods (``{from: A, to: B}``), shared by config sections.
+
+A :class:`Period` is an inclusive range of window labels (``noria.windows``): months such as
+``2013-01``, ISO weeks, days, or a project's own labels such as football seasons. Whether its
+labels fit the project's window unit is checked when the whole configuration is loaded, since
+the unit is declared in another section. A :class:`MonthRange` always holds months (data
+partitions, e.g. ``data.default_range``).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,31 @@ MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 class Period(BaseModel):
-    """An inclusive range of months, written ``{from: YYYY-MM, to: YYYY-MM}``."""
+    """An inclusive range of windows, written ``{from: A, to: B}``."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
 
-    start: str = Field(alias="from")
-    end: str = Field(alias="to")
+    start: str = Field(alias="from", min_length=1)
+    end: str = Field(alias="to", min_length=1)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        # YAML reads 1999 or 2013-07-01 as a number or a date: keep the label as written
+        return str(value) if value is not None and not isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.start > self.end:
+            raise ValueError(f"'from' ({self.start}) is after 'to' ({self.end})")
+        return self
+
+    def label(self) -> str:
+        return f"{self.start}..{self.end}"
+
+
+class MonthRange(Period):
+    """An inclusive range of months, written ``{from: YYYY-MM, to: YYYY-MM}``."""
 
     @field_validator("start", "end")
     @classmethod
@@ -23,9 +49,3 @@ class Period(BaseModel):
         if not MONTH.match(value):
             raise ValueError(f"expected a month as YYYY-MM, got {value!r}")
         return value
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Period:
-        if self.start > self.end:
-            raise ValueError(f"'from' ({self.start}) is after 'to' ({self.end})")
-        return self

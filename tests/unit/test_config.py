@@ -20,6 +20,7 @@ BASE = textwrap.dedent(
           primary_key: [k]
           columns:
             k: {type: int}
+      source: {kind: directory, path: raw}
     training:
       train: {from: 2013-01, to: 2013-06}
       test: {from: 2013-07, to: 2013-12}
@@ -58,7 +59,7 @@ def test_wrong_type_names_key_line_and_value(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_project(_project(tmp_path, text), environ={})
     message = str(err.value)
-    assert "noria.yaml:12" in message and "training.trials" in message and "'many'" in message
+    assert "noria.yaml:13" in message and "training.trials" in message and "'many'" in message
 
 
 def test_several_problems_are_all_reported(tmp_path: Path) -> None:
@@ -99,7 +100,7 @@ def test_profile_overrides_and_unknown_profile(tmp_path: Path) -> None:
 
 def test_profile_error_points_at_profile_line(tmp_path: Path) -> None:
     root = _project(tmp_path, BASE.replace("training: {trials: 50}", "training: {trials: -1}"))
-    with pytest.raises(ConfigError, match=r"noria.yaml:16: training.trials"):
+    with pytest.raises(ConfigError, match=r"noria.yaml:17: training.trials"):
         load_project(root, profile="cluster", environ={})
 
 

@@ -62,7 +62,13 @@ def _check_month(value: str | None, flag: str) -> str | None:
 def ingest(
     project: Project, start: str | None = None, end: str | None = None, progress: Progress | None = None
 ) -> IngestResult:
-    """Ingest the months ``start``..``end`` (inclusive, ``YYYY-MM``; all when None) as a new snapshot."""
+    """Ingest the months ``start``..``end`` (inclusive, ``YYYY-MM``) as a new snapshot.
+
+    Without either, ``data.default_range`` when the project declares one, else every month.
+    """
+    default = project.config.data.default_range
+    if start is None and end is None and default is not None:
+        start, end = default.start, default.end
     _check_month(start, "--from")
     _check_month(end, "--to")
     if start and end and start > end:
@@ -185,15 +191,37 @@ def _in_range(frame: pd.DataFrame, spec: TableSpec, start: str | None, end: str 
 
     if spec.partition is None or (start is None and end is None):
         return frame
-    year = pd.to_numeric(frame[spec.partition.year], errors="coerce")
-    month = pd.to_numeric(frame[spec.partition.month], errors="coerce")
-    key = year * 100 + month
+    key = partition_keys(frame, spec, raw=True)
     inside = pd.Series(True, index=frame.index)
     if start:
         inside &= key >= int(start[:4]) * 100 + int(start[5:])
     if end:
         inside &= key <= int(end[:4]) * 100 + int(end[5:])
     return frame[inside | key.isna()]
+
+
+def partition_keys(frame: pd.DataFrame, spec: TableSpec, *, raw: bool = False) -> pd.Series:
+    """Each row's partition month as ``year * 100 + month`` (NaN where it cannot be read).
+
+    ``raw``: the frame still holds the source text (before validation). A timestamp partition
+    is the UTC month of the timestamp.
+    """
+    import pandas as pd
+
+    part = spec.partition
+    assert part is not None
+    if part.timestamp is not None:
+        values = frame[part.timestamp]
+        if raw:
+            from noria.data.validate import coerce_column
+
+            values = coerce_column(values, spec.columns[part.timestamp])
+        stamps = values.dt.tz_convert("UTC")
+        keys: pd.Series = (stamps.dt.year * 100 + stamps.dt.month).astype("float64")
+        return keys
+    year = pd.to_numeric(frame[str(part.year)], errors="coerce")
+    month = pd.to_numeric(frame[str(part.month)], errors="coerce")
+    return (year * 100 + month).astype("float64")
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
@@ -219,7 +247,7 @@ def _write_table(accepted: pd.DataFrame, spec: TableSpec, target: Path, current:
     if spec.partition is None:
         _write_parquet(frame, target / "part-0.parquet")
         return []
-    keys = frame[spec.partition.year].astype(int) * 100 + frame[spec.partition.month].astype(int)
+    keys = partition_keys(frame, spec).astype("int64")
     written = []
     for key, rows in frame.groupby(keys, sort=True):
         month = f"{int(key) // 100:04d}-{int(key) % 100:02d}"

@@ -72,9 +72,25 @@ def _coerce(raw: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
         bad = present & mapped.isna()
         return mapped.astype("boolean"), bad
     if spec.type == "timestamp":
-        stamps = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
+        if spec.timezone is None or spec.timezone == "UTC":
+            stamps = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
+            return stamps, present & stamps.isna()
+        # Values written without an offset are local times of the column's zone; a local time
+        # that does not exist or is ambiguous (a DST change) does not convert.
+        has_offset = raw.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True, na=False).astype(bool)
+        aware = pd.to_datetime(raw.where(has_offset), errors="coerce", utc=True, format="ISO8601")
+        naive = pd.to_datetime(raw.where(~has_offset), errors="coerce", format="ISO8601")
+        if isinstance(naive.dtype, pd.DatetimeTZDtype):  # every value had an offset after all
+            naive = naive.dt.tz_convert("UTC").dt.tz_localize(None)
+        local = naive.dt.tz_localize(spec.timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+        stamps = aware.where(has_offset, local)
         return stamps, present & stamps.isna()
     return raw.astype(object), pd.Series(False, index=raw.index)
+
+
+def coerce_column(raw: pd.Series, spec: ColumnSpec) -> pd.Series:
+    """Source text of one column converted to its declared type (missing where it does not convert)."""
+    return _coerce(raw, spec)[0]
 
 
 def _schema(spec: TableSpec) -> object:

@@ -27,12 +27,7 @@ def check_definitions(config: FeaturesConfig, tables: dict[str, TableSpec], targ
     table = tables[request.table]
     _columns_exist("features.request.columns", request.table, request.columns, table)
     _columns_exist("features.request.ids", request.table, request.ids or [], table)
-    if target.table != request.table or target.column not in table.columns:
-        raise FeatureDefinitionError(
-            f"the label column {target.table}.{target.column} (model.target) is not a column of the request"
-            f" table {request.table!r}",
-            fix="make model.target.table the same table as features.request.table",
-        )
+    _check_target(target, request.table, tables)
     columns = set(request.columns)
     features: dict[str, FeatureInfo] = {}
     views_seen: dict[str, str] = {}
@@ -130,6 +125,29 @@ def check_definitions(config: FeaturesConfig, tables: dict[str, TableSpec], targ
         if name in RESERVED:
             raise FeatureDefinitionError(f"feature name {name!r} is reserved by Noria", fix="rename the feature")
     return features
+
+
+def _check_target(target: Any, request_table: str, tables: dict[str, TableSpec]) -> None:
+    """A target column lies in the request table; a label function's tables and columns exist."""
+    if target is None:
+        return  # a project may declare features before it declares what to predict
+    if target.column is not None:
+        table = target.table or request_table
+        if table != request_table or target.column not in tables[request_table].columns:
+            raise FeatureDefinitionError(
+                f"the label column {table}.{target.column} (model.target) is not a column of the request"
+                f" table {request_table!r}",
+                fix="name a column of features.request.table, or compute the label with a label function "
+                "(model.target.function)",
+            )
+        return
+    for tname, cols in target.tables.items():
+        if tname not in tables:
+            raise FeatureDefinitionError(
+                f"model.target.tables: table {tname!r} is not in data.tables ({', '.join(tables)})",
+                fix="fix the table name",
+            )
+        _columns_exist(f"model.target (tables.{tname})", tname, cols, tables[tname])
 
 
 def _columns_exist(owner: str, table_name: str, wanted: list[str], table: TableSpec) -> None:

@@ -66,23 +66,24 @@ class FeedbackConfig(BaseModel):
 class RetrainPolicy(BaseModel):
     """When ``noria monitor run`` retrains (``monitoring.policy``); every decision is recorded.
 
-    Retrain when drift on an important feature raised an alert (``on_drift``), when the live AUC
-    of the serving model fell more than ``auc_drop`` below its holdout AUC, or when the
-    champion's newest training month is more than ``every_months`` months behind the newest
-    labelled month (the schedule). The retrain learns on the newest ``train_months`` months
-    of ingested data and is judged on the ``test_months`` after them, then goes through the
-    same promotion gate as any training run. ``trials`` overrides ``training.trials`` for
-    retrains (None: the same as a first training).
+    Retrain when drift on an important feature raised an alert (``on_drift``), when the serving
+    model's live primary metric (the task's: ROC AUC, log loss, RMSE) on delayed labels is worse
+    than its holdout value by more than ``metric_drop`` (in the metric's own units), or when the
+    champion's newest training window is more than ``every_windows`` windows behind the newest
+    window with mature labels (the schedule). The retrain learns on the newest ``train_windows``
+    windows of ingested data and is judged on the ``test_windows`` after them (the newest of
+    them the newest with mature labels), then goes through the same promotion gate as any
+    training run. ``trials`` overrides ``training.trials`` for retrains (None: the same).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     enabled: bool = True
     on_drift: bool = True
-    auc_drop: float | None = Field(default=0.03, ge=0, le=1)
-    every_months: int | None = Field(default=None, ge=1, le=120)
-    train_months: int = Field(default=5, ge=1, le=120)
-    test_months: int = Field(default=1, ge=1, le=24)
+    metric_drop: float | None = Field(default=None, ge=0)
+    every_windows: int | None = Field(default=None, ge=1, le=10_000)
+    train_windows: int = Field(default=5, ge=1, le=10_000)
+    test_windows: int = Field(default=1, ge=1, le=1_000)
     trials: int | None = Field(default=None, ge=0, le=10_000)
 
 

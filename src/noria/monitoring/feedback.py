@@ -178,7 +178,9 @@ def record_feedback(project: Project, labels_path: Path | str, *, windows: list[
     """
     store = MonitoringStore.of(project)
     labels, rejected = load_labels(
-        labels_path, threshold=project.config.model.target.threshold, quarantine_dir=store.root / "quarantine"
+        labels_path,
+        threshold=project.config.model.require_target().threshold or 0.0,
+        quarantine_dir=store.root / "quarantine",
     )
     if labels.empty:
         where = labels.attrs.get("quarantine_path")

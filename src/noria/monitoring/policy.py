@@ -3,15 +3,17 @@
 Retrain when (``monitoring.policy`` in noria.yaml):
 
 * drift raised an alert on an important feature (or the score) for the serving model, or
-* the live AUC on delayed labels fell more than ``auc_drop`` below the model's holdout AUC, or
-* the champion's newest training month is more than ``every_months`` behind the newest
-  labelled month (the schedule).
+* the live primary metric on delayed labels (the task's: ROC AUC, log loss, RMSE) is worse than
+  the model's holdout value by more than ``metric_drop``, or
+* the champion's newest training window is more than ``every_windows`` behind the newest window
+  with mature labels (the schedule).
 
-A retrain runs the training pipeline on the newest window of the latest data snapshot (train on
-``train_months`` months, judge on the ``test_months`` after them) and goes through the same
-promotion gate as every training run: the candidate becomes champion only if it beats the
-current champion on the same holdout. Every evaluation is recorded (why retrain, or why not,
-and what came of it) in the monitoring store's ``decisions.jsonl`` (maturity item 27).
+A retrain runs the training pipeline on the newest windows of the latest data snapshot (train on
+``train_windows`` windows, judge on the ``test_windows`` after them, the last of which is the
+newest window whose labels are mature) and goes through the same promotion gate as every
+training run: the candidate becomes champion only if it beats the current champion on the same
+holdout. Every evaluation is recorded (why retrain, or why not, and what came of it) in the
+monitoring store's ``decisions.jsonl`` (maturity item 27).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
     from noria.config import Project
 
-HOLDOUT_METRIC = "test_roc_auc"  # what the training pipeline logs for the holdout (noria.training)
+HOLDOUT_PREFIX = "test_"  # the training pipeline logs holdout metrics as test_<metric> (noria.training)
 
 
 @dataclass
@@ -52,14 +54,6 @@ class Decision:
         return asdict(self)
 
 
-def _month_index(month: str) -> int:
-    return int(month[:4]) * 12 + int(month[5:7]) - 1
-
-
-def _month(index: int) -> str:
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
 def _champion(project: Project) -> tuple[int | None, dict[str, str], dict[str, float]]:
     """The champion's version, its training run's params and metrics (empty when there is none)."""
     from noria.errors import NotFoundError
@@ -83,9 +77,15 @@ def _newest(records: list[dict[str, Any]], version: int | None, window: str | No
     return mine[-1] if mine else None
 
 
-def evaluate_policy(project: Project, window: str | None = None) -> Decision:
-    """Decide (without acting) whether to retrain, from the stored drift and performance records."""
+def evaluate_policy(project: Project, window: str | None = None, *, as_of: str | None = None) -> Decision:
+    """Decide (without acting) whether to retrain, from the stored drift and performance records.
+
+    ``as_of``: the newest window that counts as "now" (a replay); default the newest in the data.
+    """
+    from noria.tasks import task_of
+
     policy = project.config.monitoring.policy
+    task = task_of(project)
     store = MonitoringStore.of(project)
     name = project.config.model.name
     version, params, metrics = _champion(project)
@@ -116,68 +116,100 @@ def evaluate_policy(project: Project, window: str | None = None) -> Decision:
             decision.reasons.append(f"no drift alert in {drift['window']}")
     else:
         decision.reasons.append(f"no drift record for version {version}" + (f" in {window}" if window else ""))
-    # 2. performance on delayed labels
-    holdout = metrics.get(HOLDOUT_METRIC)
-    live = None if performance is None else (performance.get("metrics") or {}).get("roc_auc")
-    checks.update({"holdout_auc": holdout, "live_auc": live})
-    if performance is not None and live is not None and holdout is not None and policy.auc_drop is not None:
-        drop = holdout - live
-        checks["auc_drop"] = drop
-        if drop > policy.auc_drop:
+    # 2. performance on delayed labels: the task's primary metric, live vs holdout
+    metric = task.primary_metric
+    holdout = metrics.get(HOLDOUT_PREFIX + metric)
+    live = None if performance is None else (performance.get("metrics") or {}).get(metric)
+    checks.update({"metric": metric, "holdout": holdout, "live": live})
+    if performance is not None and live is not None and holdout is not None and policy.metric_drop is not None:
+        drop = task.metric_drop(holdout, live)
+        checks["metric_drop"] = drop
+        if drop > policy.metric_drop:
             wanted.append(
-                f"live AUC {live:.3f} in {performance['window']} is {drop:.3f} below the holdout AUC {holdout:.3f}"
-                f" (threshold {policy.auc_drop})"
+                f"live {metric} {live:.3f} in {performance['window']} is {drop:.3f} worse than the holdout "
+                f"{holdout:.3f} (threshold {policy.metric_drop})"
             )
         else:
-            decision.reasons.append(f"live AUC {live:.3f} is within {policy.auc_drop} of the holdout AUC {holdout:.3f}")
+            decision.reasons.append(
+                f"live {metric} {live:.3f} is within {policy.metric_drop} of the holdout {holdout:.3f}"
+            )
     elif performance is None:
         decision.reasons.append("no labelled performance record yet")
-    # 3. the schedule
+    # 3. the schedule, in windows of data
     trained_to = params.get("test_to") or params.get("train_to")
-    newest = _newest_month(project)
-    checks.update({"champion_trained_to": trained_to, "newest_data_month": newest})
-    if policy.every_months is not None and trained_to and newest:
-        behind = _month_index(newest) - _month_index(trained_to)
-        checks["months_behind"] = behind
-        if behind > policy.every_months:
-            wanted.append(f"the champion learned from data up to {trained_to}, {behind} months behind {newest}")
+    known, newest = _data_windows(project, as_of)
+    checks.update({"champion_trained_to": trained_to, "newest_mature_window": newest})
+    if policy.every_windows is not None and trained_to and newest:
+        behind = sum(1 for w in known if trained_to < w <= newest)
+        checks["windows_behind"] = behind
+        if behind > policy.every_windows:
+            wanted.append(f"the champion learned from data up to {trained_to}, {behind} windows behind {newest}")
     # the newest data must hold a window the champion has not seen
     if wanted and trained_to and newest and newest <= trained_to:
         decision.reasons.extend(wanted)
-        decision.reasons.append(f"but the champion already learned from data up to {newest}: nothing newer to train on")
+        decision.reasons.append(
+            f"but the champion already learned from data up to {newest}: nothing newer with mature labels"
+        )
         decision.checks = checks
         return decision
     if wanted:
         decision.action = "retrain"
         decision.reasons = wanted
-        if newest:
-            test_end = _month_index(newest)
-            test_start = test_end - policy.test_months + 1
-            decision.train_window = f"{_month(test_start - policy.train_months)}..{_month(test_start - 1)}"
-            decision.test_window = f"{_month(test_start)}..{newest}"
+        usable = [w for w in known if newest is not None and w <= newest]
+        need = policy.train_windows + policy.test_windows
+        if len(usable) >= policy.test_windows + 1:
+            chosen = usable[-need:]
+            test, train = chosen[-policy.test_windows :], chosen[: -policy.test_windows]
+            decision.train_window = f"{train[0]}..{train[-1]}"
+            decision.test_window = f"{test[0]}..{test[-1]}"
+        else:
+            decision.reasons.append(f"too few windows with mature labels to retrain ({len(usable)})")
     decision.checks = checks
     return decision
 
 
-def _newest_month(project: Project) -> str | None:
-    from noria.data.snapshots import get_record
+def _data_windows(project: Project, as_of: str | None) -> tuple[list[str], str | None]:
+    """The windows of the latest snapshot (oldest first) and the newest one with mature labels."""
     from noria.errors import NotFoundError
+    from noria.features.definitions import FeatureDefinitionError
+    from noria.features.training_set import data_windows, mature_window
 
     try:
-        record = get_record(project, "latest")
+        known, end = data_windows(project)
     except NotFoundError:
-        return None
-    return record.months[-1] if record.months else None
+        return [], None
+    except FeatureDefinitionError:  # no request declared: the snapshot's months are all there is to go by
+        from noria.data.snapshots import get_record
+
+        try:
+            months = get_record(project, "latest").months
+        except NotFoundError:
+            return [], None
+        newest_month = months[-1] if months else None
+        if as_of is not None and newest_month is not None:
+            newest_month = min(newest_month, as_of)
+        return months, newest_month
+    if end is None:
+        return known, None
+    newest = mature_window(project, end)
+    if as_of is not None and newest is not None:
+        newest = min(newest, as_of)
+    return known, newest
 
 
 def run_policy(
-    project: Project, window: str | None = None, *, act: bool = True, console: Console | None = None
+    project: Project,
+    window: str | None = None,
+    *,
+    act: bool = True,
+    console: Console | None = None,
+    as_of: str | None = None,
 ) -> Decision:
     """Evaluate the policy once, retrain through the pipeline and gate when it says so, record it."""
     import time
 
     started = time.perf_counter()
-    decision = evaluate_policy(project, window)
+    decision = evaluate_policy(project, window, as_of=as_of)
     if decision.action == "retrain" and act and decision.train_window and decision.test_window:
         from noria.pipelines import run_project_pipeline
 

@@ -26,6 +26,9 @@ class GateConfig(BaseModel):
     prediction_max: float = 1.0
     # Changing fields the model must ignore may move a prediction by at most this much.
     invariance_tolerance: float = Field(default=1e-6, ge=0.0)
+    # Columns of the training set the model must ignore (e.g. an id): the gate shuffles them on the
+    # holdout and checks no prediction moves beyond invariance_tolerance.
+    invariance_fields: list[str] = Field(default_factory=list)
     # Refuse a version whose evaluation lacks predictions / invariance results.
     require_behaviour_checks: bool = True
 

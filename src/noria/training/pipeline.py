@@ -20,8 +20,6 @@ import pandas as pd
 from noria.pipelines import Pipeline, current_project, current_run_id, scratch_dir, step
 
 TIME_COLUMN = "event_timestamp"
-# Fields the model must ignore: perturbing them must not move any prediction (gate check).
-IRRELEVANT_FIELDS = ("flight", "sched_arr_time")
 
 
 @step(cache=False)
@@ -42,33 +40,57 @@ def context(
     from noria.data.snapshots import get_record
     from noria.features import load_definitions
     from noria.training.settings import TrainingSettings
+    from noria.windows import Windows
 
     project = current_project()
     cfg = project.config
     record = get_record(project, snapshot)
     defs = load_definitions(project)
+    target = cfg.model.require_target()
+    cfg.training.periods()  # both periods set, or a clear error naming the keys to add
     training = cfg.training.model_dump(mode="json", by_alias=True)
     for key, value in (("train", (train_from, train_to)), ("test", (test_from, test_to))):
         training[key] = {"from": value[0] or training[key]["from"], "to": value[1] or training[key]["to"]}
     if trials >= 0:
         training["trials"] = trials
-    TrainingSettings.model_validate(training)  # an impossible split fails here, before any work
+    settings = TrainingSettings.model_validate(training)  # an impossible split fails here, before any work
+    windows = Windows.of(project)
+    train, test = settings.periods()
+    for name, label in (("train_from", train.start), ("train_to", train.end), ("test_from", test.start)):
+        windows.check(label, name)
+    windows.check(test.end, "test_to")
     last = record.months[-1] if record.months else ""
-    if last and training["test"]["to"] > last:
+    span = windows.span(test.start, test.end)
+    if last and span is not None and f"{span[0]:%Y-%m}" > last:
         from noria.errors import DataError
 
         raise DataError(
-            f"the test period ends {training['test']['to']} but snapshot {record.short_id} stops at {last}",
+            f"the test period starts {test.start} but snapshot {record.short_id} stops at {last}",
             fix="ingest the test months first (`noria data ingest`) or choose an earlier test period",
         )
     return {
         "snapshot_id": record.id,
         "model_name": cfg.model.name,
+        "task": cfg.model.task,
+        "target": target.model_dump(mode="json") | {"module": _module_digest(project, target.function)},
+        "windows": cfg.windows.model_dump(mode="json"),
         "training": training,
         "gate": cfg.registry.gate.model_dump(mode="json"),
         "decision_threshold": cfg.serving.decision_threshold,
         "definition_hash": defs.definition_hash,
     }
+
+
+def _module_digest(project: Any, ref: str | None) -> str | None:
+    """sha256 of the module a function reference names (so editing a label function reruns the steps)."""
+    if ref is None:
+        return None
+    import hashlib
+
+    from noria.features.definitions import module_file
+
+    path = module_file(project.root, ref.partition(":")[0])
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else None
 
 
 @step(outputs=("training_set", "training_set_info"))
@@ -100,14 +122,34 @@ def _split_frame(frame: pd.DataFrame, context: dict[str, Any], label: str) -> An
     from noria.training import split_by_time
 
     s = _settings(context)
+    train, test = s.periods()
     return split_by_time(
         frame,
         s.time_column,
         label,
-        train=s.train,
-        test=s.test,
+        train=train,
+        test=test,
         valid_fraction=s.validation_fraction,
-        valid_months=s.validation_months,
+        valid_windows=s.validation_windows,
+        windows=_windows(context),
+        task=_task(context),
+    )
+
+
+def _windows(context: dict[str, Any]) -> Any:
+    from noria.windows import Windows, WindowsConfig
+
+    config = WindowsConfig.model_validate(context["windows"])
+    # A window function is the project's code: found in the project folder (others need no folder).
+    return Windows(config, root=current_project().root if config.unit == "function" else None)
+
+
+def _task(context: dict[str, Any]) -> Any:
+    from noria.tasks import make_task
+
+    target = context["target"]
+    return make_task(
+        context["task"], classes=target.get("classes"), name=target.get("name"), unit=target.get("unit", "")
     )
 
 
@@ -157,7 +199,13 @@ def tune(
         features, categorical = _columns(training_set_info)
         parts = _split(train_rows, test_rows, context, training_set_info["label"]["name"])
         result = run_tune(
-            parts, features, categorical, trials=trials, storage=storage, study_name=name, **tune_options(s)
+            parts,
+            features,
+            categorical,
+            trials=trials,
+            storage=storage,
+            study_name=name,
+            **tune_options(s, context["task"]),
         )
     if storage is not None and name is not None:
         result = study_result(storage, name)
@@ -190,7 +238,7 @@ def train(
         refit=s.refit_on_full_train,
         seed=s.seed,
         num_threads=s.num_threads,
-        metric=s.tune_metric,
+        metric=s.metric_for(context["task"]),
         max_rounds=s.max_boost_rounds,
         early_stopping_rounds=s.early_stopping_rounds,
     )
@@ -345,11 +393,13 @@ def gate(
     model = TrainedModel.load(train)
     scores = json.loads((report / "test_scores.json").read_text())
     holdout_id = f"{context['snapshot_id']}:{context['training']['test']['from']}..{context['training']['test']['to']}"
+    # Fields the model must ignore (registry.gate.invariance_fields): shuffling them must not move a prediction.
+    irrelevant = tuple(context["gate"].get("invariance_fields") or ())
     perturbed = test_rows.copy()
-    for field in IRRELEVANT_FIELDS:
+    for field in irrelevant:
         if field in perturbed:
             perturbed[field] = perturbed[field].sample(frac=1.0, random_state=0).to_numpy()
-    invariance = InvarianceResult.of(IRRELEVANT_FIELDS, np.asarray(scores), model.predict(perturbed))
+    invariance = InvarianceResult.of(irrelevant, np.asarray(scores), model.predict(perturbed))
     candidate = _gate_evaluation(scores, evaluation["flat"], evaluation, holdout_id, invariance)
     label = evaluation["label"]
 

@@ -96,10 +96,10 @@ def run_training(
         frame,
         s.time_column,
         label,
-        train=s.train,
-        test=s.test,
+        train=s.periods()[0],
+        test=s.periods()[1],
         valid_fraction=s.validation_fraction,
-        valid_months=s.validation_months,
+        valid_windows=s.validation_windows,
     )
     lap("split")
     tuning = None
@@ -113,7 +113,7 @@ def run_training(
             on_trial=on_trial,
             seed=s.seed,
             num_threads=s.num_threads,
-            metric=s.tune_metric,
+            metric=s.metric_for(),
             max_rounds=s.max_boost_rounds,
             early_stopping_rounds=s.early_stopping_rounds,
         )
@@ -126,7 +126,7 @@ def run_training(
         refit=s.refit_on_full_train,
         seed=s.seed,
         num_threads=s.num_threads,
-        metric=s.tune_metric,
+        metric=s.metric_for(),
         max_rounds=s.max_boost_rounds,
         early_stopping_rounds=s.early_stopping_rounds,
     )

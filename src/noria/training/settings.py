@@ -1,21 +1,22 @@
 """The ``training:`` section of noria.yaml.
 
-Keeps the existing keys (``train``, ``seed``, ``trials``) with the same meaning and adds the
-holdout, validation, budget, slice and baseline settings. Every key has a default.
+Periods are written in the project's windows (``windows:``; months by default) and are
+required to train; every other key has a default. Nothing here knows a dataset: no default
+periods, slices or baseline features.
 
 .. code-block:: yaml
 
     training:
-      train: {from: 2013-01, to: 2013-06}
-      test: {from: 2013-07, to: 2013-12}
-      validation_fraction: 0.15      # or validation_months: 1
+      train: {from: 2013-01, to: 2013-05}
+      test: {from: 2013-06, to: 2013-06}
+      validation_fraction: 0.15      # or validation_windows: 1
       seed: 42
       trials: 20                     # 0 = no tuning, default parameters
       timeout_seconds: null          # a wall-clock cap on tuning (breaks exact reruns)
       slices: [origin, carrier]
       hour_band_column: sched_hour
       baselines: [majority_rate, logistic_regression, context_lightgbm]
-      baseline_features: [sched_hour, day_of_week, month, distance, carrier, origin, dest]
+      baseline_features: [sched_hour, day_of_week, distance, carrier, origin, dest]
 """
 
 from __future__ import annotations
@@ -27,24 +28,57 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from noria.periods import Period
 
 # Kept here, not in baselines.py, so that loading the config never imports LightGBM.
-BaselineKind = Literal["majority_rate", "logistic_regression", "context_lightgbm"]
-BASELINE_KINDS: tuple[BaselineKind, ...] = ("majority_rate", "logistic_regression", "context_lightgbm")
+BaselineKind = Literal[
+    "majority_rate", "class_prior", "mean", "logistic_regression", "linear_regression", "context_lightgbm"
+]
+BASELINE_KINDS: tuple[BaselineKind, ...] = (
+    "majority_rate",
+    "class_prior",
+    "mean",
+    "logistic_regression",
+    "linear_regression",
+    "context_lightgbm",
+)
+# LightGBM metrics early stopping and tuning may use, per task (the first is the default).
+TUNE_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("auc", "binary_logloss", "average_precision"),
+    "multiclass": ("multi_logloss", "multi_error"),
+    "regression": ("rmse", "l1", "l2"),
+}
+# The built-in baselines each task can fit, the default ones first.
+TASK_BASELINES: dict[str, tuple[str, ...]] = {
+    "binary": ("majority_rate", "logistic_regression", "context_lightgbm"),
+    "multiclass": ("class_prior", "logistic_regression", "context_lightgbm"),
+    "regression": ("mean", "linear_regression", "context_lightgbm"),
+}
+
+
+class BaselineFunction(BaseModel):
+    """A project's own baseline: ``function(frame) -> predictions`` (one per row of the holdout frame)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    function: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+    description: str = ""
 
 
 class TrainingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
-    train: Period = Period(start="2013-01", end="2013-06")
-    test: Period = Period(start="2013-07", end="2013-12")
+    # Windows (``windows.unit``) to learn from and to judge on; required to train.
+    train: Period | None = None
+    test: Period | None = None
     time_column: str = "event_timestamp"
     # The validation slice (early stopping, tuning) is the end of the train period:
-    # the last share of its rows, or its last N months. Default: 15 % of rows.
+    # the last share of its rows, or its last N windows. Default: 15 % of rows.
     validation_fraction: float | None = Field(default=None, gt=0.0, lt=0.5)
-    validation_months: int | None = Field(default=None, ge=1)
+    validation_windows: int | None = Field(default=None, ge=1)
     seed: int = 42
     trials: int = Field(default=20, ge=0)
     timeout_seconds: float | None = Field(default=None, gt=0)
-    tune_metric: Literal["auc", "binary_logloss"] = "auc"
+    # LightGBM's metric for early stopping and tuning; None: the task's (auc for binary).
+    tune_metric: str | None = None
     max_boost_rounds: int = Field(default=1000, ge=1)
     early_stopping_rounds: int = Field(default=50, ge=1)
     # One LightGBM thread by default: on a shared or busy machine OpenMP threads that spin
@@ -52,26 +86,51 @@ class TrainingSettings(BaseModel):
     # vs 33-70 s with 2 on a loaded 2-core host). Raise it on a dedicated machine.
     num_threads: int = Field(default=1, ge=1)
     refit_on_full_train: bool = True
-    slices: list[str] = Field(default_factory=lambda: ["origin", "carrier"])
-    hour_band_column: str | None = "sched_hour"
+    # Columns of the training set to report holdout metrics by (e.g. a region, a product line).
+    slices: list[str] = Field(default_factory=list)
+    # An hour-of-day column (0-23) to slice by bands of the day (night, morning, ...).
+    hour_band_column: str | None = None
     min_slice_rows: int = Field(default=200, ge=1)
     calibration_bins: int = Field(default=10, ge=2, le=50)
-    baselines: list[BaselineKind] = Field(default_factory=lambda: list(BASELINE_KINDS))
+    # Built-in baselines by name, or a project's own ({name, function}); None: the task's defaults.
+    baselines: list[BaselineKind | BaselineFunction] | None = None
     # Features of the context_lightgbm baseline; without them that baseline is skipped.
     baseline_features: list[str] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainingSettings:
-        if self.test.start <= self.train.end:
+        if self.train is not None and self.test is not None and self.test.start <= self.train.end:
             where = "before" if self.test.end < self.train.start else "overlapping"
             raise ValueError(
                 f"the test period ({self.test.start}..{self.test.end}) is {where} the train period "
                 f"({self.train.start}..{self.train.end}); test must start after train ends"
             )
-        if self.validation_fraction is not None and self.validation_months is not None:
-            raise ValueError("set validation_fraction or validation_months, not both")
+        if self.validation_fraction is not None and self.validation_windows is not None:
+            raise ValueError("set validation_fraction or validation_windows, not both")
         return self
 
-    def baseline_kinds(self) -> list[str]:
-        """Baselines to fit; ``context_lightgbm`` only when its features are configured."""
-        return [b for b in self.baselines if b != "context_lightgbm" or self.baseline_features]
+    def baseline_kinds(self, task: str = "binary") -> list[str]:
+        """Built-in baselines to fit; ``context_lightgbm`` only when its features are configured."""
+        chosen = self.baselines if self.baselines is not None else list(TASK_BASELINES[task])
+        return [b for b in chosen if isinstance(b, str) and (b != "context_lightgbm" or self.baseline_features)]
+
+    def metric_for(self, task: str = "binary") -> str:
+        """LightGBM's metric for early stopping and tuning: ``tune_metric``, else the task's."""
+        return self.tune_metric or TUNE_METRICS[task][0]
+
+    def baseline_functions(self) -> list[BaselineFunction]:
+        """The project's own baselines."""
+        return [b for b in self.baselines or [] if isinstance(b, BaselineFunction)]
+
+    def periods(self) -> tuple[Period, Period]:
+        """(train, test), or a clear error when either is not set."""
+        from noria.errors import ConfigError
+
+        if self.train is None or self.test is None:
+            missing = " and ".join(k for k in ("train", "test") if getattr(self, k) is None)
+            raise ConfigError(
+                f"training.{missing} is not set: no period to learn from or judge on",
+                fix="add training: {train: {from: A, to: B}, test: {from: C, to: D}} to noria.yaml "
+                "(labels of the project's windows, e.g. months 2013-01)",
+            )
+        return self.train, self.test

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from noria.errors import ConfigError, DataError
+from noria.tasks import BinaryTask, Task
+from noria.windows import Windows, in_period, ordered
 
 PeriodBound = str | date | datetime | pd.Timestamp
 
@@ -49,6 +51,8 @@ class TimeWindow:
     start: pd.Timestamp
     end: pd.Timestamp
     label: str
+    first: str = ""  # the first and last window labels, for periods of windows
+    last: str = ""
 
     def contains(self, times: pd.Series) -> pd.Series:
         return (times >= self.start) & (times < self.end)
@@ -81,13 +85,14 @@ class Split:
     # Rows inside a window whose label is missing (cancelled flights): dropped, but counted.
     dropped_unlabelled: dict[str, int] = field(default_factory=dict)
 
+    task: Task | None = None
+
     def summary(self) -> dict[str, Any]:
-        """Rows, positives and windows of each part, JSON-ready (for the model card and MLflow)."""
+        """Rows and label statistics of each part with its window, JSON-ready (model card, MLflow)."""
         parts: dict[str, Any] = {}
         for name in ("train", "fit", "valid", "test"):
             part: pd.DataFrame = getattr(self, name)
-            y = part[self.label].to_numpy()
-            parts[name] = {"rows": len(part), "positives": int(y.sum()), "positive_rate": float(y.mean())}
+            parts[name] = {"rows": len(part), **label_stats(part[self.label].to_numpy(), self.task)}
         parts["train"]["window"] = self.train_window.to_dict()
         parts["fit"]["window"] = self.fit_window.to_dict()
         parts["valid"]["window"] = self.valid_window.to_dict()
@@ -95,9 +100,31 @@ class Split:
         return {
             "label": self.label,
             "time_column": self.time_col,
+            "task": (self.task or BinaryTask()).name,
             "parts": parts,
             "dropped_unlabelled": dict(self.dropped_unlabelled),
         }
+
+
+def label_stats(y: np.ndarray, task: Task | None) -> dict[str, Any]:
+    """What a part's labels look like: the positive rate, the class shares, or mean and spread."""
+    task = task or BinaryTask()
+    y = np.asarray(y, dtype=np.float64)
+    if task.name == "regression":
+        return {
+            "mean": float(y.mean()) if len(y) else None,
+            "std": float(y.std()) if len(y) else None,
+            "minimum": float(y.min()) if len(y) else None,
+            "maximum": float(y.max()) if len(y) else None,
+        }
+    if task.name == "multiclass":
+        counts = np.bincount(y.astype(np.int64), minlength=len(task.classes)) if len(y) else np.zeros(0)
+        shares = counts / max(len(y), 1)
+        return {
+            "class_counts": {c: int(n) for c, n in zip(task.classes, counts, strict=False)},
+            "class_shares": {c: float(v) for c, v in zip(task.classes, shares, strict=False)},
+        }
+    return {"positives": int(y.sum()), "positive_rate": float(y.mean()) if len(y) else 0.0}
 
 
 def split_by_time(
@@ -108,19 +135,24 @@ def split_by_time(
     train: PeriodLike,
     test: PeriodLike,
     valid_fraction: float | None = None,
-    valid_months: int | None = None,
+    valid_windows: int | None = None,
+    windows: Windows | None = None,
+    task: Task | None = None,
 ) -> Split:
     """Split ``frame`` into train (fit + valid) and test by time; fail early on impossible setups.
 
-    ``train``/``test`` are ``(from, to)`` pairs or a ``noria.periods.Period``. Validation is the
-    last ``valid_fraction`` of training rows (default 0.15) or the last ``valid_months`` months.
-    Rows with a missing label are dropped and counted in ``dropped_unlabelled``.
+    ``train``/``test`` are ``(from, to)`` pairs or a ``noria.periods.Period``. With ``windows``
+    (the project's :class:`noria.windows.Windows`) they are window labels and each row belongs to
+    the window of its time; without, they are months (``YYYY-MM``), days (``YYYY-MM-DD``) or
+    timestamps in UTC. Validation is the last ``valid_fraction`` of training rows (default 0.15)
+    or the last ``valid_windows`` windows (months without ``windows``). Rows with a missing label
+    are dropped and counted in ``dropped_unlabelled``. ``task`` (default binary) says what a
+    label is and which parts a model cannot learn from.
     """
-    train_w, test_w = time_window(train, "train"), time_window(test, "test")
-    _check_order(train_w, test_w)
-    if valid_fraction is not None and valid_months is not None:
+    task = task or BinaryTask()
+    if valid_fraction is not None and valid_windows is not None:
         raise ConfigError(
-            f"both valid_fraction ({valid_fraction}) and valid_months ({valid_months}) are set",
+            f"both valid_fraction ({valid_fraction}) and valid_windows ({valid_windows}) are set",
             fix="set only one of them",
         )
     for col in (time_col, label):
@@ -130,33 +162,61 @@ def split_by_time(
                 fix="pass the right time/label column name, or add the column to the training set",
             )
     times = _utc_times(frame[time_col], time_col)
-    y = _binary_label(frame[label], label)
+    y = _label_values(frame[label], label, task)
+    if windows is not None:
+        labels = windows.labels(times)
+        train_w = _labelled_window(train, "train", windows, times, labels)
+        test_w = _labelled_window(test, "test", windows, times, labels)
+        if test_w.first <= train_w.last:
+            raise ConfigError(
+                f"the test period ({test_w.label}) does not start after the train period ({train_w.label})",
+                fix="hold out later windows than the ones trained on",
+            )
+        masks = {
+            "train": in_period(labels, train_w.first, train_w.last),
+            "test": in_period(labels, test_w.first, test_w.last),
+        }
+    else:
+        labels = None
+        train_w, test_w = time_window(train, "train"), time_window(test, "test")
+        _check_order(train_w, test_w)
+        masks = {"train": train_w.contains(times).to_numpy(), "test": test_w.contains(times).to_numpy()}
 
     parts: dict[str, pd.DataFrame] = {}
     dropped: dict[str, int] = {}
     for name, window in (("train", train_w), ("test", test_w)):
-        inside = window.contains(times).to_numpy()
+        inside = masks[name]
         labelled = inside & y.notna().to_numpy()
         dropped[name] = int(inside.sum() - labelled.sum())
         part = frame.loc[labelled].copy()
         # Positional assignment (.array / .to_numpy): the frame's index may hold duplicates.
         part[time_col] = times[labelled].array
-        part[label] = y[labelled].to_numpy().astype("int8")
+        values = y[labelled].to_numpy()
+        part[label] = (
+            values if task.name == "regression" else values.astype("int8" if task.name == "binary" else "int16")
+        )
         parts[name] = part.sort_values(time_col, kind="mergesort")
-        _check_part(parts[name], name, window, label, times)
+        _check_part(parts[name], name, window, label, times, task)
 
     train_part = parts["train"]
-    cut = _valid_cut(train_part[time_col], train_w, valid_fraction, valid_months)
+    train_labels = windows.labels(train_part[time_col]) if windows is not None else None
+    cut = _valid_cut(train_part[time_col], train_w, valid_fraction, valid_windows, train_labels)
     is_valid = (train_part[time_col] >= cut).to_numpy()
     fit, valid = train_part.loc[~is_valid], train_part.loc[is_valid]
     valid_w = TimeWindow(cut, train_w.end, f"{cut:%Y-%m-%d %H:%M}..{train_w.label.split('..')[-1]}")
     for name, part in (("fit", fit), ("valid", valid)):
-        if len(part) == 0 or part[label].nunique() < 2:
+        if len(part) == 0:
             raise DataError(
-                f"the {name} part of the training period ({len(part)} rows from {valid_w.label}) "
-                "needs both late and on-time rows",
-                fix="change valid_fraction/valid_months so that both parts hold enough rows",
+                f"the {name} part of the training period ({valid_w.label}) holds no rows",
+                fix="change validation_fraction/validation_windows so that both parts hold enough rows",
             )
+        try:
+            task.check_training_labels(part[label].to_numpy(), f"{name} part of the training period")
+        except DataError as exc:
+            raise DataError(
+                f"{exc.message} ({len(part)} rows from {valid_w.label})",
+                fix="change validation_fraction/validation_windows so that both parts hold enough rows",
+            ) from None
     return Split(
         train=train_part,
         fit=fit,
@@ -168,6 +228,39 @@ def split_by_time(
         valid_window=valid_w,
         test_window=test_w,
         dropped_unlabelled=dropped,
+        task=task,
+    )
+
+
+def _labelled_window(
+    period: PeriodLike, name: str, windows: Windows, times: pd.Series, labels: np.ndarray
+) -> TimeWindow:
+    """The windows ``from..to`` of a period as a TimeWindow: their bounds, or the data's extent."""
+    first, last = _period_labels(period, name)
+    windows.check(first, f"{name}.from")
+    windows.check(last, f"{name}.to")
+    if first > last:
+        raise ConfigError(
+            f"{name} period ends ({last}) before it starts ({first})", fix=f"swap {name}.from and {name}.to"
+        )
+    span = windows.span(first, last)
+    if span is not None:
+        start, end = pd.Timestamp(span[0]), pd.Timestamp(span[1])
+    else:
+        inside = times[in_period(labels, first, last)]
+        start = inside.min() if len(inside) else pd.Timestamp(0, tz="UTC")
+        end = inside.max() + pd.Timedelta(microseconds=1) if len(inside) else start
+    return TimeWindow(start, end, f"{first}..{last}", first, last)
+
+
+def _period_labels(period: PeriodLike, name: str) -> tuple[str, str]:
+    if hasattr(period, "start") and hasattr(period, "end"):
+        return str(period.start), str(period.end)
+    if isinstance(period, Sequence) and not isinstance(period, str) and len(period) == 2:
+        return str(period[0]), str(period[1])
+    raise ConfigError(
+        f"{name} period {period!r} is not a (from, to) pair",
+        fix=f"give {name} as e.g. ('2013-01', '2013-06') or {{from: 2013-01, to: 2013-06}}",
     )
 
 
@@ -242,53 +335,79 @@ def _utc_times(values: pd.Series, col: str) -> pd.Series:
     return utc
 
 
-def _binary_label(values: pd.Series, col: str) -> pd.Series:
+def _label_values(values: pd.Series, col: str, task: Task) -> pd.Series:
+    """The label as float64 (NaN = unknown), checked against what the task expects."""
     numeric = values.astype("float64") if pd.api.types.is_bool_dtype(values) else values
     if not pd.api.types.is_numeric_dtype(numeric):
+        expected = {"binary": "0/1 (or booleans)", "multiclass": "class indexes 0..K-1", "regression": "numbers"}
         raise DataError(
-            f"label column {col!r} has dtype {values.dtype}; expected 0/1 (or booleans)",
-            fix=f"make {col!r} a 0/1 column, missing where the label is unknown",
+            f"label column {col!r} has dtype {values.dtype}; expected {expected[task.name]}",
+            fix=f"make {col!r} a numeric column, missing where the label is unknown",
         )
     numeric = pd.to_numeric(numeric, errors="coerce").astype("float64")
-    bad = numeric.notna() & ~numeric.isin([0.0, 1.0])
+    if task.name == "binary":
+        bad = numeric.notna() & ~numeric.isin([0.0, 1.0])
+        hint = f"derive a binary label first (e.g. {col} = value > threshold)"
+    elif task.name == "multiclass":
+        bad = numeric.notna() & (~numeric.isin([float(i) for i in range(len(task.classes))]))
+        hint = "encode classes as their index in model.target.classes"
+    else:
+        bad = numeric.notna() & ~np.isfinite(numeric)
+        hint = "remove infinite labels"
     if bad.any():
         examples = sorted(set(numeric[bad].head(5).tolist()))
-        raise DataError(
-            f"label column {col!r} holds values other than 0 and 1, e.g. {examples}",
-            fix=f"derive a binary label first (e.g. {col} = dep_delay > 15)",
-        )
+        raise DataError(f"label column {col!r} holds values the {task.name} task cannot use, e.g. {examples}", fix=hint)
     return numeric
 
 
-def _check_part(part: pd.DataFrame, name: str, window: TimeWindow, label: str, times: pd.Series) -> None:
+def _check_part(part: pd.DataFrame, name: str, window: TimeWindow, label: str, times: pd.Series, task: Task) -> None:
     span = f"data spans {times.min().isoformat()} to {times.max().isoformat()}" if len(times) else "no data"
     if len(part) == 0:
         raise DataError(
             f"the {name} period {window.label} holds no labelled rows ({span})",
             fix=f"choose a {name} period inside the data, or load the missing months",
         )
-    positives = int(part[label].sum())
-    if positives == 0:
-        raise DataError(
-            f"the {name} set ({window.label}, {len(part)} rows) has no positive labels ({label} == 1)",
-            fix=_BOTH_CLASSES_FIX,
-        )
-    if positives == len(part):
-        raise DataError(
-            f"the {name} set ({window.label}, {len(part)} rows) has only positive labels ({label} == 1)",
-            fix=_BOTH_CLASSES_FIX,
-        )
+    if task.name == "binary":
+        positives = int(part[label].sum())
+        if positives in (0, len(part)):
+            which = "no positive" if positives == 0 else "only positive"
+            raise DataError(
+                f"the {name} set ({window.label}, {len(part)} rows) has {which} labels ({label} == 1)",
+                fix=_BOTH_CLASSES_FIX,
+            )
+        return
+    task.check_training_labels(part[label].to_numpy(), f"{name} set ({window.label})")
 
 
-def _valid_cut(times: pd.Series, window: TimeWindow, fraction: float | None, months: int | None) -> pd.Timestamp:
-    if months is not None:
-        if months < 1:
-            raise ConfigError(f"valid_months = {months}; expected at least 1", fix="set valid_months to 1 or more")
-        cut = pd.Timestamp(window.end - pd.DateOffset(months=months))
+def _valid_cut(
+    times: pd.Series,
+    window: TimeWindow,
+    fraction: float | None,
+    count: int | None,
+    labels: np.ndarray | None = None,
+) -> pd.Timestamp:
+    """Where validation starts: the first row of the last ``count`` windows (of ``labels``, one per
+    row of ``times``; months without labels), or of the last share of rows."""
+    if count is not None:
+        if count < 1:
+            raise ConfigError(
+                f"validation_windows = {count}; expected at least 1", fix="set validation_windows to 1 or more"
+            )
+        if labels is not None:
+            distinct = ordered(labels)
+            if count >= len(distinct):
+                raise ConfigError(
+                    f"validation_windows = {count} covers the whole train period {window.label} "
+                    f"({len(distinct)} windows with data)",
+                    fix="use fewer validation windows or a longer train period",
+                )
+            inside = in_period(labels, distinct[-count], distinct[-1])
+            return pd.Timestamp(times[inside].min())
+        cut = pd.Timestamp(window.end - pd.DateOffset(months=count))
         if cut <= window.start:
             raise ConfigError(
-                f"valid_months = {months} covers the whole train period {window.label}",
-                fix="use fewer validation months or a longer train period",
+                f"validation_windows = {count} months covers the whole train period {window.label}",
+                fix="use fewer validation windows or a longer train period",
             )
         return cut
     share = DEFAULT_VALID_FRACTION if fraction is None else fraction

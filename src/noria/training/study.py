@@ -44,7 +44,7 @@ HEARTBEAT_SECONDS = 60
 # Fields of training settings that change what a trial measures; a study is only shared by
 # runs that agree on all of them (the budget, slices and baselines do not count).
 _OBJECTIVE_FIELDS = (
-    "train", "test", "time_column", "validation_fraction", "validation_months", "seed", "tune_metric",
+    "train", "test", "time_column", "validation_fraction", "validation_windows", "seed", "tune_metric",
     "max_boost_rounds", "early_stopping_rounds",
 )  # fmt: skip
 
@@ -234,13 +234,13 @@ def default_study_name(context: Mapping[str, Any]) -> str:
     return f"{context['model_name']}-{str(context['snapshot_id'])[:8]}-{digest}"
 
 
-def tune_options(settings: TrainingSettings) -> dict[str, Any]:
+def tune_options(settings: TrainingSettings, task: str = "binary") -> dict[str, Any]:
     """The keyword arguments of :func:`noria.training.tune` that come from ``training:`` settings."""
     return {
         "seed": settings.seed,
         "timeout": settings.timeout_seconds,
         "num_threads": settings.num_threads,
-        "metric": settings.tune_metric,
+        "metric": settings.metric_for(task),
         "max_rounds": settings.max_boost_rounds,
         "early_stopping_rounds": settings.early_stopping_rounds,
     }
@@ -307,5 +307,5 @@ def tune_worker(
         storage=resolve_storage(storage_url, project.root),
         study_name=study_name or default_study_name(run.context),
         worker=worker,
-        **tune_options(run.settings),
+        **tune_options(run.settings, str(run.context.get("task", "binary"))),
     )

@@ -56,7 +56,16 @@ SEARCH_SPACE: dict[str, tuple[float, float, bool, bool]] = {
 # Trial 0 is always LightGBM's defaults as Noria sets them, so tuning starts from (and on the
 # validation slice can only improve on) the untuned model.
 START_PARAMS: dict[str, Any] = {**DEFAULT_PARAMS, "lambda_l1": 1e-8, "cat_smooth": 10.0}
-METRICS: dict[str, Literal["maximize", "minimize"]] = {"auc": "maximize", "binary_logloss": "minimize"}
+METRICS: dict[str, Literal["maximize", "minimize"]] = {
+    "auc": "maximize",
+    "binary_logloss": "minimize",
+    "average_precision": "maximize",
+    "multi_logloss": "minimize",
+    "multi_error": "minimize",
+    "rmse": "minimize",
+    "l1": "minimize",
+    "l2": "minimize",
+}
 _REPORT_EVERY = 10  # report to the pruner every N boosting rounds
 
 

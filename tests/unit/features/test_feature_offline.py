@@ -94,7 +94,7 @@ def test_the_future_does_not_leak(new_flights_project: Any, training: Any) -> No
     weather = other.tables["weather"]
     weather.loc[weather["time_hour"] >= cut - pd.Timedelta(hours=1), ["temp", "dewp", "visib"]] = [-40.0, -50.0, 0.0]
     defs = load_definitions(other_project)
-    rows = entity_rows(defs, other, ["2013-01"])
+    rows = entity_rows(defs, other, "2013-01", "2013-01")
     changed = historical_features(defs, defs.service(), rows, prepare_sources(defs, other).paths).frame
     before = training.frame["event_timestamp"] < cut
     assert before.sum() > 3000 and (~before).sum() > 3000
@@ -139,7 +139,7 @@ def test_feast_file_store_gives_identical_values(built_project: Built) -> None:
     plan = defs.service()
     sources = prepare_sources(defs, snap)
     assert sources.reused
-    rows = entity_rows(defs, snap, ["2013-01"])
+    rows = entity_rows(defs, snap, "2013-01", "2013-01")
     rows = rows[rows["day"].isin([1, 6])].reset_index(drop=True)  # two days: Feast's file store is slow
     ours = historical_features(defs, plan, rows, sources.paths)
     feast = historical_features(defs, plan, rows, sources.paths, engine="feast", feast_store=open_store(defs))

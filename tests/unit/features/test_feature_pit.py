@@ -31,6 +31,7 @@ NORIA_YAML = textwrap.dedent(
     """\
     project: pit
     data:
+      source: {kind: directory, path: raw}
       tables:
         events:
           file: events.csv

@@ -27,6 +27,7 @@ from noria.monitoring.store import MonitoringStore
 CONFIG = """\
 project: reporttest
 data:
+  source: {kind: directory, path: raw}
   tables:
     flights:
       file: flights.csv

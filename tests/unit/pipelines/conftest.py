@@ -38,6 +38,7 @@ def project_dir(tmp_path: Path) -> Path:
             """\
             project: pipetest
             data:
+              source: {kind: directory, path: raw}
               tables:
                 t:
                   file: t.csv

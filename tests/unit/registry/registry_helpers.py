@@ -17,6 +17,7 @@ from noria.registry import Evaluation, InvarianceResult, ModelVersionInfo, colle
 CONFIG = """\
 project: regtest
 data:
+  source: {kind: directory, path: raw}
   tables:
     flights:
       file: flights.csv

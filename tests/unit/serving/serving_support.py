@@ -35,6 +35,7 @@ INLINE = {"visib": 0.5, "temp": 71.0, "distance": 1400.0, "carrier": "UA", "orig
 CONFIG = """\
 project: servetest
 data:
+  source: {kind: directory, path: raw}
   tables:
     flights:
       file: flights.csv
@@ -43,6 +44,7 @@ data:
         id: {type: int}
 model:
   name: flight-delay
+  target: {column: dep_delay, threshold: 15}
 """
 
 

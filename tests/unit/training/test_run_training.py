@@ -13,7 +13,8 @@ from training_flights_frame import TEST_FEATURES as FEATURES
 from noria.errors import ConfigError, DataError
 from noria.training import TrainedModel, TrainingSettings, run_training
 
-FAST = {"trials": 2, "max_boost_rounds": 60, "early_stopping_rounds": 10, "time_column": TIME,
+FAST = {"train": {"from": "2013-01", "to": "2013-06"}, "test": {"from": "2013-07", "to": "2013-12"},
+        "trials": 2, "max_boost_rounds": 60, "early_stopping_rounds": 10, "time_column": TIME,
         "baseline_features": CONTEXT_FEATURES, "min_slice_rows": 50}  # fmt: skip
 
 
@@ -50,7 +51,7 @@ def test_bad_input_fails_before_any_training(flights: pd.DataFrame, tmp_path: Pa
         run_training(
             flights, label=LABEL, features=FEATURES, out_dir=tmp_path,
             settings=TrainingSettings.model_construct(**{**TrainingSettings(**FAST).__dict__,
-                                                        "test": TrainingSettings().train,
-                                                        "train": TrainingSettings().test}),
+                                                        "test": TrainingSettings(**FAST).train,
+                                                        "train": TrainingSettings(**FAST).test}),
         )  # fmt: skip
     assert not list(tmp_path.iterdir())

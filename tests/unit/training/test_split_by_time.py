@@ -66,7 +66,7 @@ def test_empty_periods_fail(flights: pd.DataFrame) -> None:
 
 
 def test_label_must_be_binary(toy: pd.DataFrame) -> None:
-    with pytest.raises(DataError, match="other than 0 and 1"):
+    with pytest.raises(DataError, match="cannot use"):
         split_by_time(toy.assign(y=toy["x"]), "ts", "y", train=H1, test=H2)
     with pytest.raises(DataError, match="dtype"):
         split_by_time(toy.assign(y="late"), "ts", "y", train=H1, test=H2)
@@ -97,13 +97,13 @@ def test_missing_columns_are_named(toy: pd.DataFrame) -> None:
 
 
 def test_validation_by_months(toy: pd.DataFrame) -> None:
-    split = split_by_time(toy, "ts", "y", train=H1, test=H2, valid_months=1)
+    split = split_by_time(toy, "ts", "y", train=H1, test=H2, valid_windows=1)
     assert split.valid["ts"].min() == pd.Timestamp("2013-06-01", tz="UTC")
     assert len(split.valid) == 30
     with pytest.raises(ConfigError, match="not both|both valid_fraction"):
-        split_by_time(toy, "ts", "y", train=H1, test=H2, valid_months=1, valid_fraction=0.2)
+        split_by_time(toy, "ts", "y", train=H1, test=H2, valid_windows=1, valid_fraction=0.2)
     with pytest.raises(ConfigError, match="whole train period"):
-        split_by_time(toy, "ts", "y", train=H1, test=H2, valid_months=6)
+        split_by_time(toy, "ts", "y", train=H1, test=H2, valid_windows=6)
     with pytest.raises(ConfigError, match="valid_fraction"):
         split_by_time(toy, "ts", "y", train=H1, test=H2, valid_fraction=0.7)
 

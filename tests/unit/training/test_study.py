@@ -81,7 +81,9 @@ def test_urls_are_redacted_and_sqlite_paths_are_project_relative(tmp_path: Path)
 
 
 def test_default_study_name_follows_what_trials_measure() -> None:
-    settings = TrainingSettings()
+    settings = TrainingSettings.model_validate(
+        {"train": {"from": "2013-01", "to": "2013-05"}, "test": {"from": "2013-06", "to": "2013-06"}}
+    )
     context = {
         "model_name": "flight-delay",
         "snapshot_id": "0123456789abcdef",

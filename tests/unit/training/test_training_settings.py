@@ -5,13 +5,17 @@ import pytest
 
 import noria.training
 from noria.config import NoriaConfig
+from noria.errors import ConfigError
 from noria.training import TrainingSettings
 
 
 def test_defaults_and_existing_keys_keep_their_meaning() -> None:
     s = TrainingSettings.model_validate({"train": {"from": "2013-01", "to": "2013-03"}, "seed": 1, "trials": 5})
-    assert (s.train.start, s.train.end, s.seed, s.trials) == ("2013-01", "2013-03", 1, 5)
-    assert (s.test.start, s.test.end) == ("2013-07", "2013-12")
+    assert s.train is not None and (s.train.start, s.train.end, s.seed, s.trials) == ("2013-01", "2013-03", 1, 5)
+    assert s.test is None  # no default period: training without one is a clear error
+    with pytest.raises(ConfigError, match="training.test is not set"):
+        s.periods()
+    assert TrainingSettings().slices == [] and TrainingSettings().hour_band_column is None
     # it is the training section of noria.yaml
     assert NoriaConfig.model_fields["training"].annotation is TrainingSettings
     assert TrainingSettings().num_threads == 1
@@ -21,8 +25,11 @@ def test_defaults_and_existing_keys_keep_their_meaning() -> None:
     ("data", "message"),
     [
         ({"train": {"from": "2013-07", "to": "2013-12"}, "test": {"from": "2013-01", "to": "2013-06"}}, "before"),
-        ({"test": {"from": "2013-06", "to": "2013-12"}}, "overlapping"),
-        ({"validation_fraction": 0.1, "validation_months": 1}, "not both"),
+        (
+            {"train": {"from": "2013-01", "to": "2013-06"}, "test": {"from": "2013-06", "to": "2013-12"}},
+            "overlapping",
+        ),
+        ({"validation_fraction": 0.1, "validation_windows": 1}, "not both"),
         ({"trials": -1}, "greater than or equal"),
         ({"baselines": ["oracle"]}, "majority_rate"),
         ({"learning_rate": 0.1}, "Extra inputs"),

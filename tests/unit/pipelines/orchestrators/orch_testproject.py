@@ -24,6 +24,7 @@ NORIA = REPO / ".venv" / "bin" / "noria"
 CONFIG = """\
 project: orchtest
 data:
+  source: {kind: directory, path: raw}
   tables:
     t:
       file: t.csv
