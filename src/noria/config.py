@@ -24,7 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 from noria.errors import ConfigError, ProjectNotFoundError
 from noria.features.config import FeaturesConfig
 from noria.monitoring.config import MonitoringConfig
-from noria.periods import MonthRange
+from noria.periods import MonthRange, Period
 from noria.pipelines._project import PipelinesConfig
 from noria.pipelines.orchestrators._config import OrchestratorsConfig
 from noria.registry.config import RegistryConfig
@@ -51,12 +51,18 @@ ColumnType = Literal["int", "float", "str", "bool", "timestamp"]
 class ColumnSpec(_Section):
     """One column of a source table: its type and the rules a value must follow."""
 
+    # int, float, str, bool or timestamp; a value that does not convert is quarantined.
     type: ColumnType
+    # Whether a value may be missing (empty, NA, null); a primary-key column never may.
     nullable: bool = False
+    # Numbers below min or above max are quarantined.
     min: float | None = None
     max: float | None = None
+    # The only values a text column may take.
     allowed: list[str] | None = None
+    # A regular expression every text value must match (e.g. ^[A-Z]{2}$).
     pattern: str | None = None
+    # What the column means (shown by `noria data`, used for feature descriptions).
     description: str = ""
     # The column's name in the source file when it differs (e.g. HomeTeam -> home_team).
     source_column: str | None = None
@@ -92,8 +98,10 @@ class PartitionSpec(_Section):
     """How a table is split into monthly partitions: the columns holding year and month, or a
     timestamp column whose (UTC) month is the partition."""
 
+    # The int columns holding the year and the month (1-12) of each row.
     year: str | None = None
     month: str | None = None
+    # Or: a timestamp column whose UTC month is the row's partition.
     timestamp: str | None = None
 
     @model_validator(mode="after")
@@ -112,10 +120,16 @@ class PartitionSpec(_Section):
 class TableSpec(_Section):
     """A source table: where it comes from, its key, its partitioning and its columns."""
 
+    # The file in the source folder (or the member of the source archive): CSV (.csv, .csv.gz,
+    # .csv.zip) or Parquet.
     file: str
+    # Columns that identify a row; a repeated key is quarantined.
     primary_key: list[str] = Field(min_length=1)
+    # Monthly partitions (ingest --from/--to picks months); none for small dimension tables.
     partition: PartitionSpec | None = None
+    # What one row is.
     description: str = ""
+    # Every column the project uses (others in the file are ignored and listed in the lineage).
     columns: dict[str, ColumnSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -148,7 +162,9 @@ class SourceConfig(_Section):
     installed Python distribution (``package``). ``path`` may name a .zip/.tar/.tar.gz/.tgz
     archive; each table's ``file`` is then a member path inside it."""
 
+    # directory: a folder (relative to the project); package: inside an installed distribution.
     kind: Literal["package", "directory"]
+    # The folder or archive (directory: relative to the project; package: inside the distribution).
     path: str
     package: str | None = None  # kind: package -> the distribution's name (importlib.metadata)
     install: str | None = None  # the command that installs the package, named when it is missing
@@ -161,9 +177,13 @@ class SourceConfig(_Section):
 
 
 class DataConfig(_Section):
+    """The raw data: where it is read from and the tables with their schemas."""
+
+    # Where the raw files are.
     source: SourceConfig
     # The months a bare `noria data ingest` takes (without --from/--to); None: every month.
     default_range: MonthRange | None = None
+    # One entry per source table, by the name features and labels refer to it with.
     tables: dict[str, TableSpec] = Field(min_length=1)
 
 
@@ -173,8 +193,11 @@ class DataConfig(_Section):
 class StorageConfig(_Section):
     """Paths are relative to the project folder unless absolute (or a URL for dvc_remote)."""
 
+    # Snapshots (data/dataset, tracked by DVC), quarantine files and lineage records.
     data_dir: str = "data"
+    # Where DVC pushes snapshot contents: a folder or an s3:// URL.
     dvc_remote: str = "data/dvc-remote"
+    # Training sets and other files Noria builds.
     artifacts_dir: str = ".noria/artifacts"
     # An S3-compatible server for an s3:// dvc_remote (SeaweedFS, MinIO); None: AWS_ENDPOINT_URL or AWS.
     s3_endpoint_url: str | None = None
@@ -197,18 +220,30 @@ class TargetConfig(_Section):
     not known yet count as unlabelled).
     """
 
+    # A column of the request table holding the outcome (or the label itself).
     column: str | None = None
+    # The column's table (default: features.request.table, the only one allowed).
     table: str | None = None
+    # Binary: label = column > threshold (missing column value: no label).
     threshold: float | None = None
+    # Multiclass: the class values, in order (a label outside them is an error).
     classes: list[str] | None = None
+    # Or: a label function module:function(tables, **params) returning the request ids, label
+    # and optionally label_time (when the label became known).
     function: str | None = None
+    # The label function's snapshot tables and the columns it reads from each.
     tables: dict[str, list[str]] = Field(default_factory=dict)
+    # Keyword arguments for the label function.
     params: dict[str, Any] = Field(default_factory=dict)
+    # How long after the event time a label can be trusted (30m, 2h, 30d); a row whose label is
+    # not known yet counts as unlabelled.
     mature_after: str | None = None
-    # Binary: the name of the decision in responses (e.g. late); regression: what is predicted.
-    name: str | None = None
+    # Binary: the name of the decision in responses (e.g. late); otherwise what is predicted, in
+    # words (explanations: "raised the predicted glucose in 30 min by 12 mg/dL").
+    name: str | None = Field(default=None, max_length=60)
     # Regression: the target's unit (mg/dL), shown in responses and explanations.
     unit: str = ""
+    # What the label means, for the model card.
     description: str = ""
 
     @field_validator("classes", mode="before")
@@ -233,8 +268,6 @@ class TargetConfig(_Section):
             raise ValueError(f"mature_after {self.mature_after!r} is not a duration: write e.g. 30m, 2h, 30d")
         if self.classes is not None and (len(self.classes) < 2 or len(set(self.classes)) != len(self.classes)):
             raise ValueError("classes must list at least two distinct values")
-        if self.name is not None and not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", self.name):
-            raise ValueError(f"name {self.name!r} must be lower-case letters, digits and '_' (a response field)")
         return self
 
     def rule(self, task: str) -> str:
@@ -250,9 +283,13 @@ class TargetConfig(_Section):
 
 
 class ModelConfig(_Section):
-    # Default: the project's name.
+    """What the model is: its registry name, its task and what it predicts."""
+
+    # The registered model's name in MLflow (default: the project's name).
     name: str = ""
+    # binary, multiclass or regression: objective, metrics, gate, responses and monitoring follow it.
     task: TaskName = "binary"
+    # What the model predicts (required to train).
     target: TargetConfig | None = None
 
     @field_validator("name")
@@ -276,6 +313,11 @@ class ModelConfig(_Section):
             raise ValueError("a multiclass task needs target.classes: [the class values, in order]")
         if self.task != "multiclass" and target.classes:
             raise ValueError(f"target.classes applies to multiclass tasks only (task is {self.task}): remove it")
+        if self.task == "binary" and target.name and not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", target.name):
+            raise ValueError(
+                f"target.name {target.name!r} names the decision field of responses: use lower-case letters,"
+                " digits and '_' (e.g. late)"
+            )
         if target.unit and self.task != "regression":
             raise ValueError(f"target.unit applies to regression tasks (task is {self.task})")
         return self
@@ -290,31 +332,54 @@ class ModelConfig(_Section):
         return self.target
 
 
+class ReplayConfig(Period):
+    """``noria replay``'s default windows (``{from: A, to: B}``) and request batch size."""
+
+    batch: int = Field(default=250, ge=1, le=100_000)
+
+
 class TrackingConfig(_Section):
     """MLflow: a local SQLite store by default, any tracking URI (an MLflow server) by config."""
 
+    # The MLflow tracking URI: a SQLite file by default, or an MLflow server (http://...).
     uri: str = "sqlite:///.noria/mlflow.db"
+    # Where a local tracking store keeps run artifacts (a server decides its own).
     artifact_location: str = ".noria/mlartifacts"
 
 
 class NoriaConfig(_Section):
     """The whole of ``noria.yaml``."""
 
+    # The project's name: lower-case letters, digits, '-' and '_'.
     project: str
+    # One sentence on what the project predicts and for whom (OpenAPI, model card, demo).
     description: str = ""
+    # The raw data and its schema.
     data: DataConfig
+    # Where snapshots, their DVC remote and built artifacts live.
     storage: StorageConfig = StorageConfig()
+    # The model's name, task and target.
     model: ModelConfig = ModelConfig()
+    # The unit of training periods and monitoring windows.
     windows: WindowsConfig = WindowsConfig()
+    # Periods, tuning, slices and baselines of the training pipeline.
     training: TrainingSettings = TrainingSettings()
+    # MLflow: where runs and the registry live.
     tracking: TrackingConfig = TrackingConfig()
+    # The promotion gate and its lock.
     registry: RegistryConfig = RegistryConfig()
     # Usually declared in features.yaml (or features/*.yaml) next to noria.yaml; see docs/features.md.
     features: FeaturesConfig = FeaturesConfig()
+    # The HTTP service: request, responses, keys, A/B, prediction log, explanations, batch scoring.
     serving: ServingConfig = ServingConfig()
+    # Drift, delayed-label feedback, the KPI and the retraining policy.
     monitoring: MonitoringConfig = MonitoringConfig()
+    # Where pipeline steps keep artifacts, cache and run records.
     pipelines: PipelinesConfig = PipelinesConfig()
+    # Airflow, Kubeflow Pipelines and Mage renderings of the pipelines.
     orchestrators: OrchestratorsConfig = OrchestratorsConfig()
+    # The windows `noria replay` (and the demo's loop) replays by default.
+    replay: ReplayConfig | None = None
     # Named overrides; merged over the top level before validation, kept for reference.
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -409,12 +474,13 @@ def _cross_check(config: NoriaConfig, sources: dict[Loc, str], name: str) -> Non
     problems: list[tuple[Loc, str]] = []
     unit = config.windows.unit
     training = config.training
-    for part in ("train", "test"):
-        period = getattr(training, part)
+    periods: list[tuple[tuple[str, ...], Any]] = [(("training", p), getattr(training, p)) for p in ("train", "test")]
+    periods.append((("replay",), config.replay))
+    for where_key, period in periods:
         for key, label in (("from", period.start if period else None), ("to", period.end if period else None)):
             problem = None if label is None else label_problem(unit, label)
             if problem:
-                problems.append((("training", part, key), f"{problem} (windows.unit is {unit})"))
+                problems.append(((*where_key, key), f"{problem} (windows.unit is {unit})"))
     task = config.model.task
     allowed = TASK_BASELINES[task]
     for i, baseline in enumerate(training.baselines or []):

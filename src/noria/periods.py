@@ -21,7 +21,9 @@ class Period(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
 
+    # The first window (included).
     start: str = Field(alias="from", min_length=1)
+    # The last window (included).
     end: str = Field(alias="to", min_length=1)
 
     @field_validator("start", "end", mode="before")

@@ -45,6 +45,7 @@ class WindowsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    # day, week (ISO, Monday to Sunday), month, or function (a project function names windows).
     unit: Unit = "month"
     # Windows are cut at midnight (and month/week starts) in this IANA time zone.
     timezone: str = "UTC"
