@@ -42,6 +42,7 @@ lint: $(STAMP) ## ruff, mypy, actionlint, CLI docs, Dockerfiles, k8s manifests, 
 	$(BIN)/mypy
 	$(BIN)/actionlint .github/workflows/*.yml
 	$(BIN)/python scripts/cli_docs.py --check
+	$(BIN)/python scripts/config_docs.py --check
 	UV=$(UV) $(BIN)/python scripts/check_deploy.py
 
 docker-test: $(STAMP) ## build the serving + pipeline images, run them read-only, serve a prepared project (DOCKER_TEST_PROJECT=DIR|none)
@@ -54,8 +55,10 @@ fmt: $(STAMP) ## format and auto-fix
 	$(BIN)/ruff format src tests benchmarks examples scripts
 	$(BIN)/ruff check --fix src tests benchmarks examples scripts
 
-docs: $(STAMP) ## regenerate docs/cli.md from the CLI's --help
+docs: $(STAMP) ## regenerate docs/cli.md (from --help), docs/configuration.md's key reference and docs/api/openapi.json
 	$(BIN)/python scripts/cli_docs.py
+	$(BIN)/python scripts/config_docs.py
+	$(BIN)/python -m noria.serving.openapi
 
 clean: ## remove the environment, caches and the demo project
 	rm -rf $(VENV) .tools demo .pytest_cache .mypy_cache .ruff_cache

@@ -36,6 +36,7 @@ def _comments(model: type) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         block: list[str] = []
+        previous = ""  # the comment of the field above, for a field right under it that it names
         for line in lines:
             stripped = line.strip()
             if stripped.startswith("#"):
@@ -45,9 +46,14 @@ def _comments(model: type) -> dict[str, str]:
             if match and not stripped.startswith(("def ", "@", "return", "class ")):
                 name = match["name"]
                 inline = line.split("  # ", 1)[1].strip() if "  # " in line else ""
-                text = " ".join(block) or inline
+                # a comment over several fields names each of them ("# min and max: ...")
+                carried = previous if re.search(rf"\b{name}\b", previous) else ""
+                text = " ".join(block) or inline or carried
                 if text and not text.startswith(("fmt:", "type:", "noqa")):
                     out[name] = text
+                previous = " ".join(block) or previous
+            else:
+                previous = ""
             block = []
     return out
 

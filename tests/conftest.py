@@ -90,6 +90,20 @@ def require_module(name: str) -> Any:
         pytest.skip(message, allow_module_level=True)
 
 
+def require_distribution(name: str, install: str) -> None:
+    """An installed distribution a test reads data from (never imported); skip locally naming
+    ``install`` if absent, fail in CI (CI=true)."""
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        message = f"{name} is not installed: run `{install}` (make test installs it)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message + " -- CI must not skip this test")
+        pytest.skip(message)
+
+
 def require_binary(name: str) -> str:
     """Path of a system binary a test needs; skip locally (naming the install command) if absent.
 

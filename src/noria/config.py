@@ -335,6 +335,7 @@ class ModelConfig(_Section):
 class ReplayConfig(Period):
     """``noria replay``'s default windows (``{from: A, to: B}``) and request batch size."""
 
+    # Requests per call to the service.
     batch: int = Field(default=250, ge=1, le=100_000)
 
 

@@ -4,7 +4,7 @@
 
     windows:
       unit: month                 # day | week | month | function
-      timezone: America/New_York  # windows are cut in this zone (default UTC)
+      timezone: Europe/Berlin     # windows are cut in this zone (default UTC)
       # unit: function + function: football_features:season   (a project function)
 
 Every event time (a prediction's, a training row's) falls into exactly one window, named by a

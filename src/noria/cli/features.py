@@ -172,8 +172,7 @@ def get_cmd(
 
     \b
     Example:
-      noria features get --year 2013 --month 7 --day 1 --sched-dep-time 900 --time-hour 2013-07-01T13:00:00Z
-        --carrier UA --tailnum N14228 --origin EWR --dest IAH --distance 1400
+      noria features get --customer-id c007 --ordered-at 2024-09-02T10:00:00Z --amount 120.5 --items 3
     """
     from noria.cli._output import print_json, print_table
     from noria.errors import ConfigError
@@ -184,7 +183,7 @@ def get_cmd(
     while args:
         flag = args.pop(0)
         if not flag.startswith("--") or not args:
-            raise ConfigError(f"expected --COLUMN VALUE pairs, got {flag!r}", fix="e.g. --carrier UA --origin EWR")
+            raise ConfigError(f"expected --COLUMN VALUE pairs, got {flag!r}", fix="e.g. --store-id s12 --amount 9.5")
         value: Any = args.pop(0)
         request[flag[2:].replace("-", "_")] = None if value in ("", "null", "None") else value
     store = open_online_store(_project(ctx), service)

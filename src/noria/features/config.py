@@ -59,15 +59,20 @@ def _check_function(value: str) -> str:
 class FeatureSpec(_Section):
     """One feature: its type and what it means (shown by ``noria features list``)."""
 
+    # int, float, str (a category) or bool.
     type: FeatureType = "float"
+    # What the feature means, with its unit in parentheses: "Visibility (miles)." (explanations use it).
     description: str = ""
 
 
 class EntitySpec(_Section):
     """A thing features are keyed by (an airport, a plane); ``join_key`` defaults to the entity name."""
 
+    # The request column (or request-view feature) holding the key; default: the entity's name.
     join_key: str | None = None
+    # The key's type.
     type: Literal["str", "int"] = "str"
+    # What the entity is.
     description: str = ""
 
     def key(self, name: str) -> str:
@@ -81,9 +86,13 @@ class SourceSpec(_Section):
     the function gets exactly those (so a missing column is caught before any code runs).
     """
 
+    # module:function(tables, **params) -> DataFrame of entity keys, event_timestamp and features.
     function: str
+    # The snapshot tables the function reads, each with the columns it reads.
     tables: dict[str, list[str]] = Field(min_length=1)
+    # Keyword arguments for the function.
     params: dict[str, Any] = Field(default_factory=dict)
+    # What the source computes.
     description: str = ""
 
     @field_validator("function")
@@ -102,12 +111,19 @@ class FeatureViewSpec(_Section):
     of a whole year; results are identical.
     """
 
+    # The source (under sources:) whose table holds the view's values.
     source: str
+    # The entities the view is keyed by.
     entities: list[str] = Field(min_length=1)
+    # How long a value stays usable after its event_timestamp (3h, 35d; none: forever).
     ttl: str | int | None = None
+    # day: the as-of join touches one day of rows per key (for views with many rows per key).
     bucket: Literal["none", "day"] = "none"
+    # Materialized into the online store for serving.
     online: bool = True
+    # What the view holds.
     description: str = ""
+    # The view's features (columns of the source's table).
     features: dict[str, FeatureSpec] = Field(min_length=1)
 
     @field_validator("ttl")
@@ -134,11 +150,17 @@ class RequestViewSpec(_Section):
     gets the ``inputs`` columns as numpy arrays and returns one array per declared feature.
     """
 
+    # module:function(columns, **params) -> one array per declared feature.
     function: str | None = None
+    # The request columns the function gets.
     inputs: list[str] = Field(default_factory=list)
+    # Request columns that are features as they are.
     passthrough: list[str] = Field(default_factory=list)
+    # Keyword arguments for the function.
     params: dict[str, Any] = Field(default_factory=dict)
+    # What the view computes.
     description: str = ""
+    # The features the function returns.
     features: dict[str, FeatureSpec] = Field(default_factory=dict)
 
     @field_validator("function")
@@ -162,10 +184,15 @@ class DerivedSpec(_Section):
     ``function(columns, **params) -> array``. Derived features may use each other; Noria orders
     them and refuses a cycle."""
 
+    # module:function(columns, **params) -> one array.
     function: str
+    # The features and request columns it is computed from.
     inputs: list[str] = Field(min_length=1)
+    # Keyword arguments for the function.
     params: dict[str, Any] = Field(default_factory=dict)
+    # The feature's type.
     type: FeatureType = "float"
+    # What the feature means (with its unit in parentheses).
     description: str = ""
 
     @field_validator("function")
@@ -182,9 +209,13 @@ class RequestSpec(_Section):
     (default: the table's primary key).
     """
 
+    # The table whose rows are the training entity rows (one row = one event to predict).
     table: str
+    # Its columns known at prediction time (the request carries them).
     columns: list[str] = Field(min_length=1)
+    # module:function(columns) -> the prediction time (UTC): the event time.
     timestamp: str
+    # The event key labels join on (default: the table's primary key).
     ids: list[str] | None = None
 
     @field_validator("timestamp")
@@ -196,15 +227,20 @@ class RequestSpec(_Section):
 class ServiceSpec(_Section):
     """The features a model uses: views (all their features) and derived features, by name."""
 
+    # Views and derived features, by name.
     features: list[str] = Field(min_length=1)
+    # What the service is for.
     description: str = ""
 
 
 class OnlineStoreSpec(_Section):
     """SQLite file by default; Redis by ``type: redis`` + ``connection_string: host:port``."""
 
+    # sqlite (a file, one machine) or redis.
     type: Literal["sqlite", "redis"] = "sqlite"
+    # The SQLite file.
     path: str = ".noria/feast/online.db"
+    # Redis: host:port (and options, as Feast takes them).
     connection_string: str | None = None
 
     @model_validator(mode="after")
@@ -233,10 +269,15 @@ class SparkSpec(_Section):
     other Spark setting (``spark.executor.memory``, ...).
     """
 
+    # local[N] in-process, a cluster URL, or null (spark-submit decides).
     master: str | None = "local[2]"
+    # The Spark application's name.
     app_name: str = "noria-training-set"
+    # The driver's memory (512m, 4g).
     driver_memory: str = "1g"
+    # spark.sql.shuffle.partitions.
     shuffle_partitions: int = Field(default=4, ge=1)
+    # Any other Spark setting.
     conf: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("driver_memory")
@@ -250,16 +291,27 @@ class SparkSpec(_Section):
 class FeaturesConfig(_Section):
     """The whole ``features:`` section (empty when a project declares no features)."""
 
+    # Where Noria generates the Feast repository (never edit it by hand).
     repo_dir: str = ".noria/feast"
+    # How training sets are joined: duckdb (one machine) or spark.
     offline_engine: OfflineEngine = "duckdb"
+    # The Spark session of the spark engine.
     spark: SparkSpec = SparkSpec()
+    # What a prediction request is, and where training rows come from.
     request: RequestSpec | None = None
+    # Things features are keyed by.
     entities: dict[str, EntitySpec] = Field(default_factory=dict)
+    # Feature tables computed from snapshot tables.
     sources: dict[str, SourceSpec] = Field(default_factory=dict)
+    # Features looked up by entity as of the prediction time.
     feature_views: dict[str, FeatureViewSpec] = Field(default_factory=dict)
+    # Features computed from the request itself.
     request_views: dict[str, RequestViewSpec] = Field(default_factory=dict)
+    # Features computed from other features.
     derived: dict[str, DerivedSpec] = Field(default_factory=dict)
+    # The feature sets models use.
     services: dict[str, ServiceSpec] = Field(default_factory=dict)
+    # Where online values live.
     online_store: OnlineStoreSpec = OnlineStoreSpec()
 
     @model_validator(mode="after")

@@ -9,9 +9,9 @@ for a one-row request. On every value Noria applies the offline join's rule: pre
 at or before the prediction time, and within the view's TTL; anything else is missing.
 
 Each distinct entity key is read once per lookup, and an optional :class:`ReadCache` keeps
-recent reads for a few seconds, so a service answering many flights of the same airport-hour
-or carrier-day reads each from the store once (a value materialized meanwhile shows up when
-its cached read expires).
+recent reads for a few seconds, so a service answering many requests of the same entity (a
+store, a customer, a sensor) reads each from the store once (a value materialized meanwhile
+shows up when its cached read expires).
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ class OnlineStore:
     def read(self, keys: Arrays, ts: np.ndarray) -> Arrays:
         """Every feature of the plan's views for each row: arrays, NaN/None where missing.
 
-        Each distinct entity key is read once per call (rows of a coalesced batch often share the
-        airport-hour of their weather or the carrier-day of its delay rate), or not at all while a
+        Each distinct entity key is read once per call (rows of a coalesced batch often share an
+        entity, and a day-bucketed view's key and day), or not at all while a
         read of it is in the cache; the usability rule is then applied per row, at its own time.
         """
         n = len(ts)

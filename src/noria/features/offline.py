@@ -1,6 +1,6 @@
 """Offline retrieval: point-in-time correct training sets, joined by DuckDB.
 
-For each entity row (a flight) and feature view, the value is that of the view's latest row
+For each entity row (one event to predict) and feature view, the value is that of the view's latest row
 with the same keys and ``event_timestamp <= prediction time``, and only if
 ``event_timestamp >= prediction time - ttl`` (TTL 0 = forever). These are exactly the
 semantics of Feast's file offline store (``get_historical_features``) on the same Parquet

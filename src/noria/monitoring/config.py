@@ -22,20 +22,28 @@ class DriftConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    # verdicts
+    # A feature's PSI from which its verdict is warn ...
     psi_warn: float = Field(default=0.1, ge=0)
+    # ... and drift.
     psi_alert: float = Field(default=0.25, ge=0)
+    # A level above ok also needs the feature's test (KS or chi-square) to reject at this p-value.
     p_value: float = Field(default=0.05, gt=0, le=1)
+    # A rise of the missing rate (absolute) that is a warning ...
     missing_warn: float = Field(default=0.05, ge=0, le=1)
+    # ... and drift.
     missing_alert: float = Field(default=0.2, ge=0, le=1)
+    # Drift alerts only on features with at least this share of the model's importance.
     min_importance: float = Field(default=0.05, ge=0, le=1)
+    # Alert on drift of the score (the model's output) too.
     alert_on_score: bool = True
     # A model version that served fewer rows than this in a window is not judged there (e.g. the
     # old champion's last few requests of a month in which the champion changed).
     min_rows: int = Field(default=200, ge=1)
-    # profiles
+    # Reference profiles: quantile bins per numeric feature (PSI) ...
     bins: int = Field(default=10, ge=2, le=100)
+    # ... points of its stored distribution (KS test) ...
     ecdf_points: int = Field(default=5000, ge=16, le=1_000_000)
+    # ... and the most frequent categories kept per categorical feature.
     max_categories: int = Field(default=200, ge=1, le=100_000)
 
     @model_validator(mode="after")
@@ -59,8 +67,11 @@ class FeedbackConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    # Low certainty: within this of the threshold (binary), or top two classes this close (multiclass).
     review_band: float = Field(default=0.05, ge=0, le=0.5)
+    # Fewer labelled predictions than this in a day or window: counts, no metric.
     min_labels: int = Field(default=100, ge=1)
+    # Equal-width probability bins of the reliability table.
     calibration_bins: int = Field(default=10, ge=2, le=100)
 
 
@@ -79,12 +90,19 @@ class RetrainPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    # Evaluate the policy at all (decisions are recorded either way).
     enabled: bool = True
+    # Retrain when drift alerts on an important feature (or the score).
     on_drift: bool = True
+    # Retrain when the live primary metric is worse than the holdout's by more than this (its units).
     metric_drop: float | None = Field(default=None, ge=0)
+    # Retrain when the champion learned from data this many windows older than the newest.
     every_windows: int | None = Field(default=None, ge=1, le=10_000)
+    # A retrain learns on this many newest windows ...
     train_windows: int = Field(default=5, ge=1, le=10_000)
+    # ... and is judged on this many after them.
     test_windows: int = Field(default=1, ge=1, le=1_000)
+    # Optuna trials of a retrain (None: training.trials).
     trials: int | None = Field(default=None, ge=0, le=10_000)
 
 
@@ -98,8 +116,11 @@ class KpiConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    # The metric that is the KPI (default: recall, accuracy or MAE by task).
     metric: str | None = None
+    # The KPI in the business's words.
     name: str | None = Field(default=None, max_length=120)
+    # The value agreed on.
     target: float | None = None
 
 

@@ -32,9 +32,13 @@ class PipelinesConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # Step artifacts, cache and run records: a folder or s3://bucket/prefix (default: storage.artifacts_dir).
     store: str | None = None
+    # An S3-compatible server (SeaweedFS, MinIO) for an s3:// store; else AWS_ENDPOINT_URL or AWS.
     s3_endpoint_url: str | None = None
+    # Local copies of artifacts read from S3.
     cache_dir: str = ".noria/artifact-cache"
+    # The project's own pipelines: name -> module:attribute.
     registry: dict[str, str] = {}
 
 

@@ -29,6 +29,7 @@ class _Section(BaseModel):
 class ABConfig(_Section):
     """Traffic split between @champion and @challenger, sticky per key."""
 
+    # Share of keys (0-1) whose requests @challenger answers; 0 = no split.
     challenger_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
     # A field of the request (e.g. a customer or store id) or "header:<Name>": the same key always
     # gets the same arm. Required when challenger_fraction > 0.
@@ -37,6 +38,7 @@ class ABConfig(_Section):
     experiment: str = Field(default="default", min_length=1, max_length=100)
     # Score every request with @challenger too, log it, never return it.
     shadow: bool = False
+    # The registry alias of the challenger model.
     challenger_alias: str = "challenger"
 
     @field_validator("sticky_key")
@@ -73,11 +75,15 @@ class RequestConfig(_Section):
     example, ``noria replay``). ``example``: the OpenAPI example body (default: taken from data).
     """
 
+    # A pydantic model of the project's own public API (module:Class); default: generated.
     model: str | None = None
+    # Its fields (as arrays) -> the request columns and ids (module:function).
     mapping: str | None = None
+    # Request-table rows (a DataFrame) -> request bodies (module:function), for examples and replays.
     inverse: str | None = None
     # A batch is {"<batch_key>": [request, ...]}.
     batch_key: str = Field(default="requests", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    # The OpenAPI document's example body (default: a row of the newest snapshot).
     example: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -97,9 +103,13 @@ class RequestConfig(_Section):
 class PredictionLogConfig(_Section):
     """The prediction log: Parquet files written off the request path, rolled by rows or age."""
 
+    # Log every request and answer (monitoring reads the log: keep it on).
     enabled: bool = True
+    # Where the Parquet files go (date=YYYY-MM-DD/ folders), relative to the project.
     dir: str = ".noria/predictions"
+    # A file is written once this many rows wait ...
     roll_rows: int = Field(default=10_000, ge=1)
+    # ... or once the oldest has waited this long (seconds).
     roll_seconds: float = Field(default=60.0, gt=0)
     # Rows waiting for the writer beyond this are dropped (and counted) rather than grow memory.
     max_queue_rows: int = Field(default=200_000, ge=100)
@@ -108,13 +118,20 @@ class PredictionLogConfig(_Section):
 class FeatureText(_Section):
     """How one feature reads in an explanation: ``{label} {value}{unit}``."""
 
+    # The words for the feature (default: from its description, else its name).
     label: str | None = None
+    # The unit after its value (mi, °F, mg/dL).
     unit: str = ""
+    # Decimals of its value.
     decimals: int = Field(default=1, ge=0, le=6)
 
 
 class ExplanationConfig(_Section):
+    """Reasons in words with every answer: the largest contributions, in the task's terms."""
+
+    # Explain by default (a request may say ?explain=false).
     enabled: bool = True
+    # How many contributions each answer lists.
     top: int = Field(default=3, ge=0, le=50)
     # "shap": LightGBM's native SHAP values (pred_contrib; exact, but costs milliseconds on a model of
     # a few hundred deep trees); "path": contributions along each tree's decision path from LightGBM's
@@ -127,7 +144,9 @@ class ExplanationConfig(_Section):
 class BatchConfig(_Section):
     """``noria predict``: chunk size and where delivery records go (read by continuity monitoring)."""
 
+    # Rows scored at a time (memory stays flat whatever the file's size).
     chunk_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Where each run's delivery record goes.
     deliveries_dir: str = ".noria/deliveries"
 
 
@@ -140,35 +159,55 @@ class FeatureCacheConfig(_Section):
     every request's own time. ``max_entries`` bounds the memory (the oldest read goes first).
     """
 
+    # How long a read is reused; 0 = no cache.
     seconds: float = Field(default=0.0, ge=0.0, le=86_400.0)
+    # At most this many cached reads (the oldest goes first).
     max_entries: int = Field(default=100_000, ge=1, le=10_000_000)
 
 
 class ServingConfig(_Section):
-    """Hangs at ``NoriaConfig.serving``."""
+    """The HTTP service (``noria serve``), batch scoring (``noria predict``) and their records."""
 
+    # The address to listen on (0.0.0.0 in a container).
     host: str = "127.0.0.1"
+    # The port to listen on.
     port: int = Field(default=8000, ge=1, le=65535)
+    # uvicorn worker processes.
     workers: int = Field(default=1, ge=1, le=64)
     # Registry reference of the served model: "<name>@<alias>"; the name defaults to model.name.
     model: str | None = None
+    # The registry alias served.
     alias: str = "champion"
+    # Binary: the decision is probability >= this.
     decision_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Most requests in one call.
     max_batch: int = Field(default=256, ge=1, le=100_000)
+    # Larger bodies are refused (413) before they are read.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # The request the service takes (generated from the request columns, or the project's own).
     request: RequestConfig = RequestConfig()
     # Online feature store: "auto" uses it when the project's feature store is applied,
     # "on" refuses to start without it, "off" serves inline features only.
     online_features: Literal["auto", "on", "off"] = "auto"
+    # The feature service the model uses (needed when the project declares several).
     feature_service: str | None = None
+    # A read-through cache of online reads.
     feature_cache: FeatureCacheConfig = FeatureCacheConfig()
-    poll_seconds: float = Field(default=10.0, ge=0.0)  # 0 = never poll (reload on /reload only)
+    # How often to ask the registry where the aliases point (seconds); 0 = only on POST /reload.
+    poll_seconds: float = Field(default=10.0, ge=0.0)
+    # Whether /predict needs an API key (/reload always does).
     require_key_for_predict: bool = True
+    # The environment variable holding the raw keys (comma-separated).
     api_keys_env: str = "NORIA_API_KEYS"
+    # Or the keys' sha256:<hex> digests, safe to commit.
     api_key_hashes: list[str] = Field(default_factory=list)
+    # A/B split and shadow scoring between @champion and @challenger.
     ab: ABConfig = ABConfig()
+    # The prediction log monitoring reads.
     prediction_log: PredictionLogConfig = PredictionLogConfig()
+    # Reasons in words with every answer.
     explanations: ExplanationConfig = ExplanationConfig()
+    # noria predict.
     batch: BatchConfig = BatchConfig()
 
     @field_validator("api_key_hashes")

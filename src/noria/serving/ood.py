@@ -3,7 +3,7 @@
 Three reasons, each naming the feature (maturity item 57):
 
 - ``out_of_range``: a number below the training minimum or above the training maximum;
-- ``unseen_category``: a category (carrier, airport, route...) absent from the training data;
+- ``unseen_category``: a category (a store, a product line, a team...) absent from the training data;
 - ``missing``: no value (not in the online store, not given inline), for a feature that was
   (almost) always present in training.
 

@@ -124,3 +124,16 @@ def test_cli_reference_is_current() -> None:
         cwd=Path(__file__).parents[3],
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_configuration_reference_is_current_and_every_key_is_explained() -> None:
+    root = Path(__file__).parents[3]
+    done = subprocess.run(
+        [sys.executable, "scripts/config_docs.py", "--check"], capture_output=True, text=True, cwd=root
+    )
+    assert done.returncode == 0, done.stderr
+    text = (root / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert len(rows) > 200  # every key of noria.yaml and features.yaml
+    unexplained = [row.split("|")[1].strip() for row in rows if row.rstrip().endswith("|  |")]
+    assert not unexplained, f"keys without a meaning (comment them where the model defines them): {unexplained}"

@@ -131,7 +131,11 @@ def test_in_the_worker_thread_concurrent_requests_share_one_read_and_get_their_o
     for flight, response in zip(FLIGHTS, responses, strict=True):
         row = log.loc[response.json()["request_id"]]
         visib, temp = WEATHER[flight["origin"]]
-        assert (row["key.carrier"], row["key.origin"], row["key.flight"]) == (flight["carrier"], flight["origin"], flight["flight"])
+        assert (row["key.carrier"], row["key.origin"], row["key.flight"]) == (
+            flight["carrier"],
+            flight["origin"],
+            flight["flight"],
+        )
         assert row["event_time"] == pd.Timestamp(flight["scheduled_departure"]).tz_convert("UTC")
         assert (row["feature.visib"], row["feature.temp"]) == (visib, temp)
         assert row["feature.distance"] == flight["distance"] and row["feature.carrier"] == flight["carrier"]

@@ -64,7 +64,9 @@ def _check_quantities(value: dict[str, str]) -> dict[str, str]:
 class Resources(_Section):
     """Kubernetes requests and limits of one step's container (``cpu``, ``memory``, ``ephemeral-storage``)."""
 
+    # What a step's container is guaranteed (cpu, memory, ephemeral-storage).
     requests: dict[str, str] = {"cpu": "500m", "memory": "1Gi"}
+    # The most it may use.
     limits: dict[str, str] = {"cpu": "2", "memory": "4Gi"}
 
     @field_validator("requests", "limits")
@@ -76,6 +78,7 @@ class Resources(_Section):
 class StepResources(_Section):
     """Per-step overrides, merged key by key over ``orchestrators.resources``."""
 
+    # Requests and limits of this step, over orchestrators.resources.
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
 
@@ -88,8 +91,11 @@ class StepResources(_Section):
 class SecretEnv(_Section):
     """One environment variable of every pod, read from key ``key`` of Kubernetes Secret ``secret``."""
 
+    # The variable's name in the pod.
     env: str
+    # The Kubernetes Secret holding it ...
     secret: str
+    # ... under this key.
     key: str
 
     @field_validator("env")
@@ -110,7 +116,9 @@ class SecretEnv(_Section):
 class MonitorSchedule(_Section):
     """The second generated DAG: ``noria monitor run`` (the retraining policy, evaluated once) on a schedule."""
 
+    # Render the monitoring DAG.
     enabled: bool = True
+    # Its schedule (cron or @daily-style).
     schedule: str | None = "@daily"
     # The arguments after ``noria [--project DIR] --profile P``.
     command: list[str] = ["monitor", "run"]
@@ -136,27 +144,40 @@ class OrchestratorsConfig(_Section):
     (KubernetesPodOperator; Kubeflow always runs containers).
     """
 
+    # local: steps run on the orchestrator's machine; kubernetes: one pod per step.
     mode: Literal["local", "kubernetes"] = "local"
     # local: the noria command (default: the one installed beside the running Python).
     # kubernetes: the container command (the image's entry point is noria).
     executable: str | None = None
     # The project folder as tasks see it; default: this project's folder (local), the image's (kubernetes).
     project_dir: str | None = None
+    # The pipeline image each step's pod runs.
     image: str = "noria-pipeline:latest"
+    # When the kubelet pulls it.
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    # The Kubernetes namespace of the pods.
     namespace: str = "noria"
+    # The pods' service account.
     service_account: str | None = "noria"
     # Pods are started from inside the cluster unless a kubeconfig is given (then in_cluster defaults to false).
     in_cluster: bool | None = None
     kubeconfig: str | None = None
+    # Requests and limits of every step's container.
     resources: Resources = Resources()
+    # Per step (by name), over those.
     step_resources: dict[str, StepResources] = {}
+    # Environment variables of every step.
     env: dict[str, str] = {}
+    # Environment variables of every pod read from Kubernetes Secrets.
     secrets: list[SecretEnv] = []
+    # The training DAG's schedule (none: triggered only).
     schedule: str | None = None
+    # The DAGs' start date.
     start_date: date = date(2024, 1, 1)
+    # Attempts after a failed step (retries), and the wait between them (retry_delay_seconds).
     retries: int = Field(default=2, ge=0, le=20)
     retry_delay_seconds: int = Field(default=300, ge=0)
+    # The scheduled monitoring DAG (noria monitor run).
     monitor: MonitorSchedule = MonitorSchedule()
 
     @field_validator("schedule")
