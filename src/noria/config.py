@@ -24,7 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 from noria.errors import ConfigError, ProjectNotFoundError
 from noria.features.config import FeaturesConfig
 from noria.monitoring.config import MonitoringConfig
-from noria.periods import MonthRange
+from noria.periods import MonthRange, Period
 from noria.pipelines._project import PipelinesConfig
 from noria.pipelines.orchestrators._config import OrchestratorsConfig
 from noria.registry.config import RegistryConfig
@@ -205,8 +205,9 @@ class TargetConfig(_Section):
     tables: dict[str, list[str]] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     mature_after: str | None = None
-    # Binary: the name of the decision in responses (e.g. late); regression: what is predicted.
-    name: str | None = None
+    # Binary: the name of the decision in responses (e.g. late); otherwise what is predicted, in
+    # words (explanations: "raised the predicted glucose in 30 min by 12 mg/dL").
+    name: str | None = Field(default=None, max_length=60)
     # Regression: the target's unit (mg/dL), shown in responses and explanations.
     unit: str = ""
     description: str = ""
@@ -233,8 +234,6 @@ class TargetConfig(_Section):
             raise ValueError(f"mature_after {self.mature_after!r} is not a duration: write e.g. 30m, 2h, 30d")
         if self.classes is not None and (len(self.classes) < 2 or len(set(self.classes)) != len(self.classes)):
             raise ValueError("classes must list at least two distinct values")
-        if self.name is not None and not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", self.name):
-            raise ValueError(f"name {self.name!r} must be lower-case letters, digits and '_' (a response field)")
         return self
 
     def rule(self, task: str) -> str:
@@ -276,6 +275,11 @@ class ModelConfig(_Section):
             raise ValueError("a multiclass task needs target.classes: [the class values, in order]")
         if self.task != "multiclass" and target.classes:
             raise ValueError(f"target.classes applies to multiclass tasks only (task is {self.task}): remove it")
+        if self.task == "binary" and target.name and not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", target.name):
+            raise ValueError(
+                f"target.name {target.name!r} names the decision field of responses: use lower-case letters,"
+                " digits and '_' (e.g. late)"
+            )
         if target.unit and self.task != "regression":
             raise ValueError(f"target.unit applies to regression tasks (task is {self.task})")
         return self
@@ -288,6 +292,12 @@ class ModelConfig(_Section):
                 fix="add model: {task: binary|multiclass|regression, target: {column: ...} or {function: ...}}",
             )
         return self.target
+
+
+class ReplayConfig(Period):
+    """``noria replay``'s default windows (``{from: A, to: B}``) and request batch size."""
+
+    batch: int = Field(default=250, ge=1, le=100_000)
 
 
 class TrackingConfig(_Section):
@@ -315,6 +325,8 @@ class NoriaConfig(_Section):
     monitoring: MonitoringConfig = MonitoringConfig()
     pipelines: PipelinesConfig = PipelinesConfig()
     orchestrators: OrchestratorsConfig = OrchestratorsConfig()
+    # The windows `noria replay` (and the demo's loop) replays by default.
+    replay: ReplayConfig | None = None
     # Named overrides; merged over the top level before validation, kept for reference.
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -409,12 +421,13 @@ def _cross_check(config: NoriaConfig, sources: dict[Loc, str], name: str) -> Non
     problems: list[tuple[Loc, str]] = []
     unit = config.windows.unit
     training = config.training
-    for part in ("train", "test"):
-        period = getattr(training, part)
+    periods: list[tuple[tuple[str, ...], Any]] = [(("training", p), getattr(training, p)) for p in ("train", "test")]
+    periods.append((("replay",), config.replay))
+    for where_key, period in periods:
         for key, label in (("from", period.start if period else None), ("to", period.end if period else None)):
             problem = None if label is None else label_problem(unit, label)
             if problem:
-                problems.append((("training", part, key), f"{problem} (windows.unit is {unit})"))
+                problems.append(((*where_key, key), f"{problem} (windows.unit is {unit})"))
     task = config.model.task
     allowed = TASK_BASELINES[task]
     for i, baseline in enumerate(training.baselines or []):

@@ -1,45 +1,52 @@
-"""``noria init``: a new project from the reference flights project, as a git repository.
+"""``noria init``: a new project from a template, as a git repository.
 
-The lineage records Noria writes point at git commits, so a new project starts life as a
-repository with a first commit (and DVC initialised with a local remote).
+Templates are the reference projects (``flights``: binary, ``football``: multi-class,
+``glucose``: regression) and ``blank``, a minimal, documented starting point for a project of
+one's own. A wheel carries them as ``noria/_templates/<name>`` (pyproject's force-include); a
+source checkout reads ``examples/<name>``. The lineage records Noria writes point at git commits,
+so a new project starts life as a repository with a first commit (and DVC initialised with a
+local remote).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 from noria.errors import ConfigError, ExternalToolError
 
+TEMPLATES = ("flights", "football", "glucose", "blank")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".noria", "data", ".dvc", ".git")
 
 
-def template_dir() -> Path:
-    """The reference project shipped with Noria.
-
-    A wheel carries it as ``noria/_template`` (see pyproject's force-include); a source
-    checkout (editable install) reads ``examples/flights`` directly.
-    """
-    packaged = Path(__file__).parent / "_template"
+def template_dir(name: str = "flights") -> Path:
+    """The folder of a template: packaged in the wheel, or ``examples/<name>`` in a source checkout."""
+    if name not in TEMPLATES:
+        raise ConfigError(f"no template {name!r}", fix=f"choose one of {', '.join(TEMPLATES)}")
+    packaged = Path(__file__).parent / "_templates" / name
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[2] / "examples" / "flights"
+    return Path(__file__).resolve().parents[2] / "examples" / name
 
 
-def init_project(target: Path, name: str | None = None) -> Path:
-    """Copy the reference project into ``target`` (new or empty), ``git init`` it and commit."""
+def init_project(target: Path, name: str | None = None, *, template: str = "flights") -> Path:
+    """Copy a template into ``target`` (new or empty), ``git init`` it and commit."""
     target = target.resolve()
     if target.exists() and any(target.iterdir()):
         raise ConfigError(f"{target} exists and is not empty", fix="choose a new folder name or empty that folder")
-    source = template_dir()
+    source = template_dir(template)
     if not (source / "noria.yaml").is_file():
-        raise ConfigError(f"the reference project is missing at {source}", fix="reinstall noria")
+        raise ConfigError(f"the {template} template is missing at {source}", fix="reinstall noria")
     shutil.copytree(source, target, ignore=_IGNORE, dirs_exist_ok=True)
     if name is not None:
         config = target / "noria.yaml"
         text = config.read_text(encoding="utf-8")
-        config.write_text(text.replace("\nproject: flights\n", f"\nproject: {name}\n", 1), encoding="utf-8")
+        renamed, count = re.subn(r"(?m)^project: .*$", f"project: {name}", text, count=1)
+        if not count:
+            raise ConfigError(f"the {template} template has no project: line", fix="reinstall noria")
+        config.write_text(renamed, encoding="utf-8")
     _git(target, "init", "-q", "-b", "main")
     from noria.config import load_project
     from noria.data import versioning
@@ -49,7 +56,7 @@ def init_project(target: Path, name: str | None = None) -> Path:
     _git(target, "add", "-A")
     # A machine without a git identity still gets its first commit.
     identity = [] if _has_identity(target) else ["-c", "user.name=Noria", "-c", "user.email=noria@localhost"]
-    _git(target, *identity, "commit", "-q", "-m", "noria init")
+    _git(target, *identity, "commit", "-q", "-m", f"noria init --template {template}")
     return target
 
 

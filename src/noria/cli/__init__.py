@@ -92,6 +92,7 @@ def _root(
 
 app.command("init")(project_cmds.init)
 app.command("demo")(project_cmds.demo)
+app.command("replay")(project_cmds.replay)
 app.add_typer(data_cmds.app, name="data")
 app.add_typer(features_cmds.app, name="features")
 app.add_typer(pipeline_cmds.app, name="pipeline")

@@ -25,7 +25,7 @@ def drift_cmd(
     ctx: typer.Context,
     window: Annotated[
         str | None,
-        typer.Option("--window", help="A month (YYYY-MM) or day of the prediction log, by scheduled departure."),
+        typer.Option("--window", help="A window of the prediction log (the project's unit: a month, a week...)."),
     ] = None,
     profile: Annotated[
         Path | None, typer.Option("--profile", help="Reference profile (JSON) built at training time.")
@@ -35,8 +35,8 @@ def drift_cmd(
 ) -> None:
     """Drift of a window against the reference profile: PSI, KS / chi-square, verdicts, alerts.
 
-    With --window, the rows the service logged for flights departing in that window are
-    compared with the profile stored with the model version that served them; the result is
+    With --window, the rows the service logged for requests whose event time falls in that
+    window are compared with the profile stored with the model version that served them; the result is
     saved in the monitoring store (what the exporter, the report and the policy read). With
     --profile and --data, any Parquet file is checked against any profile (nothing saved).
 
@@ -84,7 +84,7 @@ def _print_report(report: DriftReport, title: str) -> None:
 
 @app.command("windows")
 def windows_cmd(ctx: typer.Context) -> None:
-    """Months the prediction log holds served flights for, with row counts.
+    """Windows the prediction log holds served requests for (by event time), with row counts.
 
     Example:  noria monitor windows
     """
@@ -135,26 +135,30 @@ def run_cmd(
 def feedback_cmd(
     ctx: typer.Context,
     labels: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--labels",
-            help="Parquet or CSV of outcomes: carrier, flight, origin, scheduled_departure and late or dep_delay.",
+            help="Parquet or CSV of the request ids and 'label' (or the target column). "
+            "Default: labels from the newest data snapshot, by the project's target rule.",
         ),
-    ],
+    ] = None,
     window: Annotated[
-        list[str] | None, typer.Option("--window", help="Only these months (YYYY-MM); repeatable.")
+        list[str] | None, typer.Option("--window", help="Only these windows; repeatable (default: all served).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Delayed labels: join outcomes to logged predictions; AUC, precision/recall, calibration, KPI.
+    """Delayed labels: join outcomes to logged predictions and score them in the task's terms, with the KPI.
 
-    Each window's figures (per day and for the month) are stored in the monitoring store, bad
-    label rows are quarantined with their reason, and the review queue of each window (low
-    certainty and out-of-distribution predictions) is rewritten.
+    Labels come from the newest data snapshot through the project's own target rule (only
+    labels already mature count), or from a file of request ids and labels. Each window's
+    figures (per day and for the window) are stored in the monitoring store, bad label rows are
+    quarantined with their reason, and the review queue of each window (low certainty and
+    out-of-distribution predictions) is rewritten.
 
     Examples:
-      noria monitor feedback --labels labels-2013-07.parquet
-      noria monitor feedback --labels outcomes.csv --window 2013-07 --json
+      noria monitor feedback
+      noria monitor feedback --window 2013-07 --json
+      noria monitor feedback --labels outcomes.csv
     """
     from noria.cli._output import print_json, print_table
     from noria.monitoring.feedback import record_feedback
@@ -164,11 +168,11 @@ def feedback_cmd(
     if as_json:
         print_json(data)
         return
-    print_table(summary.table(), title=f"performance on delayed labels from {labels.name}")
+    print_table(summary.table(), title=f"performance on delayed labels from {summary.source}")
     typer.echo(
         f"labels: {data['rows_read']:,} rows read, {data['accepted']:,} accepted, {data['rejected']:,} rejected"
         + (f" (quarantined: {data['quarantine']})" if data["rejected"] else "")
-        + f", {data['unlabelled']:,} without an outcome (cancelled)"
+        + f", {data['unlabelled']:,} without a label, {data['immature']:,} not mature yet"
     )
     typer.echo(f"joined to predictions: {data['matched']:,} matched, {data['unmatched']:,} without a prediction")
     for name, path in data["review_queues"].items():

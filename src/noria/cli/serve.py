@@ -37,19 +37,19 @@ def serve(
 
 def predict(
     ctx: typer.Context,
-    input: Annotated[Path, typer.Option("--input", "-i", help="Parquet file of flights to score.")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="Parquet file of requests to score.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Parquet file to write (input + predictions).")],
     chunk_size: Annotated[
         int | None, typer.Option("--chunk-size", min=1, help="Rows per chunk (default: serving.batch.chunk_size).")
     ] = None,
     explain: Annotated[bool, typer.Option("--explain", help="Add the top contributions as text (slower).")] = False,
 ) -> None:
-    """Score a file of flights with the @champion, streaming in chunks; records the delivery.
+    """Score a file of requests with the @champion, streaming in chunks; records the delivery.
 
-    The input holds flights as the API takes them (carrier, flight, origin, dest, tailnum,
-    scheduled_departure, distance) or as the flights table stores them.
+    The input holds the request columns as the request table stores them (a snapshot's rows),
+    or the fields of the project's own request model. Every row goes to the prediction log.
 
-    Example:  noria predict --input flights.parquet --output scored.parquet
+    Example:  noria predict --input requests.parquet --output scored.parquet
     """
     from noria.serving.batch import score_file
 
@@ -57,6 +57,6 @@ def predict(
     r = result.record
     typer.echo(
         f"scored {r.rows_out:,} of {r.rows_in:,} rows with {r.model_name} version {r.model_version} "
-        f"in {r.seconds:.1f} s: {r.late_rows:,} predicted late, {r.ood_rows:,} out of distribution"
+        f"in {r.seconds:.1f} s: {r.flagged_rows:,} flagged positive, {r.ood_rows:,} out of distribution"
     )
     typer.echo(f"wrote {result.output}; delivery record {result.record_path}")

@@ -1,111 +1,144 @@
 """The arithmetic of delayed-label performance: join labels to served predictions, then score them.
 
-Everything is column-wise. Daily figures come from one ``groupby`` over the joined rows
-(the daily ROC AUC is the Mann-Whitney statistic from within-day average ranks, which is
-what scikit-learn's ``roc_auc_score`` computes, ties included); monthly ROC AUC, PR AUC and
-Brier score call scikit-learn once per model version and arm (precision and recall are two
-counts each, taken directly).
+Everything is column-wise. Labels join the prediction log's rows on the event key (the
+``key.<id>`` columns the log writer computed with the project's own code). Each model version
+and arm is then scored with :func:`noria.task_metrics.task_metrics`, the very function the
+training holdout uses, so a live metric and its holdout value are the same computation. Daily
+figures come from one ``groupby`` over the joined rows: counts and the task's primary metric
+(binary: the ROC AUC as the Mann-Whitney statistic from within-day average ranks, which is what
+scikit-learn computes, ties included; multi-class: log loss and accuracy; regression: RMSE and
+MAE), plus precision and recall for binary decisions.
 
-Definitions (``labelled`` rows are the predictions whose flight has a label):
-
-- ``precision`` / ``recall``: of the labelled predictions the service flagged late (its
-  logged ``decision`` at its logged threshold), the share that were late; of the late
-  flights, the share flagged. ``kpi_delayed_flagged`` is the recall under its business name:
-  the share of delayed flights passengers were warned about in advance.
-- ``flagged_rate``: the share of all served predictions flagged (labels not needed).
-- ``base_rate``: the share of labelled flights that were late.
-- ``ece``: the row-weighted mean gap between observed late rate and mean predicted
-  probability over equal-width bins of ``[0, 1]`` (the same bins as training's calibration).
-- ROC AUC and PR AUC are None with fewer than ``min_labels`` labels or only one class.
+Binary definitions (``labelled`` rows are the predictions whose request has a label):
+``precision`` / ``recall``: of the labelled predictions the service flagged positive (its logged
+``decision`` at its logged threshold), the share that were positive; of the positives, the share
+flagged. ``flagged_rate``: the share of all served predictions flagged (labels not needed).
+``base_rate``: the share of labelled requests that were positive.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from noria.errors import ValidationError
-from noria.monitoring.flights import KEY
+from noria.monitoring.labels import Labels, Y, comparable
+from noria.task_metrics import reliability, task_metrics
+
+if TYPE_CHECKING:
+    from noria.tasks import Task
 
 GROUP = ["model_name", "model_version", "arm"]
+KEY_PREFIX = "key."
 
 
-@dataclass(frozen=True)
-class PerformanceMetrics:
-    roc_auc: float | None
-    pr_auc: float | None
-    precision: float | None
-    recall: float | None
-    brier: float | None
-    ece: float | None
-    base_rate: float | None
-    flagged_rate: float | None
-
-    @property
-    def kpi_delayed_flagged(self) -> float | None:
-        """The share of delayed flights flagged in advance (the recall)."""
-        return self.recall
-
-    def to_dict(self) -> dict[str, float | None]:
-        return asdict(self) | {"kpi_delayed_flagged": self.recall}
+def log_keys(rows: pd.DataFrame, labels: Labels, types: dict[str, str] | None = None) -> pd.DataFrame:
+    """The log rows' event keys under the ids' own names, in the labels' comparable form."""
+    missing = [c for c in labels.ids if KEY_PREFIX + c not in rows.columns]
+    if missing:
+        raise ValidationError(
+            f"the prediction log has no event key column {', '.join(KEY_PREFIX + c for c in missing)}",
+            fix="serve with this version of Noria: the log's writer records the request ids (features.request.ids)",
+        )
+    renamed = rows[[KEY_PREFIX + c for c in labels.ids]].rename(columns=lambda c: c[len(KEY_PREFIX) :])
+    return comparable(renamed, labels.ids, types)
 
 
-def key_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The flight key in one comparable form: text, nullable int, text, UTC microseconds."""
-    departs = frame["scheduled_departure"]
-    if isinstance(departs.dtype, pd.DatetimeTZDtype):  # the usual case: no parsing, no per-value work
-        departs = departs.dt.tz_convert("UTC")
-    else:
-        departs = pd.to_datetime(departs, utc=True, cache=False)
-    return pd.DataFrame(
-        {
-            "carrier": frame["carrier"].astype("string"),
-            "flight": pd.to_numeric(frame["flight"]).astype("Int64"),
-            "origin": frame["origin"].astype("string"),
-            "scheduled_departure": departs.dt.as_unit("us"),
-        },
-        index=frame.index,
-    )
-
-
-def join_labels(rows: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Served rows as ``GROUP`` + ``day``, ``p``, ``flagged``, ``y`` (1.0 / 0.0, NaN without a label),
+def join_labels(
+    rows: pd.DataFrame, labels: Labels, task: Task, types: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, int]:
+    """Served rows as ``GROUP`` + ``day``, the prediction columns and ``y`` (NaN without a label),
     and how many labels matched no served row."""
-    right = key_frame(labels).assign(
-        y=labels["late"].astype("float64").to_numpy(), label_row=np.arange(len(labels), dtype=np.int64)
-    )
-    merged = key_frame(rows).merge(right, on=KEY, how="left", sort=False)
+    right = labels.frame.assign(label_row=np.arange(len(labels.frame), dtype=np.int64))
+    left = log_keys(rows, labels, types)
+    merged = left.merge(right, on=labels.ids, how="left", sort=False)
     if len(merged) != len(rows):  # cheaper than merge(validate=...): a repeated key adds rows
         raise ValidationError(
-            "the labels hold the same flight more than once",
-            fix="read labels with noria.monitoring.feedback.load_labels, which rejects or merges repeated flights",
+            "the labels hold the same request more than once",
+            fix="read labels with noria.monitoring.labels.load_labels, which rejects or merges repeated requests",
         )
-    unmatched = len(labels) - int(merged["label_row"].nunique(dropna=True))
-    p = rows["probability"].astype("float64").to_numpy()
-    threshold = rows["threshold"].astype("float64").to_numpy()
-    decision = rows["decision"].astype("boolean")
-    flagged = np.where(decision.isna().to_numpy(), p >= threshold, decision.fillna(False).to_numpy(dtype=bool))
+    unmatched = len(labels.frame) - int(merged["label_row"].nunique(dropna=True))
+    event = pd.to_datetime(rows["event_time"], utc=True)
     joined = pd.DataFrame(
         {
             "model_name": rows["model_name"].astype(str).to_numpy(),
             "model_version": rows["model_version"].astype("int64").to_numpy(),
             "arm": rows["arm"].fillna("champion").astype(str).to_numpy(),
-            "day": merged["scheduled_departure"].dt.floor("D").array,  # tz-aware, no per-value objects
-            "threshold": threshold,
-            "p": p,
-            "flagged": flagged,
-            "y": merged["y"].to_numpy(dtype="float64"),
+            "day": event.dt.floor("D").array,  # tz-aware, no per-value objects
+            "score": rows["score"].astype("float64").to_numpy(),
+            "y": merged[Y].to_numpy(dtype="float64"),
         }
     )
+    if task.name == "binary":
+        p = rows["score"].astype("float64").to_numpy()
+        threshold = rows["threshold"].astype("float64").to_numpy()
+        decision = rows["decision"].astype("boolean")
+        flagged = np.where(decision.isna().to_numpy(), p >= threshold, decision.fillna(False).to_numpy(dtype=bool))
+        joined["threshold"] = threshold
+        joined["flagged"] = flagged
+    elif task.name == "multiclass":
+        probabilities = (
+            np.vstack(
+                [
+                    np.asarray(v, dtype=np.float64) if v is not None else np.full(len(task.classes), np.nan)
+                    for v in rows["probabilities"]
+                ]
+            )
+            if len(rows)
+            else np.zeros((0, len(task.classes)))
+        )
+        for j in range(len(task.classes)):
+            joined[f"p{j}"] = probabilities[:, j]
     return joined, unmatched
 
 
-def daily(joined: pd.DataFrame, min_labels: int) -> dict[tuple[Hashable, ...], list[dict[str, Any]]]:
-    """Per ``GROUP`` value, one dict per day: counts, ROC AUC, precision, recall, base rate, mean score."""
+def predictions(joined: pd.DataFrame, task: Task) -> np.ndarray:
+    """The prediction columns of joined rows as :func:`task_metrics` takes them."""
+    if task.name == "multiclass":
+        return joined[[f"p{j}" for j in range(len(task.classes))]].to_numpy(dtype=np.float64)
+    return joined["score"].to_numpy(dtype=np.float64)
+
+
+def summarise(
+    part: pd.DataFrame, task: Task, min_labels: int, bins: int
+) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
+    """Metrics of one model version and arm over a window, and its reliability bins."""
+    lab = part[part["y"].notna()]
+    base: dict[str, float | None] = {"predictions": float(len(part)), "labelled": float(len(lab))}
+    if task.name == "binary":
+        base["flagged_rate"] = float(part["flagged"].mean()) if len(part) else None
+    if len(lab) == 0:
+        return base, []
+    y = lab["y"].to_numpy(dtype=np.float64)
+    pred = predictions(lab, task)
+    if task.name == "binary":
+        threshold = float(lab["threshold"].dropna().mode().iloc[0]) if lab["threshold"].notna().any() else 0.5
+        metrics = task_metrics(task, y, pred, threshold=threshold, min_rows=min_labels)
+        flagged = lab["flagged"].to_numpy(dtype=bool)
+        hits = int((flagged & (y == 1)).sum())
+        # precision/recall from the decisions the service logged (its threshold at the time)
+        metrics["precision"] = hits / int(flagged.sum()) if flagged.any() else None
+        metrics["recall"] = hits / int(y.sum()) if y.any() else None
+        metrics["flagged_rate"] = base["flagged_rate"]
+        calibration, _ = reliability(y, pred, bins)
+    elif task.name == "multiclass":
+        metrics = task_metrics(task, y, pred)
+        correct = (pred.argmax(axis=1) == y.astype(np.int64)).astype(np.float64)
+        calibration, _ = reliability(correct, pred.max(axis=1), bins)
+        metrics |= {f"share_{c}": float((y == j).mean()) for j, c in enumerate(task.classes)}
+    else:
+        metrics = task_metrics(task, y, pred)
+        calibration = []
+    if len(lab) < min_labels:  # too few labels to rank or score: counts only
+        metrics = {k: (v if k in ("rows",) else None) for k, v in metrics.items()}
+    return base | metrics, calibration
+
+
+def daily(joined: pd.DataFrame, task: Task, min_labels: int) -> dict[tuple[Hashable, ...], list[dict[str, Any]]]:
+    """Per ``GROUP`` value, one dict per day: counts and the task's daily figures."""
     # group by two integers (group number, day number): much cheaper than three text columns and a timestamp
     group = joined.groupby(GROUP, sort=True)
     names = list(group.groups)
@@ -113,32 +146,55 @@ def daily(joined: pd.DataFrame, min_labels: int) -> dict[tuple[Hashable, ...], l
         {
             "g": group.ngroup().to_numpy(),
             "d": joined["day"].to_numpy(dtype="datetime64[D]").astype(np.int64),
-            "p": joined["p"].to_numpy(),
+            "s": joined["score"].to_numpy(),
             "y": joined["y"].to_numpy(),
-            "flagged": joined["flagged"].to_numpy(),
         }
     )
     keys = ["g", "d"]
-    table = frame.groupby(keys, sort=True).agg(predictions=("p", "size"), mean_score=("p", "mean"))
+    table = frame.groupby(keys, sort=True).agg(predictions=("s", "size"), mean_score=("s", "mean"))
     lab = frame[frame["y"].notna()]
-    ranks = lab.groupby(keys, sort=False)["p"].rank(method="average")
-    lab = lab.assign(r1=ranks * lab["y"], tp=lab["flagged"] & (lab["y"] == 1.0), fl=lab["flagged"])
-    counts = lab.groupby(keys, sort=True).agg(
-        labelled=("y", "size"), positives=("y", "sum"), r1=("r1", "sum"), tp=("tp", "sum"), fl=("fl", "sum")
-    )
-    table = table.join(counts, how="left").fillna(dict.fromkeys(counts.columns, 0))
-    n, n1 = table["labelled"], table["positives"]
-    n0 = n - n1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # Mann-Whitney: the AUC is the share of (late, on time) pairs ranked the right way, ties counting half
-        auc = (table["r1"] - n1 * (n1 + 1) / 2) / (n1 * n0)
-        table["roc_auc"] = auc.where((n >= min_labels) & (n1 > 0) & (n0 > 0))
-        table["precision"] = (table["tp"] / table["fl"]).where(table["fl"] > 0)
-        table["recall"] = (table["tp"] / n1).where(n1 > 0)
-        table["base_rate"] = (n1 / n).where(n > 0)
-    table["kpi_delayed_flagged"] = table["recall"]
-    columns = ["predictions", "labelled", "positives", "roc_auc", "precision", "recall"]
-    columns += ["kpi_delayed_flagged", "base_rate", "mean_score"]
+    if task.name == "binary":
+        lab = lab.assign(flagged=joined.loc[lab.index, "flagged"].to_numpy())
+        ranks = lab.groupby(keys, sort=False)["s"].rank(method="average")
+        lab = lab.assign(r1=ranks * lab["y"], tp=lab["flagged"] & (lab["y"] == 1.0), fl=lab["flagged"])
+        counts = lab.groupby(keys, sort=True).agg(
+            labelled=("y", "size"), positives=("y", "sum"), r1=("r1", "sum"), tp=("tp", "sum"), fl=("fl", "sum")
+        )
+        table = table.join(counts, how="left").fillna(dict.fromkeys(counts.columns, 0))
+        n, n1 = table["labelled"], table["positives"]
+        n0 = n - n1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # Mann-Whitney: the AUC is the share of (positive, negative) pairs ranked the right way, ties half
+            auc = (table["r1"] - n1 * (n1 + 1) / 2) / (n1 * n0)
+            table["roc_auc"] = auc.where((n >= min_labels) & (n1 > 0) & (n0 > 0))
+            table["precision"] = (table["tp"] / table["fl"]).where(table["fl"] > 0)
+            table["recall"] = (table["tp"] / n1).where(n1 > 0)
+            table["base_rate"] = (n1 / n).where(n > 0)
+        columns = ["predictions", "labelled", "positives", "roc_auc", "precision", "recall", "base_rate", "mean_score"]
+    elif task.name == "multiclass":
+        k = len(task.classes)
+        probs = joined.loc[lab.index, [f"p{j}" for j in range(k)]].to_numpy(dtype=np.float64)
+        codes = lab["y"].to_numpy().astype(np.int64)
+        true_p = probs[np.arange(len(codes)), codes] if len(codes) else np.zeros(0)
+        lab = lab.assign(
+            nll=-np.log(np.clip(true_p, 1e-15, 1.0)), hit=(probs.argmax(axis=1) == codes) if len(codes) else []
+        )
+        counts = lab.groupby(keys, sort=True).agg(
+            labelled=("y", "size"), log_loss=("nll", "mean"), accuracy=("hit", "mean")
+        )
+        table = table.join(counts, how="left").fillna({"labelled": 0})
+        enough = table["labelled"] >= min_labels
+        table["log_loss"] = table["log_loss"].where(enough)
+        table["accuracy"] = table["accuracy"].where(enough)
+        columns = ["predictions", "labelled", "log_loss", "accuracy", "mean_score"]
+    else:
+        lab = lab.assign(se=(lab["s"] - lab["y"]) ** 2, ae=(lab["s"] - lab["y"]).abs())
+        counts = lab.groupby(keys, sort=True).agg(labelled=("y", "size"), mse=("se", "mean"), mae=("ae", "mean"))
+        table = table.join(counts, how="left").fillna({"labelled": 0})
+        enough = table["labelled"] >= min_labels
+        table["rmse"] = np.sqrt(table["mse"]).where(enough)
+        table["mae"] = table["mae"].where(enough)
+        columns = ["predictions", "labelled", "rmse", "mae", "mean_score"]
     table = table[columns].reset_index()
     table["day"] = table["d"].to_numpy().astype("datetime64[D]").astype(str)
     out: dict[tuple[Hashable, ...], list[dict[str, Any]]] = {}
@@ -147,53 +203,6 @@ def daily(joined: pd.DataFrame, min_labels: int) -> dict[tuple[Hashable, ...], l
         key = tuple(name) if isinstance(name, tuple) else (name,)
         out[key] = [_clean(r) for r in part[["day", *columns]].to_dict("records")]
     return out
-
-
-def summarise(part: pd.DataFrame, min_labels: int, bins: int) -> tuple[PerformanceMetrics, list[dict[str, Any]]]:
-    """Metrics of one model version and arm over a window, and its reliability bins."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-
-    lab = part[part["y"].notna()]
-    y = lab["y"].to_numpy(dtype=np.int64)
-    p = lab["p"].to_numpy(dtype=np.float64)
-    flagged = lab["flagged"].to_numpy(dtype=bool)
-    flagged_rate = float(part["flagged"].mean()) if len(part) else None
-    if len(y) == 0:
-        return PerformanceMetrics(None, None, None, None, None, None, None, flagged_rate), []
-    positives, hits = int(y.sum()), int((flagged & (y == 1)).sum())
-    two_classes = 0 < positives < len(y)
-    ranked = two_classes and len(y) >= min_labels
-    calibration, ece = reliability(y, p, bins)
-    metrics = PerformanceMetrics(
-        roc_auc=float(roc_auc_score(y, p)) if ranked else None,
-        pr_auc=float(average_precision_score(y, p)) if ranked else None,
-        precision=hits / int(flagged.sum()) if flagged.any() else None,
-        recall=hits / positives if positives else None,
-        brier=float(brier_score_loss(y, p, labels=[0, 1])),
-        ece=ece,
-        base_rate=float(y.mean()),
-        flagged_rate=flagged_rate,
-    )
-    return metrics, calibration
-
-
-def reliability(y: np.ndarray, p: np.ndarray, bins: int) -> tuple[list[dict[str, Any]], float]:
-    """Non-empty equal-width bins (low, high, mean predicted, observed late rate, count) and the ECE."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.searchsorted(edges[1:-1], p)  # scikit-learn's calibration_curve assignment
-    count = np.bincount(index, minlength=bins)
-    predicted = np.bincount(index, weights=p, minlength=bins)
-    observed = np.bincount(index, weights=y.astype(np.float64), minlength=bins)
-    filled = np.flatnonzero(count)
-    mean_p = predicted[filled] / count[filled]
-    rate = observed[filled] / count[filled]
-    ece = float(np.sum(count[filled] * np.abs(rate - mean_p)) / len(p))
-    table = [
-        {"low": float(edges[i]), "high": float(edges[i + 1]), "mean_predicted": float(m), "observed": float(o)}
-        | {"count": int(count[i])}
-        for i, m, o in zip(filled, mean_p, rate, strict=True)
-    ]
-    return table, ece
 
 
 def _clean(record: dict[Hashable, Any]) -> dict[str, Any]:
@@ -207,8 +216,9 @@ def _clean(record: dict[Hashable, Any]) -> dict[str, Any]:
         else:
             out[str(key)] = value
     for key in ("predictions", "labelled", "positives"):
-        out[key] = int(out[key])
+        if key in out and out[key] is not None:
+            out[key] = int(out[key])
     return out
 
 
-__all__ = ["GROUP", "PerformanceMetrics", "daily", "join_labels", "reliability", "summarise"]
+__all__ = ["GROUP", "daily", "join_labels", "log_keys", "predictions", "summarise"]

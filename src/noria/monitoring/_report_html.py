@@ -275,13 +275,13 @@ def _performance(page: _Page, data: ReportData) -> None:
                 _fmt(r.get("predictions"), "{:,}"),
                 _fmt(r.get("labelled"), "{:,}"),
                 _fmt(m.get("roc_auc"), "{:.3f}"),
-                _fmt(r.get("holdout_auc"), "{:.3f}"),
+                _fmt(r.get("holdout"), "{:.3f}"),
                 _fmt(m.get("precision"), "{:.3f}"),
                 _fmt(m.get("recall"), "{:.3f}"),
                 _fmt(m.get("brier"), "{:.3f}"),
                 _fmt(m.get("ece"), "{:.3f}"),
                 _fmt(m.get("base_rate"), "{:.1%}"),
-                _fmt(m.get("kpi_delayed_flagged")),
+                _fmt((r.get("kpi") or {}).get("value")),
             ]
         )
     page.add(

@@ -249,7 +249,7 @@ def performance(records: Sequence[Mapping[str, Any]], windows: Sequence[str]) ->
             metrics = [r.get("metrics") or {} for r in mine]
             c = color(i)
             auc_ax.plot(x, [number(m.get("roc_auc")) for m in metrics], "o-", color=c, label=f"v{version} live")
-            holdout = [number(r.get("holdout_auc")) for r in mine]
+            holdout = [number(r.get("holdout")) for r in mine]
             if any(math.isfinite(h) for h in holdout):
                 level = next(h for h in reversed(holdout) if math.isfinite(h))
                 auc_ax.hlines(level, min(x) - 0.3, max(x) + 0.3, colors=c, linestyles="--", label=f"v{version} holdout")
@@ -257,7 +257,7 @@ def performance(records: Sequence[Mapping[str, Any]], windows: Sequence[str]) ->
             pr_ax.plot(x, [number(m.get("recall")) for m in metrics], "s:", color=c, label=f"v{version} recall")
             kpi_ax.plot(
                 x,
-                [number(m.get("kpi_delayed_flagged")) for m in metrics],
+                [number((r.get("kpi") or {}).get("value")) for r in mine],
                 "D-",
                 color=c,
                 label=f"v{version} delayed flagged",

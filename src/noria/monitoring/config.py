@@ -50,10 +50,11 @@ class DriftConfig(BaseModel):
 class FeedbackConfig(BaseModel):
     """How delayed labels are joined to logged predictions and judged (``monitoring.feedback``).
 
-    ``review_band``: a served prediction whose probability is within this distance of the
-    decision threshold is "low certainty" and goes to the review queue, as does every
-    out-of-distribution one. ``min_labels``: a day or month with fewer labelled predictions (or
-    without both classes) gets no AUC, only counts.
+    ``review_band``: a served prediction of a binary model whose probability is within this
+    distance of the decision threshold, or of a multi-class model whose two likeliest classes are
+    within this distance of each other, is "low certainty" and goes to the review queue, as does every
+    out-of-distribution one. ``min_labels``: a day or window with fewer labelled predictions (or,
+    binary, without both classes) gets no metric, only counts.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -87,6 +88,21 @@ class RetrainPolicy(BaseModel):
     trials: int | None = Field(default=None, ge=0, le=10_000)
 
 
+class KpiConfig(BaseModel):
+    """The business KPI the delayed labels measure (``monitoring.kpi``), shown in reports and exported.
+
+    ``metric``: a metric of the task (default: recall for binary, the share of positives
+    flagged in advance; accuracy for multi-class; MAE for regression); ``name`` says it in
+    the business's words; ``target`` is the value agreed on (shown next to the measured one).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    metric: str | None = None
+    name: str | None = Field(default=None, max_length=120)
+    target: float | None = None
+
+
 class MonitoringConfig(BaseModel):
     """The ``monitoring`` section: drift thresholds, feedback, the retraining policy, where results live."""
 
@@ -98,6 +114,7 @@ class MonitoringConfig(BaseModel):
     drift: DriftConfig = DriftConfig()
     feedback: FeedbackConfig = FeedbackConfig()
     policy: RetrainPolicy = RetrainPolicy()
+    kpi: KpiConfig = KpiConfig()
 
 
-__all__ = ["DriftConfig", "FeedbackConfig", "MonitoringConfig", "RetrainPolicy"]
+__all__ = ["DriftConfig", "FeedbackConfig", "KpiConfig", "MonitoringConfig", "RetrainPolicy"]

@@ -316,7 +316,7 @@ def _add_performance(families: dict[str, GaugeMetricFamily], record: dict[str, A
         value = _number(record.get(field))
         if value is not None:
             families[key].add_metric(labels, value)
-    holdout_auc = _number(record.get("holdout_auc"))
+    holdout_auc = _number(record.get("holdout"))
     if holdout_auc is not None:
         holdout[version] = holdout_auc
 

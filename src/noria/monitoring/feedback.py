@@ -1,16 +1,19 @@
-"""Delayed-label feedback: how well the served model did once flights have departed.
+"""Delayed-label feedback: how well the served model did once the outcomes are known.
 
-Labels arrive after the fact (:func:`load_labels`). :func:`compute_feedback` joins them to
-the predictions the service logged for the same flights (exact key: carrier, flight, origin,
-scheduled departure in UTC) and scores each month per model version and arm: ROC AUC, PR
-AUC, precision and recall at the logged threshold, Brier score, calibration (ECE and
-reliability bins), base and flagged rates, and the business KPI ``kpi_delayed_flagged``, the
-share of delayed flights flagged in advance, per day and for the month, next to the ROC AUC
-the version scored on its training holdout. Each month is stored in the monitoring store
-(``performance/<month>--v<version>.json``), where the HTML report, the Prometheus exporter
-and the retraining policy read it, and the month's review queue is rebuilt with the labels.
+Labels arrive after the fact (:mod:`noria.monitoring.labels`: from the newest data snapshot by
+the project's own target rule, or from a file of request ids and labels).
+:func:`compute_feedback` joins them to the predictions the service logged for the same requests
+(the event key, ``features.request.ids``) and scores each window per model version and arm with
+the task's metrics (:mod:`noria.task_metrics`: ROC AUC, precision and recall at the logged
+threshold, Brier, calibration for a binary model; log loss, accuracy, macro F1 for a multi-class
+one; RMSE, MAE, bias for regression), per day and for the window, next to the primary metric the
+version scored on its training holdout, and the project's KPI (``monitoring.kpi``). Each window
+is stored in the monitoring store (``performance/<window>--v<version>.json``), where the HTML
+report, the Prometheus exporter and the retraining policy read it, and the window's review queue
+is rebuilt with the labels.
 
-    noria monitor feedback --labels labels-2013-07.csv   # record_feedback(project, path)
+    noria monitor feedback                       # labels from the newest snapshot
+    noria monitor feedback --labels labels.csv   # or from a file of ids + label
 """
 
 from __future__ import annotations
@@ -21,11 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import NotFoundError, ValidationError
-from noria.monitoring._performance import GROUP, PerformanceMetrics, daily, join_labels, summarise
-from noria.monitoring.flights import KEY
-from noria.monitoring.labels import load_labels
+from noria.monitoring._performance import GROUP, daily, join_labels, summarise
+from noria.monitoring.labels import Labels, id_types, labels_from_snapshot, load_labels
 from noria.monitoring.review import review_frame
-from noria.monitoring.store import MonitoringStore, check_window, window_bounds
+from noria.monitoring.store import MonitoringStore
 from noria.monitoring.window import read_window, windows_in_log
 
 if TYPE_CHECKING:
@@ -41,13 +43,11 @@ TREND_COLUMNS = [
     "model_version",
     "arm",
     "labelled",
-    "roc_auc",
-    "holdout_auc",
-    "auc_drop",
-    "precision",
-    "recall",
-    "kpi_delayed_flagged",
-    "ece",
+    "metric",
+    "live",
+    "holdout",
+    "drop",
+    "kpi",
 ]
 
 
@@ -62,13 +62,19 @@ class WindowPerformance:
     threshold: float | None
     predictions: int
     labelled: int
-    positives: int
-    metrics: PerformanceMetrics
-    holdout_auc: float | None
+    metrics: dict[str, float | None]
+    primary_metric: str
+    holdout: float | None  # the primary metric on the version's training holdout
+    metric_drop: float | None  # how much worse live is than holdout (positive = worse)
+    kpi: dict[str, Any] = field(default_factory=dict)
     days: list[dict[str, Any]] = field(default_factory=list)
     calibration: list[dict[str, Any]] = field(default_factory=list)
     unmatched_labels: int = 0
     path: Path | None = None
+
+    @property
+    def live(self) -> float | None:
+        return self.metrics.get(self.primary_metric)
 
     def body(self) -> dict[str, Any]:
         """The stored record's body (the store adds kind, window, model name and version)."""
@@ -77,9 +83,11 @@ class WindowPerformance:
             "threshold": self.threshold,
             "predictions": self.predictions,
             "labelled": self.labelled,
-            "positives": self.positives,
-            "metrics": self.metrics.to_dict(),
-            "holdout_auc": self.holdout_auc,
+            "metrics": self.metrics,
+            "primary_metric": self.primary_metric,
+            "holdout": self.holdout,
+            "metric_drop": self.metric_drop,
+            "kpi": self.kpi,
             "days": self.days,
             "calibration": self.calibration,
             "unmatched_labels": self.unmatched_labels,
@@ -95,9 +103,11 @@ class WindowPerformance:
             "threshold": self.threshold,
             "predictions": self.predictions,
             "labelled": self.labelled,
-            "positives": self.positives,
-            "metrics": self.metrics.to_dict(),
-            "holdout_auc": self.holdout_auc,
+            "metrics": self.metrics,
+            "primary_metric": self.primary_metric,
+            "holdout": self.holdout,
+            "metric_drop": self.metric_drop,
+            "kpi": self.kpi,
             "unmatched_labels": self.unmatched_labels,
             "path": None if self.path is None else str(self.path),
         }
@@ -110,11 +120,12 @@ class WindowPerformance:
 class FeedbackSummary:
     """What one ``noria monitor feedback`` run read, rejected, matched and computed."""
 
-    labels_path: str
+    source: str
     rows_read: int
     accepted: int
     rejected: int
     unlabelled: int
+    immature: int
     duplicates: int
     quarantine_path: str | None
     matched: int
@@ -134,22 +145,22 @@ class FeedbackSummary:
                 "arm": r.arm,
                 "predictions": r.predictions,
                 "labelled": r.labelled,
-                "roc_auc": r.metrics.roc_auc,
-                "holdout_auc": r.holdout_auc,
-                "precision": r.metrics.precision,
-                "delayed_flagged": r.metrics.kpi_delayed_flagged,
-                "ece": r.metrics.ece,
+                r.primary_metric: r.live,
+                "holdout": r.holdout,
+                "drop": r.metric_drop,
+                str(r.kpi.get("metric") or "kpi"): r.kpi.get("value"),
             }
             for r in self.results
         ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "labels": self.labels_path,
+            "labels": self.source,
             "rows_read": self.rows_read,
             "accepted": self.accepted,
             "rejected": self.rejected,
             "unlabelled": self.unlabelled,
+            "immature": self.immature,
             "duplicates": self.duplicates,
             "quarantine": self.quarantine_path,
             "matched": self.matched,
@@ -160,45 +171,55 @@ class FeedbackSummary:
 
 
 def compute_feedback(
-    project: Project, labels: pd.DataFrame, *, windows: list[str] | None = None, save: bool = True
+    project: Project, labels: Labels, *, windows: list[str] | None = None, save: bool = True
 ) -> list[WindowPerformance]:
     """Score the served predictions of each window against ``labels``; one result per version and arm.
 
-    ``windows`` default to the months that have both labels and logged predictions. With
-    ``save`` each window's records and review queue are written to the monitoring store.
+    ``windows`` default to every window of the prediction log. With ``save`` each window's
+    records and review queue are written to the monitoring store.
     """
     return _compute(project, labels, windows, save)[0]
 
 
-def record_feedback(project: Project, labels_path: Path | str, *, windows: list[str] | None = None) -> FeedbackSummary:
-    """Read a labels file, quarantine its bad rows, score the months it covers, store the results.
+def record_feedback(
+    project: Project, labels_path: Path | str | None = None, *, windows: list[str] | None = None
+) -> FeedbackSummary:
+    """Score the served windows against their labels and store the results.
 
-    What ``noria monitor feedback --labels PATH [--window 2013-07]`` runs. Rejected rows go to
-    ``<monitoring.dir>/quarantine/``; ``windows`` limits the months scored (default: all).
+    With ``labels_path`` the labels are a file of request ids + label (bad rows go to
+    ``<monitoring.dir>/quarantine/``); without, they come from the newest data snapshot by the
+    project's target rule, for the windows asked for (default: every window of the log). What
+    ``noria monitor feedback [--labels PATH] [--window W]`` runs.
     """
     store = MonitoringStore.of(project)
-    labels, rejected = load_labels(
-        labels_path,
-        threshold=project.config.model.require_target().threshold or 0.0,
-        quarantine_dir=store.root / "quarantine",
-    )
-    if labels.empty:
-        where = labels.attrs.get("quarantine_path")
+    if labels_path is not None:
+        labels = load_labels(project, labels_path, quarantine_dir=store.root / "quarantine")
+    else:
+        chosen = windows or sorted(windows_in_log(project))
+        if not chosen:
+            raise NotFoundError(
+                "the prediction log holds no served request yet", fix="serve predictions first (noria serve)"
+            )
+        labels = labels_from_snapshot(project, chosen)
+    if not len(labels):
         raise ValidationError(
-            f"no usable label in {labels_path}: {rejected} row(s) rejected"
-            + (f" (reasons in {where})" if where else "")
-            + f", {labels.attrs.get('unlabelled', 0)} without an outcome",
-            fix="fix the rows listed in the quarantine file and run the command again",
+            f"no usable label in {labels.source}: {labels.rejected} row(s) rejected"
+            + (f" (reasons in {labels.quarantine_path})" if labels.quarantine_path else "")
+            + f", {labels.unlabelled} without an outcome, {labels.immature} not mature yet",
+            fix="fix the rows listed in the quarantine file, or wait until the labels are mature"
+            if labels_path is not None
+            else "ingest the data that holds the outcomes (noria data ingest), or wait until they are mature",
         )
     results, reviews, matched = _compute(project, labels, windows, True)
     return FeedbackSummary(
-        labels_path=str(labels_path),
-        rows_read=int(labels.attrs.get("rows_read", len(labels))),
+        source=labels.source,
+        rows_read=labels.rows_read,
         accepted=len(labels),
-        rejected=rejected,
-        unlabelled=int(labels.attrs.get("unlabelled", 0)),
-        duplicates=int(labels.attrs.get("duplicates", 0)),
-        quarantine_path=labels.attrs.get("quarantine_path"),
+        rejected=labels.rejected,
+        unlabelled=labels.unlabelled,
+        immature=labels.immature,
+        duplicates=labels.duplicates,
+        quarantine_path=labels.quarantine_path,
         matched=matched,
         results=results,
         review_paths={w: str(p) for w, p in reviews.items()},
@@ -206,13 +227,12 @@ def record_feedback(project: Project, labels_path: Path | str, *, windows: list[
 
 
 def performance_trend(project: Project) -> pd.DataFrame:
-    """One row per stored (window, model version): live metrics next to the holdout AUC."""
+    """One row per stored (window, model version): the live primary metric next to its holdout value."""
     import pandas as pd
 
     rows = []
     for record in MonitoringStore.of(project).records("performance"):
-        metrics = record.get("metrics") or {}
-        live, holdout = metrics.get("roc_auc"), record.get("holdout_auc")
+        metric = record.get("primary_metric") or "roc_auc"
         rows.append(
             {
                 "window": record["window"],
@@ -220,27 +240,25 @@ def performance_trend(project: Project) -> pd.DataFrame:
                 "model_version": int(record["model_version"]),
                 "arm": record.get("arm"),
                 "labelled": int(record.get("labelled") or 0),
-                "roc_auc": live,
-                "holdout_auc": holdout,
-                "auc_drop": None if live is None or holdout is None else holdout - live,
-                "precision": metrics.get("precision"),
-                "recall": metrics.get("recall"),
-                "kpi_delayed_flagged": metrics.get("kpi_delayed_flagged"),
-                "ece": metrics.get("ece"),
+                "metric": metric,
+                "live": (record.get("metrics") or {}).get(metric),
+                "holdout": record.get("holdout"),
+                "drop": record.get("metric_drop"),
+                "kpi": (record.get("kpi") or {}).get("value"),
             }
         )
     frame = pd.DataFrame(rows, columns=TREND_COLUMNS)
-    for column in ("roc_auc", "holdout_auc", "auc_drop", "precision", "recall", "kpi_delayed_flagged", "ece"):
+    for column in ("live", "holdout", "drop", "kpi"):
         frame[column] = frame[column].astype("float64")
     return frame
 
 
-def holdout_auc(project: Project, name: str, version: int) -> float | None:
-    """The ROC AUC a version scored on its training holdout; None when the registry cannot say.
+def holdout_metric(project: Project, name: str, version: int, metric: str) -> float | None:
+    """A version's ``metric`` on its training holdout; None when the registry cannot say.
 
     Read from the evaluation the promotion gate recorded with the version, else from the
-    training run's ``test_roc_auc`` metric. A project without a registry yet gives None
-    without starting MLflow.
+    training run's ``test_<metric>``. A project without a registry yet gives None without
+    starting MLflow.
     """
     from noria.registry._client import tracking_uri
 
@@ -256,25 +274,31 @@ def holdout_auc(project: Project, name: str, version: int) -> float | None:
 
         client = get_client(project)
         info = get_version(project, f"{name}/{version}", client=client)
-        auc = info.metrics.get("roc_auc")
-        if auc is None and info.run_id:
-            auc = client.get_run(info.run_id).data.metrics.get("test_roc_auc")
+        value = info.metrics.get(metric)
+        if value is None and info.run_id:
+            value = client.get_run(info.run_id).data.metrics.get(f"test_{metric}")
     except Exception as exc:  # monitoring must work while the registry is away; the field says "unknown"
-        log.warning("holdout AUC of %s/%s unknown: %s", name, version, exc)
+        log.warning("holdout %s of %s/%s unknown: %s", metric, name, version, exc)
         return None
-    return None if auc is None else float(auc)
+    return None if value is None else float(value)
 
 
 def _compute(
-    project: Project, labels: pd.DataFrame, windows: list[str] | None, save: bool
+    project: Project, labels: Labels, windows: list[str] | None, save: bool
 ) -> tuple[list[WindowPerformance], dict[str, Path], int]:
-    _check_labels(labels)
-    cfg = project.config.monitoring.feedback
+    from noria.task_metrics import kpi_default
+    from noria.tasks import task_of
+
+    task = task_of(project)
+    cfg = project.config.monitoring
     store = MonitoringStore.of(project)
     explicit = windows is not None
-    chosen = [check_window(w) for w in windows] if windows is not None else _label_months(project, labels)
+    chosen = windows if windows is not None else sorted(windows_in_log(project))
+    if not chosen:
+        raise NotFoundError("the prediction log holds no served request yet", fix="serve predictions first")
+    _, types = id_types(project)
     holdout: dict[tuple[str, int], float | None] = {}
-    departs = labels["scheduled_departure"]
+    kpi_metric = cfg.kpi.metric or kpi_default(task)
     results: list[WindowPerformance] = []
     reviews: dict[str, Path] = {}
     matched = 0
@@ -283,34 +307,39 @@ def _compute(
         if rows.empty:
             if explicit:
                 raise NotFoundError(
-                    f"no served prediction in the log departs in {window}",
-                    fix="pick a window the service has scored flights for (noria monitor windows lists them)",
+                    f"no served prediction in the log falls in window {window}",
+                    fix="pick a window the service has scored requests for (noria monitor windows lists them)",
                 )
             continue
-        start, end = window_bounds(window)
-        in_window = labels[(departs >= start) & (departs < end)]
-        joined, unmatched = join_labels(rows, in_window)
-        matched += len(in_window) - unmatched
-        days = daily(joined, cfg.min_labels)
+        joined, unmatched = join_labels(rows, labels, task, types)
+        matched_here = int(joined["y"].notna().sum())
+        matched += matched_here
+        if matched_here == 0 and not explicit:
+            continue
+        days = daily(joined, task, cfg.feedback.min_labels)
         found = []
         for key, part in joined.groupby(GROUP, sort=True):
             name, version, arm = str(key[0]), int(str(key[1])), str(key[2])
             if (name, version) not in holdout:
-                holdout[(name, version)] = holdout_auc(project, name, version)
-            metrics, calibration = summarise(part, cfg.min_labels, cfg.calibration_bins)
-            thresholds = part["threshold"].dropna()
+                holdout[(name, version)] = holdout_metric(project, name, version, task.primary_metric)
+            metrics, calibration = summarise(part, task, cfg.feedback.min_labels, cfg.feedback.calibration_bins)
+            live, base = metrics.get(task.primary_metric), holdout[(name, version)]
+            thresholds = part["threshold"].dropna() if "threshold" in part else None
             found.append(
                 WindowPerformance(
                     window=window,
                     model_name=name,
                     model_version=version,
                     arm=arm,
-                    threshold=float(thresholds.mode().iloc[0]) if len(thresholds) else None,
+                    threshold=float(thresholds.mode().iloc[0]) if thresholds is not None and len(thresholds) else None,
                     predictions=len(part),
                     labelled=int(part["y"].notna().sum()),
-                    positives=int((part["y"] == 1.0).sum()),
                     metrics=metrics,
-                    holdout_auc=holdout[(name, version)],
+                    primary_metric=task.primary_metric,
+                    holdout=base,
+                    metric_drop=None if live is None or base is None else task.metric_drop(base, live),
+                    kpi={"metric": kpi_metric, "name": cfg.kpi.name or kpi_metric, "value": metrics.get(kpi_metric)}
+                    | ({"target": cfg.kpi.target} if cfg.kpi.target is not None else {}),
                     days=days.get((name, version, arm), []),
                     calibration=calibration,
                     unmatched_labels=unmatched,
@@ -318,42 +347,11 @@ def _compute(
             )
         if save:
             found = _save(store, window, found)
-            reviews[window] = store.save_review(window, review_frame(rows, in_window, cfg.review_band))
+            reviews[window] = store.save_review(
+                window, review_frame(rows, labels, task, cfg.feedback.review_band, types)
+            )
         results.extend(found)
     return results, reviews, matched
-
-
-def _check_labels(labels: pd.DataFrame) -> None:
-    """Labels built by hand (not by load_labels) must still have the key, UTC times and a yes/no outcome."""
-    import pandas as pd
-
-    fix = "read labels with noria.monitoring.feedback.load_labels(path, threshold=..., quarantine_dir=...)"
-    missing = [c for c in (*KEY, "late") if c not in labels.columns]
-    if missing:
-        raise ValidationError(f"the labels have no column {', '.join(map(repr, missing))}", fix=fix)
-    dtype = labels["scheduled_departure"].dtype
-    if not isinstance(dtype, pd.DatetimeTZDtype):
-        raise ValidationError(f"the labels' scheduled_departure is {dtype}, not a time-zone aware timestamp", fix=fix)
-    if labels["late"].isna().any():
-        raise ValidationError("some labels have no late value (leave unlabelled flights out)", fix=fix)
-
-
-def _label_months(project: Project, labels: pd.DataFrame) -> list[str]:
-    """Months with labels that the prediction log has served flights for."""
-    import numpy as np
-
-    departs = labels["scheduled_departure"].dropna()
-    month_ids = np.unique(departs.dt.year.to_numpy() * 100 + departs.dt.month.to_numpy())
-    wanted = {f"{m // 100:04d}-{m % 100:02d}" for m in month_ids.tolist()}
-    logged = windows_in_log(project)
-    months = sorted(wanted & set(logged))
-    if not months:
-        raise NotFoundError(
-            f"none of the {len(labels)} labels departs in a month the prediction log has served "
-            f"(labels: {', '.join(sorted(wanted)) or 'none'}; log: {', '.join(logged) or 'empty'})",
-            fix="pass labels for flights the service scored, or serve those months first",
-        )
-    return months
 
 
 def _save(store: MonitoringStore, window: str, found: list[WindowPerformance]) -> list[WindowPerformance]:
@@ -377,7 +375,7 @@ __all__ = [
     "FeedbackSummary",
     "WindowPerformance",
     "compute_feedback",
-    "holdout_auc",
+    "holdout_metric",
     "load_labels",
     "performance_trend",
     "record_feedback",

@@ -1,116 +1,251 @@
-"""Delayed labels: the outcome of flights that have departed, read from a file someone hands over.
+"""Delayed labels: the outcomes of served requests, from the newest snapshot or from a file.
 
-A labels file (Parquet or CSV) names each flight by its key (carrier, flight, origin,
-scheduled departure as time-zone aware ISO text or UTC timestamps) and gives either ``late``
-(true/false, 1/0) or ``dep_delay`` in minutes (``late = dep_delay > threshold``; an empty
-delay is a cancelled flight, which has no label). Whole-file problems (unreadable, a column
-missing) raise; bad rows (a key that cannot be read, ``late`` that is not a boolean, one
-flight with two different outcomes) go to a quarantine Parquet file with a ``reason`` per
-row. Nothing is dropped without being counted: the returned frame's ``attrs`` say how many
-rows were read, rejected, unlabelled (cancelled) or exact duplicates, and where the
-quarantine file is.
+Two sources, one result (:class:`Labels`: the event key of each labelled request and its label
+as the training set encodes it):
+
+* :func:`labels_from_snapshot` applies the project's own target rule (``model.target``: a
+  column with its threshold or classes, or the label function) to the request table of the
+  newest data snapshot, exactly as a training set would; a label is taken only once it is
+  mature (``mature_after``, or the label function's ``label_time``) - no second label format.
+* :func:`load_labels` reads a file someone hands over (Parquet or CSV): the request ids
+  (``features.request.ids``) and either ``label`` (true/false or 1/0 for a binary task, a class
+  name for a multi-class one, a number for regression) or, for a column target, the target
+  column itself (the rule is applied). Whole-file problems (unreadable, a column missing) raise;
+  bad rows (an id that cannot be read, a label the task cannot use, one request with two
+  different labels) go to a quarantine Parquet file with a ``reason`` per row. Nothing is
+  dropped without being counted.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from noria.errors import SourceError, ValidationError
-from noria.monitoring.flights import KEY
+import numpy as np
+
+from noria.errors import DataError, SourceError, ValidationError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-LABEL_COLUMNS = ("late", "dep_delay")
+    from noria.config import Project
+
+LABEL = "label"
+Y = "y"  # the label as the training set encodes it (0/1, class index, the number)
 REASON = "reason"
-_TRUE = frozenset({"true", "t", "yes", "1", "1.0"})
-_FALSE = frozenset({"false", "f", "no", "0", "0.0"})
-_OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"  # an ISO 8601 UTC offset at the end of the text
 
 
-def load_labels(path: Path | str, *, threshold: float, quarantine_dir: Path | str) -> tuple[pd.DataFrame, int]:
-    """Read a labels file; return (labels, rejected count).
+@dataclass
+class Labels:
+    """Labelled requests: the id columns (comparable form) and ``y``; counts of what was left out."""
 
-    Labels have one row per flight: ``carrier``, ``flight`` (int), ``origin``,
-    ``scheduled_departure`` (UTC), ``late`` (bool) and ``dep_delay`` (float, NaN when the file
-    gave only ``late``). Rejected rows are written to ``quarantine_dir`` with their reason.
-    """
+    frame: pd.DataFrame
+    ids: list[str]
+    source: str
+    rows_read: int = 0
+    rejected: int = 0
+    unlabelled: int = 0
+    duplicates: int = 0
+    immature: int = 0
+    quarantine_path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def id_types(project: Project) -> tuple[list[str], dict[str, str]]:
+    """The event key's columns and their declared types."""
+    from noria.features.definitions import load_definitions
+    from noria.features.training_set import request_ids
+
+    defs = load_definitions(project)
+    ids = request_ids(defs)
+    table = project.config.data.tables[defs.request.table]
+    return ids, {c: table.columns[c].type for c in ids}
+
+
+def comparable(frame: pd.DataFrame, ids: list[str], types: dict[str, str] | None = None) -> pd.DataFrame:
+    """Id columns in one form both sides of a join agree on: UTC microseconds, float64, or text."""
     import pandas as pd
+
+    out: dict[str, Any] = {}
+    for col in ids:
+        values = frame[col]
+        kind = (types or {}).get(col)
+        if kind == "timestamp" or isinstance(values.dtype, pd.DatetimeTZDtype):
+            out[col] = pd.to_datetime(values, utc=True).dt.as_unit("us")
+        elif kind in ("int", "float") or (
+            kind is None and pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        ):
+            out[col] = pd.to_numeric(values, errors="coerce").astype("float64")
+        else:
+            out[col] = values.astype("string")
+    return pd.DataFrame(out, index=frame.index)
+
+
+def labels_from_snapshot(
+    project: Project, windows: list[str], *, snapshot_id: str | None = None, as_of: Any = None
+) -> Labels:
+    """Labels of the requests of ``windows`` by the project's target rule, from a data snapshot."""
+    import pandas as pd
+
+    from noria.data.snapshots import open_snapshot
+    from noria.features.definitions import load_definitions
+    from noria.features.training_set import entity_rows, label_rows, request_ids
+
+    defs = load_definitions(project)
+    snapshot = open_snapshot(project, snapshot_id)
+    ids, types = id_types(project)
+    parts = []
+    immature = unlabelled = read = 0
+    for window in windows:
+        rows = entity_rows(defs, snapshot, window, window)
+        if rows.empty:
+            continue
+        labels = label_rows(defs, snapshot, rows, as_of=None if as_of is None else pd.Timestamp(as_of))
+        read += len(rows)
+        immature += int(labels.info["immature_rows"])
+        known = labels.values.notna().to_numpy()
+        unlabelled += int((~known).sum())
+        part = comparable(rows.loc[known, request_ids(defs)].reset_index(drop=True), ids, types)
+        part[Y] = labels.values[known].to_numpy(dtype="float64")
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({**{c: [] for c in ids}, Y: []})
+    return Labels(
+        frame,
+        ids,
+        f"snapshot {snapshot.id[:8]} (model.target)",
+        rows_read=read,
+        unlabelled=unlabelled - immature,
+        immature=immature,
+    )
+
+
+def load_labels(project: Project, path: Path | str, *, quarantine_dir: Path | str) -> Labels:
+    """Read a labels file (ids + ``label`` or the target column); quarantine its bad rows."""
+    import pandas as pd
+
+    from noria.tasks import task_of
 
     path = Path(path)
     raw = _read(path)
-    _check_columns(raw, path)
+    ids, types = id_types(project)
+    target = project.config.model.require_target()
+    task = task_of(project)
+    label_column = LABEL if LABEL in raw.columns else target.column if target.column in raw.columns else None
+    missing = [c for c in ids if c not in raw.columns]
+    if missing or label_column is None:
+        wanted = f"'label'{f' or {target.column!r}' if target.column else ''}"
+        raise ValidationError(
+            f"labels file {path} lacks {', '.join(map(repr, missing)) or wanted}: a labels file holds the request"
+            f" ids ({', '.join(ids)}) and {wanted} (found: {', '.join(map(str, raw.columns))})",
+            fix="add the missing column(s); timestamps are ISO 8601 with an offset, e.g. 2013-07-01T05:15:00-04:00",
+        )
     n = len(raw)
     reasons = _Reasons(n)
-
-    carrier = _text(raw["carrier"])
-    origin = _text(raw["origin"])
-    reasons.add(carrier.isna(), "carrier is missing")
-    reasons.add(origin.isna(), "origin is missing")
-    flight = pd.to_numeric(raw["flight"], errors="coerce")
-    bad_flight = flight.isna() | (flight <= 0) | (flight % 1 != 0)
-    reasons.add(bad_flight, "flight={} is not a positive whole number", raw["flight"])
-    departs = _departures(raw["scheduled_departure"], path, reasons)
-    late, delay = _late(raw, threshold, reasons)
-
+    keys = {}
+    for col in ids:
+        keys[col] = _parse_id(raw[col], types[col], col, reasons)
+    key_frame = pd.DataFrame(keys, index=raw.index)
+    threshold = target.threshold if label_column != LABEL else None
+    y = _encode(task, raw[label_column], threshold, label_column, reasons)
     ok = reasons.ok()
-    labelled = ok & late.notna().to_numpy()
-    labels = pd.DataFrame(
-        {
-            "carrier": carrier.astype(object),
-            "flight": flight.fillna(0).astype("int64"),
-            "origin": origin.astype(object),
-            "scheduled_departure": departs,
-            "late": late.astype("boolean"),
-            "dep_delay": delay,
-        }
-    )[labelled]
-    # one flight, two different outcomes: neither can be trusted; the same outcome twice is kept once
-    repeated = labels[labels.duplicated(KEY, keep=False)]
+    labelled = ok & y.notna().to_numpy()
+    frame = key_frame.assign(**{Y: y})[labelled]
+    # one request, two different labels: neither can be trusted; the same label twice is kept once
+    repeated = frame[frame.duplicated(ids, keep=False)]
     duplicates = 0
     if len(repeated):
-        per_key = repeated.groupby(KEY, sort=False)["late"]
+        per_key = repeated.groupby(ids, sort=False, dropna=False)[Y]
         conflict = per_key.transform("nunique") > 1
         times = per_key.transform("size")[conflict]
         count = pd.Series(0, index=raw.index)
         count[times.index] = times
-        reasons.add(raw.index.isin(times.index), "the flight appears {} times with different labels", count)
-        labels = labels.drop(index=times.index)
-        again = labels.duplicated(KEY, keep="first")
+        reasons.add(raw.index.isin(times.index), "the request appears {} times with different labels", count)
+        frame = frame.drop(index=times.index)
+        again = frame.duplicated(ids, keep="first")
         duplicates = int(again.sum())
-        labels = labels[~again]
-    labels = labels.reset_index(drop=True)
-    labels["late"] = labels["late"].astype(bool)
-
+        frame = frame[~again]
     bad = ~reasons.ok()
     quarantine = _quarantine(raw[bad], reasons.text[bad], Path(quarantine_dir), path) if bad.any() else None
-    labels.attrs.update(
-        source=str(path),
+    return Labels(
+        comparable(frame.reset_index(drop=True), ids, types).assign(**{Y: frame[Y].to_numpy()}),
+        ids,
+        str(path),
         rows_read=n,
         rejected=int(bad.sum()),
-        unlabelled=int((ok & late.isna().to_numpy()).sum()),
+        unlabelled=int((ok & ~y.notna().to_numpy()).sum()),
         duplicates=duplicates,
         quarantine_path=None if quarantine is None else str(quarantine),
     )
-    return labels, int(bad.sum())
+
+
+def _parse_id(values: pd.Series, kind: str, col: str, reasons: _Reasons) -> pd.Series:
+    import pandas as pd
+
+    if kind == "timestamp":
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            out: pd.Series = values.dt.tz_convert("UTC")
+            reasons.add(out.isna(), f"{col} is missing")
+            return out
+        if pd.api.types.is_datetime64_dtype(values.dtype):
+            raise ValidationError(
+                f"{col} holds timestamps without a time zone",
+                fix="store UTC timestamps (time-zone aware) or ISO 8601 text with an offset, e.g. 2013-07-01T09:15:00Z",
+            )
+        text = _text(values)
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        has_offset = text.str.contains(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", regex=True).fillna(False).astype(bool)
+        reasons.add(text.isna(), f"{col} is missing")
+        reasons.add(text.notna() & parsed.isna(), f"{col}={{}} is not an ISO 8601 time", text)
+        reasons.add(parsed.notna() & ~has_offset, f"{col}={{}} has no UTC offset (add Z or e.g. -04:00)", text)
+        return parsed.where(has_offset)
+    if kind in ("int", "float"):
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = numbers.isna() | ((numbers % 1 != 0) if kind == "int" else False)
+        reasons.add(bad, f"{col}={{}} is not {'a whole number' if kind == 'int' else 'a number'}", values)
+        return numbers.astype("float64")
+    text = _text(values)
+    reasons.add(text.isna(), f"{col} is missing")
+    return text
+
+
+def _encode(task: Any, values: pd.Series, threshold: float | None, col: str, reasons: _Reasons) -> pd.Series:
+    """Labels encoded as the training set holds them; values the task cannot use get a reason (not raise)."""
+    import pandas as pd
+
+    text = _text(values) if values.dtype == object or isinstance(values.dtype, pd.StringDtype) else values
+    present = values.notna() & (text.notna() if text is not values else True)
+    try:  # the usual case, all at once; one bad value sends it down the value-by-value path
+        encoded = task.encode_labels(values.where(present), threshold=threshold, where=col)
+        return pd.Series(encoded.to_numpy(dtype="float64"), index=values.index)
+    except DataError:
+        pass
+    out = pd.Series(np.nan, index=values.index, dtype="float64")
+    for value in pd.unique(values[present]):
+        rows = (values == value).to_numpy() & present.to_numpy()
+        try:
+            code = task.encode_labels(pd.Series([value]), threshold=threshold, where=col).iloc[0]
+        except DataError:
+            reasons.add(pd.Series(rows, index=values.index), f"{col}={{}} is not a {task.name} label", values)
+            continue
+        out[rows] = code
+    return out
 
 
 class _Reasons:
     """Why each row is rejected ("" while it is not); messages are built for the rejected rows only."""
 
     def __init__(self, n: int) -> None:
-        import numpy as np
-
         self.text = np.full(n, "", dtype=object)
 
     def add(self, mask: Any, message: str, values: pd.Series | None = None) -> None:
         """Reject rows where ``mask`` holds; ``{}`` in ``message`` shows the row's value from ``values``."""
-        import numpy as np
-
         hit = np.flatnonzero(np.asarray(mask.fillna(False) if hasattr(mask, "fillna") else mask, dtype=bool))
         if not hit.size:
             return
@@ -152,86 +287,16 @@ def _read(path: Path) -> pd.DataFrame:
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.reset_index(drop=True)
     if frame.empty:
-        raise SourceError(f"labels file {path} has no rows", fix="pass a file with at least one labelled flight")
+        raise SourceError(f"labels file {path} has no rows", fix="pass a file with at least one labelled request")
     return frame
-
-
-def _check_columns(raw: pd.DataFrame, path: Path) -> None:
-    missing = [c for c in KEY if c not in raw.columns]
-    if missing:
-        raise ValidationError(
-            f"labels file {path} has no column {', '.join(map(repr, missing))}; expected the flight key "
-            f"{', '.join(KEY)} and late or dep_delay (found: {', '.join(map(str, raw.columns))})",
-            fix="add the missing column(s); scheduled_departure is ISO 8601 with an offset, "
-            "e.g. 2013-07-01T05:15:00-04:00",
-        )
-    if not any(c in raw.columns for c in LABEL_COLUMNS):
-        raise ValidationError(
-            f"labels file {path} has neither a 'late' nor a 'dep_delay' column "
-            f"(found: {', '.join(map(str, raw.columns))})",
-            fix="add late (true/false or 1/0) or dep_delay (minutes; late = dep_delay > the target threshold)",
-        )
 
 
 def _text(values: pd.Series) -> pd.Series:
     """Stripped text, NA where missing or blank."""
-
     # Arrow-backed text: strip, compare and match run in C++ over the column, not per value in Python
     text: pd.Series = values.astype("string").astype("string[pyarrow]").str.strip()
     blank: pd.Series = text.mask(text.eq(""))
     return blank
-
-
-def _departures(values: pd.Series, path: Path, reasons: _Reasons) -> pd.Series:
-    """Scheduled departures in UTC (microseconds); NaT, with a reason, where they cannot be read."""
-    import pandas as pd
-    from pandas.api import types as ptypes
-
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        out: pd.Series = values.dt.tz_convert("UTC").dt.as_unit("us")
-        reasons.add(out.isna(), "scheduled_departure is missing")
-        return out
-    if ptypes.is_datetime64_dtype(values.dtype) or ptypes.is_numeric_dtype(values.dtype):
-        raise ValidationError(
-            f"scheduled_departure in {path} holds {values.dtype} values without a time zone",
-            fix="store UTC timestamps (time-zone aware) or ISO 8601 text with an offset, e.g. 2013-07-01T09:15:00Z",
-        )
-    text = _text(values)
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    has_offset = text.str.contains(_OFFSET, regex=True).fillna(False).astype(bool)
-    reasons.add(text.isna(), "scheduled_departure is missing")
-    reasons.add(text.notna() & parsed.isna(), "scheduled_departure={} is not an ISO 8601 time", text)
-    reasons.add(parsed.notna() & ~has_offset, "scheduled_departure={} has no UTC offset (add Z or e.g. -04:00)", text)
-    return parsed.where(has_offset).dt.as_unit("us")
-
-
-def _late(raw: pd.DataFrame, threshold: float, reasons: _Reasons) -> tuple[pd.Series, pd.Series]:
-    """``late`` as nullable boolean (from the ``late`` column, else ``dep_delay > threshold``) and the delay."""
-    import pandas as pd
-
-    late = pd.Series(pd.NA, index=raw.index, dtype="boolean")
-    delay = pd.Series(float("nan"), index=raw.index, dtype="float64")
-    if "dep_delay" in raw.columns:
-        delay = pd.to_numeric(raw["dep_delay"], errors="coerce").astype("float64")
-        given = _text(raw["dep_delay"]).notna()
-        reasons.add(given & delay.isna(), "dep_delay={} is not a number of minutes", raw["dep_delay"])
-        late = (delay > threshold).astype("boolean").mask(delay.isna())
-    if "late" in raw.columns:
-        values = raw["late"]
-        if pd.api.types.is_bool_dtype(values.dtype):
-            stated = values.astype("boolean")
-        else:
-            text = _text(values).str.lower()
-            stated = pd.Series(pd.NA, index=raw.index, dtype="boolean")
-            stated[text.isin(_TRUE).to_numpy(dtype=bool)] = True
-            stated[text.isin(_FALSE).to_numpy(dtype=bool)] = False
-            reasons.add(text.notna() & stated.isna(), "late={} is not true/false or 1/0", values)
-        disagree = stated.notna() & late.notna() & (stated != late)
-        if disagree.any():
-            why = "late disagrees with dep_delay={}" + f" (late means > {threshold:g} min)"
-            reasons.add(disagree, why, raw["dep_delay"])
-        late = stated.where(stated.notna(), late)
-    return late, delay
 
 
 def _quarantine(rows: pd.DataFrame, reasons: Any, folder: Path, source: Path) -> Path:
@@ -255,4 +320,4 @@ def _quarantine(rows: pd.DataFrame, reasons: Any, folder: Path, source: Path) ->
     return path
 
 
-__all__ = ["LABEL_COLUMNS", "load_labels"]
+__all__ = ["LABEL", "Labels", "Y", "comparable", "id_types", "labels_from_snapshot", "load_labels"]

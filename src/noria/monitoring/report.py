@@ -149,7 +149,7 @@ def _collect_scores(project: Project, data: ReportData) -> None:
         return
     windows = []
     for month, rows in served:
-        values = rows.loc[rows["model_version"] == version, "probability"].to_numpy(dtype=np.float64)
+        values = rows.loc[rows["model_version"] == version, "score"].to_numpy(dtype=np.float64)
         values = values[np.isfinite(values)]
         if values.size:
             windows.append((month, values))

@@ -7,8 +7,9 @@ Layout (every file is written atomically; JSON so a person can read it, Parquet 
     <dir>/review/<window>.parquet                predictions someone should look at (low certainty, OOD)
     <dir>/decisions.jsonl                        every retraining decision, why, and what came of it
 
-A *window* is a month (``2013-07``) or a day (``2013-07-14``) of flights by scheduled departure
-(the event time, not the time the request arrived). Records share a header: ``kind``,
+A *window* is a window of the project's unit (``windows:``: a month ``2013-07``, an ISO week
+``2010-W14``, a day, or a project's own label such as a football season ``1975-76``) of requests
+by event time (the prediction time, not the time the request arrived). Records share a header: ``kind``,
 ``window``, ``model_name``, ``model_version``, ``computed_at`` (ISO 8601 UTC). Re-computing a
 window for the same version replaces its file, so a report is never counted twice.
 
@@ -37,33 +38,19 @@ if TYPE_CHECKING:
     from noria.config import Project
 
 Kind = Literal["drift", "performance"]
-WINDOW = re.compile(r"^\d{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?$")
-_NAME = re.compile(r"^(?P<window>[0-9-]+)--v(?P<version>\d+)\.json$")
+# A window label (noria.windows): a month, an ISO week, a day or a project's own label; it names files.
+WINDOW = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_NAME = re.compile(r"^(?P<window>[A-Za-z0-9][A-Za-z0-9._-]*?)--v(?P<version>\d+)\.json$")
 
 
 def check_window(window: str) -> str:
-    """A month ``YYYY-MM`` or a day ``YYYY-MM-DD``; anything else is a clear error."""
-    if not WINDOW.match(window):
+    """A window label that can name a file (the unit is checked by :class:`noria.windows.Windows`)."""
+    if not isinstance(window, str) or not WINDOW.match(window) or ".." in window:
         raise ValidationError(
-            f"window {window!r} is not a month or a day",
-            fix="give a month as YYYY-MM (e.g. 2013-07) or a day as YYYY-MM-DD (e.g. 2013-07-14)",
+            f"window {window!r} is not a window label",
+            fix="give a window of the project's unit (windows: in noria.yaml), e.g. 2013-07, 2010-W14, 1975-76",
         )
     return window
-
-
-def window_bounds(window: str) -> tuple[datetime, datetime]:
-    """The half-open UTC interval ``[start, end)`` a window covers."""
-    check_window(window)
-    parts = [int(p) for p in window.split("-")]
-    if len(parts) == 2:
-        start = datetime(parts[0], parts[1], 1, tzinfo=UTC)
-        end = datetime(parts[0] + parts[1] // 12, parts[1] % 12 + 1, 1, tzinfo=UTC)
-    else:
-        from datetime import timedelta
-
-        start = datetime(parts[0], parts[1], parts[2], tzinfo=UTC)
-        end = start + timedelta(days=1)
-    return start, end
 
 
 def now_iso() -> str:
@@ -186,4 +173,4 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-__all__ = ["MonitoringStore", "atomic_write_text", "check_window", "now_iso", "window_bounds"]
+__all__ = ["MonitoringStore", "atomic_write_text", "check_window", "now_iso"]

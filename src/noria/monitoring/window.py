@@ -1,10 +1,11 @@
 """A window of served predictions, and its drift against the reference profile of the model that served it.
 
-The prediction log (written by ``noria serve``) is the source: every served row carries the
-feature vector the model saw (``feature.<name>`` columns), its probability, the model version
-and the flight's scheduled departure, the event time windows are cut by. A month in which the
-champion changed is split by model version, each part judged against its own version's profile
-(stored as a run artifact at training time; drift checks never re-read training data).
+The prediction log (written by ``noria serve`` and ``noria predict``) is the source: every
+served row carries the feature vector the model saw (``feature.<name>`` columns), its score,
+the model version and the request's event time (``event_time``), which windows are cut by, in
+the project's unit (``windows:``; months by default). A window in which the champion changed
+is split by model version, each part judged against its own version's profile (stored as a
+run artifact at training time; drift checks never re-read training data).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from noria.errors import NoriaError, NotFoundError
-from noria.monitoring.store import MonitoringStore, check_window, window_bounds
+from noria.monitoring.store import MonitoringStore
+from noria.windows import Windows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,6 +29,8 @@ if TYPE_CHECKING:
     from noria.monitoring.profile import ReferenceProfile
 
 FEATURE_PREFIX = "feature."  # noria.serving.predlog.FEATURE_PREFIX (not imported: serving pulls in FastAPI)
+KEY_PREFIX = "key."  # noria.serving.predlog.KEY_PREFIX
+EVENT_TIME = "event_time"  # noria.serving.predlog.EVENT_TIME
 PROFILE_ARTIFACTS = ("reference_profile.json", "monitoring/reference_profile.json")
 
 
@@ -33,51 +39,56 @@ def prediction_log_dir(project: Project) -> Path:
 
 
 def read_window(project: Project, window: str, *, served_only: bool = True, folder: Path | None = None) -> pd.DataFrame:
-    """Successful prediction-log rows whose flight departs inside ``window`` (UTC), oldest first.
+    """Successful prediction-log rows whose event time falls inside ``window``, oldest first.
 
-    ``served_only`` drops shadow rows (scored by the challenger, never returned). Rows logged
-    before the log carried ``scheduled_departure`` cannot be windowed and are left out.
+    ``served_only`` drops shadow rows (scored by the challenger, never returned). Rows without
+    an event time (logged before the log carried one, or whose key could not be computed)
+    cannot be windowed and are left out.
     """
     import pandas as pd
     import pyarrow.dataset as ds
 
-    check_window(window)
+    windows = Windows.of(project)
+    windows.check(window)
     folder = folder or prediction_log_dir(project)
-    files = sorted(folder.glob("date=*/predictions-*.parquet")) if folder.is_dir() else []
+    files = _log_files(folder)
     if not files:
         raise NotFoundError(
             f"the prediction log at {folder} is empty",
             fix="serve predictions first (noria serve, then POST /predict), or check serving.prediction_log.dir",
         )
-    start, end = window_bounds(window)
     dataset = ds.dataset([str(f) for f in files], format="parquet", schema=None)
-    names = set(dataset.schema.names)
-    if "scheduled_departure" not in names:
+    if EVENT_TIME not in dataset.schema.names:
         return pd.DataFrame()
-    ts = ds.field("scheduled_departure")
-    condition = (ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end)) & (ds.field("status") == 200)
+    condition = (ds.field("status") == 200) & ds.field(EVENT_TIME).is_valid()
+    bounds = windows.bounds(window)
+    if bounds is not None:  # a built-in unit: the filter reaches Parquet; a window function labels rows after
+        ts = ds.field(EVENT_TIME)
+        condition = condition & (ts >= pd.Timestamp(bounds[0])) & (ts < pd.Timestamp(bounds[1]))
     if served_only:
         condition = condition & (ds.field("served") == True)  # noqa: E712 - an Arrow expression, not a bool
     try:
-        table = dataset.to_table(filter=condition)
+        frame = dataset.to_table(filter=condition).to_pandas()
     except Exception:  # files written by different model versions can disagree on a feature's type
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        tables = [pq.read_table(f) for f in files]
-        table = pa.concat_tables(tables, promote_options="permissive")
+        table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
         frame = table.to_pandas()
-        keep = (
-            frame["scheduled_departure"].ge(pd.Timestamp(start))
-            & frame["scheduled_departure"].lt(pd.Timestamp(end))
-            & frame["status"].eq(200)
-        )
+        keep = frame["status"].eq(200) & frame[EVENT_TIME].notna()
+        if bounds is not None:
+            keep &= frame[EVENT_TIME].ge(pd.Timestamp(bounds[0])) & frame[EVENT_TIME].lt(pd.Timestamp(bounds[1]))
         if served_only:
             keep &= frame["served"].fillna(False).astype(bool)
-        out: pd.DataFrame = frame[keep].sort_values("scheduled_departure", kind="stable").reset_index(drop=True)
-        return out
-    result: pd.DataFrame = table.to_pandas().sort_values("scheduled_departure", kind="stable").reset_index(drop=True)
-    return result
+        frame = frame[keep]
+    if bounds is None and len(frame):
+        frame = frame[windows.labels(frame[EVENT_TIME]) == window]
+    out: pd.DataFrame = frame.sort_values(EVENT_TIME, kind="stable").reset_index(drop=True)
+    return out
+
+
+def _log_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("date=*/predictions-*.parquet")) if folder.is_dir() else []
 
 
 def feature_frame(rows: pd.DataFrame) -> pd.DataFrame:
@@ -149,9 +160,9 @@ class WindowDrift:
 
 
 def drift_window(project: Project, window: str, *, save: bool = True, min_rows: int | None = None) -> list[WindowDrift]:
-    """Drift of every model version that served flights of ``window``; saved in the monitoring store.
+    """Drift of every model version that served requests of ``window``; saved in the monitoring store.
 
-    What ``noria monitor drift --window 2013-07`` runs. Versions with fewer than ``min_rows``
+    What ``noria monitor drift --window W`` runs. Versions with fewer than ``min_rows``
     (default ``monitoring.drift.min_rows``) rows in the window are not judged.
     """
     from noria.monitoring.drift import compute_drift
@@ -159,7 +170,7 @@ def drift_window(project: Project, window: str, *, save: bool = True, min_rows: 
     rows = read_window(project, window)
     if rows.empty:
         raise NotFoundError(
-            f"no served prediction in the log departs in {window}",
+            f"no served prediction in the log falls in window {window}",
             fix="pick a window the service has scored flights for (noria monitor windows lists them)",
         )
     cfg = project.config.monitoring.drift
@@ -172,12 +183,12 @@ def drift_window(project: Project, window: str, *, save: bool = True, min_rows: 
             continue
         profile = load_profile(project, name, version)
         features = feature_frame(part)
-        report = compute_drift(profile, features, cfg, scores=part["probability"].to_numpy(dtype=float))
+        report = compute_drift(profile, features, cfg, scores=part["score"].to_numpy(dtype=float))
         path = store.save("drift", window, name, version, report.to_dict()) if save else None
         results.append(WindowDrift(window, name, version, report, path))
     if not results:
         raise NotFoundError(
-            f"no model version served at least {least} flights departing in {window} "
+            f"no model version served at least {least} requests of window {window} "
             f"({len(rows)} rows in all): too few to judge drift",
             fix="wait for more traffic, or lower monitoring.drift.min_rows",
         )
@@ -185,21 +196,22 @@ def drift_window(project: Project, window: str, *, save: bool = True, min_rows: 
 
 
 def windows_in_log(project: Project) -> dict[str, int]:
-    """Months the prediction log has served flights for, with their row counts."""
-    import pyarrow.compute as pc
+    """Windows the prediction log has served requests for (by event time), with their row counts."""
     import pyarrow.dataset as ds
 
-    folder = prediction_log_dir(project)
-    files = sorted(folder.glob("date=*/predictions-*.parquet")) if folder.is_dir() else []
+    files = _log_files(prediction_log_dir(project))
     if not files:
         return {}
     dataset = ds.dataset([str(f) for f in files], format="parquet")
-    if "scheduled_departure" not in dataset.schema.names:
+    if EVENT_TIME not in dataset.schema.names:
         return {}
-    table = dataset.to_table(columns=["scheduled_departure"], filter=ds.field("status") == 200)
-    months = pc.strftime(table["scheduled_departure"], format="%Y-%m")
-    counts = pc.value_counts(months.drop_null() if hasattr(months, "drop_null") else months)
-    return dict(sorted((str(item["values"]), int(item["counts"])) for item in counts.to_pylist()))
+    condition = (ds.field("status") == 200) & ds.field(EVENT_TIME).is_valid()
+    table = dataset.to_table(columns=[EVENT_TIME], filter=condition)
+    if table.num_rows == 0:
+        return {}
+    labels = Windows.of(project).labels(table[EVENT_TIME].to_pandas())
+    values, counts = np.unique(np.asarray([str(v) for v in labels if v is not None]), return_counts=True)
+    return {str(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
 __all__ = [

@@ -46,6 +46,19 @@ def disable_telemetry() -> None:
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    _quiet()
+
+
+def _quiet() -> None:
+    """MLflow's housekeeping is not the user's business: its SQLite store logs "Creating initial MLflow
+    database tables..." at INFO on every new process, and SQLAlchemy warns about a loader strategy
+    MLflow uses (nothing a Noria user can act on). Real warnings and errors still show."""
+    import logging
+    import warnings
+
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated")
 
 
 disable_telemetry()  # every module of this package that uses MLflow imports this one first

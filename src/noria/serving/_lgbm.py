@@ -5,6 +5,11 @@ Booster knows about its inputs (feature order, categorical codes, training range
 20-400 µs of Python before a 10 µs tree walk). ``LGBM_BoosterPredictForMatSingleRowFast``
 prepares that once per model; a request then costs one ctypes call. Batches go through
 ``Booster.predict`` (the overhead is paid once per batch there).
+
+A model has ``K`` outputs per row: 1 for binary and regression objectives, ``num_class`` for
+multi-class ones. LightGBM lays the outputs of one row out class by class: K raw scores,
+K blocks of ``n_features + 1`` contributions (the bias last in each block), and one leaf per
+tree, where the trees are interleaved by class (tree ``t`` belongs to class ``t % K``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ _DTYPE_FLOAT64 = 1  # C_API_DTYPE_FLOAT64
 DENSE_LIMIT = 4_000_000  # entries (32 MB) of the precomputed (tree, leaf) x feature table
 _CATEGORICAL = re.compile(r"^\[categorical_feature: ([0-9,]*)\]$", re.MULTILINE)
 _INFOS = re.compile(r"^feature_infos=(.*)$", re.MULTILINE)
+_OBJECTIVE = re.compile(r"^objective=(.*)$", re.MULTILINE)
+_PER_ITERATION = re.compile(r"^num_tree_per_iteration=(\d+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,56 @@ class BoosterInputs:
     features: tuple[str, ...]
     categories: dict[str, tuple[str, ...]]  # categorical feature -> categories (code = position)
     ranges: dict[str, tuple[float, float]]  # numeric feature -> (min, max) seen in training
+    objective: str = ""  # the model text's objective line, e.g. "binary sigmoid:1", "multiclass num_class:3"
+    outputs: int = 1  # raw scores per row (num_tree_per_iteration): K for a multi-class model
+
+
+# LightGBM objective (as its model text names it) -> (task, link from the raw score to the output)
+OBJECTIVES: dict[str, tuple[str, str]] = {
+    "binary": ("binary", "sigmoid"),
+    "cross_entropy": ("binary", "sigmoid"),
+    "multiclass": ("multiclass", "softmax"),
+    "multiclassova": ("multiclass", "ova"),
+    "regression": ("regression", "identity"),
+    "regression_l1": ("regression", "identity"),
+    "huber": ("regression", "identity"),
+    "fair": ("regression", "identity"),
+    "quantile": ("regression", "identity"),
+    "mape": ("regression", "identity"),
+    "poisson": ("regression", "exp"),
+    "gamma": ("regression", "exp"),
+    "tweedie": ("regression", "exp"),
+}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a model's objective means for serving: its task, the link to its output, its classes."""
+
+    text: str  # as the model text has it: "binary sigmoid:1", "multiclass num_class:3", "regression sqrt"
+    name: str  # the objective's name: "binary", "multiclass", "huber"...
+    task: str  # "binary", "multiclass", "regression", or "" when serving cannot use the model
+    link: str  # raw score -> output: sigmoid, softmax, ova (a sigmoid per class), identity, exp, square
+    num_class: int
+    problem: str = ""  # why serving cannot use the model (task "")
+
+
+def parse_objective(text: str) -> Objective:
+    """Read a model text's ``objective=`` value (``binary sigmoid:1``, ``regression sqrt``...)."""
+    words = text.split()
+    name = words[0] if words else ""
+    options = dict(w.partition(":")[::2] for w in words[1:])
+    num_class = int(options.get("num_class", "1") or 1)
+    task, link = OBJECTIVES.get(name, ("", ""))
+    problem = "" if task else f"serving does not know the objective {name or '(none)'!r}"
+    if task and float(options.get("sigmoid", "1") or 1) != 1.0:
+        task, problem = "", f"objective {text!r}: serving assumes sigmoid:1 (the default)"
+    if task and "sqrt" in words:
+        # reg_sqrt: the model learns sign(y) * sqrt(|y|) and predicts sign(raw) * raw^2.
+        if link != "identity":
+            task, problem = "", f"objective {text!r}: sqrt only goes with the L1/L2-family regressions"
+        link = "square"
+    return Objective(text, name, task, link if task else "", num_class, problem)
 
 
 def booster_inputs(booster: lightgbm.Booster) -> BoosterInputs:
@@ -66,11 +123,19 @@ def booster_inputs(booster: lightgbm.Booster) -> BoosterInputs:
                 ranges[name] = (float(low), float(high))
             except ValueError:
                 continue
-    return BoosterInputs(names, categories, ranges)
+    objective = _OBJECTIVE.search(text)
+    per_iteration = _PER_ITERATION.search(text)
+    return BoosterInputs(
+        names,
+        categories,
+        ranges,
+        objective.group(1).strip() if objective else "",
+        int(per_iteration.group(1)) if per_iteration else int(booster.num_model_per_iteration()),
+    )
 
 
 class FastScorer:
-    """Raw scores and SHAP contributions of one row through LightGBM's C single-row fast path.
+    """Raw scores, SHAP contributions and leaves of one row through LightGBM's C single-row fast path.
 
     One FastConfig per prediction type, freed with the scorer. Calls are serialised by a lock
     (LightGBM's fast config holds a per-config buffer); requests run on one event loop thread,
@@ -84,9 +149,12 @@ class FastScorer:
         self._booster = booster  # keeps the handle alive as long as the scorer
         self.n_features = int(booster.num_feature())
         self.n_trees = int(booster.num_trees())
+        self.outputs = int(booster.num_model_per_iteration())  # K
+        self._contrib_size = self.outputs * (self.n_features + 1)
         self._lock = threading.Lock()
         self._row = np.zeros(self.n_features, dtype=np.float64)
-        self._out = np.zeros(max(self.n_features + 1, self.n_trees), dtype=np.float64)
+        # One buffer for every kind of output: K raw scores, K * (n_features + 1) contributions, a leaf per tree.
+        self._out = np.zeros(max(self._contrib_size, self.n_trees, self.outputs), dtype=np.float64)
         self._row_ptr = self._row.ctypes.data_as(ctypes.c_void_p)
         self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         self._out_len = ctypes.c_int64(0)
@@ -124,16 +192,26 @@ class FastScorer:
             self._check(code)
 
     def raw(self, row: np.ndarray) -> float:
-        """The raw score (log-odds) of one row."""
+        """The raw score of one row (a one-output model: binary log-odds, a regression's raw value)."""
         with self._lock:
             self._run(PREDICT_RAW, row)
             return float(self._out[0])
 
+    def raw_scores(self, row: np.ndarray) -> list[float]:
+        """The K raw scores of one row, in class order."""
+        with self._lock:
+            self._run(PREDICT_RAW, row)
+            scores: list[float] = self._out[: self.outputs].tolist()
+            return scores
+
     def contributions(self, row: np.ndarray) -> np.ndarray:
-        """Per-feature SHAP values of one row, the bias (expected value) last; they sum to the raw score."""
+        """Per-feature SHAP values of one row, the bias (expected value) last; they sum to the raw score.
+
+        A K-output model gives K such blocks, class by class: ``K * (n_features + 1)`` values.
+        """
         with self._lock:
             self._run(PREDICT_CONTRIB, row)
-            return self._out[: self.n_features + 1].copy()
+            return self._out[: self._contrib_size].copy()
 
     def leaves(self, row: np.ndarray) -> np.ndarray:
         """The leaf one row reaches in every tree (LightGBM's own routing: missing values, categories)."""
@@ -161,21 +239,28 @@ class PathAttribution:
     contributions plus the bias (the sum of root values) equal the raw score exactly, like SHAP
     values. Unlike SHAP they depend only on the path taken, which makes them cheap: the paths
     are precomputed per leaf, and a prediction costs one native leaf-index call and a gather.
+
+    A K-class model has K trees per iteration, interleaved (tree ``t`` belongs to class
+    ``t % K``): class k's contributions and bias come from its own trees only, and add up to
+    its raw score. A random forest (``average_output``) averages its trees, and so do these.
     """
 
     def __init__(self, booster: lightgbm.Booster) -> None:
         dump = booster.dump_model()
         self.n_features = int(booster.num_feature())
+        self.outputs = k = int(dump.get("num_tree_per_iteration", booster.num_model_per_iteration()))
         trees = dump["tree_info"]
+        # A random forest's output is the average of its iterations, not the sum.
+        scale = 1.0 / max(len(trees) // k, 1) if dump.get("average_output") else 1.0
         width = max(int(t["num_leaves"]) for t in trees) if trees else 1
         self.start = np.zeros((len(trees), width), dtype=np.int64)
         self.length = np.zeros((len(trees), width), dtype=np.int64)
         features: list[int] = []
         deltas: list[float] = []
-        bias = 0.0
+        bias = np.zeros(k, dtype=np.float64)
         for t, tree in enumerate(trees):
             root = tree["tree_structure"]
-            bias += float(root.get("internal_value", root.get("leaf_value", 0.0)))
+            bias[t % k] += scale * float(root.get("internal_value", root.get("leaf_value", 0.0)))
             stack: list[tuple[dict[str, Any], list[tuple[int, float]]]] = [(root, [])]
             while stack:
                 node, path = stack.pop()
@@ -191,12 +276,14 @@ class PathAttribution:
                 for side in ("left_child", "right_child"):
                     child = node[side]
                     child_value = float(child["internal_value"] if "internal_value" in child else child["leaf_value"])
-                    stack.append((child, [*path, (feature, child_value - value)]))
-        self.bias = bias
+                    stack.append((child, [*path, (feature, scale * (child_value - value))]))
+        self.bias: float | np.ndarray = float(bias[0]) if k == 1 else bias  # one per class
         self.features = np.asarray(features, dtype=np.int64)
         self.deltas = np.asarray(deltas, dtype=np.float64)
         self._trees = np.arange(len(trees))
         self._width = width
+        self._iterations = len(trees) // k
+        self._classes = self._trees % k  # the class of every tree
         # Small enough (the usual case): one dense row of contributions per (tree, leaf), summed by a gather.
         self.dense: np.ndarray | None = None
         if len(trees) * width * (self.n_features + 1) <= DENSE_LIMIT:
@@ -208,31 +295,56 @@ class PathAttribution:
             self.dense = dense
 
     def contributions(self, leaves: np.ndarray) -> np.ndarray:
-        """One row's contributions (log-odds) per feature, the bias last; they sum to the raw score."""
+        """One row's contributions per feature, the bias last; they sum to the raw score.
+
+        Laid out as LightGBM's ``pred_contrib``: a K-class model gives K blocks of
+        ``n_features + 1`` values, class by class.
+        """
+        k, width = self.outputs, self.n_features + 1
         if self.dense is not None:
-            out: np.ndarray = self.dense[self._trees * self._width + leaves].sum(axis=0)
-            out[-1] = self.bias
-            return out
+            rows = self.dense[self._trees * self._width + leaves]
+            if k == 1:
+                out: np.ndarray = rows.sum(axis=0)
+                out[-1] = self.bias
+                return out
+            blocks: np.ndarray = rows.reshape(self._iterations, k, width).sum(axis=0)
+            blocks[:, -1] = self.bias
+            return blocks.reshape(-1)
         starts = self.start[self._trees, leaves]
         lengths = self.length[self._trees, leaves]
         offsets = np.cumsum(lengths) - lengths
         positions = np.arange(int(lengths.sum())) - np.repeat(offsets - starts, lengths)
-        out = np.empty(self.n_features + 1, dtype=np.float64)
-        out[:-1] = np.bincount(self.features[positions], weights=self.deltas[positions], minlength=self.n_features)
-        out[-1] = self.bias
+        slots = self.features[positions]
+        if k > 1:
+            slots = slots + np.repeat(self._classes, lengths) * width
+        out = np.bincount(slots, weights=self.deltas[positions], minlength=k * width)
+        out[width - 1 :: width] = self.bias
         return out
 
 
 def batch_leaves(booster: lightgbm.Booster, matrix: np.ndarray) -> np.ndarray:
+    """The leaf of every row in every tree, shape (n, num_trees)."""
+    if not len(matrix):  # LightGBM refuses an empty matrix
+        return np.zeros((0, int(booster.num_trees())), dtype=np.int64)
     return np.asarray(booster.predict(matrix, pred_leaf=True, num_threads=1), dtype=np.int64).reshape(len(matrix), -1)
 
 
 def batch_raw(booster: lightgbm.Booster, matrix: np.ndarray) -> np.ndarray:
-    return np.asarray(booster.predict(matrix, raw_score=True, num_threads=1), dtype=np.float64)
+    """Raw scores: shape (n,) for a one-output model, (n, K) for a K-class one."""
+    k = int(booster.num_model_per_iteration())
+    if not len(matrix):
+        return np.zeros(0 if k == 1 else (0, k), dtype=np.float64)
+    raw = np.asarray(booster.predict(matrix, raw_score=True, num_threads=1), dtype=np.float64)
+    return raw.reshape(len(matrix)) if k == 1 else raw.reshape(len(matrix), k)
 
 
 def batch_contributions(booster: lightgbm.Booster, matrix: np.ndarray) -> np.ndarray:
-    return np.asarray(booster.predict(matrix, pred_contrib=True, num_threads=1), dtype=np.float64)
+    """SHAP contributions, shape (n, K * (n_features + 1)): per class the features' values, then the bias."""
+    if not len(matrix):
+        width = int(booster.num_model_per_iteration()) * (int(booster.num_feature()) + 1)
+        return np.zeros((0, width), dtype=np.float64)
+    contribs = np.asarray(booster.predict(matrix, pred_contrib=True, num_threads=1), dtype=np.float64)
+    return contribs.reshape(len(matrix), -1)
 
 
 def sigmoid(x: float) -> float:

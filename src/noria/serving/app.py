@@ -37,8 +37,9 @@ from noria.serving.model import ServedModel
 from noria.serving.openapi import install_openapi
 from noria.serving.predict import Predictor
 from noria.serving.predlog import PredictionLog
-from noria.serving.schemas import request_adapter
+from noria.serving.requests import RequestSchema
 from noria.serving.sources import FeatureSource, LoadedVersion, ModelSource
+from noria.tasks import Task
 
 if TYPE_CHECKING:
     from noria.config import Project
@@ -79,16 +80,28 @@ def create_app(
     feature_status: str | None = None,
     descriptions: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    request: RequestSchema | None = None,
+    task: Task | None = None,
 ) -> FastAPI:
     """The service for ``project`` (model from its registry, features from its online store).
 
-    Every part can be given instead (``config``, ``model_source``, ``feature_source``): tests
-    and the OpenAPI export use that. Without a model source the app starts but is not ready.
+    Every part can be given instead (``config``, ``model_source``, ``feature_source``, the
+    ``request`` schema, the ``task``): tests use that. Without a model source the app starts but
+    is not ready.
     """
     from noria.serving.config import serving_config
+    from noria.tasks import BinaryTask, task_of
 
     env = os.environ if environ is None else environ
     cfg = config or (serving_config(project) if project is not None else ServingConfig())
+    if request is None:
+        if project is None:
+            raise NoriaError("create_app needs a project or a request schema (noria.serving.requests)")
+        from noria.serving.requests import request_schema
+
+        request = request_schema(project)
+    task = task or (task_of(project) if project is not None else BinaryTask())
+    _check_sticky_key(cfg, request)
     if project is not None and model_source is None:
         from noria.serving.sources import RegistryModelSource
 
@@ -111,6 +124,7 @@ def create_app(
     def build(loaded: LoadedVersion) -> ServedModel:
         return ServedModel.build(
             loaded,
+            task=task,
             descriptions=words,
             texts=cfg.explanations.features,
             top=cfg.explanations.top,
@@ -131,7 +145,7 @@ def create_app(
     if cache is not None:
         metrics.watch_feature_cache(cache)
     prediction_log: PredictionLog | None = None
-    adapter = request_adapter(cfg.max_batch)
+    adapter = request.adapter(cfg.max_batch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -145,6 +159,8 @@ def create_app(
                 roll_seconds=cfg.prediction_log.roll_seconds,
                 max_queue_rows=cfg.prediction_log.max_queue_rows,
                 on_drop=lambda n: metrics.log_dropped.inc(n),
+                project_root=project.root if project is not None else None,
+                profile=project.profile if project is not None else None,
             )
             state.prediction_log = state.predictor.log = prediction_log
         if model_source is not None:
@@ -168,20 +184,33 @@ def create_app(
                 await run_in_threadpool(prediction_log.close)
             gc.unfreeze()  # several apps in one process (tests, notebooks): let the collector see it all again
 
+    name = project.config.project if project is not None else "noria"
     app = FastAPI(
-        title="Noria serving",
-        summary="Flight delay predictions with explanations, from the registry's @champion.",
+        title=f"Noria serving: {name}",
+        summary=f"{task.name.capitalize()} predictions with explanations, from the registry's @{cfg.alias}.",
         version=_version(),
         lifespan=lifespan,
     )
-    predictor = Predictor(cfg, adapter, holder, feature_source, metrics, None)
+    predictor = Predictor(cfg, adapter, holder, feature_source, metrics, None, schema=request, task=task)
     state = ServingState(cfg, holder, predictor, metrics, keys, feature_status or "off", None)
     app.state.noria = state
     app.add_middleware(ServingMiddleware, metrics=metrics, max_body_bytes=cfg.max_body_bytes)
     _add_error_handlers(app)
     _add_routes(app, state)
-    install_openapi(app, adapter, require_key_for_predict=cfg.require_key_for_predict)
+    install_openapi(app, adapter, request, task, require_key_for_predict=cfg.require_key_for_predict, project=project)
     return app
+
+
+def _check_sticky_key(cfg: ServingConfig, request: RequestSchema) -> None:
+    key = cfg.ab.sticky_key
+    if key is None or key.startswith("header:") or key in request.field_names:
+        return
+    from noria.errors import ConfigError
+
+    raise ConfigError(
+        f"serving.ab.sticky_key {key!r} is not a field of the request ({', '.join(request.field_names)})",
+        fix="name a request field, or header:<Name> to take the key from a request header",
+    )
 
 
 def _export_monitoring(metrics: ServingMetrics, holder: ModelHolder, project: Project | None) -> None:

@@ -1,11 +1,14 @@
-"""Batch scoring: a Parquet file of flights in, the same file with predictions out.
+"""Batch scoring: a Parquet file of requests in, the same file with predictions out.
 
-The same code as the service: the flight's request columns, the online feature lookup
+The same code as the service: the request columns (the file holds them as the request table
+does, or in the shape of the project's own request model, mapped), the online feature lookup
 (``noria.features``), the model's feature order and category codes, the out-of-distribution
-check. The file is streamed in chunks (memory stays flat), the output appears atomically
-(temp file, then rename), and every run leaves a *delivery record* (rows in and out, model
-version, time, status) under ``.noria/deliveries/`` so that continuity of delivery can be
-monitored (maturity item 42).
+check, the answer in the task's terms. The file is streamed in chunks (memory stays flat),
+the output appears atomically (temp file, then rename), every scored row goes to the
+prediction log with its event key and time (monitoring sees batch predictions like served
+ones), and every run leaves a *delivery record* (rows in and out, model version, time,
+status) under ``.noria/deliveries/`` so that continuity of delivery can be monitored
+(maturity item 42).
 """
 
 from __future__ import annotations
@@ -18,16 +21,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
-from noria.errors import NotFoundError, SourceError
+from noria.errors import NotFoundError, SourceError, ValidationError
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from noria.config import Project
-    from noria.serving.model import ServedModel
+    from noria.serving.model import Scored, ServedModel
+    from noria.serving.requests import RequestSchema
     from noria.serving.sources import FeatureSource
+    from noria.tasks import Task
 
 
 @dataclass
@@ -48,7 +52,7 @@ class DeliveryRecord:
     started_at: str
     finished_at: str
     seconds: float
-    late_rows: int = 0
+    flagged_rows: int = 0  # binary: rows whose decision was positive
     ood_rows: int = 0
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -104,22 +108,35 @@ def score_frame(
     frame: pd.DataFrame,
     features: FeatureSource | None,
     *,
-    tz: ZoneInfo,
+    request: RequestSchema,
+    task: Task,
     threshold: float,
     explain: bool = False,
-) -> pd.DataFrame:
-    """``frame`` with the prediction columns added (the scoring of one chunk)."""
-    from noria.serving.rows import request_frame
+    columns: Mapping[str, Any] | None = None,
+) -> tuple[pd.DataFrame, list[Scored]]:
+    """``frame`` with the prediction columns added (the scoring of one chunk), and the scored rows.
+
+    ``columns``: the chunk's request columns, when the caller has them already.
+    """
+    import pandas as pd
 
     inline = _inline(frame, model.features)
     covered = all(row is not None and model.inputs_set <= row.keys() for row in inline)
     looked = None
     if features is not None and not covered and len(frame):
-        looked = features.lookup(request_frame(frame, tz).reset_index(drop=True))
+        columns = columns if columns is not None else _request_columns(request, frame)
+        looked = features.lookup(pd.DataFrame(dict(columns)).reset_index(drop=True))
     scored = model.score(model.encode(inline, looked), threshold, explain)
     out = frame.copy()
-    out["probability"] = [s.probability for s in scored]
-    out["late"] = [s.late for s in scored]
+    if task.name == "binary":
+        out["probability"] = [s.score for s in scored]
+        out[task.label_name] = [s.decision for s in scored]
+    elif task.name == "multiclass":
+        out["predicted_class"] = [s.label for s in scored]
+        for j, name in enumerate(task.classes):
+            out[f"probability_{name}"] = [(s.probabilities or [])[j] for s in scored]
+    else:
+        out["prediction"] = [s.score for s in scored]
     out["model_name"] = model.name
     out["model_version"] = model.version
     out["ood"] = [bool(s.ood) for s in scored]
@@ -128,7 +145,19 @@ def score_frame(
         out["explanation"] = [
             "; ".join(c["text"] for c in (s.explanation or {}).get("contributions", [])) for s in scored
         ]
-    return out
+    return out, scored
+
+
+def _request_columns(request: RequestSchema, frame: pd.DataFrame) -> dict[str, Any]:
+    found = request.frame_columns(frame)
+    if found is None:
+        wanted = ", ".join(dict.fromkeys([*request.ids, *request.request_columns]))
+        raise ValidationError(
+            f"the input has neither the request columns ({wanted}) nor the request fields"
+            f" ({', '.join(request.field_names)}) (it has: {', '.join(map(str, frame.columns))})",
+            fix="give every request column (as the request table holds them) or every field of a request",
+        )
+    return found
 
 
 def score_file(
@@ -145,9 +174,12 @@ def score_file(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from noria.features.definitions import load_definitions
     from noria.serving.config import serving_config
     from noria.serving.model import ServedModel
+    from noria.serving.requests import request_schema
     from noria.serving.sources import RegistryModelSource, open_feature_source
+    from noria.tasks import task_of
 
     cfg = serving_config(project)
     src, dst = Path(input), Path(output)
@@ -158,12 +190,19 @@ def score_file(
     except (pa.ArrowInvalid, OSError) as exc:
         raise SourceError(f"{src} is not a readable Parquet file: {exc}", fix="convert it to Parquet first") from None
     chosen = alias or cfg.alias
+    defs = load_definitions(project)
+    request = request_schema(project, defs)
+    task = task_of(project)
     source = RegistryModelSource(project, cfg.model or project.config.model.name)
     ref = source.resolve(chosen)
     features, _ = open_feature_source(project, cfg.online_features, cfg.feature_service)
     words = features.descriptions() if features is not None else {}
     model = ServedModel.build(
-        source.load(ref, chosen), descriptions=words, texts=cfg.explanations.features, method=cfg.explanations.method
+        source.load(ref, chosen),
+        task=task,
+        descriptions=words,
+        texts=cfg.explanations.features,
+        method=cfg.explanations.method,
     )
     size = chunk_size or cfg.batch.chunk_size
     started, clock = datetime.now(UTC), time.perf_counter()
@@ -184,30 +223,36 @@ def score_file(
         seconds=0.0,
         extra={"chunk_size": size},
     )
-    schema = output_schema(reader.schema_arrow, explain)
+    schema = output_schema(reader.schema_arrow, explain, task)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{record.id}.tmp")
     writer: Any = None
+    log = _open_log(project, cfg)
     try:
         with _Progress(progress, reader.metadata.num_rows, src.name) as advance:
             for batch in reader.iter_batches(batch_size=size):
                 frame = batch.to_pandas()
                 record.rows_in += len(frame)
-                scored = score_frame(
+                columns = _request_columns(request, frame) if len(frame) else {}
+                scored_frame, scored = score_frame(
                     model,
                     frame,
                     features,
-                    tz=ZoneInfo(cfg.local_timezone),
+                    request=request,
+                    task=task,
                     threshold=cfg.decision_threshold,
                     explain=explain,
+                    columns=columns,
                 )
-                table = pa.Table.from_pandas(scored, schema=schema, preserve_index=False)
+                table = pa.Table.from_pandas(scored_frame, schema=schema, preserve_index=False)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, schema, compression="zstd")
                 writer.write_table(table)
-                record.rows_out += len(scored)
-                record.late_rows += int(scored["late"].sum())
-                record.ood_rows += int(scored["ood"].sum())
+                record.rows_out += len(scored_frame)
+                record.flagged_rows += sum(1 for s in scored if s.decision)
+                record.ood_rows += int(scored_frame["ood"].sum())
+                if log is not None and len(frame):
+                    _log_chunk(log, record, model, scored, request, defs, columns, frame, cfg.decision_threshold, task)
                 advance(len(frame))
         if writer is None:  # an empty file: its columns and ours, no rows
             pq.write_table(schema.empty_table(), tmp)
@@ -222,6 +267,8 @@ def score_file(
     finally:
         if writer is not None:
             writer.close()
+        if log is not None:
+            log.close()
         tmp.unlink(missing_ok=True)
         record.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         record.seconds = round(time.perf_counter() - clock, 3)
@@ -229,13 +276,95 @@ def score_file(
     return BatchResult(dst, record, record_path)
 
 
-def output_schema(input_schema: Any, explain: bool) -> Any:
+def _open_log(project: Project, cfg: Any) -> Any:
+    """The prediction log batch predictions go to (None when the project turned it off)."""
+    if not cfg.prediction_log.enabled:
+        return None
+    from noria.serving.predlog import PredictionLog
+
+    return PredictionLog(
+        project.path(cfg.prediction_log.dir),
+        roll_rows=cfg.prediction_log.roll_rows,
+        roll_seconds=cfg.prediction_log.roll_seconds,
+        max_queue_rows=max(cfg.prediction_log.max_queue_rows, cfg.batch.chunk_size * 2),
+    )
+
+
+def _log_chunk(
+    log: Any,
+    record: DeliveryRecord,
+    model: ServedModel,
+    scored: list[Scored],
+    request: RequestSchema,
+    defs: Any,
+    columns: Mapping[str, Any],
+    frame: pd.DataFrame,
+    threshold: float,
+    task: Task,
+) -> None:
+    """The chunk's predictions to the prediction log, with the event key and time computed here."""
+    import numpy as np
+
+    from noria.serving.predlog import ScoredRow
+
+    stamps, keys = request.event_keys(defs, {k: np.asarray(v) for k, v in columns.items()})
+    seconds = stamps.astype("datetime64[us]").astype("int64") / 1_000_000
+    now = time.time()
+    rows = []
+    ids = request.ids
+    names = list(columns)
+    for i, item in enumerate(scored):
+        key = {name: _plain(keys[name][i]) for name in ids}
+        given = {name: _plain(columns[name][i]) for name in names}
+        rows.append(
+            ScoredRow(
+                f"batch-{record.id}",
+                record.rows_out - len(scored) + i,
+                now,
+                model.name,
+                model.version,
+                "champion",
+                True,
+                json.dumps(given, default=str),
+                item,
+                threshold if task.name == "binary" else None,
+                model.features,
+                event_time=float(seconds[i]),
+                keys=key,
+            )
+        )
+    log.write(rows)
+
+
+def _plain(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.datetime64):
+        return float(value.astype("datetime64[us]").astype("int64")) / 1_000_000
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.timestamp()
+    item = getattr(value, "item", None)
+    return item() if item is not None else value
+
+
+def output_schema(input_schema: Any, explain: bool, task: Task | None = None) -> Any:
     """The input's columns (types kept, pandas metadata dropped) and the prediction columns."""
     import pyarrow as pa
 
+    from noria.tasks import BinaryTask
+
+    task = task or BinaryTask()
+    if task.name == "binary":
+        answer = [pa.field("probability", pa.float64()), pa.field(task.label_name, pa.bool_())]
+    elif task.name == "multiclass":
+        answer = [pa.field("predicted_class", pa.string())]
+        answer += [pa.field(f"probability_{c}", pa.float64()) for c in task.classes]
+    else:
+        answer = [pa.field("prediction", pa.float64())]
     ours = [
-        pa.field("probability", pa.float64()),
-        pa.field("late", pa.bool_()),
+        *answer,
         pa.field("model_name", pa.string()),
         pa.field("model_version", pa.int64()),
         pa.field("ood", pa.bool_()),

@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 
 _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-# Flight fields a sticky A/B key may name; "header:<Name>" takes it from a request header instead.
-FLIGHT_KEYS = ("carrier", "flight", "origin", "dest", "tailnum")
+_FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class _Section(BaseModel):
@@ -31,8 +30,9 @@ class ABConfig(_Section):
     """Traffic split between @champion and @challenger, sticky per key."""
 
     challenger_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
-    # A flight field (carrier, flight, origin, dest, tailnum) or "header:<Name>" (e.g. a customer id).
-    sticky_key: str = "carrier"
+    # A field of the request (e.g. a customer or store id) or "header:<Name>": the same key always
+    # gets the same arm. Required when challenger_fraction > 0.
+    sticky_key: str | None = None
     # Salt of the hash: a new experiment name reshuffles who gets which arm.
     experiment: str = Field(default="default", min_length=1, max_length=100)
     # Score every request with @challenger too, log it, never return it.
@@ -41,16 +41,57 @@ class ABConfig(_Section):
 
     @field_validator("sticky_key")
     @classmethod
-    def _known_key(cls, value: str) -> str:
-        if value in FLIGHT_KEYS:
+    def _known_key(cls, value: str | None) -> str | None:
+        if value is None or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", value):
             return value
         if value.startswith("header:") and re.fullmatch(r"[A-Za-z0-9-]{1,64}", value[7:]):
             return value
-        raise ValueError(f"sticky_key {value!r} must be one of {', '.join(FLIGHT_KEYS)} or 'header:<Header-Name>'")
+        raise ValueError(f"sticky_key {value!r} must be a request field name or 'header:<Header-Name>'")
+
+    @model_validator(mode="after")
+    def _key_when_split(self) -> ABConfig:
+        if self.challenger_fraction > 0 and self.sticky_key is None:
+            raise ValueError(
+                "an A/B split needs sticky_key: a request field (e.g. a customer id) or header:<Name>,"
+                " so each key keeps its arm"
+            )
+        return self
 
     @property
     def uses_challenger(self) -> bool:
         return self.challenger_fraction > 0 or self.shadow
+
+
+class RequestConfig(_Section):
+    """The request the service takes: generated from the request columns, or the project's own.
+
+    Without ``model`` the request is generated from ``features.request`` (its ids and columns,
+    with their declared types and rules). ``model`` (``module:Class``, a pydantic model in the
+    project folder) and ``mapping`` (``module:function``: its fields as arrays -> request columns
+    and ids as arrays) declare a public API of the project's own; ``inverse`` (request-table rows
+    as a DataFrame -> a list of request bodies) lets Noria build requests from data (the OpenAPI
+    example, ``noria replay``). ``example``: the OpenAPI example body (default: taken from data).
+    """
+
+    model: str | None = None
+    mapping: str | None = None
+    inverse: str | None = None
+    # A batch is {"<batch_key>": [request, ...]}.
+    batch_key: str = Field(default="requests", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    example: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _model_with_mapping(self) -> RequestConfig:
+        if (self.model is None) != (self.mapping is None):
+            raise ValueError(
+                "a project's own request model needs both model: module:Class and mapping: module:function"
+            )
+        if self.inverse is not None and self.model is None:
+            raise ValueError("inverse: belongs to a project's own request model (model: and mapping:)")
+        for ref in (self.model, self.mapping, self.inverse):
+            if ref is not None and not _FUNCTION.match(ref):
+                raise ValueError(f"{ref!r} is not a reference: write module:name")
+        return self
 
 
 class PredictionLogConfig(_Section):
@@ -115,8 +156,7 @@ class ServingConfig(_Section):
     decision_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     max_batch: int = Field(default=256, ge=1, le=100_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    # Where request times are local: the flights' sched_dep_time/hour are New York time.
-    local_timezone: str = "America/New_York"
+    request: RequestConfig = RequestConfig()
     # Online feature store: "auto" uses it when the project's feature store is applied,
     # "on" refuses to start without it, "off" serves inline features only.
     online_features: Literal["auto", "on", "off"] = "auto"
@@ -149,17 +189,6 @@ class ServingConfig(_Section):
             raise ValueError(f"api_keys_env must be an environment variable name, got {value!r}")
         return value
 
-    @field_validator("local_timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as America/New_York)") from None
-        return value
-
     @model_validator(mode="after")
     def _aliases_differ(self) -> ServingConfig:
         if self.ab.uses_challenger and self.ab.challenger_alias == self.alias:
@@ -185,6 +214,7 @@ __all__ = [
     "FeatureCacheConfig",
     "FeatureText",
     "PredictionLogConfig",
+    "RequestConfig",
     "ServingConfig",
     "serving_config",
 ]

@@ -1,7 +1,7 @@
 """Error responses: one JSON shape for every failure, naming the field when a field is wrong.
 
-{"error": {"type": "validation_error", "message": "flights[0].distance: Input should be
- greater than 0", "fix": "...", "fields": [{"field": "flights[0].distance", ...}]},
+{"error": {"type": "validation_error", "message": "requests[0].distance: Input should be
+ greater than 0", "fix": "...", "fields": [{"field": "requests[0].distance", ...}]},
  "request_id": "..."}
 """
 
@@ -70,7 +70,7 @@ def error_response(
 
 def _path(loc: tuple[Any, ...]) -> str:
     parts = list(loc)
-    if parts and parts[0] in ("flight", "batch"):  # the discriminator's tag
+    if parts and parts[0] in ("one", "batch"):  # the discriminator's tag (noria.serving.requests)
         parts = parts[1:]
     if "features" in parts:  # drop the union member a feature value failed against
         k = parts.index("features")
@@ -100,7 +100,7 @@ def field_errors(exc: PydanticValidationError) -> list[dict[str, str]]:
     return list(seen.values())
 
 
-def validation_error(exc: PydanticValidationError, request_id: str) -> Response:
+def validation_error(exc: PydanticValidationError, request_id: str, batch_key: str = "requests") -> Response:
     fields = field_errors(exc)
     first = fields[0] if fields else {"field": "(body)", "message": "invalid request"}
     more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
@@ -108,7 +108,7 @@ def validation_error(exc: PydanticValidationError, request_id: str) -> Response:
         422,
         f"{first['field']}: {first['message']}{more}",
         request_id,
-        fix='send one flight, or {"flights": [...]}, as documented in /docs (schema: PredictRequest)',
+        fix=f'send one request, or {{"{batch_key}": [...]}}, as documented in /docs (schema: PredictRequest)',
         fields=fields,
     )
 

@@ -1,8 +1,8 @@
 """The service for a moment, in this process: what the demo and notebooks use.
 
     with running_service(project) as service:
-        answer = service.predict(flight)            # through HTTP, with the key
-        print(describe(flight, answer))
+        answer = service.predict(request)           # through HTTP, with the key
+        print(describe(request, answer))
 
 The server listens on 127.0.0.1 on a free port, with a fresh random API key that never leaves
 the process; it stops (and flushes the prediction log) when the block ends.
@@ -32,7 +32,7 @@ class LocalService:
     key: str
 
     def predict(self, body: Mapping[str, Any], timeout: float = 30.0) -> dict[str, Any]:
-        """POST /predict (one flight or {"flights": [...]}) and return the JSON answer."""
+        """POST /predict (one request or a batch) and return the JSON answer."""
         import httpx
 
         r = httpx.post(f"{self.url}/predict", json=dict(body), headers=self.headers, timeout=timeout)
@@ -97,14 +97,17 @@ def running_service(
         thread.join(timeout=60)
 
 
-def describe(flight: Mapping[str, Any], answer: Mapping[str, Any]) -> str:
-    """A prediction as a few lines a person reads: the flight, the risk, why, and any warning."""
-    head = (
-        f"{flight.get('carrier')}{flight.get('flight')} {flight.get('origin')}->{flight.get('dest')} "
-        f"{flight.get('scheduled_departure')}: {100 * float(answer['probability']):.0f}% risk of a delay > 15 min "
-        f"({'LATE' if answer['late'] else 'on time'}; model {answer['model_name']} v{answer['model_version']})"
-    )
-    lines = [head]
+def describe(request: Mapping[str, Any], answer: Mapping[str, Any]) -> str:
+    """A prediction as a few lines a person reads: the request, the answer, why, and any warning."""
+    shown = ", ".join(f"{k}={v}" for k, v in request.items() if k != "features")
+    if "probabilities" in answer:
+        said = f"{answer['class']} ({100 * float(answer['probabilities'][answer['class']]):.0f}%)"
+    elif "prediction" in answer:
+        said = f"{float(answer['prediction']):.4g} {answer.get('unit') or ''}".rstrip()
+    else:
+        decision = next((k for k, v in answer.items() if isinstance(v, bool) and k != "flag"), "decision")
+        said = f"{100 * float(answer['probability']):.0f}% ({decision}: {'yes' if answer.get(decision) else 'no'})"
+    lines = [f"{shown}: {said}; model {answer['model_name']} v{answer['model_version']}"]
     for item in (answer.get("explanation") or {}).get("contributions", []):
         lines.append(f"    - {item['text']}")
     ood = answer.get("out_of_distribution") or {}

@@ -2,6 +2,12 @@
 
 A :class:`ServedModel` is immutable once built. The model holder swaps whole objects, so a
 request that picked one keeps using it to the end even if the alias moves meanwhile.
+
+It answers in the terms of the project's task (:mod:`noria.tasks`), and refuses to build for a
+model trained for another one: a binary model gives a probability and a decision, a
+multi-class one K probabilities (softmax of its K raw scores) and the most probable class, a
+regression one its prediction (the raw score, or ``exp`` of it for poisson/gamma/tweedie
+objectives, ``sign(r) r^2`` with ``reg_sqrt``).
 """
 
 from __future__ import annotations
@@ -18,23 +24,60 @@ from noria.errors import ValidationError
 from noria.serving._lgbm import (
     BoosterInputs,
     FastScorer,
+    Objective,
     PathAttribution,
     batch_contributions,
     batch_leaves,
     batch_raw,
     booster_inputs,
+    parse_objective,
     sigmoid,
 )
 from noria.serving.config import FeatureText
-from noria.serving.explain import Explainer
+from noria.serving.explain import (
+    Explainer,
+    batch_class_probabilities,
+    class_probabilities,
+    link_output,
+    ova_contributions,
+)
 from noria.serving.ood import Bounds, check
 from noria.serving.sources import LoadedVersion, LookedUp
+from noria.tasks import BinaryTask, Task
 
 MISSING = math.nan
 
 
 class InlineFeatureError(ValidationError):
     """A feature given inline is unknown to the model or has the wrong type."""
+
+
+class ModelTaskError(ValidationError):
+    """The model was trained for another task (or another set of classes) than the project's."""
+
+
+def check_objective(objective: Objective, task: Task, model: str) -> None:
+    """Refuse a model whose objective does not fit ``task`` (or that serving cannot convert)."""
+    wanted = {"binary": "binary", "multiclass": "multiclass num_class:K", "regression": "regression"}
+    if not objective.task:
+        raise ModelTaskError(
+            f"{model} cannot be served: {objective.problem}",
+            fix=f"train it for the project's task ({task.name}: objective {wanted.get(task.name, task.name)})",
+        )
+    if objective.task != task.name:
+        raise ModelTaskError(
+            f"{model} was trained with objective {objective.text!r}, a {objective.task} model, "
+            f"but the project's task is {task.name}",
+            fix=f"serve a {task.name} model (objective {wanted.get(task.name, task.name)}), "
+            f"or set model.task to {objective.task} in noria.yaml",
+        )
+    if task.name == "multiclass" and objective.num_class != len(task.classes):
+        shown = ", ".join(task.classes) or "none"
+        raise ModelTaskError(
+            f"{model} has {objective.num_class} classes (objective {objective.text!r}), "
+            f"but model.target.classes lists {len(task.classes)} ({shown})",
+            fix="list the model's classes, in training order, under model.target.classes, or retrain",
+        )
 
 
 @dataclass
@@ -48,11 +91,18 @@ class Encoded:
 
 @dataclass
 class Scored:
-    """Everything about one scored row that the response and the log need."""
+    """Everything about one scored row that the response and the log need, in the task's terms.
 
-    probability: float
-    raw: float
-    late: bool
+    ``score`` is the one number per row: a binary model's probability of the positive class, a
+    multi-class model's probability of its predicted class, a regression model's prediction.
+    """
+
+    score: float
+    probability: float | None  # binary: P(positive); multiclass: P(predicted class)
+    raw: float | None  # the raw score (binary log-odds, regression value); None for multiclass
+    decision: bool | None  # binary: probability >= threshold
+    label: str | None  # multiclass: the predicted class
+    probabilities: list[float] | None  # multiclass: one per class, in the order of model.target.classes
     explanation: dict[str, Any] | None
     ood: list[dict[str, str]]
     values: list[Any]
@@ -84,6 +134,8 @@ class ServedModel:
     explainer: Explainer
     bounds: Bounds
     codes: dict[str, dict[str, float]]
+    task: Task = field(default_factory=BinaryTask)
+    link: str = "sigmoid"  # raw score -> output (see _lgbm.OBJECTIVES)
     inputs_set: frozenset[str] = frozenset()
     paths: PathAttribution | None = None  # set when explanations use the decision-path method
     _mappings: tuple[dict[str, float] | None, ...] = ()  # category codes per feature position (None: a number)
@@ -95,12 +147,17 @@ class ServedModel:
         cls,
         loaded: LoadedVersion,
         *,
+        task: Task | None = None,
         descriptions: Mapping[str, str] | None = None,
         texts: Mapping[str, FeatureText] | None = None,
         top: int = 3,
         method: str = "shap",
     ) -> ServedModel:
+        """Prepare ``loaded`` to serve ``task`` (default binary); a model of another task is refused."""
+        task = task if task is not None else BinaryTask()
         inputs = booster_inputs(loaded.booster)
+        objective = parse_objective(inputs.objective)
+        check_objective(objective, task, f"model {loaded.ref.name} version {loaded.ref.version}")
         codes = {
             name: {category: float(code) for code, category in enumerate(cats)}
             for name, cats in inputs.categories.items()
@@ -112,9 +169,13 @@ class ServedModel:
             loaded=loaded,
             inputs=inputs,
             scorer=FastScorer(loaded.booster),
-            explainer=Explainer.build(inputs.features, words, dict(texts or {}), top),
+            explainer=Explainer.build(
+                inputs.features, words, dict(texts or {}), top, target=task.label_name, unit=task.unit
+            ),
             bounds=bounds,
             codes=codes,
+            task=task,
+            link=objective.link,
             inputs_set=frozenset(inputs.features),
             paths=PathAttribution(loaded.booster) if method == "path" else None,
             _mappings=tuple(codes.get(name) for name in inputs.features),
@@ -223,7 +284,14 @@ class ServedModel:
     # -- scoring ------------------------------------------------------------------------------
 
     def score(self, encoded: Encoded, threshold: float, explain: bool) -> list[Scored]:
-        """Probability, decision, explanation and out-of-distribution reasons for every row."""
+        """Score, explanation and out-of-distribution reasons for every row, in the task's terms.
+
+        ``threshold`` makes a binary model's decision (the other tasks ignore it).
+        """
+        if self.link != "sigmoid":
+            if self.task.name == "multiclass":
+                return self._score_classes(encoded, explain)
+            return self._score_values(encoded, explain)
         n = encoded.matrix.shape[0]
         contribs: np.ndarray | None = None
         raws: np.ndarray | None = None
@@ -254,8 +322,80 @@ class ServedModel:
                 raw, explanation = float(raws[i]), None
             probability = sigmoid(raw)
             reasons = check(self.inputs.features, values, encoded.unseen[i], self.bounds)
-            out.append(Scored(probability, raw, probability >= threshold, explanation, reasons, values))
+            out.append(
+                Scored(
+                    probability, probability, raw, probability >= threshold, None, None, explanation, reasons, values
+                )
+            )
+        return out
+
+    def _contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """(n, K * (F + 1)) contributions of the rows, by the configured method."""
+        n = matrix.shape[0]
+        paths = self.paths
+        if paths is None:
+            if n == 1:
+                return self.scorer.contributions(matrix[0])[None, :]
+            return batch_contributions(self.loaded.booster, matrix)
+        if n == 1:
+            return paths.contributions(self.scorer.leaves(matrix[0]))[None, :]
+        if n == 0:
+            return np.zeros((0, self.scorer.outputs * (self.scorer.n_features + 1)))
+        leaves = batch_leaves(self.loaded.booster, matrix)
+        return np.stack([paths.contributions(leaves[i]) for i in range(n)])
+
+    def _score_classes(self, encoded: Encoded, explain: bool) -> list[Scored]:
+        """Multi-class: K probabilities (class order), the most probable class, its probability."""
+        n = encoded.matrix.shape[0]
+        classes, ova, k = self.task.classes, self.link == "ova", self.scorer.outputs
+        features, bounds, explainer = self.inputs.features, self.bounds, self.explainer
+        blocks: np.ndarray | None = None
+        probabilities: list[list[float]]
+        if explain:
+            blocks = self._contributions(encoded.matrix).reshape(n, k, self.scorer.n_features + 1)
+            if ova and n:  # contributions to log sigmoid(z_j), whose softmax is the normalised sigmoids
+                blocks = np.stack([ova_contributions(blocks[i]) for i in range(n)])
+            if n == 1:  # plain floats: cheaper than numpy for K values
+                probabilities = [class_probabilities(blocks[0].sum(axis=1).tolist())]
+            else:
+                probabilities = batch_class_probabilities(blocks.sum(axis=2)).tolist()
+        elif n == 1:
+            probabilities = [class_probabilities(self.scorer.raw_scores(encoded.matrix[0]), ova)]
+        else:
+            probabilities = batch_class_probabilities(batch_raw(self.loaded.booster, encoded.matrix), ova).tolist()
+        out: list[Scored] = []
+        for i in range(n):
+            values, p = encoded.values[i], probabilities[i]
+            best = max(range(k), key=p.__getitem__)
+            label = classes[best]
+            explanation = explainer.explain_class(blocks[i], values, best, label) if blocks is not None else None
+            reasons = check(features, values, encoded.unseen[i], bounds)
+            out.append(Scored(p[best], p[best], None, None, label, p, explanation, reasons, values))
+        return out
+
+    def _score_values(self, encoded: Encoded, explain: bool) -> list[Scored]:
+        """Regression: the prediction (``raw`` keeps the raw score: the same number unless a link applies)."""
+        n = encoded.matrix.shape[0]
+        link, features, bounds, explainer = self.link, self.inputs.features, self.bounds, self.explainer
+        out: list[Scored] = []
+        if explain:
+            contribs = self._contributions(encoded.matrix)
+            for i in range(n):
+                values = encoded.values[i]
+                raw = float(contribs[i].sum())
+                explanation = explainer.explain_amount(contribs[i], values, link)
+                reasons = check(features, values, encoded.unseen[i], bounds)
+                out.append(Scored(link_output(raw, link), None, raw, None, None, None, explanation, reasons, values))
+            return out
+        if n == 1:
+            raws = [self.scorer.raw(encoded.matrix[0])]
+        else:
+            raws = batch_raw(self.loaded.booster, encoded.matrix).tolist()
+        for i in range(n):
+            values, raw = encoded.values[i], raws[i]
+            reasons = check(features, values, encoded.unseen[i], bounds)
+            out.append(Scored(link_output(raw, link), None, raw, None, None, None, None, reasons, values))
         return out
 
 
-__all__ = ["Encoded", "InlineFeatureError", "Scored", "ServedModel"]
+__all__ = ["Encoded", "InlineFeatureError", "ModelTaskError", "Scored", "ServedModel", "check_objective"]

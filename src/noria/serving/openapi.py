@@ -11,57 +11,83 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 
-from noria.serving.schemas import EXAMPLE_FLIGHT
+if TYPE_CHECKING:
+    from noria.config import Project
+    from noria.serving.requests import RequestSchema
+    from noria.tasks import Task
 
 DOC = Path("docs") / "api" / "openapi.json"
 _REF = "#/components/schemas/{model}"
 
 
-def _predict_body(adapter: TypeAdapter[Any], schemas: dict[str, Any]) -> dict[str, Any]:
+def _predict_body(adapter: TypeAdapter[Any], schemas: dict[str, Any], request: RequestSchema) -> dict[str, Any]:
     schema = adapter.json_schema(ref_template=_REF)
     for name, definition in schema.pop("$defs", {}).items():
         schemas.setdefault(name, definition)
     schema.pop("discriminator", None)  # a callable discriminator has no OpenAPI form; oneOf says it
     schema["title"] = "PredictRequest"
-    schema["description"] = 'One flight, or {"flights": [...]} (up to serving.max_batch flights).'
+    key = request.batch_key
+    schema["description"] = f'One request, or {{"{key}": [...]}} (up to serving.max_batch requests).'
     schemas["PredictRequest"] = schema
-    inline = {**EXAMPLE_FLIGHT, "features": {"visib": 0.5, "temp": 71.1, "precip": 0.02}}
+    example = request.example()
     return {
         "required": True,
         "content": {
             "application/json": {
                 "schema": {"$ref": _REF.format(model="PredictRequest")},
                 "examples": {
-                    "one flight": {"value": EXAMPLE_FLIGHT},
-                    "inline features": {"summary": "Feature values given inline", "value": inline},
-                    "batch": {"value": {"flights": [EXAMPLE_FLIGHT, {**EXAMPLE_FLIGHT, "flight": 1714}]}},
+                    "one request": {"value": example},
+                    "batch": {"value": {key: [example, example]}},
                 },
             }
         },
     }
 
 
-def install_openapi(app: FastAPI, adapter: TypeAdapter[Any], *, require_key_for_predict: bool) -> None:
-    """Make ``app.openapi()`` return the complete document."""
+def _describe(task: Task, request: RequestSchema) -> str:
+    what = {
+        "binary": f"the probability of the positive class and the decision ({task.label_name})",
+        "multiclass": f"the predicted class ({', '.join(task.classes)}) and the probability of each",
+        "regression": f"the predicted {task.label_name}" + (f" in {task.unit}" if task.unit else ""),
+    }[task.name]
+    head = f"{request.description} " if request.description else ""
+    return (
+        f"{head}Answers with {what}, the reasons (LightGBM contributions in the task's terms) and an "
+        "out-of-distribution flag. Keys: `Authorization: Bearer <key>`."
+    )
+
+
+def install_openapi(
+    app: FastAPI,
+    adapter: TypeAdapter[Any],
+    request: RequestSchema,
+    task: Task,
+    *,
+    require_key_for_predict: bool,
+    project: Project | None = None,
+) -> None:
+    """Make ``app.openapi()`` return the complete document (built on first use)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
+        if project is not None and project.config.serving.request.example is None:
+            from noria.serving.requests import example_from_data
+
+            found = example_from_data(project, request)
+            if found is not None:
+                request.set_example(found)
         doc = get_openapi(
             title=app.title,
             version=app.version,
             summary=app.summary,
-            description=(
-                "Predicts whether a flight leaving New York departs more than 15 minutes late, with the "
-                "reasons (LightGBM contributions in probability points) and an out-of-distribution flag. "
-                "Keys: `Authorization: Bearer <key>`."
-            ),
+            description=_describe(task, request),
             routes=app.routes,
         )
         components = doc.setdefault("components", {})
@@ -70,7 +96,7 @@ def install_openapi(app: FastAPI, adapter: TypeAdapter[Any], *, require_key_for_
             "bearerKey": {"type": "http", "scheme": "bearer", "description": "An API key from NORIA_API_KEYS."}
         }
         predict = doc["paths"]["/predict"]["post"]
-        predict["requestBody"] = _predict_body(adapter, schemas)
+        predict["requestBody"] = _predict_body(adapter, schemas, request)
         predict["parameters"] = [
             {
                 "name": "explain",
@@ -89,12 +115,22 @@ def install_openapi(app: FastAPI, adapter: TypeAdapter[Any], *, require_key_for_
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def document() -> dict[str, Any]:
-    """The OpenAPI document of the service with the default configuration."""
-    from noria.serving.app import create_app
-    from noria.serving.config import ServingConfig
+REFERENCE = Path(__file__).resolve().parents[3] / "examples" / "flights"
 
-    return create_app(config=ServingConfig(), environ={}).openapi()
+
+def document(root: Path = REFERENCE) -> dict[str, Any]:
+    """The OpenAPI document of a project's service (default: the flights reference project).
+
+    Built without a registry or an online store: the document depends only on the configuration.
+    """
+    from noria.config import load_project
+    from noria.serving.app import _NoSource, create_app
+    from noria.serving.config import ServingConfig, serving_config
+
+    project = load_project(root, environ={})
+    config = ServingConfig.model_validate(serving_config(project).model_dump() | {"prediction_log": {"enabled": False}})
+    app = create_app(project, config=config, model_source=_NoSource(), feature_status="off", environ={})
+    return app.openapi()
 
 
 def render() -> str:

@@ -15,7 +15,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 from pydantic import TypeAdapter
@@ -29,10 +28,10 @@ from noria.serving.loader import ModelHolder
 from noria.serving.metrics import ServingMetrics
 from noria.serving.model import Scored, ServedModel
 from noria.serving.predlog import PredictionLog, ScoredRow
+from noria.serving.requests import RequestSchema
 from noria.serving.routing import CHALLENGER, CHAMPION, Arm, Router
-from noria.serving.rows import request_row
-from noria.serving.schemas import FlightRequest
 from noria.serving.sources import FeatureSource, LookedUp
+from noria.tasks import Task
 
 logger = logging.getLogger("noria.serving")
 
@@ -43,7 +42,7 @@ class Outcome:
 
     body: bytes
     shadow: list[int]  # rows to score with the challenger after answering
-    flights: list[FlightRequest]
+    requests: list[Any]
     looked_up: LookedUp | None
 
 
@@ -91,15 +90,21 @@ class Predictor:
         features: FeatureSource | None,
         metrics: ServingMetrics,
         prediction_log: PredictionLog | None,
+        *,
+        schema: RequestSchema,
+        task: Task,
     ) -> None:
         self.config = config
         self.adapter = adapter
+        self.schema = schema
+        self.task = task
+        self.answer = answer_builder(task)
+        self.batch_key = schema.batch_key
         self.holder = holder
         self.features = features
         self.metrics = metrics
         self.log = prediction_log
-        self.router = Router(config.ab)
-        self.tz = ZoneInfo(config.local_timezone)
+        self.router = Router(config.ab, {wire: attr for attr, wire in schema.fields})
         self.threshold = config.decision_threshold
         self.explain_default = config.explanations.enabled and config.explanations.top > 0
         self.batcher: LookupBatcher | None = None
@@ -113,26 +118,26 @@ class Predictor:
         if self.batcher is not None:
             self.batcher.close()
 
-    def parse(self, body: bytes) -> list[FlightRequest]:
+    def parse(self, body: bytes) -> list[Any]:
         parsed = self.adapter.validate_json(body)  # raises pydantic's ValidationError
-        return [parsed] if isinstance(parsed, FlightRequest) else list(parsed.flights)
+        return self.schema.split(parsed)
 
-    def _needs_lookup(self, flights: Sequence[FlightRequest], models: Sequence[ServedModel]) -> bool:
-        """Whether to ask the online store: not when every flight brings all its model's features inline."""
+    def _needs_lookup(self, requests: Sequence[Any], models: Sequence[ServedModel]) -> bool:
+        """Whether to ask the online store: not when every request brings all its model's features inline."""
         if self.batcher is None:
             return False
-        for flight, model in zip(flights, models, strict=True):
-            given = flight.features
+        for request, model in zip(requests, models, strict=True):
+            given = request.features
             if not given or not model.inputs_set <= given.keys():
                 return True
         return False
 
-    async def _lookup(self, flights: Sequence[FlightRequest]) -> tuple[LookedUp, float]:
+    async def _lookup(self, requests: Sequence[Any]) -> tuple[LookedUp, float]:
         """Features from the online store, read together with concurrent requests' (one read for all)."""
         assert self.batcher is not None
         start = time.perf_counter()
         try:
-            looked = await self.batcher.lookup([request_row(f, self.tz) for f in flights])
+            looked = await self.batcher.lookup(self.schema.rows(requests))
         except NoriaError:
             raise
         except Exception as exc:  # the store is down or broken: say so, do not guess features
@@ -150,28 +155,29 @@ class Predictor:
         self, body: bytes, headers: Mapping[str, str], request_id: str, started: float, explain: bool | None
     ) -> Outcome:
         """Answer one /predict body: awaits only for the online lookup, when one is needed."""
-        flights = self.parse(body)
+        requests = self.parse(body)
         champion = self.holder.champion
         if champion is None:
             raise ServingHTTPError(503, "no model is loaded yet", fix="wait for /ready, or check the registry alias")
         challenger = self.holder.challenger
         if self.router.active and challenger is not None:
-            arms: list[Arm] = [self.router.arm(self.router.key(f, headers)) for f in flights]
+            arms: list[Arm] = [self.router.arm(self.router.key(r, headers)) for r in requests]
         else:
-            arms = [CHAMPION] * len(flights)
+            arms = [CHAMPION] * len(requests)
         models = [challenger if arm == CHALLENGER and challenger is not None else champion for arm in arms]
         looked: LookedUp | None = None
         lookup_s = 0.0
-        if self._needs_lookup(flights, models):
-            looked, lookup_s = await self._lookup(flights)
+        if self._needs_lookup(requests, models):
+            looked, lookup_s = await self._lookup(requests)
         explain = self.explain_default if explain is None else explain and self.config.explanations.top > 0
-        n = len(flights)
+        n = len(requests)
         results: list[tuple[Scored, ServedModel, Arm] | None] = [None] * n
         model_start = time.perf_counter()
+        key = self.batch_key
         for model in {id(m): m for m in models}.values():
             rows = [i for i in range(n) if models[i] is model]
-            where = ["features" if n == 1 else f"flights[{i}].features" for i in rows]
-            encoded = model.encode([flights[i].features for i in rows], _subset(looked, rows, n), where)
+            where = ["features" if n == 1 else f"{key}[{i}].features" for i in rows]
+            encoded = model.encode([requests[i].features for i in rows], _subset(looked, rows, n), where)
             for i, scored in zip(rows, model.score(encoded, self.threshold, explain), strict=True):
                 results[i] = (scored, model, arms[i])
         model_ms = (time.perf_counter() - model_start) * 1000.0
@@ -180,23 +186,14 @@ class Predictor:
         now = time.time()
         latency_ms = (time.perf_counter() - started) * 1000.0
         lookup_ms = lookup_s * 1000.0 if looked is not None else None
+        threshold = self.threshold if self.task.name == "binary" else None
+        answer = self.answer
         for i, item in enumerate(results):
             assert item is not None
             scored, model, arm = item
             kinds = [r["kind"] for r in scored.ood]
-            self.metrics.observe_prediction(model.version, arm, scored.probability, kinds)
-            predictions.append(
-                {
-                    "probability": round(scored.probability, 6),
-                    "late": scored.late,
-                    "threshold": self.threshold,
-                    "model_name": model.name,
-                    "model_version": model.version,
-                    "arm": arm,
-                    "explanation": scored.explanation,
-                    "out_of_distribution": {"flag": bool(scored.ood), "reasons": scored.ood},
-                }
-            )
+            self.metrics.observe_prediction(model.version, arm, scored.score, kinds)
+            predictions.append(answer(scored, model, arm, self.threshold))
             if self.log is not None:
                 log_rows.append(
                     ScoredRow(
@@ -207,11 +204,10 @@ class Predictor:
                         model.version,
                         arm,
                         True,
-                        body if n == 1 else flights[i],
+                        body if n == 1 else requests[i],
                         scored,
-                        self.threshold,
+                        threshold,
                         model.features,
-                        flights[i],
                         latency_ms,
                         lookup_ms,
                         model_ms,
@@ -224,7 +220,7 @@ class Predictor:
         else:
             payload = {"request_id": request_id, "predictions": predictions}
         shadow = [i for i in range(n) if arms[i] == CHAMPION] if self.config.ab.shadow and challenger else []
-        return Outcome(orjson.dumps(payload), shadow, flights, looked)
+        return Outcome(orjson.dumps(payload), shadow, requests, looked)
 
     def shadow(self, outcome: Outcome, request_id: str) -> None:
         """Score the champion's rows with @challenger too and log them (never returned)."""
@@ -232,15 +228,15 @@ class Predictor:
         if challenger is None or not outcome.shadow:
             return
         rows = outcome.shadow
-        n = len(outcome.flights)
+        n = len(outcome.requests)
         encoded = challenger.encode(
-            [outcome.flights[i].features for i in rows], _subset(outcome.looked_up, rows, n), None
+            [outcome.requests[i].features for i in rows], _subset(outcome.looked_up, rows, n), None
         )
         now = time.time()
+        threshold = self.threshold if self.task.name == "binary" else None
         log_rows: list[ScoredRow] = []
         for i, scored in zip(rows, challenger.score(encoded, self.threshold, False), strict=True):
-            self.metrics.observe_prediction(challenger.version, "shadow", scored.probability, [])
-            flight = outcome.flights[i]
+            self.metrics.observe_prediction(challenger.version, "shadow", scored.score, [])
             log_rows.append(
                 ScoredRow(
                     request_id,
@@ -250,11 +246,10 @@ class Predictor:
                     challenger.version,
                     "shadow",
                     False,
-                    flight,
+                    outcome.requests[i],
                     scored,
-                    self.threshold,
+                    threshold,
                     challenger.features,
-                    flight,
                 )
             )
         if self.log is not None:
@@ -281,4 +276,57 @@ class Predictor:
         )
 
 
-__all__ = ["Outcome", "Predictor", "PydanticValidationError"]
+AnswerBuilder = Any  # (Scored, ServedModel, arm, threshold) -> the response dict of one prediction
+
+
+def answer_builder(task: Task) -> AnswerBuilder:
+    """The response of one prediction in the task's terms (a closure: the hot path pays no dispatch)."""
+    if task.name == "binary":
+        field = task.label_name
+
+        def binary(scored: Scored, model: ServedModel, arm: str, threshold: float) -> dict[str, Any]:
+            return {
+                "probability": round(scored.score, 6),
+                field: scored.decision,
+                "threshold": threshold,
+                "model_name": model.name,
+                "model_version": model.version,
+                "arm": arm,
+                "explanation": scored.explanation,
+                "out_of_distribution": {"flag": bool(scored.ood), "reasons": scored.ood},
+            }
+
+        return binary
+    if task.name == "multiclass":
+        classes = task.classes
+
+        def multiclass(scored: Scored, model: ServedModel, arm: str, threshold: float) -> dict[str, Any]:
+            probabilities = scored.probabilities or []
+            return {
+                "class": scored.label,
+                "probabilities": {c: round(p, 6) for c, p in zip(classes, probabilities, strict=False)},
+                "model_name": model.name,
+                "model_version": model.version,
+                "arm": arm,
+                "explanation": scored.explanation,
+                "out_of_distribution": {"flag": bool(scored.ood), "reasons": scored.ood},
+            }
+
+        return multiclass
+    unit = task.unit
+
+    def regression(scored: Scored, model: ServedModel, arm: str, threshold: float) -> dict[str, Any]:
+        return {
+            "prediction": round(scored.score, 6),
+            "unit": unit,
+            "model_name": model.name,
+            "model_version": model.version,
+            "arm": arm,
+            "explanation": scored.explanation,
+            "out_of_distribution": {"flag": bool(scored.ood), "reasons": scored.ood},
+        }
+
+    return regression
+
+
+__all__ = ["Outcome", "Predictor", "PydanticValidationError", "answer_builder"]

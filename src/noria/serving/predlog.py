@@ -19,12 +19,20 @@ the same folder, then renamed) under ``<dir>/date=YYYY-MM-DD/``, so a reader nev
 file; the service's pid is in each name, so several workers share one folder safely.
 
 Columns: request_id, row, timestamp (UTC), endpoint, status, model_name, model_version, arm
-(champion / challenger / shadow), served (false for shadow rows), input (the flight as JSON),
-probability, raw_score, decision, threshold, ood, ood_reasons, latency_ms, lookup_ms (the
-request's wait for its features, the online read included: concurrent requests share a read),
-model_ms, error, the flight's key (carrier, flight, origin) and scheduled_departure (UTC; the
-event time monitoring windows by and joins delayed labels on), and one ``feature.<name>``
-column per model feature (the vector the model saw).
+(champion / challenger / shadow), served (false for shadow rows), input (the request as JSON),
+the answer in the task's terms (``score``: the probability of a binary model's positive class,
+a multi-class model's probability of its predicted class, a regression model's value;
+``probability``, ``decision`` and ``threshold`` for binary models, ``predicted_class`` and
+``probabilities`` for multi-class ones, ``raw_score``), ood, ood_reasons, latency_ms, lookup_ms
+(the request's wait for its features, the online read included: concurrent requests share a
+read), model_ms, error, the request's event key (one ``key.<id>`` column per id of
+``features.request.ids``) and ``event_time`` (the prediction time the project's timestamp
+function gives: what monitoring windows are cut on and delayed labels join by), and one
+``feature.<name>`` column per model feature (the vector the model saw).
+
+The event key and event time are computed by the writer process, from the logged request,
+with the project's own request mapping and timestamp function (:class:`EventKeyer`): the
+request path does not pay for them. Batch scoring, which has them already, passes them along.
 """
 
 from __future__ import annotations
@@ -52,6 +60,8 @@ from typing import IO, Any
 log = logging.getLogger("noria.serving")
 
 FEATURE_PREFIX = "feature."
+KEY_PREFIX = "key."
+EVENT_TIME = "event_time"
 TICK = 0.05  # seconds between the sender's looks at the queue
 _FRAME = struct.Struct("<Q")  # the length of each pickled frame on the pipe
 _FIXED: dict[str, str] = {
@@ -65,9 +75,12 @@ _FIXED: dict[str, str] = {
     "arm": "string",
     "served": "bool",
     "input": "string",
+    "score": "float64",
     "probability": "float64",
     "raw_score": "float64",
     "decision": "bool",
+    "predicted_class": "string",
+    "probabilities": "floats",
     "threshold": "float64",
     "ood": "bool",
     "ood_reasons": "list",
@@ -75,10 +88,7 @@ _FIXED: dict[str, str] = {
     "lookup_ms": "float64",
     "model_ms": "float64",
     "error": "string",
-    "carrier": "string",
-    "flight": "int32",
-    "origin": "string",
-    "scheduled_departure": "timestamp",
+    EVENT_TIME: "timestamp",
 }
 
 
@@ -92,6 +102,8 @@ def _arrow_type(kind: str) -> Any:
         "float64": pa.float64(),
         "timestamp": pa.timestamp("us", tz="UTC"),
         "list": pa.list_(pa.string()),
+        "floats": pa.list_(pa.float64()),
+        "int64": pa.int64(),
     }[kind]
 
 
@@ -111,14 +123,15 @@ class ScoredRow:
     model_version: int
     arm: str
     served: bool
-    input: Any  # the request body (bytes) or the flight (a pydantic model)
-    scored: Any  # noria.serving.model.Scored: probability, raw, late, ood, values
-    threshold: float
+    input: Any  # the request body (bytes) or one request of a batch (a pydantic model)
+    scored: Any  # noria.serving.model.Scored: score, probability, raw, decision, label, probabilities, ood, values
+    threshold: float | None
     features: tuple[str, ...]  # the model's feature names, in the order of ``scored.values``
-    flight: Any  # the FlightRequest: carrier, flight, origin, scheduled_departure
     latency_ms: float | None = None
     lookup_ms: float | None = None
     model_ms: float | None = None
+    event_time: float | None = None  # Unix seconds, when the producer knows it (batch scoring)
+    keys: dict[str, Any] | None = None  # id -> value, likewise
 
     def as_dict(self) -> dict[str, Any]:
         return dict(_as_dict(record(self)))
@@ -127,15 +140,15 @@ class ScoredRow:
 # A scored row as plain values, in this order (what the request path queues; see :func:`record`).
 RECORD_FIELDS = (
     "request_id", "row", "timestamp", "model_name", "model_version", "arm", "served", "input",
-    "probability", "raw_score", "decision", "threshold", "ood_reasons", "latency_ms", "lookup_ms", "model_ms",
-    "carrier", "flight", "origin", "scheduled_departure", "feature_names", "feature_values",
+    "score", "probability", "raw_score", "decision", "predicted_class", "probabilities", "threshold",
+    "ood_reasons", "latency_ms", "lookup_ms", "model_ms", "event_time", "keys", "feature_names", "feature_values",
 )  # fmt: skip
 LogRow = ScoredRow | Mapping[str, Any] | tuple[Any, ...]
 
 
 def record(row: ScoredRow) -> tuple[Any, ...]:
     """A :class:`ScoredRow` as a tuple of plain values in ``RECORD_FIELDS`` order (cheap to pickle)."""
-    scored, flight = row.scored, row.flight
+    scored = row.scored
     body = row.input
     return (
         row.request_id,
@@ -145,30 +158,32 @@ def record(row: ScoredRow) -> tuple[Any, ...]:
         row.model_version,
         row.arm,
         row.served,
-        body if type(body) is bytes or type(body) is str else _text(body),  # a batch's flight: JSON text
+        body if type(body) is bytes or type(body) is str else _text(body),  # a batch's request: JSON text
+        scored.score,
         scored.probability,
         scored.raw,
-        scored.late,
+        scored.decision,
+        scored.label,
+        scored.probabilities,
         row.threshold,
         [reason["detail"] for reason in scored.ood],
         row.latency_ms,
         row.lookup_ms,
         row.model_ms,
-        flight.carrier,
-        flight.flight,
-        flight.origin,
-        flight.scheduled_departure.timestamp(),
+        row.event_time,
+        row.keys,
         row.features,
         scored.values,
     )
 
 
-def rows_to_table(rows: Sequence[LogRow]) -> Any:
+def rows_to_table(rows: Sequence[LogRow], keyer: EventKeyer | None = None) -> Any:
     """An Arrow table of log rows; feature columns are strings if any value is text, else float64.
 
     Rows are records (:func:`record`, what the request path queues), :class:`ScoredRow` records
     or plain mappings (failures, tests); a chunk of records only is read column by column,
-    without a dict per row.
+    without a dict per row. ``keyer`` fills in the event key and time of served rows that do not
+    carry them (computed from the logged request).
     """
     import pyarrow as pa
 
@@ -177,8 +192,11 @@ def rows_to_table(rows: Sequence[LogRow]) -> Any:
         values, vectors = _record_columns(plain)  # type: ignore[arg-type]
     else:
         dicts = [_as_dict(r) for r in plain]
-        values = {name: [r.get(name) for r in dicts] for name in _FIXED}
+        values = {name: [r.get(name) for r in dicts] for name in (*_FIXED, "keys")}
         vectors = [r.get("features") for r in dicts]
+    keys: list[Any] = list(values.get("keys") or [None] * len(plain))
+    if keyer is not None:
+        _fill_keys(values, keys, keyer)
     columns: dict[str, Any] = {}
     for name, kind in _FIXED.items():
         column = values[name]
@@ -187,9 +205,127 @@ def rows_to_table(rows: Sequence[LogRow]) -> Any:
         elif name == "input":
             column = [_text(v) for v in column]
         columns[name] = pa.array(column, type=_arrow_type(kind))
+    for name, column in _key_columns(keys, keyer).items():
+        columns[KEY_PREFIX + name] = column
     for feature, column in _feature_columns(vectors).items():
         columns[FEATURE_PREFIX + feature] = _feature_array(column)
     return pa.table(columns)
+
+
+def _fill_keys(values: dict[str, list[Any]], keys: list[Any], keyer: EventKeyer) -> None:
+    """Event times and keys of rows that lack them, from their logged requests (in place)."""
+    times = values[EVENT_TIME]
+    status = values.get("status") or [200] * len(times)
+    todo = [i for i, t in enumerate(times) if t is None and status[i] == 200 and values["input"][i] is not None]
+    if not todo:
+        return
+    found_times, found_keys = keyer.compute([values["input"][i] for i in todo])
+    for i, when, key in zip(todo, found_times, found_keys, strict=True):
+        times[i] = when
+        keys[i] = key
+
+
+def _key_columns(keys: list[Any], keyer: EventKeyer | None) -> dict[str, Any]:
+    """One Arrow column per id (typed by the request table when known, else by Arrow)."""
+    import pyarrow as pa
+
+    names: dict[str, None] = dict.fromkeys(keyer.ids) if keyer is not None else {}
+    for key in keys:
+        if key:
+            for name in key:
+                names.setdefault(name, None)
+    out: dict[str, Any] = {}
+    for name in names:
+        column = [None if not key else key.get(name) for key in keys]
+        kind = keyer.arrow_kind(name) if keyer is not None else None
+        if kind == "timestamp":
+            column = [None if v is None else round(v * 1_000_000) for v in column]
+        try:
+            out[name] = pa.array(column, type=_arrow_type(kind) if kind else None)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            out[name] = pa.array([None if v is None else str(v) for v in column], type=pa.string())
+    return out
+
+
+class EventKeyer:
+    """The event key and event time of logged requests: the project's request mapping and timestamp function.
+
+    Built in the writer process from the project folder. A request that cannot be keyed (it
+    cannot happen for a request the service validated, short of a bug in the project's own
+    functions) is logged without a key, and counted in the log of the writer.
+    """
+
+    def __init__(self, project: Any) -> None:
+        from pydantic import TypeAdapter
+
+        from noria.features.definitions import load_definitions
+        from noria.serving.requests import request_schema
+
+        self.defs = load_definitions(project)
+        self.schema = request_schema(project, self.defs)
+        self.ids = list(self.schema.ids)
+        self._types = self.schema.column_types
+        self._single = TypeAdapter(self.schema.model)
+        self.unkeyed = 0
+
+    def arrow_kind(self, name: str) -> str | None:
+        kind = self._types.get(name, ("", False))[0]
+        return {"int": "int64", "float": "float64", "str": "string", "bool": "bool", "timestamp": "timestamp"}.get(kind)
+
+    def compute(self, inputs: Sequence[Any]) -> tuple[list[float | None], list[dict[str, Any] | None]]:
+        """(event time in Unix seconds, {id: value}) per logged request; None where it cannot be read."""
+        requests: list[Any] = []
+        where: list[int] = []
+        for i, text in enumerate(inputs):
+            try:
+                requests.append(self._single.validate_json(text if isinstance(text, bytes | str) else str(text)))
+                where.append(i)
+            except Exception:  # a batch body logged whole, or a body that was refused: no single request
+                continue
+        times: list[float | None] = [None] * len(inputs)
+        keys: list[dict[str, Any] | None] = [None] * len(inputs)
+        if not requests:
+            return times, keys
+        try:
+            found = self._compute(requests)
+        except Exception:  # one bad request must not cost the others their key: one at a time
+            found = []
+            for request in requests:
+                try:
+                    found.extend(self._compute([request]))
+                except Exception:
+                    log.exception("cannot compute the event key of a logged request")
+                    self.unkeyed += 1
+                    found.append((None, None))
+        for i, (when, key) in zip(where, found, strict=True):
+            times[i], keys[i] = when, key
+        return times, keys
+
+    def _compute(self, requests: list[Any]) -> list[tuple[float | None, dict[str, Any] | None]]:
+        columns = self.schema.columns(requests)
+        stamps, values = self.schema.event_keys(self.defs, columns)
+        seconds = stamps.astype("datetime64[us]").astype("int64") / 1_000_000
+        out: list[tuple[float | None, dict[str, Any] | None]] = []
+        for i in range(len(requests)):
+            key = {name: _plain_key(values[name][i]) for name in self.ids}
+            out.append((float(seconds[i]), key))
+        return out
+
+
+def _plain_key(value: Any) -> Any:
+    """An id value as Arrow takes it: timestamps as Unix seconds, numpy scalars as Python values."""
+    from datetime import datetime as _datetime
+
+    import numpy as np
+
+    if value is None:
+        return None
+    if isinstance(value, np.datetime64):
+        return float(value.astype("datetime64[us]").astype("int64")) / 1_000_000
+    if isinstance(value, _datetime):
+        return value.timestamp() if value.tzinfo is not None else value.replace(tzinfo=UTC).timestamp()
+    item = getattr(value, "item", None)
+    return item() if item is not None else value
 
 
 def _as_dict(row: Mapping[str, Any] | tuple[Any, ...]) -> Mapping[str, Any]:
@@ -277,8 +413,13 @@ class PredictionLog:
         roll_seconds: float = 60.0,
         max_queue_rows: int = 200_000,
         on_drop: Callable[[int], None] | None = None,
+        project_root: Path | None = None,
+        profile: str | None = None,
     ) -> None:
         self.folder = Path(folder)
+        # The writer computes each request's event key and time with the project's own code.
+        self.project_root = project_root
+        self.profile = profile
         self.roll_rows = roll_rows
         self.roll_seconds = roll_seconds
         self.max_queue_rows = max_queue_rows
@@ -408,6 +549,8 @@ class _Writer:
             sys.executable, "-m", "noria.serving.predlog", str(owner.folder),
             str(owner.roll_rows), str(owner.roll_seconds), f"{os.getpid()}-{number}",
         ]  # fmt: skip
+        if owner.project_root is not None:
+            argv += [str(owner.project_root), owner.profile or ""]
         # Its own session: a Ctrl-C or a signal to the service's process group does not reach it; it
         # ends when the service closes the pipe (or dies, which closes it too).
         self.proc = subprocess.Popen(
@@ -528,9 +671,9 @@ def _flush(
     return rest
 
 
-def _convert(rows: list[Any], out: IO[str]) -> Any:
+def _convert(rows: list[Any], out: IO[str], keyer: EventKeyer | None = None) -> Any:
     try:
-        return rows_to_table(rows)
+        return rows_to_table(rows, keyer)
     except Exception as exc:  # a malformed row must not kill the writer; the rows are counted as lost
         log.exception("cannot convert %d prediction log rows", len(rows))
         out.write(json.dumps({"lost": str(exc), "rows": len(rows)}) + "\n")
@@ -568,6 +711,7 @@ def writer_main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when the log ends: by closing the pipe
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    keyer = _keyer(argv[4], argv[5] or None) if len(argv) > 5 else None
     stdin, out = sys.stdin.fileno(), sys.stdout
     out.write(json.dumps({"ready": os.getpid()}) + "\n")
     out.flush()
@@ -586,7 +730,7 @@ def writer_main(argv: Sequence[str]) -> int:
             elif frame:
                 if not rows:
                     first_at = time.monotonic()
-                table = _convert(frame, out)
+                table = _convert(frame, out, keyer)
                 if table is not None:
                     tables.append(table)
                     rows += table.num_rows
@@ -597,6 +741,17 @@ def writer_main(argv: Sequence[str]) -> int:
             tables, rows = ([rest], rest.num_rows) if rest is not None else ([], 0)
         if ended:
             return 0
+
+
+def _keyer(root: str, profile: str | None) -> EventKeyer | None:
+    """The project's event keyer; None (rows logged without key) if the project cannot be read."""
+    try:
+        from noria.config import load_project
+
+        return EventKeyer(load_project(Path(root), profile=profile))
+    except Exception:
+        log.exception("the prediction log cannot compute event keys for %s; rows are logged without them", root)
+        return None
 
 
 def read_prediction_log(folder: Path | str) -> Any:
@@ -613,8 +768,11 @@ def read_prediction_log(folder: Path | str) -> Any:
 
 
 __all__ = [
+    "EVENT_TIME",
     "FEATURE_PREFIX",
+    "KEY_PREFIX",
     "RECORD_FIELDS",
+    "EventKeyer",
     "LogRow",
     "PredictionLog",
     "ScoredRow",

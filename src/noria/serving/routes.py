@@ -21,12 +21,11 @@ from noria.serving.errors import JSON, ServingHTTPError, error_response, noria_e
 from noria.serving.errors import json_response as _json
 from noria.serving.schemas import (
     ERRORS,
-    BatchPredictResponse,
     HealthResponse,
-    PredictResponse,
     ReadyResponse,
     ReloadResponse,
     VersionResponse,
+    prediction_models,
 )
 
 if TYPE_CHECKING:
@@ -40,11 +39,12 @@ _KEY_FIX = "send the header 'Authorization: Bearer <key>' with a key from the se
 def add(app: FastAPI, state: ServingState) -> None:
     predictor, holder, metrics, cfg, keys = state.predictor, state.holder, state.metrics, state.config, state.keys
     require_key = cfg.require_key_for_predict
+    _, one, batch = prediction_models(predictor.task)
 
     @app.post(
         "/predict",
-        summary="Predict the delay risk of one flight or a batch",
-        response_model=PredictResponse | BatchPredictResponse,
+        summary="Predict one request or a batch",
+        response_model=one | batch,
         responses={**ERRORS, 401: ERRORS[401]},
         tags=["predictions"],
     )
@@ -75,7 +75,7 @@ def add(app: FastAPI, state: ServingState) -> None:
         try:
             outcome = await predictor.handle(body, request.headers, request_id, started, explain)
         except PydanticValidationError as exc:
-            response = validation_error(exc, request_id)
+            response = validation_error(exc, request_id, predictor.batch_key)
         except ServingHTTPError as exc:
             response = error_response(exc.status, exc.message, request_id, fix=exc.fix, fields=exc.fields)
         except NoriaError as exc:

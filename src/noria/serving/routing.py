@@ -1,6 +1,6 @@
 """A/B assignment: which model answers a request, the same one every time for the same key.
 
-The key (a flight field such as the carrier, or a header such as a customer id) is hashed with
+The key (a request field such as a customer or store id, or a header) is hashed with
 the experiment name (BLAKE2b, not Python's per-process ``hash``): the result is a number in
 [0, 1) that does not depend on the process, the worker or the day, so a key keeps its arm for
 the whole experiment, across restarts and replicas (maturity item 60). Renaming the
@@ -28,22 +28,26 @@ def bucket(experiment: str, key: str) -> float:
 
 
 class Router:
-    def __init__(self, config: ABConfig) -> None:
+    def __init__(self, config: ABConfig, fields: dict[str, str] | None = None) -> None:
+        """``fields`` maps request field names (on the wire) to the request model's attributes."""
         self.fraction = config.challenger_fraction
         self.experiment = config.experiment
-        self.header = config.sticky_key[len("header:") :].lower() if config.sticky_key.startswith("header:") else None
-        self.field = None if self.header else config.sticky_key
+        key = config.sticky_key or ""
+        self.header = key[len("header:") :].lower() if key.startswith("header:") else None
+        self.field = None if self.header or not key else (fields or {}).get(key, key)
         self._cache: dict[str, Arm] = {}
 
     @property
     def active(self) -> bool:
         return self.fraction > 0
 
-    def key(self, flight: Any, headers: Mapping[str, str]) -> str | None:
+    def key(self, request: Any, headers: Mapping[str, str]) -> str | None:
         if self.header is not None:
             value = headers.get(self.header)
             return value if value else None
-        value = getattr(flight, self.field or "", None)
+        if self.field is None:
+            return None
+        value = getattr(request, self.field, None)
         return None if value is None else str(value)
 
     def arm(self, key: str | None) -> Arm:

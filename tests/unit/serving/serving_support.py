@@ -93,8 +93,21 @@ def make_migrated_db(cache_dir: Path | None, tmp: Path) -> Path:
 
 
 def make_project(root: Path, migrated_db: Path, extra: str = "") -> Project:
+    """The flights reference project (its request model, features and flights API) over a registry of its own.
+
+    ``extra`` (YAML) is merged over its noria.yaml, section by section.
+    """
+    import yaml
+
     root.mkdir(parents=True, exist_ok=True)
-    (root / "noria.yaml").write_text(CONFIG + extra, encoding="utf-8")
+    for name in ("features.yaml", "flights_features.py", "flights_api.py"):
+        shutil.copy(EXAMPLE / name, root / name)
+    config = yaml.safe_load((EXAMPLE / "noria.yaml").read_text(encoding="utf-8"))
+    config["data"]["source"] = {"kind": "directory", "path": "raw"}
+    for section, values in (yaml.safe_load(extra) or {}).items():
+        base = config.get(section)
+        config[section] = {**base, **values} if isinstance(base, dict) and isinstance(values, dict) else values
+    (root / "noria.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     (root / ".noria").mkdir(exist_ok=True)
     shutil.copy(migrated_db, root / ".noria" / "mlflow.db")
     return load_project(root, environ={})
@@ -128,7 +141,7 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "flights"
 
 def flights_project(root: Path, migrated_db: Path, last_day: int = 8) -> tuple[Project, FrameSnapshot]:
     root.mkdir(parents=True)
-    for name in ("noria.yaml", "features.yaml", "flights_features.py"):
+    for name in ("noria.yaml", "features.yaml", "flights_features.py", "flights_api.py"):
         shutil.copy(EXAMPLE / name, root / name)
     (root / ".noria").mkdir()
     shutil.copy(migrated_db, root / ".noria" / "mlflow.db")

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi import FastAPI
 from tests.unit.serving.serving_support import FLIGHT
@@ -130,13 +131,15 @@ def test_in_the_worker_thread_concurrent_requests_share_one_read_and_get_their_o
     for flight, response in zip(FLIGHTS, responses, strict=True):
         row = log.loc[response.json()["request_id"]]
         visib, temp = WEATHER[flight["origin"]]
-        assert (row["carrier"], row["origin"], row["flight"]) == (flight["carrier"], flight["origin"], flight["flight"])
+        assert (row["key.carrier"], row["key.origin"], row["key.flight"]) == (flight["carrier"], flight["origin"], flight["flight"])
+        assert row["event_time"] == pd.Timestamp(flight["scheduled_departure"]).tz_convert("UTC")
         assert (row["feature.visib"], row["feature.temp"]) == (visib, temp)
         assert row["feature.distance"] == flight["distance"] and row["feature.carrier"] == flight["carrier"]
         assert row["lookup_ms"] > 0 and row["status"] == 200
         assert not response.json()["out_of_distribution"]["flag"]  # every feature came from the table
     # The first request's lookup lasted until the test released it; the others waited for it too.
-    assert log["lookup_ms"].min() >= log.loc["req-100", "lookup_ms"] * 0.5
+    # (a quarter: on a loaded machine the five posts themselves take a while to arrive before the release)
+    assert log["lookup_ms"].min() >= log.loc["req-100", "lookup_ms"] * 0.25
 
 
 def test_in_the_worker_thread_a_store_failure_fails_every_waiting_request_with_the_503_message(

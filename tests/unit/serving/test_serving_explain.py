@@ -11,7 +11,18 @@ from tests.unit.serving.serving_support import DESCRIPTIONS, FEATURES, training_
 
 from noria.serving._lgbm import FastScorer, batch_contributions, batch_raw, booster_inputs, sigmoid
 from noria.serving.config import FeatureText
-from noria.serving.explain import Explainer, feature_text, format_points, format_value, points, sentence
+from noria.serving.explain import (
+    Explainer,
+    amount_decimals,
+    amount_sentence,
+    class_sentence,
+    feature_text,
+    format_amount,
+    format_points,
+    format_value,
+    points,
+    sentence,
+)
 
 
 def _rows(booster: lgb.Booster, n: int = 50) -> np.ndarray:
@@ -91,6 +102,38 @@ def test_texts_read_like_a_sentence() -> None:
     assert format_points(0.04) == "less than 0.1 points" and format_points(-0.46) == "0.5 points"
     override = feature_text("visib", DESCRIPTIONS["visib"], FeatureText(label="storm: visibility", unit="miles"))
     assert sentence(override, 0.5, 12) == "storm: visibility 0.5 miles raised the risk by 12 points"
+
+
+def test_multiclass_and_regression_texts_read_like_a_sentence() -> None:
+    form = feature_text("home_form")
+    assert class_sentence(form, 2.1, 4.2, "H") == "home form 2.1 raised the chance of H by 4 points"
+    assert class_sentence(feature_text("league"), "D1", -0.3, "A") == "league D1 lowered the chance of A by 0.3 points"
+    glucose = feature_text("glucose_latest", "Latest glucose (mg/dL).")
+    decimals = amount_decimals(150.0)
+    assert decimals == 1
+    assert (
+        amount_sentence(glucose, 180.0, 12.3, "glucose in 30 min", "mg/dL", decimals)
+        == "latest glucose 180 mg/dL raised the predicted glucose in 30 min by 12 mg/dL"
+    )
+    assert (
+        amount_sentence(glucose, 70.0, -0.04, "glucose in 30 min", "mg/dL", decimals)
+        == "latest glucose 70 mg/dL lowered the predicted glucose in 30 min by less than 0.1 mg/dL"
+    )
+    assert amount_sentence(glucose, 70.0, 3.0, "prediction", "mg/dL") == (
+        "latest glucose 70 mg/dL raised the prediction by 3 mg/dL"
+    )
+    # two significant digits, never more decimals than the target's size calls for
+    assert [format_amount(v, "min") for v in (123.4, 12.3, 3.44, 0.96, 0.46, -0.07)] == [
+        "123 min",
+        "12 min",
+        "3.4 min",
+        "1 min",
+        "0.5 min",
+        "0.1 min",
+    ]
+    assert format_amount(0.0004, "", amount_decimals(0.05)) == "0.0004"
+    assert format_amount(0.00004, "", amount_decimals(0.05)) == "less than 0.0001"
+    assert amount_decimals(0.0) == amount_decimals(float("nan")) == 1 and amount_decimals(2.5) == 2
 
 
 def test_explainer_returns_the_largest_contributions_first(booster: lgb.Booster) -> None:

@@ -24,9 +24,11 @@ def test_running_service_answers_over_http_and_describes_predictions(served_proj
         url = service.url
     text = describe(FLIGHT, answer)
     lines = text.splitlines()
-    assert lines[0].startswith("UA1545 EWR->IAH 2013-07-01T05:15:00-04:00: ") and "model flight-delay v1" in lines[0]
-    # This project declares no features, so sentences use the feature names.
-    assert any(line.startswith("    - visib 0.5 raised the risk by") for line in lines[1:])
+    assert lines[0].startswith("carrier=UA, flight=1545, origin=EWR") and "(late: " in lines[0]
+    assert "model flight-delay v1" in lines[0]
+    # The model's features are not the project's (a test model): sentences use the feature names.
+    assert any(line.startswith("    - visibility 0.5 mi raised the risk by")
+               for line in lines[1:]), lines
     reasons = [{"detail": "carrier 'ZZ' was not seen in training"}]
     odd = describe(FLIGHT, {**answer, "out_of_distribution": {"flag": True, "reasons": reasons}})
     assert odd.splitlines()[-1] == "    ! unusual input: carrier 'ZZ' was not seen in training"

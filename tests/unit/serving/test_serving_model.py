@@ -31,7 +31,7 @@ def test_scores_match_lightgbm_on_the_pandas_frame_it_was_trained_with(booster: 
     np.testing.assert_allclose([s.probability for s in batch], expected, atol=1e-12)
     single = model.score(model.encode([rows[3]], None), 0.5, explain=True)[0]
     assert single.probability == pytest.approx(expected[3], abs=1e-12)
-    assert single.late == (expected[3] >= 0.5)
+    assert single.decision == (expected[3] >= 0.5)
     plain = model.score(model.encode([rows[3]], None), 0.5, explain=False)[0]
     assert plain.explanation is None and plain.probability == pytest.approx(expected[3], abs=1e-12)
 

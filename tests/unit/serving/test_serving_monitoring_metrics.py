@@ -48,11 +48,16 @@ def test_metrics_export_the_store_and_the_served_versions_registry_facts(
     assert any(labels["alias"] == "champion" for labels, _ in samples["noria_model_info"])
 
 
-def test_an_app_without_a_project_exports_only_what_it_serves() -> None:
+def test_an_app_without_a_project_exports_only_what_it_serves(served_project: Project) -> None:
     from noria.serving.app import create_app
     from noria.serving.config import ServingConfig
+    from noria.serving.requests import request_schema
 
-    app = create_app(None, config=ServingConfig.model_validate({"prediction_log": {"enabled": False}}))
+    app = create_app(
+        None,
+        config=ServingConfig.model_validate({"prediction_log": {"enabled": False}}),
+        request=request_schema(served_project),
+    )
     with TestClient(app) as client:
         samples = _samples(client.get("/metrics").text)
     assert "noria_model_trained_timestamp_seconds" not in samples and "noria_feature_drift_psi" not in samples

@@ -27,7 +27,8 @@ def test_document_describes_requests_responses_errors_and_keys() -> None:
     assert set(doc["paths"]) == {"/predict", "/health", "/ready", "/version", "/metrics", "/reload"}
     predict = doc["paths"]["/predict"]["post"]
     body = predict["requestBody"]["content"]["application/json"]
-    assert set(body["examples"]) == {"one flight", "inline features", "batch"}
+    assert set(body["examples"]) == {"one request", "batch"}
+    assert body["examples"]["one request"]["value"]["carrier"] == "UA"  # the flights project's example
     schemas = doc["components"]["schemas"]
     request = schemas["PredictRequest"]
     assert [ref["$ref"].rsplit("/", 1)[-1] for ref in request["oneOf"]] == ["FlightRequest", "PredictBatch"]
@@ -35,10 +36,11 @@ def test_document_describes_requests_responses_errors_and_keys() -> None:
     assert flight["additionalProperties"] is False
     assert set(flight["required"]) == {"carrier", "flight", "origin", "dest", "scheduled_departure", "distance"}
     assert flight["properties"]["scheduled_departure"]["format"] == "date-time"
-    assert schemas["PredictBatch"]["properties"]["flights"]["maxItems"] == 256
+    assert schemas["PredictBatch"]["properties"]["flights"]["maxItems"] == 256  # the project's batch key
     assert {"200", "401", "413", "422", "503"} <= set(predict["responses"])
     assert predict["security"] == [{"bearerKey": []}]
     assert doc["paths"]["/reload"]["post"]["security"] == [{"bearerKey": []}]
     prediction = schemas["Prediction"]["properties"]
     assert {"probability", "late", "model_version", "arm", "explanation", "out_of_distribution"} <= set(prediction)
     assert json.dumps(doc)  # serialisable as it is exported
+    assert doc["info"]["title"] == "Noria serving: flights"

@@ -84,19 +84,30 @@ def test_request_path_records_give_the_same_columns_as_dict_rows(tmp_path: Path)
 
     from tests.unit.serving.serving_support import FLIGHT
 
+    from pydantic import BaseModel
+
     from noria.serving.model import Scored
     from noria.serving.predlog import ScoredRow, rows_to_table
-    from noria.serving.schemas import FlightRequest
 
-    flight = FlightRequest.model_validate_json(json.dumps(FLIGHT))
+    class Flight(BaseModel):  # any request model: the log keeps it as JSON
+        carrier: str
+        flight: int
+        origin: str
+        dest: str
+        tailnum: str
+        scheduled_departure: str
+        distance: float
+
+    flight = Flight.model_validate_json(json.dumps(FLIGHT))
     names = ("visib", "carrier")
     ood = [{"feature": "visib", "kind": "out_of_range", "detail": "visib 99 is above the training maximum 10"}]
-    served = Scored(0.25, -1.1, False, None, [], [0.5, "UA"])
-    shadow = Scored(0.75, 1.1, True, None, ood, [99.0, None])
+    served = Scored(0.25, 0.25, -1.1, False, None, None, None, [], [0.5, "UA"])
+    shadow = Scored(0.75, 0.75, 1.1, True, None, None, None, ood, [99.0, None])
     body = b'{"carrier": "UA"}'
+    when = datetime.fromisoformat(FLIGHT["scheduled_departure"]).timestamp()
     records = [
-        ScoredRow("r1", 0, 1.7e9, "m", 3, "champion", True, body, served, 0.5, names, flight, 2.0, None, 0.3),
-        ScoredRow("r2", 1, 1.7e9 + 1, "m", 3, "shadow", False, flight, shadow, 0.5, names, flight),
+        ScoredRow("r1", 0, 1.7e9, "m", 3, "champion", True, body, served, 0.5, names, 2.0, None, 0.3, when, {"id": 7}),
+        ScoredRow("r2", 1, 1.7e9 + 1, "m", 3, "shadow", False, flight, shadow, 0.5, names),
     ]
     table = rows_to_table(records)
     assert table.equals(rows_to_table([r.as_dict() for r in records]))  # the writer's fast path changes nothing
@@ -104,7 +115,8 @@ def test_request_path_records_give_the_same_columns_as_dict_rows(tmp_path: Path)
     assert mixed.column("status").to_pylist() == [200, 422] and mixed.column("feature.visib").to_pylist() == [0.5, None]
     frame = table.to_pandas()
     assert list(frame["ood_reasons"][1]) == [ood[0]["detail"]] and frame["feature.carrier"].tolist() == ["UA", None]
-    assert frame["scheduled_departure"][0] == datetime.fromisoformat(FLIGHT["scheduled_departure"])
+    assert frame["event_time"][0] == datetime.fromisoformat(FLIGHT["scheduled_departure"])  # given by the producer
+    assert frame["key.id"].tolist()[0] == 7 and frame["score"].tolist() == [0.25, 0.75]
     assert json.loads(frame["input"][1]) == FLIGHT
     assert frame["lookup_ms"].isna().tolist() == [True, True] and frame["model_ms"].tolist()[0] == 0.3
 
