@@ -8,7 +8,8 @@ takes alert rules as a PrometheusRule resource, not as a rules file, so the Kube
 holds generated copies of the two sources the compose stack and the tests use:
 
 - ``model-rules.yaml``: a PrometheusRule whose ``spec`` is deploy/prometheus/rules/noria.yml
-  (the model alerts: drift, live AUC, OOD share, ...; promtool-tested there);
+  (the model alerts: drift, the live primary metric against the holdout, the KPI, missing labels,
+  ...; promtool-tested there);
 - ``noria-dashboard.json``: the Grafana dashboard, which kustomization.yaml puts in a
   ConfigMap labelled ``grafana_dashboard: "1"`` for kube-prometheus-stack's Grafana sidecar.
 """

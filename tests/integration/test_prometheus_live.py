@@ -1,12 +1,16 @@
 """A real Prometheus (Debian's) scraping a real `noria serve`: the drift alert fires, the dashboard's PromQL works.
 
-The loop, end to end on one machine: a model registered with its reference profile and holdout
-AUC; `python -m noria serve` in a subprocess; shifted traffic on /predict (visibility far below
-what the model learnt from); the prediction log windowed and judged by ``drift_window``; delayed
-labels scored by ``record_feedback``; Prometheus (scrape and rule evaluation every second, the
-repository's alert rules) until NoriaImportantFeatureDrift fires. Then every target of the
-Grafana dashboard is queried: each must parse and run, and each whose metrics exist must
-return data.
+The loop, end to end on one machine, on the flights project (a binary model): a model registered
+with its reference profile and holdout ROC AUC; `python -m noria serve` in a subprocess; shifted
+traffic on /predict (visibility far below what the model learnt from), which the service logs
+with each request's event key (``key.<id>``) and event time, computed by its log writer with the
+project's own request mapping; the prediction log windowed and judged by ``drift_window``;
+delayed labels (a file of request ids and labels) scored by ``record_feedback``; Prometheus
+(scrape and rule evaluation every second, the repository's alert rules) until
+NoriaImportantFeatureDrift fires. The task-independent performance series (the metrics, the
+holdout value, the metric drop and its threshold, the KPI and its target) must reach Prometheus
+as the record holds them. Then every target of the Grafana dashboard is queried: each must parse
+and run, and each whose metrics exist must return data.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ serving:
   online_features: "off"
   poll_seconds: 0
   prediction_log: {roll_seconds: 0.2}
+monitoring:
+  kpi: {metric: recall, name: positives flagged in advance, target: 0.99}
 """
 WINDOW = "2013-07"
 ROWS = 400
@@ -54,13 +60,19 @@ PRODUCED = {
     "noria_feature_lookup_duration_seconds_bucket",
     "noria_model_info",
     "noria_model_trained_timestamp_seconds",
-    "noria_model_holdout_auc",
+    "noria_model_holdout_metric",
     "noria_feature_drift_psi",
     "noria_feature_missing_rate",
     "noria_score_drift_psi",
     "noria_drift_alerts",
-    "noria_model_auc",
+    "noria_model_metric",
+    "noria_model_metric_drop",
+    "noria_model_metric_drop_threshold",
+    "noria_model_kpi",
+    "noria_model_kpi_target",
+    "noria_model_kpi_shortfall",
     "noria_labelled_predictions",
+    "noria_window_predictions",
     "noria_monitoring_last_run_timestamp_seconds",
 }
 
@@ -117,20 +129,29 @@ def _register_with_profile(project: Project, tmp: Path) -> int:
 
 
 def _shifted_flights() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """July flights whose visibility sits far below the training range (0-10 miles), and their outcomes."""
+    """July flights whose visibility sits far below the training range (0-10 miles), and their labels.
+
+    A label row holds the flight's request ids as the flights table has them (``features.request.ids``,
+    the table's primary key: the date and scheduled time in New York, carrier, number, origin)
+    and ``label``; the departures are given in New York time (UTC-4 in July), so the ids read
+    straight off them.
+    """
     rng = np.random.default_rng(3)
     flights, labels = [], []
     for i in range(ROWS):
         carrier, origin = str(rng.choice(["UA", "AA", "DL"])), str(rng.choice(["EWR", "JFK", "LGA"]))
         visib = float(rng.uniform(0, 4))
-        departs = f"2013-07-{1 + i % 28:02d}T{6 + i % 15:02d}:{(7 * i) % 60:02d}:00-04:00"
+        day, hour, minute = 1 + i % 28, 6 + i % 15, (7 * i) % 60
+        departs = f"2013-07-{day:02d}T{hour:02d}:{minute:02d}:00-04:00"
         temp = 150.0 if i % 40 == 0 else float(rng.normal(60, 15))  # a few out of the training range
         features = {"visib": visib, "temp": temp, "distance": float(rng.uniform(100, 2500)), "carrier": carrier}
         features["origin"] = origin
-        key = {"carrier": carrier, "flight": i + 1, "origin": origin, "scheduled_departure": departs}
-        flights.append({**key, "dest": "IAH", "distance": features["distance"], "features": features})
+        flight = {"carrier": carrier, "flight": i + 1, "origin": origin, "scheduled_departure": departs}
+        flights.append({**flight, "dest": "IAH", "distance": features["distance"], "features": features})
         late = visib < 3 or (carrier == "DL" and rng.random() < 0.4) or rng.random() < 0.12
-        labels.append({**key, "late": "true" if late else "false"})
+        late = late != (rng.random() < 0.25)  # outcomes noisier than in training: the live AUC falls
+        ids = {"year": 2013, "month": 7, "day": day, "carrier": carrier, "flight": i + 1, "origin": origin}
+        labels.append({**ids, "sched_dep_time": hour * 100 + minute, "label": "true" if late else "false"})
     return flights, labels
 
 
@@ -228,16 +249,17 @@ def test_drift_alert_fires_and_every_dashboard_query_runs(stack: tuple[str, str,
     assert drift.model_version == version and "visib" in drift.report.alerts
     visib = next(f for f in drift.report.features if f.name == "visib")
     assert visib.psi > 0.25 and (visib.importance or 0) >= 0.05
+    logged = _logged(project, read_window)
+    assert {c for c in logged.columns if c.startswith("key.")} >= {"key.flight", "key.sched_dep_time"}
     labels_csv = Path(project.root) / "labels.csv"
+    header = list(labels[0])
     labels_csv.write_text(
-        "carrier,flight,origin,scheduled_departure,late\n"
-        + "".join(
-            f"{x['carrier']},{x['flight']},{x['origin']},{x['scheduled_departure']},{x['late']}\n" for x in labels
-        ),
+        ",".join(header) + "\n" + "".join(",".join(str(x[c]) for c in header) + "\n" for x in labels),
         encoding="utf-8",
     )
     [performance] = record_feedback(project, labels_csv).results
-    assert performance.labelled == ROWS and performance.metrics.roc_auc is not None
+    assert performance.labelled == ROWS and performance.primary_metric == "roc_auc"
+    assert performance.live is not None and performance.holdout is not None and performance.metric_drop is not None
 
     deadline = time.monotonic() + 60
     while not (firing := _firing(prom, "NoriaImportantFeatureDrift")):
@@ -248,13 +270,41 @@ def test_drift_alert_fires_and_every_dashboard_query_runs(stack: tuple[str, str,
     assert {(a["labels"]["model_version"], a["labels"]["window"]) for a in firing} == {(str(version), WINDOW)}
     assert float(next(a for a in firing if a["labels"]["feature"] == "visib")["value"]) == pytest.approx(visib.psi)
 
-    # the performance record reached Prometheus as written
+    # the performance record reached Prometheus as written, in the task-independent series
+    where = f'model_version="{version}"'
     deadline = time.monotonic() + 30
-    while not (auc := _query(prom, f'noria_model_auc{{model_version="{version}"}}')["data"]["result"]):
-        assert time.monotonic() < deadline, "noria_model_auc never scraped"
+    while not (live := _query(prom, f'noria_model_metric{{{where}, primary="true"}}')["data"]["result"]):
+        assert time.monotonic() < deadline, "noria_model_metric never scraped"
         time.sleep(0.5)
-    assert float(auc[0]["value"][1]) == pytest.approx(performance.metrics.roc_auc)
-    assert auc[0]["metric"]["window"] == WINDOW
+    assert live[0]["metric"]["metric"] == "roc_auc" and live[0]["metric"]["window"] == WINDOW
+    assert float(live[0]["value"][1]) == pytest.approx(performance.live)
+    [holdout] = _query(prom, f"noria_model_holdout_metric{{{where}}}")["data"]["result"]
+    assert holdout["metric"]["metric"] == "roc_auc" and float(holdout["value"][1]) == pytest.approx(performance.holdout)
+    [drop] = _query(prom, f"noria_model_metric_drop{{{where}}}")["data"]["result"]
+    assert float(drop["value"][1]) == pytest.approx(performance.metric_drop)
+    [threshold] = _query(prom, "noria_model_metric_drop_threshold")["data"]["result"]
+    assert float(threshold["value"][1]) == project.config.monitoring.policy.metric_drop
+    [shortfall] = _query(prom, f"noria_model_kpi_shortfall{{{where}}}")["data"]["result"]
+    recall = performance.metrics["recall"]
+    assert recall is not None and float(shortfall["value"][1]) == pytest.approx(0.99 - recall)
+    assert shortfall["metric"]["name"] == "positives flagged in advance"
+    # noisier outcomes than at training: the live AUC is worse than the holdout's by more than the
+    # project's threshold, and the recall misses its target of 0.99: both alerts fire
+    assert performance.metric_drop > float(threshold["value"][1]) and recall < 0.99
+    deadline = time.monotonic() + 30
+    while not (_firing(prom, "NoriaMetricDrop") and _firing(prom, "NoriaKPIMissesTarget")):
+        assert time.monotonic() < deadline, httpx.get(f"{prom}/api/v1/alerts", timeout=10).text
+        time.sleep(0.5)
+    [dropped] = _firing(prom, "NoriaMetricDrop")
+    assert dropped["labels"] | {"alertname": ""} == {
+        "alertname": "",
+        "model_version": str(version),
+        "window": WINDOW,
+        "metric": "roc_auc",
+        "severity": "critical",
+        "team": "ml",
+    }
+    assert float(dropped["value"]) == pytest.approx(performance.metric_drop)
 
     present = set(httpx.get(f"{prom}/api/v1/label/__name__/values", timeout=10).json()["data"])
     assert present >= PRODUCED, f"not exported: {sorted(PRODUCED - present)}"
@@ -273,12 +323,14 @@ def test_drift_alert_fires_and_every_dashboard_query_runs(stack: tuple[str, str,
 
 
 def _logged(project: Project, read_window: Any) -> Any:
+    import pandas as pd
+
     from noria.errors import NotFoundError
 
     try:
         return read_window(project, WINDOW)
     except NotFoundError:  # no file rolled yet
-        return []
+        return pd.DataFrame()
 
 
 def test_dashboard_is_valid_grafana_json_on_the_provisioned_datasource() -> None:

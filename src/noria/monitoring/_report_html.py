@@ -1,5 +1,8 @@
 """The HTML of the monitoring report: summary, five sections, tables; plots from :mod:`._report_plots`.
 
+Sections and columns follow the project's task: the primary metric and its holdout value, the
+KPI and its target, then the task's own metrics; the plots' words come from the task too.
+
 Every value that comes from a record is escaped. The page has no external reference: inline
 CSS with the reader's system fonts, inline SVG plots, and one inline script that counts the
 plots the browser actually drew (``data-plots-drawn`` on ``<body>``).
@@ -24,6 +27,8 @@ from noria.monitoring.report import ReportData, parse_time
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from noria.tasks import Task
 
 SCORE_ROW = "model score"
 MAX_DRIFT_COLUMNS = 36  # newest drift records in the heatmap (a year of months, or five weeks of days)
@@ -116,8 +121,10 @@ def _summary(data: ReportData, windows: Sequence[str]) -> str:
     cards = [
         ("project", data.project, ""),
         ("model", data.model_name, ""),
+        ("task", _task_words(data), ""),
         ("current champion", "none" if data.champion is None else f"v{data.champion}", ""),
         ("newest window", newest or "none", ""),
+        *_performance_cards(data),
         (f"alerts in {newest or 'the newest window'}", str(len(newest_alerts)), "alert" if newest_alerts else ""),
         ("alerts, all windows", str(total_alerts), "alert" if total_alerts else ""),
         ("retrains (promoted)", f"{len(retrains)} ({promoted})", ""),
@@ -129,6 +136,54 @@ def _summary(data: ReportData, windows: Sequence[str]) -> str:
         f'<p class="muted">project {escape(data.project)}, generated {escape(data.generated_at)}</p>'
         f'<div class="summary">{html}</div>{detail}</header>'
     )
+
+
+def _task_words(data: ReportData) -> str:
+    task = data.task
+    if task.name == "multiclass":
+        return f"multi-class ({', '.join(task.classes)})" if task.classes else "multi-class"
+    if task.name == "regression":
+        return f"regression: {plots.with_unit(plots.target_name(task), task)}"
+    return f"binary: {plots.positive_name(task)}"
+
+
+def _performance_cards(data: ReportData) -> list[tuple[str, str, str]]:
+    """The newest labelled window's primary metric (against the holdout) and KPI (against its target)."""
+    if not data.performance:
+        return []
+    record = data.performance[-1]
+    metric = plots.primary_of([record], data.task)
+    live = _num((record.get("metrics") or {}).get(metric))
+    holdout = _num(record.get("holdout"))
+    drop = _num(record.get("metric_drop"))
+    text = _fmt(live, "{:.4g}") or "n/a"
+    if not math.isnan(holdout):
+        text += f" (holdout {holdout:.4g})"
+    worse = data.metric_drop is not None and not math.isnan(drop) and drop > data.metric_drop
+    cards = [(f"{plots.metric_name(metric, data.task)}, {record['window']}", text, "alert" if worse else "")]
+    kpi = plots.kpi_of([record])
+    if kpi:
+        value, target = _num(kpi.get("value")), _num(kpi.get("target"))
+        shown = _kpi_value(str(kpi["metric"]), value) or "n/a"
+        if not math.isnan(target):
+            shown += f" (target {_kpi_value(str(kpi['metric']), target)})"
+        cards.append((f"KPI: {kpi.get('name') or kpi['metric']}", shown, "alert" if _misses(kpi, data.task) else ""))
+    return cards
+
+
+def _kpi_value(metric: str, value: float) -> str:
+    if math.isnan(value):
+        return ""
+    return f"{value:.1%}" if metric in plots.SHARE_METRICS or metric.startswith("share_") else f"{value:.4g}"
+
+
+def _misses(kpi: Mapping[str, Any], task: Task) -> bool:
+    """True when the KPI is on the wrong side of its target (the metric's direction decides)."""
+    value, target = _num(kpi.get("value")), _num(kpi.get("target"))
+    higher = task.metric_directions.get(str(kpi.get("metric")))
+    if math.isnan(value) or math.isnan(target) or higher is None:
+        return False
+    return bool(value < target if higher else value > target)
 
 
 # --- 1. drift ----------------------------------------------------------------------------------
@@ -182,7 +237,7 @@ def drift_matrix(records: Sequence[Mapping[str, Any]]) -> DriftMatrix:
 def _drift(page: _Page, data: ReportData) -> None:
     records = data.drift[-MAX_DRIFT_COLUMNS:]
     if not records:
-        page.empty(f"no drift records for {data.model_name} yet: run `noria monitor drift --window 2013-07`")
+        page.empty(f"no drift records for {data.model_name} yet: run `noria monitor drift --window WINDOW`")
         return
     m = drift_matrix(records)
     fig = plots.drift_heatmap(m.psi, m.alerts, m.rows, m.important, m.columns, m.psi_warn, m.psi_alert)
@@ -238,35 +293,66 @@ def _score(page: _Page, data: ReportData) -> None:
     if view is None or not view.windows:
         page.empty(data.notes.get("score", "no served predictions to compare with the reference yet"))
         return
-    fig = plots.score_distribution(view.reference, view.windows)
-    page.figure(fig, f"Scores served by version {view.version} against its training-time reference histogram")
+    fig = plots.score_distribution(view.reference, view.windows, data.task)
+    what = plots.score_label(data.task)
+    page.figure(fig, f"Scores served by version {view.version} against its training-time reference histogram: {what}")
     psi = {
         r["window"]: _num((r.get("score") or {}).get("psi")) for r in data.drift if r["model_version"] == view.version
     }
-    listed = [f"{month}: PSI {psi[month]:.3f}" for month, _ in view.windows if not math.isnan(psi.get(month, math.nan))]
+    listed = [f"{w}: PSI {psi[w]:.3f}" for w, _ in view.windows if not math.isnan(psi.get(w, math.nan))]
     if listed:
         page.add(f'<p class="muted">score PSI from the drift records: {escape("; ".join(listed))}</p>')
 
 
 # --- 3. performance ----------------------------------------------------------------------------
 
+# the task's own metrics in the table, after the primary metric, its holdout and the KPI
+TABLE_METRICS = {
+    "binary": ("pr_auc", "precision", "recall", "brier", "ece", "base_rate", "flagged_rate"),
+    "multiclass": ("accuracy", "macro_f1", "brier", "ece", "mean_confidence"),
+    "regression": ("mae", "r2", "bias", "mean_label", "mean_prediction"),
+}
+
 
 def _performance(page: _Page, data: ReportData) -> None:
     records = data.performance
+    task = data.task
     if not records:
         page.empty(
-            "no performance records yet: run `noria monitor feedback --labels LABELS.parquet --window 2013-07` "
-            "once the delays of served flights are known"
+            "no performance records yet: run `noria monitor feedback` once the labels of served predictions "
+            "are known (mature)"
         )
         return
     windows = sorted({str(r["window"]) for r in records})
-    page.figure(plots.performance(records, windows), "Live metrics per window and model version")
+    primary = plots.primary_of(records, task)
+    name = plots.metric_name(primary, task)
+    page.figure(
+        plots.performance(records, windows, task),
+        f"Live {name} against the holdout, the KPI against its target and the task's own figures, per window "
+        "and model version",
+    )
     newest = records[-1]
-    if newest.get("calibration") or newest.get("days"):
-        page.figure(plots.calibration(newest), f"Calibration and daily metrics of {newest['window']}")
+    if task.name == "regression":
+        page.figure(
+            plots.residuals(records, windows, newest, task),
+            f"Mean label against mean prediction per window, and the daily errors of {newest['window']}",
+        )
+    elif newest.get("calibration") or newest.get("days"):
+        page.figure(plots.calibration(newest, task), f"Calibration and daily figures of {newest['window']}")
+    if task.name == "multiclass" and task.classes:
+        page.figure(plots.class_shares(records, windows, task.classes), "Share of each class among the labels")
+    if data.metric_drop is not None:
+        page.add(
+            f'<p class="muted">retraining threshold (monitoring.policy.metric_drop): {name} worse than the '
+            f"holdout by more than {data.metric_drop:g}</p>"
+        )
+    extra = [k for k in TABLE_METRICS.get(task.name, ()) if any(k in (r.get("metrics") or {}) for r in records)]
+    kpi = plots.kpi_of(records)
+    kpi_label = str(kpi.get("name") or kpi.get("metric") or "KPI")
     rows = []
     for r in records:
         m = r.get("metrics") or {}
+        own = plots.kpi_of([r])
         rows.append(
             [
                 r["window"],
@@ -274,36 +360,17 @@ def _performance(page: _Page, data: ReportData) -> None:
                 r.get("arm", ""),
                 _fmt(r.get("predictions"), "{:,}"),
                 _fmt(r.get("labelled"), "{:,}"),
-                _fmt(m.get("roc_auc"), "{:.3f}"),
-                _fmt(r.get("holdout"), "{:.3f}"),
-                _fmt(m.get("precision"), "{:.3f}"),
-                _fmt(m.get("recall"), "{:.3f}"),
-                _fmt(m.get("brier"), "{:.3f}"),
-                _fmt(m.get("ece"), "{:.3f}"),
-                _fmt(m.get("base_rate"), "{:.1%}"),
-                _fmt((r.get("kpi") or {}).get("value")),
+                _fmt(m.get(primary), "{:.4g}"),
+                _fmt(r.get("holdout"), "{:.4g}"),
+                _fmt(r.get("metric_drop"), "{:+.3g}"),
+                _kpi_value(str(own.get("metric") or ""), _num(own.get("value"))),
+                _kpi_value(str(own.get("metric") or ""), _num(own.get("target"))),
+                *(_fmt(m.get(k), "{:.1%}" if k in plots.SHARE_METRICS else "{:.4g}") for k in extra),
             ]
         )
-    page.add(
-        _table(
-            [
-                "window",
-                "version",
-                "arm",
-                "predictions",
-                "labelled",
-                "AUC",
-                "holdout AUC",
-                "precision",
-                "recall",
-                "Brier",
-                "ECE",
-                "delay rate",
-                "KPI",
-            ],
-            rows,
-        )
-    )
+    header = ["window", "version", "arm", "predictions", "labelled", f"live {name}", f"holdout {name}"]
+    header += ["drop (+ = worse)", f"KPI: {kpi_label}", "KPI target", *(plots.metric_name(k, task) for k in extra)]
+    page.add(_table(header, rows))
 
 
 # --- 4. alerts and retraining ------------------------------------------------------------------

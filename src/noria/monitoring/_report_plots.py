@@ -1,6 +1,9 @@
 """The plots of the monitoring report, drawn with matplotlib and returned as inline SVG text.
 
-Every function takes plain data (arrays, record dicts) and returns one ``<svg>`` element:
+Titles and axis labels come from the project's task (:mod:`noria.tasks`: the positive class's
+name, the target's name and unit, the classes) through :func:`score_label` and
+:func:`metric_name`. Every function takes plain data (arrays, record dicts) and a figure comes
+back; :func:`to_svg` turns it into one ``<svg>`` element:
 text is drawn as paths (no font is needed to view it), the XML prologue and namespace URLs
 are dropped (inline SVG in HTML needs neither), and every ``id`` gets a per-plot prefix so
 that several plots can share one HTML page. Figures are built on :class:`Figure` directly,
@@ -20,9 +23,11 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from noria.monitoring.profile import NumericProfile
+    from noria.tasks import Task
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -169,22 +174,107 @@ def drift_heatmap(
     return fig
 
 
+# --- the task's words -----------------------------------------------------------------------
+
+METRIC_NAMES = {
+    "roc_auc": "ROC AUC",
+    "pr_auc": "PR AUC",
+    "log_loss": "log loss",
+    "brier": "Brier score",
+    "ece": "ECE",
+    "precision": "precision",
+    "recall": "recall",
+    "flagged_rate": "share flagged",
+    "base_rate": "positive rate",
+    "mean_score": "mean score",
+    "accuracy": "accuracy",
+    "macro_f1": "macro F1",
+    "mean_confidence": "mean confidence",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "r2": "R\u00b2",
+    "bias": "bias",
+    "mean_label": "mean label",
+    "mean_prediction": "mean prediction",
+}
+UNIT_METRICS = frozenset({"rmse", "mae", "bias", "mean_label", "mean_prediction"})  # in the target's unit
+SHARE_METRICS = frozenset({"precision", "recall", "flagged_rate", "base_rate", "accuracy"})
+DAILY = {
+    "binary": ("roc_auc", "precision", "recall"),
+    "multiclass": ("accuracy", "log_loss"),
+    "regression": ("rmse", "mae"),
+}
+
+
+def positive_name(task: Task) -> str:
+    """The positive class of a binary task in the project's words (``model.target.name``)."""
+    label = task.label_name
+    return f"the positive class ({label})" if label and label != "decision" else "the positive class"
+
+
+def target_name(task: Task) -> str:
+    """What a regression model predicts, in the project's words (``model.target.name``)."""
+    return task.label_name if task.label_name and task.label_name != "prediction" else "the target"
+
+
+def with_unit(text: str, task: Task) -> str:
+    return f"{text} ({task.unit})" if task.unit else text
+
+
+def score_label(task: Task) -> str:
+    """What the served score is: a probability, the predicted class's probability, or the predicted value."""
+    if task.name == "binary":
+        return f"predicted probability of {positive_name(task)}"
+    if task.name == "multiclass":
+        return "probability of the predicted class (confidence)"
+    return with_unit(f"predicted {target_name(task)}", task)
+
+
+def metric_name(metric: str, task: Task) -> str:
+    """A metric's display name; the regression errors carry the target's unit."""
+    name = METRIC_NAMES.get(metric) or (f"share of {metric[6:]}" if metric.startswith("share_") else metric)
+    if metric == "base_rate" and task.label_name and task.label_name != "decision":
+        name = f"rate of {task.label_name}"
+    return with_unit(name, task) if task.name == "regression" and metric in UNIT_METRICS else name
+
+
+def better(metric: str, task: Task) -> str:
+    """Which way ``metric`` is better ("higher is better", "lower is better"; "" when it has no direction)."""
+    higher = task.metric_directions.get(metric)
+    return "" if higher is None else "higher is better" if higher else "lower is better"
+
+
+def direction(metric: str, task: Task) -> str:
+    way = better(metric, task)
+    return f" ({way})" if way else ""
+
+
 # --- 2. score distribution ---------------------------------------------------------------------
 
 
-def score_distribution(reference: NumericProfile, windows: Sequence[tuple[str, FloatArray]], bins: int = 20) -> Figure:
+def score_distribution(
+    reference: NumericProfile, windows: Sequence[tuple[str, FloatArray]], task: Task, bins: int = 20
+) -> Figure:
     """The reference score distribution (from the profile) against the scores of the newest windows.
 
-    Left: shares on equal-width bins of the score, the reference read off the profile's
-    cumulative counts (exact when the profile kept every distinct score, else within its
-    ``ks_error_bound``). Right: shares in the profile's own quantile bins, what PSI compares.
+    Left: shares on equal-width bins of the score (over ``[0, 1]`` at least for a probability,
+    over the values seen for a regression model's prediction), the reference read off the
+    profile's cumulative counts (exact when the profile kept every distinct score, else within
+    its ``ks_error_bound``). Right: shares in the profile's own quantile bins, what PSI compares.
     """
     import matplotlib
     from matplotlib.ticker import PercentFormatter
 
     seen = np.concatenate([reference.edges, *(values for _, values in windows)])
-    low = min(0.0, float(seen.min(initial=0.0)), _finite(reference.minimum, 0.0))
-    high = max(1.0, float(seen.max(initial=1.0)), _finite(reference.maximum, 1.0))
+    seen = seen[np.isfinite(seen)]
+    low = min(float(seen.min(initial=np.inf)), _finite(reference.minimum, np.inf))
+    high = max(float(seen.max(initial=-np.inf)), _finite(reference.maximum, -np.inf))
+    if task.name != "regression":  # a probability: the whole of [0, 1]
+        low, high = min(0.0, low), max(1.0, high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        low, high = 0.0, 1.0
+    if high <= low:
+        low, high = low - 0.5, high + 0.5
     equal = np.linspace(low, high, bins + 1)
     ref_equal = profile_shares(reference, equal)
     ref_bins = reference.bin_counts / max(int(reference.bin_counts.sum()), 1)
@@ -201,7 +291,7 @@ def score_distribution(reference: NumericProfile, windows: Sequence[tuple[str, F
             left.stairs(np.histogram(values, bins=equal)[0] / n, equal, color=color(i), linewidth=1.6, label=label)
             counts = np.bincount(np.searchsorted(reference.edges, values, side="right"), minlength=len(ref_bins))
             right.bar(x - 0.4 + step * (i + 1.5), counts / n, step, color=color(i), label=label)
-        left.set_xlabel("predicted probability of a delay")
+        left.set_xlabel(score_label(task))
         left.set_ylabel("share of predictions")
         left.set_title("Score distribution: reference vs newest windows", loc="left")
         left.legend(loc="best")
@@ -233,56 +323,130 @@ def _finite(value: float, default: float) -> float:
 # --- 3. performance ----------------------------------------------------------------------------
 
 
-def performance(records: Sequence[Mapping[str, Any]], windows: Sequence[str]) -> Figure:
-    """Live AUC vs holdout AUC per model version; precision and recall; the business KPI."""
+def primary_of(records: Sequence[Mapping[str, Any]], task: Task) -> str:
+    """The primary metric the records were judged on (theirs, else the task's)."""
+    named = [str(r["primary_metric"]) for r in records if r.get("primary_metric")]
+    return named[-1] if named else task.primary_metric
+
+
+def kpi_of(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The newest record's KPI (metric, name, value, target) or an empty dict."""
+    for record in reversed(records):
+        kpi = record.get("kpi")
+        if isinstance(kpi, dict) and kpi.get("metric"):
+            return kpi
+    return {}
+
+
+def performance(records: Sequence[Mapping[str, Any]], windows: Sequence[str], task: Task) -> Figure:
+    """Live primary metric vs holdout per model version; the KPI against its target; the task's own figures."""
     import matplotlib
-    from matplotlib.ticker import PercentFormatter
 
     position = {w: i for i, w in enumerate(windows)}
     versions = sorted({int(r["model_version"]) for r in records})
-    fig = new_figure(max(9.0, 3.5 + 0.7 * len(windows)), 7.2, (0.7, 2.0, 0.3, 0.45), hspace=0.35)
+    primary = primary_of(records, task)
+    kpi = kpi_of(records)
+    fig = new_figure(max(9.0, 3.5 + 0.7 * len(windows)), 7.2, (0.8, 2.0, 0.3, 0.45), hspace=0.35)
     with matplotlib.rc_context(_style()):
-        auc_ax, pr_ax, kpi_ax = fig.subplots(3, 1, sharex=True)
+        main_ax, kpi_ax, task_ax = fig.subplots(3, 1, sharex=True)
         for i, version in enumerate(versions):
             mine = [r for r in records if int(r["model_version"]) == version]
-            x = [position[r["window"]] for r in mine]
+            x = [position[str(r["window"])] for r in mine]
             metrics = [r.get("metrics") or {} for r in mine]
             c = color(i)
-            auc_ax.plot(x, [number(m.get("roc_auc")) for m in metrics], "o-", color=c, label=f"v{version} live")
-            holdout = [number(r.get("holdout")) for r in mine]
+            main_ax.plot(x, [number(m.get(primary)) for m in metrics], "o-", color=c, label=f"v{version} live")
+            holdout = [number(r.get("holdout", r.get("holdout_auc"))) for r in mine]
             if any(math.isfinite(h) for h in holdout):
                 level = next(h for h in reversed(holdout) if math.isfinite(h))
-                auc_ax.hlines(level, min(x) - 0.3, max(x) + 0.3, colors=c, linestyles="--", label=f"v{version} holdout")
-            pr_ax.plot(x, [number(m.get("precision")) for m in metrics], "o-", color=c, label=f"v{version} precision")
-            pr_ax.plot(x, [number(m.get("recall")) for m in metrics], "s:", color=c, label=f"v{version} recall")
-            kpi_ax.plot(
-                x,
-                [number((r.get("kpi") or {}).get("value")) for r in mine],
-                "D-",
-                color=c,
-                label=f"v{version} delayed flagged",
-            )
-            kpi_ax.plot(x, [number(m.get("flagged_rate")) for m in metrics], "^:", color=c, label=f"v{version} flagged")
-            kpi_ax.plot(x, [number(m.get("base_rate")) for m in metrics], "x", color=c, label=f"v{version} delay rate")
-        auc_ax.set_ylabel("ROC AUC")
-        auc_ax.set_title("Live AUC on delayed labels vs holdout AUC, per model version", loc="left")
-        pr_ax.set_ylabel("precision / recall")
-        pr_ax.set_title("At the serving threshold", loc="left")
-        kpi_ax.set_ylabel("share")
-        kpi_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        kpi_ax.set_title("KPI: share of delayed flights flagged in advance; share flagged; delay rate", loc="left")
-        kpi_ax.set_xticks(range(len(windows)), list(windows))
-        for ax in (auc_ax, pr_ax, kpi_ax):
-            ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+                main_ax.hlines(
+                    level, min(x) - 0.3, max(x) + 0.3, colors=c, linestyles="--", label=f"v{version} holdout"
+                )
+            kpis = [kpi_of([r]) for r in mine]
+            kpi_ax.plot(x, [number(k.get("value")) for k in kpis], "D-", color=c, label=f"v{version}")
+            _task_lines(task_ax, task, x, metrics, version, c)
+        main_ax.set_ylabel(metric_name(primary, task))
+        main_ax.set_title(
+            f"Live {metric_name(primary, task)} on delayed labels vs holdout, per model version"
+            f"{direction(primary, task)}",
+            loc="left",
+        )
+        _kpi_axis(kpi_ax, kpi, task)
+        _task_axis(task_ax, task)
+        task_ax.set_xticks(range(len(windows)), list(windows))
+        for ax in (main_ax, kpi_ax, task_ax):
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     return fig
 
 
-def calibration(record: Mapping[str, Any]) -> Figure:
-    """Reliability diagram of one window, and its daily AUC / precision / recall."""
+def _kpi_axis(ax: Axes, kpi: Mapping[str, Any], task: Task) -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    metric = str(kpi.get("metric") or "")
+    if not metric:
+        ax.set_title("KPI: none recorded (monitoring.kpi)", loc="left")
+        return
+    name = str(kpi.get("name") or metric)
+    target = number(kpi.get("target"))
+    shown = metric_name(metric, task)
+    if math.isfinite(target):
+        ax.axhline(target, color="#222222", linestyle=":", linewidth=1.2, label=f"target {target:.4g}")
+    way = better(metric, task)
+    title = f"KPI: {name}" + (f" = {shown}" if name != metric else "") + (f"; {way}" if way else "")
+    ax.set_title(title + (", against its target" if math.isfinite(target) else ", no target set"), loc="left")
+    ax.set_ylabel(shown)
+    if metric in SHARE_METRICS or metric.startswith("share_"):
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+
+
+def _task_lines(
+    ax: Axes, task: Task, x: Sequence[int], metrics: Sequence[Mapping[str, Any]], version: int, c: str
+) -> None:
+    """The task's own figures of one model version over the windows."""
+
+    def line(key: str, style: str, label: str) -> None:
+        ax.plot(x, [number(m.get(key)) for m in metrics], style, color=c, label=f"v{version} {label}")
+
+    if task.name == "binary":
+        line("precision", "o-", "precision")
+        line("recall", "s:", "recall")
+        line("flagged_rate", "^:", "flagged")
+        line("base_rate", "x", metric_name("base_rate", task))
+    elif task.name == "multiclass":
+        line("accuracy", "o-", "accuracy")
+        line("macro_f1", "s:", "macro F1")
+    else:
+        line("mae", "o-", "MAE")
+        line("rmse", "^:", "RMSE")
+        line("bias", "s--", "bias")
+
+
+def _task_axis(ax: Axes, task: Task) -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    if task.name == "binary":
+        ax.set_ylabel("share")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_title(
+            f"At the decision threshold: precision, recall, share flagged; {metric_name('base_rate', task)}",
+            loc="left",
+        )
+    elif task.name == "multiclass":
+        ax.set_ylabel("accuracy / macro F1")
+        ax.set_title("Accuracy and macro F1 of the predicted class", loc="left")
+    else:
+        ax.axhline(0.0, color="#999999", linewidth=0.8)
+        ax.set_ylabel(with_unit("error", task))
+        ax.set_title(
+            f"Error per window: MAE, RMSE and bias (mean prediction - mean label) of {target_name(task)}", loc="left"
+        )
+
+
+def calibration(record: Mapping[str, Any], task: Task) -> Figure:
+    """Reliability diagram of one window (binary: the positive class; multi-class: the top label) and its days."""
     import matplotlib
 
     bins = [b for b in record.get("calibration") or [] if b.get("count")]
-    days = [d for d in record.get("days") or [] if d.get("day")]
     fig = new_figure(10.5, 3.6, (0.6, 1.2, 0.35, 0.55), wspace=0.22)
     with matplotlib.rc_context(_style()):
         left, right = fig.subplots(1, 2, width_ratios=[1, 1.5])
@@ -295,19 +459,92 @@ def calibration(record: Mapping[str, Any]) -> Figure:
         left.plot(predicted, observed, color=color(0), linewidth=1)
         left.set_xlim(0, 1)
         left.set_ylim(0, 1)
-        left.set_xlabel("mean predicted probability")
-        left.set_ylabel("observed delay rate")
-        left.set_title(f"Calibration, {record.get('window')} (v{record.get('model_version')})", loc="left")
+        if task.name == "multiclass":
+            left.set_xlabel("mean probability of the predicted class")
+            left.set_ylabel("share predicted right")
+            what = "top label"
+        else:
+            left.set_xlabel(f"mean predicted probability of {positive_name(task)}")
+            left.set_ylabel(f"observed {metric_name('base_rate', task)}")
+            what = "positive class"
+        left.set_title(f"Calibration ({what}), {record.get('window')} (v{record.get('model_version')})", loc="left")
         left.legend(loc="upper left")
-        x = np.arange(len(days))
-        for i, key in enumerate(("roc_auc", "precision", "recall")):
-            right.plot(x, [number(d.get(key)) for d in days], "o-", markersize=3, color=color(i), label=key)
-        right.plot(x, [number(d.get("base_rate")) for d in days], color="#777777", linewidth=1, label="delay rate")
-        step = max(1, len(days) // 10)
-        right.set_xticks(x[::step], [str(d["day"])[5:] for d in days][::step])
-        right.set_title(f"Daily, {record.get('window')}", loc="left")
-        right.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+        _daily(right, record, task)
     return fig
+
+
+def residuals(
+    records: Sequence[Mapping[str, Any]], windows: Sequence[str], newest: Mapping[str, Any], task: Task
+) -> Figure:
+    """Regression: mean label against mean prediction per window and version, and the newest window's days."""
+    import matplotlib
+
+    position = {w: i for i, w in enumerate(windows)}
+    fig = new_figure(10.5, 3.6, (0.8, 1.2, 0.35, 0.55), wspace=0.28)
+    with matplotlib.rc_context(_style()):
+        left, right = fig.subplots(1, 2, width_ratios=[1.2, 1.3])
+        for i, version in enumerate(sorted({int(r["model_version"]) for r in records})):
+            mine = [r for r in records if int(r["model_version"]) == version]
+            x = [position[str(r["window"])] for r in mine]
+            metrics = [r.get("metrics") or {} for r in mine]
+            labels = [number(m.get("mean_label")) for m in metrics]
+            predictions = [number(m.get("mean_prediction")) for m in metrics]
+            left.plot(x, labels, "o-", color=color(i), label=f"v{version} mean label")
+            left.plot(x, predictions, "s--", color=color(i), alpha=0.8, label=f"v{version} mean prediction")
+            left.vlines(x, labels, predictions, colors=color(i), alpha=0.35, linewidth=3)
+        left.set_xticks(range(len(windows)), list(windows))
+        left.set_ylabel(with_unit(target_name(task), task))
+        left.set_title("Mean label vs mean prediction per window (the gap is the bias)", loc="left")
+        left.legend(loc="best")
+        _daily(right, newest, task)
+    return fig
+
+
+def class_shares(records: Sequence[Mapping[str, Any]], windows: Sequence[str], classes: Sequence[str]) -> Figure:
+    """Multi-class: the share of each class among the labels, per window (the newest version's record)."""
+    import matplotlib
+    from matplotlib.ticker import PercentFormatter
+
+    newest: dict[str, Mapping[str, Any]] = {}
+    for record in records:
+        newest[str(record["window"])] = record.get("metrics") or {}
+    fig = new_figure(max(9.0, 3.5 + 0.7 * len(windows)), 3.0, (0.7, 2.0, 0.3, 0.45))
+    with matplotlib.rc_context(_style()):
+        ax = fig.add_subplot()
+        x = np.arange(len(windows))
+        bottom = np.zeros(len(windows))
+        for i, name in enumerate(classes):
+            shares = np.array([number(newest.get(w, {}).get(f"share_{name}")) for w in windows])
+            shares = np.nan_to_num(shares)
+            ax.bar(x, shares, 0.6, bottom=bottom, color=color(i), label=str(name))
+            bottom += shares
+        ax.set_xticks(x, list(windows))
+        ax.set_ylim(0, 1)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_ylabel("share of labels")
+        ax.set_title("Observed class shares per window", loc="left")
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return fig
+
+
+def _daily(ax: Axes, record: Mapping[str, Any], task: Task) -> None:
+    """The daily figures of one window in the task's terms (binary: ROC AUC, precision, recall; multi-class:
+    accuracy, log loss; regression: RMSE, MAE)."""
+    days = [d for d in record.get("days") or [] if d.get("day")]
+    x = np.arange(len(days))
+    for i, key in enumerate(DAILY.get(task.name, ())):
+        ax.plot(x, [number(d.get(key)) for d in days], "o-", markersize=3, color=color(i), label=metric_name(key, task))
+    if task.name == "binary":
+        shown = metric_name("base_rate", task)
+        ax.plot(x, [number(d.get("base_rate")) for d in days], color="#777777", linewidth=1, label=shown)
+    step = max(1, math.ceil(len(days) / 8))  # at most eight dates under the axis
+    ax.set_xticks(x[::step], [str(d["day"])[5:] for d in days][::step])
+    ax.set_xlabel("day (month-day)")
+    ax.set_title(f"Daily, {record.get('window')} (v{record.get('model_version')})", loc="left")
+    if days:
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    else:
+        ax.text(0.5, 0.5, "no daily figures", ha="center", va="center", transform=ax.transAxes)
 
 
 # --- 4. alerts and retraining ------------------------------------------------------------------
@@ -418,12 +655,15 @@ def number(value: Any) -> float:
 __all__ = [
     "calibration",
     "champion_steps",
+    "class_shares",
     "drift_heatmap",
     "new_figure",
     "number",
     "performance",
     "profile_shares",
+    "residuals",
     "score_distribution",
+    "score_label",
     "timeline",
     "to_svg",
 ]

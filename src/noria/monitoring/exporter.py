@@ -6,8 +6,23 @@ see what the monitoring batch job wrote, next to the live serving metrics::
 
     from prometheus_client import CollectorRegistry, generate_latest
     registry = CollectorRegistry()
-    registry.register(MonitoringCollector(MonitoringStore.of(project)))
+    registry.register(MonitoringCollector(MonitoringStore.of(project), task=task_of(project)))
     print(generate_latest(registry).decode())
+
+The series mean the same for every task (binary, multi-class, regression), so one set of alert
+rules and one dashboard serve every project:
+
+=========================================  ====================================================
+``noria_model_metric``                     every metric of the newest labelled window (``metric``
+                                           label: roc_auc, log_loss, rmse, ...; ``primary="true"``
+                                           on the task's primary metric)
+``noria_model_holdout_metric``             the primary metric on the version's training holdout
+``noria_model_metric_drop``                how much worse the live primary metric is than the
+                                           holdout, in the metric's units (positive = worse)
+``noria_model_metric_drop_threshold``      ``monitoring.policy.metric_drop`` (when set)
+``noria_model_kpi``, ``..._kpi_target``    the project's KPI and its target; ``..._kpi_shortfall``:
+                                           how far it misses the target (positive = misses)
+=========================================  ====================================================
 
 Nothing is computed on scrape: the collector reads the records of the monitoring store
 (``<dir>/drift/*.json``, ``<dir>/performance/*.json``). File names carry the window and the
@@ -15,7 +30,8 @@ version, so a scrape lists two folders, picks the files it exports and parses on
 that changed since the last scrape (cached by path, modification time and size).
 
 Label values stay bounded: per kind, the ``max_versions`` model versions with the newest
-records, each at its newest window only; features are the profile's features.
+records, each at its newest window only; features are the profile's features, metrics the
+task's metrics (a multi-class model adds one per class).
 """
 
 from __future__ import annotations
@@ -25,36 +41,26 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from noria.monitoring.store import WINDOW, Kind, MonitoringStore
 
+if TYPE_CHECKING:
+    from noria.tasks import Task
+
 log = logging.getLogger("noria.monitoring")
 
 DEFAULT_MAX_VERSIONS = 3  # champion, challenger and the previous champion
 DEFAULT_MIN_IMPORTANCE = 0.05  # DriftConfig.min_importance, for records written without their config
-
-# performance record ``metrics`` key -> (metric name, help)
-PERFORMANCE_METRICS: dict[str, tuple[str, str]] = {
-    "roc_auc": ("noria_model_auc", "ROC AUC on the delayed labels of the newest labelled window."),
-    "pr_auc": ("noria_model_pr_auc", "Precision-recall AUC on the delayed labels of the newest labelled window."),
-    "precision": ("noria_model_precision", "Precision at the decision threshold, newest labelled window."),
-    "recall": ("noria_model_recall", "Recall at the decision threshold, newest labelled window."),
-    "brier": ("noria_model_brier", "Brier score, newest labelled window."),
-    "ece": ("noria_model_ece", "Expected calibration error, newest labelled window."),
-    "base_rate": ("noria_model_base_rate", "Share of labelled flights that were late, newest labelled window."),
-    "flagged_rate": ("noria_model_flagged_rate", "Share of predictions flagged late, newest labelled window."),
-    "kpi_delayed_flagged": (
-        "noria_model_kpi_delayed_flagged",
-        "Business KPI: share of delayed flights the model flagged in advance, newest labelled window.",
-    ),
-}
+# record ``metrics`` entries that are not metrics of the model (counts have series of their own)
+NOT_METRICS = frozenset({"rows", "labelled", "predictions"})
 _WINDOW_LABELS = ["model_version", "window"]
+_KPI_LABELS = [*_WINDOW_LABELS, "metric", "name"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,8 @@ class ServedVersion:
 
     version: int
     trained_at: float | None = None  # Unix seconds
-    holdout_auc: float | None = None  # ROC AUC on the holdout, recorded at promotion
+    holdout: float | None = None  # the task's primary metric on the holdout, recorded at promotion
+    metric: str | None = None  # which metric ``holdout`` is (the task's primary metric)
 
 
 @dataclass(frozen=True)
@@ -157,7 +164,11 @@ class MonitoringCollector:
     """A prometheus_client collector over a project's monitoring store (and the served versions).
 
     ``served`` returns the versions the service has loaded (for the training time and the
-    registry's holdout AUC); ``store`` may be None when the service knows no project.
+    registry's holdout value of the primary metric); ``store`` may be None when the service
+    knows no project. ``task`` (the project's :class:`noria.tasks.Task`) names the primary
+    metric and which way each metric is better, for records that do not say it themselves;
+    ``metric_drop`` is the project's ``monitoring.policy.metric_drop``, exported as the one
+    threshold the metric-drop alert compares with.
     """
 
     def __init__(
@@ -166,11 +177,15 @@ class MonitoringCollector:
         served: Callable[[], Iterable[ServedVersion]] | None = None,
         *,
         max_versions: int = DEFAULT_MAX_VERSIONS,
+        task: Task | None = None,
+        metric_drop: float | None = None,
     ) -> None:
         if max_versions < 1:
             raise ValueError(f"max_versions must be at least 1, got {max_versions}")
         self.store = store
         self.served = served
+        self.task = task
+        self.metric_drop = metric_drop
         kinds: tuple[Kind, ...] = ("drift", "performance")
         self._files = {k: _RecordFiles(store.root / k, max_versions) for k in kinds} if store is not None else {}
         self._lock = threading.Lock()  # scrapes may overlap; the file cache is not shared-safe
@@ -183,7 +198,8 @@ class MonitoringCollector:
         families = self._families()
         with self._lock:
             listings = {kind: files.scan() for kind, files in self._files.items()}
-        holdout: dict[int, float] = {}
+        holdout: dict[int, tuple[str, float]] = {}
+        live: dict[int, tuple[str, str, float]] = {}  # version -> (window, metric, value) without a recorded drop
         for kind, listing in listings.items():
             if listing.last_write is not None:
                 families["last_run"].add_metric([kind], listing.last_write)
@@ -192,20 +208,28 @@ class MonitoringCollector:
                 if kind == "drift":
                     _add_drift(families, record)
                 else:
-                    _add_performance(families, record, holdout)
+                    _add_performance(families, record, self.task, holdout, live)
         for served in _unique(self.served() if self.served is not None else ()):
             if served.trained_at is not None:
                 families["trained"].add_metric([str(served.version)], served.trained_at)
-            if served.holdout_auc is not None:
-                holdout.setdefault(served.version, served.holdout_auc)
-        for version, value in sorted(holdout.items()):
-            families["holdout_auc"].add_metric([str(version)], value)
+            if served.holdout is not None and served.metric:
+                holdout.setdefault(served.version, (served.metric, served.holdout))
+        for version, (metric, value) in sorted(holdout.items()):
+            families["holdout"].add_metric([str(version), metric], value)
+            window, live_metric, live_value = live.get(version, ("", "", math.nan))
+            higher = _higher_is_better(metric, self.task)
+            if live_metric == metric and higher is not None and math.isfinite(live_value):
+                drop = value - live_value if higher else live_value - value
+                families["drop"].add_metric([str(version), window, metric], drop)
+        if self.metric_drop is not None:
+            primary = self.task.primary_metric if self.task is not None else ""
+            families["drop_threshold"].add_metric([primary], float(self.metric_drop))
         yield from families.values()
 
     @staticmethod
     def _families() -> dict[str, GaugeMetricFamily]:
         g = GaugeMetricFamily
-        families = {
+        return {
             "psi": g(
                 "noria_feature_drift_psi",
                 "Population stability index of a feature in the newest drift window against the reference profile.",
@@ -218,7 +242,8 @@ class MonitoringCollector:
             ),
             "score_psi": g(
                 "noria_score_drift_psi",
-                "Population stability index of the prediction score in the newest drift window.",
+                "Population stability index of the model's score (binary: probability; multi-class: probability "
+                "of the predicted class; regression: predicted value) in the newest drift window.",
                 labels=_WINDOW_LABELS,
             ),
             "alerts": g(
@@ -232,10 +257,40 @@ class MonitoringCollector:
                 labels=_WINDOW_LABELS,
             ),
             "rows": g("noria_drift_window_rows", "Served rows in the newest drift window.", labels=_WINDOW_LABELS),
-        }
-        for key, (name, text) in PERFORMANCE_METRICS.items():
-            families[key] = g(name, text, labels=_WINDOW_LABELS)
-        families |= {
+            "metric": g(
+                "noria_model_metric",
+                "A metric of the model on the delayed labels of the newest labelled window (the task's metrics; "
+                'primary="true" on the primary one).',
+                labels=[*_WINDOW_LABELS, "metric", "primary"],
+            ),
+            "holdout": g(
+                "noria_model_holdout_metric",
+                "The task's primary metric of a model version on its holdout at training time.",
+                labels=["model_version", "metric"],
+            ),
+            "drop": g(
+                "noria_model_metric_drop",
+                "How much worse the live primary metric of the newest labelled window is than on the holdout, "
+                "in the metric's units (positive = worse, whichever way the metric points).",
+                labels=[*_WINDOW_LABELS, "metric"],
+            ),
+            "drop_threshold": g(
+                "noria_model_metric_drop_threshold",
+                "The project's monitoring.policy.metric_drop: a larger metric drop calls for a retrain.",
+                labels=["metric"],
+            ),
+            "kpi": g(
+                "noria_model_kpi",
+                "The project's KPI (a metric under its business name), newest labelled window.",
+                labels=_KPI_LABELS,
+            ),
+            "kpi_target": g("noria_model_kpi_target", "The target of the project's KPI.", labels=_KPI_LABELS),
+            "kpi_shortfall": g(
+                "noria_model_kpi_shortfall",
+                "How far the KPI misses its target, in the metric's units (positive = misses it; "
+                "zero or less = meets it).",
+                labels=_KPI_LABELS,
+            ),
             "labelled": g(
                 "noria_labelled_predictions",
                 "Served predictions with a delayed label, newest labelled window.",
@@ -245,11 +300,6 @@ class MonitoringCollector:
                 "noria_window_predictions",
                 "Served predictions in the newest labelled window.",
                 labels=_WINDOW_LABELS,
-            ),
-            "holdout_auc": g(
-                "noria_model_holdout_auc",
-                "ROC AUC of a model version on its holdout at training time.",
-                labels=["model_version"],
             ),
             "trained": g(
                 "noria_model_trained_timestamp_seconds",
@@ -267,7 +317,6 @@ class MonitoringCollector:
                 labels=["kind"],
             ),
         }
-        return families
 
 
 def _unique(served: Iterable[ServedVersion]) -> list[ServedVersion]:
@@ -304,21 +353,77 @@ def _add_drift(families: dict[str, GaugeMetricFamily], record: dict[str, Any]) -
         families["rows"].add_metric(labels, rows)
 
 
-def _add_performance(families: dict[str, GaugeMetricFamily], record: dict[str, Any], holdout: dict[int, float]) -> None:
+def primary_metric(record: Mapping[str, Any], task: Task | None = None) -> str | None:
+    """The primary metric a performance record was judged on: its own word, else the task's."""
+    named = record.get("primary_metric")
+    if isinstance(named, str) and named:
+        return named
+    if task is not None:
+        return task.primary_metric
+    return "roc_auc" if "holdout_auc" in record else None  # a record of a binary model from before tasks
+
+
+def _add_performance(
+    families: dict[str, GaugeMetricFamily],
+    record: dict[str, Any],
+    task: Task | None,
+    holdout: dict[int, tuple[str, float]],
+    live: dict[int, tuple[str, str, float]],
+) -> None:
     version = int(record["model_version"])
-    labels = [str(version), str(record.get("window", ""))]
-    metrics = record.get("metrics") or {}
-    for key in PERFORMANCE_METRICS:
-        value = _number(metrics.get(key))
+    window = str(record.get("window", ""))
+    labels = [str(version), window]
+    metrics = record.get("metrics")
+    metrics = metrics if isinstance(metrics, dict) else {}
+    primary = primary_metric(record, task)
+    for name, raw in metrics.items():
+        value = _number(raw)
+        if value is not None and str(name) not in NOT_METRICS:
+            families["metric"].add_metric([*labels, str(name), "true" if name == primary else "false"], value)
+    for key in ("labelled", "predictions"):
+        value = _number(record.get(key))
         if value is not None:
             families[key].add_metric(labels, value)
-    for key, field in (("labelled", "labelled"), ("predictions", "predictions")):
-        value = _number(record.get(field))
+    recorded = _number(record.get("holdout", record.get("holdout_auc")))
+    if primary is not None and recorded is not None:
+        holdout[version] = (primary, recorded)
+    drop = _number(record.get("metric_drop"))
+    if primary is not None and drop is not None:
+        families["drop"].add_metric([*labels, primary], drop)
+    elif primary is not None:  # computed once the holdout is known (the record's, else the registry's)
+        value = _number(metrics.get(primary))
         if value is not None:
-            families[key].add_metric(labels, value)
-    holdout_auc = _number(record.get("holdout"))
-    if holdout_auc is not None:
-        holdout[version] = holdout_auc
+            live[version] = (window, primary, value)
+    kpi = record.get("kpi")
+    if isinstance(kpi, dict):
+        _add_kpi(families, labels, kpi, task)
 
 
-__all__ = ["DEFAULT_MAX_VERSIONS", "PERFORMANCE_METRICS", "MonitoringCollector", "ServedVersion"]
+def _add_kpi(families: dict[str, GaugeMetricFamily], labels: list[str], kpi: dict[str, Any], task: Task | None) -> None:
+    metric = str(kpi.get("metric") or "")
+    where = [*labels, metric, str(kpi.get("name") or metric)]
+    value, target = _number(kpi.get("value")), _number(kpi.get("target"))
+    if value is not None:
+        families["kpi"].add_metric(where, value)
+    if target is None:
+        return
+    families["kpi_target"].add_metric(where, target)
+    given = kpi.get("higher_is_better")
+    higher = given if isinstance(given, bool) else _higher_is_better(metric, task)
+    if value is not None and higher is not None and math.isfinite(value) and math.isfinite(target):
+        families["kpi_shortfall"].add_metric(where, target - value if higher else value - target)
+
+
+def _higher_is_better(metric: str, task: Task | None) -> bool | None:
+    """Which way ``metric`` points: the task's word, else any task's (None: it has no direction)."""
+    from noria.tasks import BinaryTask, MulticlassTask, RegressionTask
+
+    if task is not None and metric in task.metric_directions:
+        return task.metric_directions[metric]
+    for known in (BinaryTask, MulticlassTask, RegressionTask):
+        if metric in known.metric_directions:
+            return known.metric_directions[metric]
+    return None
+
+
+__all__ = ["DEFAULT_MAX_VERSIONS", "MonitoringCollector", "ServedVersion", "primary_metric"]

@@ -1,11 +1,17 @@
 """The monitoring report: one self-contained HTML file with plots, what ``noria monitor report`` writes.
 
 Sections: drift per feature over time, the score distribution against the reference, live
-performance on delayed labels (and calibration), drift alerts and retraining decisions, and
-the champion history. Everything comes from records Noria already keeps: the monitoring store
-(drift, performance, decisions), the prediction log, the reference profile stored with the
-model version, and the champion history on the registered model. A section without data says
-which command produces it.
+performance on delayed labels, drift alerts and retraining decisions, and the champion history.
+Everything is drawn in the terms of the project's task (:mod:`noria.tasks`): the live primary
+metric (binary: ROC AUC; multi-class: log loss; regression: RMSE) against its holdout value per
+model version, the project's KPI against its target, the task's own figures (binary: precision,
+recall and calibration; multi-class: accuracy, macro F1, top-label calibration and class shares;
+regression: errors per window and mean label against mean prediction), the daily figures, and
+the score (a probability, the predicted class's probability, or the predicted value, in the
+target's unit). Everything comes from records Noria already keeps: the monitoring store (drift,
+performance, decisions), the prediction log, the reference profile stored with the model
+version, and the champion history on the registered model. A section without data says which
+command produces it.
 
 The file needs nothing else to be read: plots are inline SVG (text drawn as paths), styles
 are inline, and the one inline script only counts drawn plots (``data-plots-drawn`` on
@@ -24,6 +30,7 @@ import numpy as np
 
 from noria.errors import NoriaError, NotFoundError
 from noria.monitoring.store import MonitoringStore, atomic_write_text, now_iso
+from noria.tasks import BinaryTask, Task
 
 if TYPE_CHECKING:
     from noria.config import Project
@@ -38,7 +45,7 @@ class ScoreView:
 
     version: int
     reference: NumericProfile  # the score's profile: quantile bins and cumulative counts
-    windows: list[tuple[str, np.ndarray[Any, np.dtype[np.float64]]]]  # (month, served probabilities)
+    windows: list[tuple[str, np.ndarray[Any, np.dtype[np.float64]]]]  # (window, served scores)
 
 
 @dataclass
@@ -47,6 +54,8 @@ class ReportData:
 
     project: str
     model_name: str
+    task: Task = field(default_factory=BinaryTask)  # the project's task: what the score and metrics mean
+    metric_drop: float | None = None  # monitoring.policy.metric_drop: a larger drop calls for a retrain
     drift: list[dict[str, Any]] = field(default_factory=list)
     performance: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
@@ -69,11 +78,15 @@ def write_report(project: Project, out: Path | None = None) -> Path:
 
 def collect_report(project: Project) -> ReportData:
     """Read the monitoring store, the prediction log and the registry for the project's model."""
+    from noria.tasks import task_of
+
     name = project.config.model.name
     store = MonitoringStore.of(project)
     data = ReportData(
         project=project.config.project,
         model_name=name,
+        task=task_of(project),
+        metric_drop=project.config.monitoring.policy.metric_drop,
         drift=[r for r in store.records("drift") if r.get("model_name") == name],
         performance=[r for r in store.records("performance") if r.get("model_name") == name],
         decisions=[d for d in store.decisions() if d.get("model_name", name) in (name, "")],
@@ -125,16 +138,16 @@ def _collect_registry(project: Project, data: ReportData) -> None:
 def _collect_scores(project: Project, data: ReportData) -> None:
     from noria.monitoring.window import load_profile, read_window, windows_in_log
 
-    months = list(windows_in_log(project))
-    if not months:
+    logged = list(windows_in_log(project))
+    if not logged:
         data.notes["score"] = "no prediction log yet: serve predictions with `noria serve`"
         return
     served: list[tuple[str, Any]] = []
-    for month in months[-NEWEST_SCORE_WINDOWS:]:
-        rows = read_window(project, month)
+    for window in logged[-NEWEST_SCORE_WINDOWS:]:
+        rows = read_window(project, window)
         if not rows.empty:
-            served.append((month, rows[rows["model_name"] == data.model_name]))
-    served = [(m, rows) for m, rows in served if not rows.empty]
+            served.append((window, rows[rows["model_name"] == data.model_name]))
+    served = [(w, rows) for w, rows in served if not rows.empty]
     if not served:
         data.notes["score"] = f"the prediction log has no served predictions of {data.model_name!r}"
         return
@@ -148,11 +161,11 @@ def _collect_scores(project: Project, data: ReportData) -> None:
         data.notes["score"] = f"the reference profile of version {version} has no score histogram"
         return
     windows = []
-    for month, rows in served:
+    for window, rows in served:
         values = rows.loc[rows["model_version"] == version, "score"].to_numpy(dtype=np.float64)
         values = values[np.isfinite(values)]
         if values.size:
-            windows.append((month, values))
+            windows.append((window, values))
     data.score = ScoreView(version=version, reference=profile.score, windows=windows)
 
 

@@ -140,7 +140,7 @@ def create_app(
         on_swap=lambda model, alias: _swapped(metrics, model),
         on_error=lambda problem: metrics.reloads.labels("failed").inc(),
     )
-    _export_monitoring(metrics, holder, project)
+    _export_monitoring(metrics, holder, project, task)
     cache = getattr(getattr(feature_source, "store", None), "cache", None)
     if cache is not None:
         metrics.watch_feature_cache(cache)
@@ -213,20 +213,29 @@ def _check_sticky_key(cfg: ServingConfig, request: RequestSchema) -> None:
     )
 
 
-def _export_monitoring(metrics: ServingMetrics, holder: ModelHolder, project: Project | None) -> None:
+def _export_monitoring(metrics: ServingMetrics, holder: ModelHolder, project: Project | None, task: Task) -> None:
     """Put the monitoring results (drift, performance) and the served versions' training facts on /metrics.
 
-    A collector runs only when Prometheus scrapes; /predict never touches it.
+    The score histogram is described in ``task``'s terms, the holdout value of the served
+    versions is the task's primary metric, and the project's ``monitoring.policy.metric_drop`` is
+    the threshold the metric-drop alert reads. A collector runs only when Prometheus scrapes;
+    /predict never touches it.
     """
     from noria.monitoring.exporter import MonitoringCollector, ServedVersion
     from noria.monitoring.store import MonitoringStore
 
+    metrics.set_task(task)
+    metric = task.primary_metric
+
     def served() -> list[ServedVersion]:
         models = [m for m in (holder.champion, holder.challenger) if m is not None]
-        return [ServedVersion(m.version, m.loaded.trained_at, m.loaded.holdout_metrics.get("roc_auc")) for m in models]
+        return [
+            ServedVersion(m.version, m.loaded.trained_at, m.loaded.holdout_metrics.get(metric), metric) for m in models
+        ]
 
     store = MonitoringStore.of(project) if project is not None else None
-    metrics.registry.register(MonitoringCollector(store, served))
+    threshold = project.config.monitoring.policy.metric_drop if project is not None else None
+    metrics.registry.register(MonitoringCollector(store, served, task=task, metric_drop=threshold))
 
 
 def _swapped(metrics: ServingMetrics, model: ServedModel) -> None:

@@ -9,21 +9,47 @@ label resolution.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+if TYPE_CHECKING:
+    from noria.tasks import Task
+
 ENDPOINTS = frozenset({"/predict", "/health", "/ready", "/version", "/metrics", "/reload", "/docs", "/openapi.json"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 LOOKUP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
-SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # a probability (binary, multi-class)
+# A regression model's predicted value: 1-2-5 steps from 0.01 to 50,000, either sign, and zero.
+_STEPS = tuple(m * 10.0**e for e in range(-2, 5) for m in (1, 2, 5))
+VALUE_BUCKETS = (*(-v for v in reversed(_STEPS)), 0.0, *_STEPS)
+SCORE_NAME = "noria_prediction_score"
+
+
+def score_help(task: Task | None = None) -> str:
+    """What the score histogram counts, in the task's terms."""
+    if task is None:
+        return (
+            "Score of each served prediction: the probability of the positive class (binary), the probability "
+            "of the predicted class (multi-class) or the predicted value (regression)."
+        )
+    if task.name == "binary":
+        named = f" ({task.label_name})" if task.label_name and task.label_name != "decision" else ""
+        return f"Predicted probability of the positive class{named}, per served prediction."
+    if task.name == "multiclass":
+        return "Probability of the predicted class (the model's confidence), per served prediction."
+    what = task.label_name if task.label_name and task.label_name != "prediction" else "the target"
+    unit = f", in {task.unit}" if task.unit else ""
+    return f"Predicted value of {what}{unit}, per served prediction."
 
 
 class ServingMetrics:
-    def __init__(self) -> None:
+    """The service's metrics; ``task`` (or :meth:`set_task` before the first prediction) shapes the score histogram."""
+
+    def __init__(self, task: Task | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.latency = Histogram(
@@ -42,9 +68,7 @@ class ServingMetrics:
             ["model_version", "arm"],
             registry=r,
         )
-        self.score = Histogram(
-            "noria_prediction_score", "Predicted probability of a delay over 15 min.", buckets=SCORE_BUCKETS, registry=r
-        )
+        self.score = self._score_histogram(task)
         self.ood = Counter(
             "noria_out_of_distribution", "Predictions flagged out of distribution, by reason.", ["kind"], registry=r
         )
@@ -68,6 +92,18 @@ class ServingMetrics:
         )
         self._children: dict[tuple[str, ...], Any] = {}
 
+    def _score_histogram(self, task: Task | None) -> Histogram:
+        buckets = VALUE_BUCKETS if task is not None and task.name == "regression" else SCORE_BUCKETS
+        return Histogram(SCORE_NAME, score_help(task), buckets=buckets, registry=self.registry)
+
+    def set_task(self, task: Task) -> None:
+        """Describe the score histogram in ``task``'s terms (probability buckets, or value buckets for regression).
+
+        Replaces the histogram: call it before the first prediction (the app does, when it is built).
+        """
+        self.registry.unregister(self.score)
+        self.score = self._score_histogram(task)
+
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (metric._name, *labels)
         child = self._children.get(key)
@@ -81,9 +117,10 @@ class ServingMetrics:
         self._child(self.latency, endpoint).observe(seconds)
         self._child(self.requests, endpoint, str(status)).inc()
 
-    def observe_prediction(self, version: int, arm: str, probability: float, ood_kinds: list[str]) -> None:
+    def observe_prediction(self, version: int, arm: str, score: float, ood_kinds: list[str]) -> None:
+        """Count one prediction; ``score`` is the task's one number per row (probability, confidence or value)."""
         self._child(self.predictions, str(version), arm).inc()
-        self.score.observe(probability)
+        self.score.observe(score)
         for kind in ood_kinds:
             self._child(self.ood, kind).inc()
 
@@ -129,4 +166,4 @@ class _FeatureCacheCollector(Collector):
         yield GaugeMetricFamily("noria_feature_cache_entries", "Entity keys held by the read cache.", len(self.cache))
 
 
-__all__ = ["ServingMetrics"]
+__all__ = ["SCORE_BUCKETS", "VALUE_BUCKETS", "ServingMetrics", "score_help"]

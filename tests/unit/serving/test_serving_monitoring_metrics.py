@@ -1,6 +1,9 @@
-"""/metrics carries the monitoring results and the served version's training facts (a real registry)."""
+"""/metrics carries the monitoring results and the served version's training facts (a real registry),
+and the score histogram in the task's terms."""
 
 from __future__ import annotations
+
+import re
 
 import lightgbm as lgb
 import numpy as np
@@ -11,6 +14,8 @@ from tests.unit.serving.serving_support import KEY, register
 
 from noria.config import Project
 from noria.monitoring.store import MonitoringStore
+from noria.serving.metrics import SCORE_BUCKETS, VALUE_BUCKETS, ServingMetrics, score_help
+from noria.tasks import BinaryTask, MulticlassTask, RegressionTask, task_of
 
 
 def _samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -41,11 +46,17 @@ def test_metrics_export_the_store_and_the_served_versions_registry_facts(
     assert response.status_code == 200
     samples = _samples(response.text)
     assert samples["noria_model_trained_timestamp_seconds"] == [({"model_version": str(version)}, started)]
-    assert samples["noria_model_holdout_auc"] == [({"model_version": str(version)}, 0.7421)]
+    # the holdout value of the task's primary metric (binary: ROC AUC), from the registry
+    assert samples["noria_model_holdout_metric"] == [({"model_version": str(version), "metric": "roc_auc"}, 0.7421)]
+    # the project's monitoring.policy.metric_drop, the threshold of the NoriaMetricDrop alert
+    threshold = project.config.monitoring.policy.metric_drop
+    assert threshold is not None
+    assert samples["noria_model_metric_drop_threshold"] == [({"metric": "roc_auc"}, threshold)]
     labels = {"feature": "temp", "important": "true", "model_version": str(version), "window": "2013-07"}
     assert samples["noria_feature_drift_psi"] == [(labels, 0.4)]
-    # the serving metrics are still there, on the same registry
+    # the serving metrics are still there, on the same registry, the score described in the task's terms
     assert any(labels["alias"] == "champion" for labels, _ in samples["noria_model_info"])
+    assert f"# HELP noria_prediction_score {score_help(task_of(project))}" in response.text
 
 
 def test_an_app_without_a_project_exports_only_what_it_serves(served_project: Project) -> None:
@@ -62,3 +73,30 @@ def test_an_app_without_a_project_exports_only_what_it_serves(served_project: Pr
         samples = _samples(client.get("/metrics").text)
     assert "noria_model_trained_timestamp_seconds" not in samples and "noria_feature_drift_psi" not in samples
     assert "noria_monitoring_unreadable_records" not in samples  # no store, no folder facts
+
+
+def test_the_score_histogram_speaks_of_the_task() -> None:
+    def text(metrics: ServingMetrics) -> str:
+        from prometheus_client import generate_latest
+
+        return generate_latest(metrics.registry).decode()
+
+    binary = ServingMetrics(BinaryTask(label_name="churned"))
+    binary.observe_prediction(1, "champion", 0.72, [])
+    assert "Predicted probability of the positive class (churned)" in text(binary)
+    assert 'noria_prediction_score_bucket{le="0.75"} 1.0' in text(binary)
+    assert "Probability of the predicted class" in score_help(MulticlassTask(classes=("H", "D", "A")))
+
+    regression = ServingMetrics()
+    assert "the predicted value (regression)" in text(regression)  # no task yet: every task's meaning
+    regression.set_task(RegressionTask(label_name="glucose in 30 min", unit="mg/dL"))
+    regression.observe_prediction(1, "champion", 143.0, [])
+    regression.observe_prediction(1, "champion", -3.0, [])
+    shown = text(regression)
+    assert "Predicted value of glucose in 30 min, in mg/dL" in shown
+    assert 'noria_prediction_score_bucket{le="200.0"} 2.0' in shown
+    assert 'noria_prediction_score_bucket{le="100.0"} 1.0' in shown and 'le="0.0"} 1.0' in shown
+    assert shown.count("# HELP noria_prediction_score ") == 1  # replaced, not added
+    assert min(VALUE_BUCKETS) < 0 < max(VALUE_BUCKETS) and max(SCORE_BUCKETS) < 1
+    for task in (None, BinaryTask(), MulticlassTask(classes=("a", "b")), RegressionTask()):
+        assert not re.search(r"(?i)flight|\blate\b|delay", score_help(task))
