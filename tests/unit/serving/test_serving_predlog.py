@@ -85,8 +85,6 @@ def test_request_path_records_give_the_same_columns_as_dict_rows(tmp_path: Path)
     from pydantic import BaseModel
     from tests.unit.serving.serving_support import FLIGHT
 
-    from pydantic import BaseModel
-
     from noria.serving.model import Scored
     from noria.serving.predlog import ScoredRow, rows_to_table
 
