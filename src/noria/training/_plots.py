@@ -157,8 +157,8 @@ def predicted_vs_actual_png(evaluation: Evaluation) -> bytes:
     actual, predicted = np.asarray(points["actual"]), np.asarray(points["predicted"])
     fig = Figure(figsize=(5.2, 4.6))
     ax = fig.add_subplot()
-    low = float(min(actual.min(initial=0.0), predicted.min(initial=0.0))) if actual.size else 0.0
-    high = float(max(actual.max(initial=1.0), predicted.max(initial=1.0))) if actual.size else 1.0
+    both = np.concatenate([actual, predicted])
+    low, high = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
     ax.plot([low, high], [low, high], linestyle=":", color="#bbbbbb", linewidth=1, label="perfect")
     ax.scatter(actual, predicted, s=6, alpha=0.4, color=_MODEL_COLOR, linewidths=0, label="model")
     unit = f" ({evaluation.unit})" if evaluation.unit else ""

@@ -365,11 +365,16 @@ def _measured_limits(info: Mapping[str, Any], ev: Evaluation, task: Task) -> lis
         )
     if ev.calibration is not None and ev.calibration.expected_calibration_error > 0.02:
         ece = ev.calibration.expected_calibration_error
-        what = "The predicted class's probability is" if task.name == "multiclass" else "Probabilities are"
-        out.append(
-            f"{what} off by {ece:.3f} on average on the holdout (calibration error): "
-            "read them as a ranking, or recalibrate before using them as probabilities."
-        )
+        if task.name == "multiclass":
+            out.append(
+                f"The predicted class's probability is off by {ece:.3f} on average on the holdout (calibration "
+                "error): recalibrate before reading the probabilities as chances."
+            )
+        else:
+            out.append(
+                f"Probabilities are off by {ece:.3f} on average on the holdout (calibration error): "
+                "read scores as a ranking, or recalibrate before using them as probabilities."
+            )
     if task.name == "regression":
         bias, spread = ev.metrics.get("bias"), (ev.residuals or {}).get("label_std")
         if bias is not None and spread and abs(bias) > 0.1 * spread:
@@ -401,13 +406,22 @@ def _label_moved(task: Task, train: Mapping[str, Any], test: Mapping[str, Any]) 
     if task.name == "multiclass":
         before, after = train.get("class_shares") or {}, test.get("class_shares") or {}
         moves = ", ".join(f"{c} {before.get(c, 0.0):.1%} -> {after.get(c, 0.0):.1%}" for c in task.classes)
-        return f"Class shares moved between them ({moves}): expect drift."
+        largest = max((abs(after.get(c, 0.0) - before.get(c, 0.0)) for c in task.classes), default=0.0)
+        if largest >= 0.03:
+            return f"Class shares moved between them ({moves}): expect drift."
+        return f"Class shares were close in both ({moves}); other periods may differ."
     if task.name == "regression":
         unit = f" {task.unit}" if task.unit else ""
-        return (
-            f"The label's mean moved from {_f(train.get('mean'), 3)} to {_f(test.get('mean'), 3)}{unit} and its "
-            f"spread (std) from {_f(train.get('std'), 3)} to {_f(test.get('std'), 3)} between them: expect drift."
-        )
+        mean_a, mean_b, std_a, std_b = (train.get("mean"), test.get("mean"), train.get("std"), test.get("std"))
+        numbers = f"from {_f(mean_a, 3)} to {_f(mean_b, 3)}{unit} (spread, std, from {_f(std_a, 3)} to {_f(std_b, 3)})"
+        if None in (mean_a, mean_b, std_a, std_b):
+            return f"The label's mean went {numbers}."
+        shifted = abs(float(mean_b) - float(mean_a)) > 0.1 * float(std_a) or abs(
+            float(std_b) - float(std_a)
+        ) > 0.1 * float(std_a)
+        if shifted:
+            return f"The label's mean moved {numbers} between them: expect drift."
+        return f"The label's mean went {numbers}: close in both; other periods may differ."
     return (
         f"The positive rate moved from {train['positive_rate']:.1%} to {test['positive_rate']:.1%} between them: "
         "expect drift."
