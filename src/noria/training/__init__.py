@@ -6,11 +6,11 @@ columns. Nothing here depends on feature names: callers pass the label, the feat
 which features are categorical, and the task (``split_by_time(..., task=...)``; binary by
 default), which every later stage takes from the split or the model.
 
-    split = split_by_time(frame, "event_timestamp", "is_late", train=("2013-01", "2013-06"),
-                          test=("2013-07", "2013-12"))
-    result = tune(split, features, categorical, trials=20, seed=42)
+    split = split_by_time(frame, "event_timestamp", "label", train=("2013-01", "2013-06"),
+                          test=("2013-07", "2013-12"), task=task_of(project))
+    result = tune(split, features, categorical, trials=20, seed=42)    # the task's metric
     model = train(split, features, categorical, result.best_params, seed=42)
-    ev = evaluate(model, split.test, "is_late", slices=slice_specs(["origin", "carrier"], "sched_hour"))
+    ev = evaluate(model, split.test, "label", slices=slice_specs(["region"], "hour_of_day"))
 
 or all of it, with baselines, saved files and the model card: :func:`run_training`.
 """

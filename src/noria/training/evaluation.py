@@ -31,7 +31,7 @@ import pandas as pd
 
 from noria.errors import DataError
 from noria.task_metrics import Metrics, check_inputs, task_metrics
-from noria.tasks import BinaryTask, Task, make_task
+from noria.tasks import BinaryTask, Task
 from noria.training.baselines import Baseline, check_predictions
 from noria.training.metrics import Calibration, calibration, hour_band, pr_points, roc_points, threshold_metrics
 from noria.training.model import TrainedModel
@@ -207,11 +207,6 @@ def evaluate(
     else:
         ev.residuals = residuals(y, p)
     return ev
-
-
-def task_of_evaluation(ev: Evaluation) -> Task:
-    """The task an evaluation was made for (its name and classes)."""
-    return make_task(ev.task, classes=ev.classes, unit=ev.unit)
 
 
 def confusion(y: np.ndarray, p: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
