@@ -414,11 +414,10 @@ def _label_moved(task: Task, train: Mapping[str, Any], test: Mapping[str, Any]) 
         unit = f" {task.unit}" if task.unit else ""
         mean_a, mean_b, std_a, std_b = (train.get("mean"), test.get("mean"), train.get("std"), test.get("std"))
         numbers = f"from {_f(mean_a, 3)} to {_f(mean_b, 3)}{unit} (spread, std, from {_f(std_a, 3)} to {_f(std_b, 3)})"
-        if None in (mean_a, mean_b, std_a, std_b):
+        if mean_a is None or mean_b is None or std_a is None or std_b is None:
             return f"The label's mean went {numbers}."
-        shifted = abs(float(mean_b) - float(mean_a)) > 0.1 * float(std_a) or abs(
-            float(std_b) - float(std_a)
-        ) > 0.1 * float(std_a)
+        tolerance = 0.1 * float(std_a)  # a tenth of the training spread
+        shifted = abs(float(mean_b) - float(mean_a)) > tolerance or abs(float(std_b) - float(std_a)) > tolerance
         if shifted:
             return f"The label's mean moved {numbers} between them: expect drift."
         return f"The label's mean went {numbers}: close in both; other periods may differ."
