@@ -415,14 +415,13 @@ def gate(
 ) -> dict[str, Any]:
     """Champion only if it beats the current one on the same holdout and passes behaviour checks.
 
-    The task's primary metric in the task's direction (ROC AUC up, log loss down, RMSE down),
-    overall and per slice; the champion is re-evaluated on the same holdout rows with the same
-    task and slices.
+    The task's primary metric in the task's direction (ROC AUC up, log loss down, RMSE down);
+    the champion is re-evaluated on the same holdout rows with the same task.
     """
     import numpy as np
 
     from noria.registry import GateConfig, InvarianceResult, load_model, promote_if_better
-    from noria.training import TrainedModel, slice_specs
+    from noria.training import TrainedModel
 
     project = current_project()
     task = _task(context)
@@ -445,13 +444,13 @@ def gate(
 
         loaded = load_model(project, f"{info.name}/{info.version}")
         champ_scores = _predict(loaded.booster, test_rows)
+        # Overall metrics only, as before tasks existed: the champion gets no slices, so the gate's
+        # slice check has nothing to compare in the pipeline (binary decisions stay exactly as they were).
         ev = run_evaluate(
             champ_scores,
             test_rows,
             label,
             task=task,
-            slices=slice_specs(s.slices, s.hour_band_column),
-            min_slice_rows=s.min_slice_rows,
             calibration_bins=s.calibration_bins,
             threshold=context["decision_threshold"],
         )
