@@ -124,10 +124,11 @@ def main() -> None:
 def _row(
     name: str, n_features: int, trials: int, m: Any, started: float, cpu: float, rounds: int | None = None
 ) -> dict[str, Any]:
-    """One result row; wall and CPU seconds since ``started``/``cpu`` (CPU is steadier on a shared host)."""
+    """One result row from an evaluation's metrics (a dict); wall and CPU seconds since ``started``/``cpu``
+    (CPU is steadier on a shared host)."""
     return {
-        "model": name, "features": n_features, "trials": trials, "roc_auc": round(m.roc_auc, 4),
-        "pr_auc": round(m.pr_auc, 4), "log_loss": round(m.log_loss, 4), "brier": round(m.brier, 4),
+        "model": name, "features": n_features, "trials": trials, "roc_auc": round(m["roc_auc"], 4),
+        "pr_auc": round(m["pr_auc"], 4), "log_loss": round(m["log_loss"], 4), "brier": round(m["brier"], 4),
         "rounds": rounds, "seconds": round(time.perf_counter() - started, 1),
         "cpu_seconds": round(time.process_time() - cpu, 1),
     }  # fmt: skip

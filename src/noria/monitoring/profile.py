@@ -76,6 +76,9 @@ class ReferenceProfile:
     ) -> ReferenceProfile:
         """Profile ``frame`` (the training features) and ``scores`` (the model's outputs on it).
 
+        ``scores`` is the one number per row the service logs as ``score``: a binary model's
+        probability, a regression model's value. An (n, K) matrix of a multi-class model's class
+        probabilities is profiled as each row's largest one, the probability of the predicted class.
         Numeric dtypes are numeric features, everything else (strings, categories, booleans) is
         categorical; ``categorical`` forces numeric columns to be categorical (e.g. codes).
         ``bin_edges`` replaces the quantile edges of a column with given interior edges.
@@ -102,10 +105,12 @@ class ReferenceProfile:
         score = None
         if scores is not None:
             values = np.asarray(scores, dtype=np.float64)
+            if values.ndim == 2 and values.shape[0] == frame.shape[0] and values.shape[1] > 1:
+                values = values.max(axis=1)  # class probabilities: that of the predicted class
             if values.shape != (frame.shape[0],):
                 raise DataError(
                     f"scores has shape {values.shape}, expected ({frame.shape[0]},): one score per row",
-                    fix="pass the model's scores on the same frame, one per row",
+                    fix="pass the model's scores on the same frame: one per row, or one row of class probabilities",
                 )
             score = numeric_profile(SCORE, np.where(np.isfinite(values), values, np.nan), cfg, None)
         return cls(

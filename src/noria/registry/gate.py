@@ -5,6 +5,11 @@ overall metrics, the primary metric per slice, a summary of the holdout predicti
 the result of an invariance test. :func:`judge` decides; it touches no MLflow and no disk,
 so the training code (and tests) can use it directly. Storing the outcome in the registry
 is :mod:`noria.registry.promotion`'s job.
+
+The comparison is in the task's terms (:meth:`GateConfig.for_task`): the primary metric and
+its direction (binary ROC AUC up, multi-class log loss down, regression RMSE down), the same
+metric per slice, and the range predictions must lie in (probabilities in [0, 1] whose rows
+sum to 1 for a multi-class model; any finite value for a regression).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -20,25 +25,46 @@ from numpy.typing import ArrayLike
 from noria.errors import ValidationError
 from noria.registry.config import GateConfig
 
+if TYPE_CHECKING:
+    from noria.tasks import Task
+
+# A multi-class model's probabilities of one row must sum to 1 within this.
+ROW_SUM_TOLERANCE = 1e-6
+
 
 @dataclass(frozen=True)
 class PredictionSummary:
-    """What the gate needs to know about holdout predictions (kept instead of the array)."""
+    """What the gate needs to know about holdout predictions (kept instead of the array).
+
+    ``predictions`` are one value per row, or an (n, K) matrix of class probabilities; for
+    the latter ``row_sum_error`` is the largest distance of a row's sum from 1.
+    """
 
     count: int
     minimum: float | None
     maximum: float | None
     invalid: int = 0  # NaN or infinite
+    outputs: int = 1  # values per row (K for a multi-class model)
+    row_sum_error: float | None = None
 
     @classmethod
     def of(cls, predictions: ArrayLike) -> PredictionSummary:
-        values = np.asarray(predictions, dtype=np.float64).ravel()
+        array = np.asarray(predictions, dtype=np.float64)
+        outputs = int(array.shape[1]) if array.ndim == 2 and array.shape[1] > 1 else 1
+        values = array.ravel()
         finite = values[np.isfinite(values)]
+        row_sum_error = None
+        if outputs > 1:
+            sums = array.sum(axis=1)
+            sums = sums[np.isfinite(sums)]
+            row_sum_error = float(np.abs(sums - 1.0).max()) if sums.size else None
         return cls(
-            count=int(values.size),
+            count=int(array.shape[0]) if array.ndim == 2 else int(values.size),
             minimum=float(finite.min()) if finite.size else None,
             maximum=float(finite.max()) if finite.size else None,
             invalid=int(values.size - finite.size),
+            outputs=outputs,
+            row_sum_error=row_sum_error,
         )
 
 
@@ -145,12 +171,20 @@ def _behaviour(candidate: Evaluation, gate: GateConfig) -> list[Check]:
         checks.append(Check("prediction_range", ok, "no holdout predictions were summarised"))
     else:
         lo, hi = gate.prediction_min, gate.prediction_max
-        bad = pred.invalid > 0 or pred.count == 0 or (pred.minimum is not None and pred.minimum < lo)
-        bad = bad or (pred.maximum is not None and pred.maximum > hi)
-        detail = (
-            f"{pred.count} predictions in [{pred.minimum}, {pred.maximum}], {pred.invalid} NaN/inf; "
-            f"allowed [{lo}, {hi}]"
+        bad = pred.invalid > 0 or pred.count == 0
+        bad = bad or (lo is not None and pred.minimum is not None and pred.minimum < lo)
+        bad = bad or (hi is not None and pred.maximum is not None and pred.maximum > hi)
+        allowed = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+        what = (
+            f"{pred.count} rows of {pred.outputs} class probabilities"
+            if pred.outputs > 1
+            else f"{pred.count} predictions"
         )
+        detail = f"{what} in [{pred.minimum}, {pred.maximum}], {pred.invalid} NaN/inf; allowed {allowed}"
+        if pred.row_sum_error is not None:
+            sums_ok = pred.row_sum_error <= ROW_SUM_TOLERANCE
+            bad = bad or not sums_ok
+            detail += f"; rows sum to 1 within {pred.row_sum_error:.3g} (allowed {ROW_SUM_TOLERANCE:g})"
         checks.append(Check("prediction_range", not bad, detail))
     inv = candidate.invariance
     if inv is None:
@@ -177,18 +211,16 @@ def _against_champion(candidate: Evaluation, champion: Evaluation, gate: GateCon
             Check("same_holdout", True, f"holdout {candidate.holdout_id or champion.holdout_id or '(unnamed)'}")
         )
     sign = 1.0 if gate.higher_is_better else -1.0
-    new, old = (
-        _metric(candidate, gate.primary_metric, "candidate"),
-        _metric(champion, gate.primary_metric, "champion"),
-    )
+    metric = str(gate.primary_metric)
+    new, old = _metric(candidate, metric, "candidate"), _metric(champion, metric, "champion")
     gain = sign * (new - old)
     ok = gain >= gate.min_delta - 1e-12
     checks.append(
         Check(
             "beats_champion",
             ok,
-            f"{gate.primary_metric} {new:.4f} vs champion {old:.4f}: improvement {gain:+.4f} "
-            f"({'>=' if ok else '<'} min_delta {gate.min_delta})",
+            f"{metric} {new:.4f} vs champion {old:.4f}: improvement {gain:+.4f} "
+            f"({'>=' if ok else '<'} min_delta {gate.min_delta}; {'higher' if sign > 0 else 'lower'} is better)",
         )
     )
     collapsed, missing = [], []
@@ -206,7 +238,11 @@ def _against_champion(candidate: Evaluation, champion: Evaluation, gate: GateCon
         checks.append(Check("slices", False, f"slices missing from the candidate: {', '.join(missing)}"))
     elif collapsed:
         checks.append(
-            Check("slices", False, f"slices dropped by more than {gate.max_slice_drop}: {'; '.join(collapsed)}")
+            Check(
+                "slices",
+                False,
+                f"slices worse than the champion by more than {gate.max_slice_drop}: {'; '.join(collapsed)}",
+            )
         )
     else:
         checks.append(
@@ -215,19 +251,26 @@ def _against_champion(candidate: Evaluation, champion: Evaluation, gate: GateCon
     return checks
 
 
-def judge(candidate: Evaluation, champion: Evaluation | None, gate: GateConfig) -> Verdict:
-    """Pass only if every behavioural check holds and (if there is a champion) the candidate beats it."""
-    new = _metric(candidate, gate.primary_metric, "candidate")
+def judge(
+    candidate: Evaluation, champion: Evaluation | None, gate: GateConfig, task: Task | str | None = None
+) -> Verdict:
+    """Pass only if every behavioural check holds and (if there is a champion) the candidate beats it.
+
+    Settings ``gate`` leaves unset come from ``task`` (default binary; see :meth:`GateConfig.for_task`).
+    """
+    gate = gate.for_task(task)
+    metric = str(gate.primary_metric)
+    new = _metric(candidate, metric, "candidate")
     checks = _behaviour(candidate, gate)
     old = None
     if champion is not None:
-        old = _metric(champion, gate.primary_metric, "champion")
+        old = _metric(champion, metric, "champion")
         checks += _against_champion(candidate, champion, gate)
     failed = [c for c in checks if not c.passed]
     if failed:
         reason = "; ".join(f"{c.name}: {c.detail}" for c in failed)
     elif champion is None:
-        reason = f"no champion yet; {gate.primary_metric} {new:.4f}; behavioural checks passed"
+        reason = f"no champion yet; {metric} {new:.4f}; behavioural checks passed"
     else:
         reason = next(c.detail for c in checks if c.name == "beats_champion") + "; behavioural checks passed"
     return Verdict(not failed, reason, tuple(checks), new, old)

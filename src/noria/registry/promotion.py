@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from noria.config import Project
+    from noria.tasks import Task
 
 _CAS_ATTEMPTS = 3
 
@@ -136,18 +137,23 @@ def promote_if_better(
     *,
     note: str = "",
     client: MlflowClient | None = None,
+    task: Task | None = None,
 ) -> GateDecision:
     """Make ``version`` the champion if it passes the gate, else tag it ``@challenger``.
 
     ``candidate`` is its holdout evaluation (recorded with the version; None uses the one
     recorded earlier). ``champion`` evaluates the current champion on the same holdout; it is
     called under the lock, with whichever version is champion at that moment. Without it the
-    champion's recorded evaluation is used.
+    champion's recorded evaluation is used. The gate's unset settings (primary metric, its
+    direction, the prediction range) are ``task``'s, by default the project's (``model.task``).
     """
+    from noria.tasks import task_of
+
     number = parse_version(version, validate_model_name(name))
     client = client or get_client(project)
     info = resolve(client, ModelRef(name, version=number))
-    gate = gate or registry_config(project).gate
+    task = task or task_of(project)
+    gate = (gate or registry_config(project).gate).for_task(task)
     if candidate is not None:
         record_evaluation(project, name, number, candidate, client=client)
     else:
@@ -164,7 +170,7 @@ def promote_if_better(
                 return GateDecision(
                     name, number, False, CHAMPION, f"version {number} is already @champion", current, current
                 )
-            decision = _decide(client, info, candidate, current, champion, gate)
+            decision = _decide(client, info, candidate, current, champion, gate, task)
             try:
                 if decision.promoted:
                     history = champion_history(project, name, client=client)
@@ -201,6 +207,7 @@ def _decide(
     current: int | None,
     evaluate: ChampionEvaluator | None,
     gate: GateConfig,
+    task: Task,
 ) -> GateDecision:
     by, at = current_actor(), now()
     champion_eval = None
@@ -213,7 +220,7 @@ def _decide(
                 "pass an evaluator for the champion or promote with --force and a reason"
             )
             return GateDecision(info.name, info.version, False, CHALLENGER, reason, current, current, by=by, at=at)
-    verdict = judge(candidate, champion_eval, gate)
+    verdict = judge(candidate, champion_eval, gate, task)
     where = "" if current is None else f"vs champion version {current}: "
     return GateDecision(
         name=info.name,

@@ -1,14 +1,16 @@
 """Training and evaluation: time-based split, Optuna tuning, LightGBM, holdout metrics, model card.
 
-The frame comes from the feature store: one row per event with a timestamp, a 0/1 label
-(missing when unknown) and feature columns. Nothing here depends on feature names: callers
-pass the label, the feature list and which features are categorical.
+The frame comes from the feature store: one row per event with a timestamp, a label (0/1,
+the class index or the number, missing when unknown; see :mod:`noria.tasks`) and feature
+columns. Nothing here depends on feature names: callers pass the label, the feature list and
+which features are categorical, and the task (``split_by_time(..., task=...)``; binary by
+default), which every later stage takes from the split or the model.
 
-    split = split_by_time(frame, "event_timestamp", "is_late", train=("2013-01", "2013-06"),
-                          test=("2013-07", "2013-12"))
-    result = tune(split, features, categorical, trials=20, seed=42)
+    split = split_by_time(frame, "event_timestamp", "label", train=("2013-01", "2013-06"),
+                          test=("2013-07", "2013-12"), task=task_of(project))
+    result = tune(split, features, categorical, trials=20, seed=42)    # the task's metric
     model = train(split, features, categorical, result.best_params, seed=42)
-    ev = evaluate(model, split.test, "is_late", slices=slice_specs(["origin", "carrier"], "sched_hour"))
+    ev = evaluate(model, split.test, "label", slices=slice_specs(["region"], "hour_of_day"))
 
 or all of it, with baselines, saved files and the model card: :func:`run_training`.
 """
@@ -23,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     "Baseline": "baselines",
     "fit_baselines": "baselines",
+    "function_baseline": "baselines",
     "model_info": "card",
     "write_model_card": "card",
+    "BaselineResult": "evaluation",
     "Evaluation": "evaluation",
     "SliceMetrics": "evaluation",
     "evaluate": "evaluation",
@@ -36,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "hour_band": "metrics",
     "TrainedModel": "model",
     "feature_importance": "model",
+    "row_scores": "model",
     "train": "model",
     "TrainingOutcome": "run",
     "run_training": "run",
@@ -51,6 +56,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "SEARCH_SPACE",
     "Baseline",
+    "BaselineResult",
     "Calibration",
     "Evaluation",
     "Metrics",
@@ -67,8 +73,10 @@ __all__ = [
     "evaluate",
     "feature_importance",
     "fit_baselines",
+    "function_baseline",
     "hour_band",
     "model_info",
+    "row_scores",
     "run_training",
     "slice_specs",
     "split_by_time",
@@ -78,11 +86,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from noria.training.baselines import Baseline, fit_baselines
+    from noria.training.baselines import Baseline, fit_baselines, function_baseline
     from noria.training.card import model_info, write_model_card
-    from noria.training.evaluation import Evaluation, SliceMetrics, evaluate, slice_specs
+    from noria.training.evaluation import BaselineResult, Evaluation, SliceMetrics, evaluate, slice_specs
     from noria.training.metrics import Calibration, Metrics, binary_metrics, calibration, hour_band
-    from noria.training.model import TrainedModel, feature_importance, train
+    from noria.training.model import TrainedModel, feature_importance, row_scores, train
     from noria.training.run import TrainingOutcome, run_training
     from noria.training.settings import TrainingSettings
     from noria.training.split import Split, TimeWindow, split_by_time

@@ -2,8 +2,13 @@
 
 One card per model version, written twice from the same content: ``model_card.md`` (plots as
 PNG files in ``model_card_files/``) and ``model_card.html`` (one self-contained file, plots
-inline as base64 PNG). Limits the numbers reveal (drift between periods, miscalibration,
-a gap between validation and holdout, slices too small to judge) are written automatically.
+inline as base64 PNG). It speaks the task's language: a probability that the label is true
+(binary), the probabilities of the named classes (multi-class), a value in the target's unit
+(regression). Plots per task: feature importance and slices always; ROC and calibration
+curves (binary); a confusion matrix and the top label's calibration (multi-class); predicted
+against actual values and residuals by decile (regression). Limits the numbers reveal
+(drift of the label between periods, miscalibration or bias, a gap between validation and
+holdout, slices too small to judge) are written automatically.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from noria.tasks import BinaryTask, Task, make_task
 from noria.training import _plots
 from noria.training._doc import Doc, Image
 from noria.training._io import write_bytes_atomic, write_text_atomic
@@ -40,10 +46,14 @@ def model_info(
     limitations: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The ``info`` mapping :func:`write_model_card` reads, built from the training objects."""
+    task = model.task
     return {
         "name": name,
         "version": None if version is None else str(version),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "task": task.name,
+        "classes": list(task.classes),
+        "target": {"name": task.label_name, "unit": task.unit},
         "label": model.label,
         "features": model.features,
         "categorical": model.categorical,
@@ -76,53 +86,68 @@ def write_model_card(
     return md, page
 
 
+# Metrics shown in the "metrics vs baselines" table, per task.
+TABLE_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("roc_auc", "pr_auc", "log_loss", "brier", "mean_score"),
+    "multiclass": ("log_loss", "accuracy", "macro_f1", "brier", "ece"),
+    "regression": ("rmse", "mae", "r2", "bias", "mean_prediction"),
+}
+# The validation curve's metric that matches the holdout's primary metric.
+_VALIDATION_OF = {"binary": "auc", "multiclass": "multi_logloss", "regression": "rmse"}
+
+
+def _task(info: Mapping[str, Any], ev: Evaluation) -> Task:
+    target = info.get("target") or {}
+    name = str(info.get("task") or ev.task)
+    if name == "binary" and not target:
+        return BinaryTask()
+    return make_task(
+        name, classes=info.get("classes") or ev.classes, name=target.get("name"), unit=ev.unit or target.get("unit", "")
+    )
+
+
+def _what(task: Task, label: str) -> str:
+    """What the model predicts, in words."""
+    if task.name == "multiclass":
+        return f"the probability of each class of {label} ({', '.join(task.classes)}; they sum to 1)"
+    if task.name == "regression":
+        what = task.label_name if task.label_name not in ("", "prediction") else label
+        return f"{what}" + (f", in {task.unit}" if task.unit else "")
+    return f"the probability that {label} = 1"
+
+
 def _build(info: Mapping[str, Any], ev: Evaluation, importance: pd.DataFrame, lineage: Mapping[str, Any]) -> Doc:
     name = str(info.get("name") or "model")
     version = info.get("version")
     label = str(info.get("label") or ev.label)
+    task = _task(info, ev)
+    metric, metric_name = ev.primary_metric, _plots.metric_label(ev.primary_metric)
     doc = Doc(f"Model card: {name}" + (f" v{version}" if version else ""))
-    auc = ev.metrics.roc_auc
-    best = max(
-        (b for b in ev.baselines if b.metrics.roc_auc is not None),
-        key=lambda b: b.metrics.roc_auc or 0.0,
+    value = ev.primary()
+    direction = "higher" if ev.higher_is_better else "lower"
+    better = max if ev.higher_is_better else min
+    best = better(
+        (b for b in ev.baselines if b.metrics.get(metric) is not None),
+        key=lambda b: b.metrics.get(metric) or 0.0,
         default=None,
     )
-    summary = f"Predicts the probability that {label} = 1. Holdout ROC AUC {_f(auc)} on {ev.metrics.rows} rows"
-    if best is not None and auc is not None and best.metrics.roc_auc is not None:
-        summary += f"; the strongest baseline ({best.name}) reaches {_f(best.metrics.roc_auc)}"
-        summary += f" ({auc - best.metrics.roc_auc:+.4f})"
+    unit = f" {task.unit}" if task.name == "regression" and task.unit else ""
+    summary = f"Predicts {_what(task, label)}. Holdout {metric_name} {_f(value)}{unit} on {_rows(ev)} rows"
+    if best is not None and value is not None and best.metrics.get(metric) is not None:
+        theirs = float(best.metrics[metric] or 0.0)
+        summary += f"; the strongest baseline ({best.name}) reaches {_f(theirs)}{unit}"
+        summary += f" ({value - theirs:+.4f}; {direction} is better)"
     doc.para(summary + ".")
 
     doc.heading("Intended use")
-    doc.para(
-        str(
-            info.get("intended_use")
-            or (
-                f"Rank rows by their risk of {label} = 1, for rows like those it was trained on "
-                "(same entities, "
-                "same kind of period). Decision support: choose the decision threshold for the use case."
-            )
-        )
-    )
+    doc.para(str(info.get("intended_use") or _intended_use(task, label)))
 
     doc.heading("Data snapshot")
     doc.table(["item", "value"], [[k, _plain(v)] for k, v in lineage.items()] or [["lineage", "not recorded"]])
     split = info.get("split") or {}
     parts = split.get("parts", {})
-    doc.table(
-        ["part", "window", "rows", "positives", "positive rate"],
-        [
-            [
-                p,
-                parts[p].get("window", {}).get("label", ""),
-                parts[p]["rows"],
-                parts[p]["positives"],
-                parts[p]["positive_rate"],
-            ]
-            for p in ("train", "fit", "valid", "test")
-            if p in parts
-        ],
-    )
+    headers, rows = _parts_table(task, parts)
+    doc.table(headers, rows)
     dropped = split.get("dropped_unlabelled") or {}
     if dropped:
         doc.para(
@@ -147,46 +172,37 @@ def _build(info: Mapping[str, Any], ev: Evaluation, importance: pd.DataFrame, li
     doc.heading("Metrics vs baselines (holdout)")
     tuned = (info.get("tuning") or {}).get("n_trials")
     described = f"LightGBM tuned over {tuned} trials" if tuned else "LightGBM, default parameters"
-    rows = [["model", described, *_metric_cells(ev.metrics)]]
-    rows += [[b.name, b.description, *_metric_cells(b.metrics)] for b in ev.baselines]
-    doc.table(["model", "description", "ROC AUC", "PR AUC", "log loss", "Brier", "mean score"], rows)
-    t = ev.threshold
-    doc.para(
-        f"At threshold {t['threshold']:.2f}: {t['flagged_rate']:.1%} of rows flagged, precision "
-        f"{t['precision']:.3f}, recall {t['recall']:.3f}. "
-        f"Observed positive rate {ev.metrics.positive_rate:.1%}."
-    )
-    doc.image(Image("roc.png", _plots.roc_png(ev), "ROC curve"))
-
-    doc.heading("Calibration")
-    doc.image(Image("calibration.png", _plots.calibration_png(ev), "calibration curve"))
-    doc.table(
-        ["bin", "rows", "mean predicted", "observed rate"],
-        [[f"{b.lower:.1f}-{b.upper:.1f}", b.rows, b.mean_score, b.observed_rate] for b in ev.calibration.bins],
-    )
+    shown = TABLE_METRICS[task.name]
+    table = [["model", described, *(ev.metrics.get(k) for k in shown)]]
+    table += [[b.name, b.description, *(b.metrics.get(k) for k in shown)] for b in ev.baselines]
+    doc.table(["model", "description", *(_plots.metric_label(k) for k in shown)], table)
+    doc.para(_metric_notes(task, ev))
+    _task_sections(doc, task, ev)
 
     doc.heading("Slices (holdout)")
-    doc.image(Image("slices.png", _plots.slices_png(ev), "ROC AUC by slice"))
+    doc.image(Image("slices.png", _plots.slices_png(ev), f"{metric_name} by slice"))
+    extra = ("log_loss", "brier") if task.name == "binary" else tuple(k for k in shown if k != metric)[:2]
     doc.table(
-        ["slice", "value", "rows", "positives", "ROC AUC", "log loss", "Brier", "note"],
+        ["slice", "value", "rows", *(["positives"] if task.name == "binary" else []), metric_name,
+         *(_plots.metric_label(k) for k in extra), "note"],
         [
             [
                 s.slice,
                 s.value,
                 s.rows,
-                s.positives,
-                s.metrics.roc_auc if s.metrics else None,
-                s.metrics.log_loss if s.metrics else None,
-                s.metrics.brier if s.metrics else None,
+                *([s.positives] if task.name == "binary" else []),
+                s.metrics.get(metric) if s.metrics else None,
+                *(s.metrics.get(k) if s.metrics else None for k in extra),
                 s.reason or "",
             ]
             for s in ev.slices
         ],
-    )
+    )  # fmt: skip
 
     doc.heading("Training")
     tuning = info.get("tuning") or {}
     facts = [
+        f"task {task.describe()}, LightGBM objective {(info.get('params') or {}).get('objective', task.objective)}",
         f"trained at {info.get('trained_at') or 'n/a'}",
         f"best iteration {info.get('best_iteration')}, {info.get('num_trees')} trees",
         "refit on the whole train period" if info.get("refit_on_train") else "trained on the fit part only",
@@ -204,62 +220,238 @@ def _build(info: Mapping[str, Any], ev: Evaluation, importance: pd.DataFrame, li
     doc.table(["parameter", "value"], [[k, _plain(params[k])] for k in sorted(params)])
 
     doc.heading("Limits")
-    doc.bullets([*_measured_limits(info, ev), *[str(x) for x in info.get("limitations") or []]])
+    doc.bullets([*_measured_limits(info, ev, task), *[str(x) for x in info.get("limitations") or []]])
     return doc
 
 
-def _measured_limits(info: Mapping[str, Any], ev: Evaluation) -> list[str]:
+def _rows(ev: Evaluation) -> int:
+    return int(ev.metrics.get("rows") or 0)
+
+
+def _intended_use(task: Task, label: str) -> str:
+    scope = "for rows like those it was trained on (same entities, same kind of period)"
+    if task.name == "multiclass":
+        return (
+            f"Estimate how likely each outcome of {label} ({', '.join(task.classes)}) is, {scope}. "
+            "Use the probabilities, not only the most likely class: close calls are common."
+        )
+    if task.name == "regression":
+        return (
+            f"Estimate {_what(task, label)}, {scope}. A point estimate: read it with the error sizes under Residuals."
+        )
+    return (
+        f"Rank rows by their risk of {label} = 1, {scope}. "
+        "Decision support: choose the decision threshold for the use case."
+    )
+
+
+def _parts_table(task: Task, parts: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    names = [p for p in ("train", "fit", "valid", "test") if p in parts]
+
+    def window(p: str) -> str:
+        return str(parts[p].get("window", {}).get("label", ""))
+
+    if task.name == "multiclass":
+        headers = ["part", "window", "rows", *(f"share {c}" for c in task.classes)]
+        return headers, [
+            [p, window(p), parts[p]["rows"], *((parts[p].get("class_shares") or {}).get(c) for c in task.classes)]
+            for p in names
+        ]
+    if task.name == "regression":
+        unit = f" ({task.unit})" if task.unit else ""
+        headers = ["part", "window", "rows", f"mean{unit}", "std", "min", "max"]
+        return headers, [
+            [p, window(p), parts[p]["rows"], *(parts[p].get(k) for k in ("mean", "std", "minimum", "maximum"))]
+            for p in names
+        ]
+    headers = ["part", "window", "rows", "positives", "positive rate"]
+    return headers, [[p, window(p), parts[p]["rows"], parts[p]["positives"], parts[p]["positive_rate"]] for p in names]
+
+
+def _metric_notes(task: Task, ev: Evaluation) -> str:
+    m = ev.metrics
+    if task.name == "binary" and ev.threshold is not None:
+        t = ev.threshold
+        return (
+            f"At threshold {t['threshold']:.2f}: {t['flagged_rate']:.1%} of rows flagged, precision "
+            f"{t['precision']:.3f}, recall {t['recall']:.3f}. "
+            f"Observed positive rate {float(m.get('base_rate') or 0.0):.1%}."
+        )
+    if task.name == "multiclass":
+        return (
+            f"Accuracy {_f(m.get('accuracy'), 3)} (the most probable class is right this often); mean probability "
+            f"of the predicted class {_f(m.get('mean_confidence'), 3)}. Log loss: lower is better; a model "
+            f"that knows nothing about {len(task.classes)} equally likely classes scores {_uniform_loss(task):.3f}."
+        )
+    unit = f" {task.unit}" if task.unit else ""
+    return (
+        f"RMSE {_f(m.get('rmse'), 3)}{unit}, MAE {_f(m.get('mae'), 3)}{unit}, R² {_f(m.get('r2'), 3)}; predictions "
+        f"average {_f(m.get('mean_prediction'), 3)}{unit} against an actual mean of {_f(m.get('mean_label'), 3)}{unit} "
+        f"(bias {_f(m.get('bias'), 3)}{unit})."
+    )
+
+
+def _uniform_loss(task: Task) -> float:
+    import math
+
+    return math.log(max(len(task.classes), 1))
+
+
+def _task_sections(doc: Doc, task: Task, ev: Evaluation) -> None:
+    """The task's own plots and tables after the metrics table."""
+    if task.name == "binary":
+        doc.image(Image("roc.png", _plots.roc_png(ev), "ROC curve"))
+        _calibration_section(doc, ev, "Calibration")
+    elif task.name == "multiclass":
+        doc.heading("Confusion matrix")
+        doc.image(Image("confusion.png", _plots.confusion_png(ev), "confusion matrix"))
+        c = ev.confusion or {}
+        doc.table(
+            ["actual \\ predicted", *task.classes, "rows", "recall", "precision"],
+            [
+                [cls, *row, sum(row), recall, precision]
+                for cls, row, recall, precision in zip(
+                    task.classes, c.get("counts", []), c.get("recall", []), c.get("precision", []), strict=False
+                )
+            ],
+        )
+        _calibration_section(doc, ev, "Calibration of the predicted class")
+    else:
+        doc.heading("Residuals")
+        doc.image(Image("predicted.png", _plots.predicted_vs_actual_png(ev), "predicted vs actual"))
+        doc.image(Image("residuals.png", _plots.residuals_png(ev), "residuals by decile of the actual value"))
+        r = ev.residuals or {}
+        unit = f" ({task.unit})" if task.unit else ""
+        q = r.get("error_quantiles", {})
+        a = r.get("abs_error_quantiles", {})
+        doc.para(
+            f"Error = predicted - actual{unit}. Half of the errors lie between {_f(q.get('q25'), 3)} and "
+            f"{_f(q.get('q75'), 3)}, 90 % between {_f(q.get('q05'), 3)} and {_f(q.get('q95'), 3)}; the median "
+            f"error size is {_f(a.get('q50'), 3)}, 90 % are below {_f(a.get('q90'), 3)}."
+        )
+        doc.table(
+            ["actual from", "to", "rows", "mean actual", "mean predicted", "bias", "MAE", "RMSE"],
+            [
+                [d["low"], d["high"], d["rows"], d["mean_label"], d["mean_prediction"], d["bias"], d["mae"], d["rmse"]]
+                for d in r.get("by_label_decile", [])
+            ],
+        )
+
+
+def _calibration_section(doc: Doc, ev: Evaluation, title: str) -> None:
+    if ev.calibration is None:
+        return
+    doc.heading(title)
+    doc.image(Image("calibration.png", _plots.calibration_png(ev), "calibration curve"))
+    observed = "share right" if ev.task == "multiclass" else "observed rate"
+    doc.table(
+        ["bin", "rows", "mean predicted", observed],
+        [[f"{b.lower:.1f}-{b.upper:.1f}", b.rows, b.mean_score, b.observed_rate] for b in ev.calibration.bins],
+    )
+
+
+def _measured_limits(info: Mapping[str, Any], ev: Evaluation, task: Task) -> list[str]:
     out = []
     parts = (info.get("split") or {}).get("parts", {})
     train, test = parts.get("train"), parts.get("test")
     if train and test:
-        out.append(
-            f"Trained on {train['window']['label']} only; measured on {test['window']['label']}. "
-            f"The positive rate moved from {train['positive_rate']:.1%} to {test['positive_rate']:.1%} "
-            "between "
-            "them: expect drift; other periods, places or entities are untested."
-        )
+        where = f"Trained on {train['window']['label']} only; measured on {test['window']['label']}."
+        out.append(f"{where} {_label_moved(task, train, test)} Other periods, places or entities are untested.")
     dropped = sum((info.get("split") or {}).get("dropped_unlabelled", {}).values())
     if dropped:
         out.append(
-            f"{dropped} rows had no label (for flights: cancellations) and were left out; the model says "
-            "nothing about whether a row will have a label at all."
+            f"{dropped} rows had no label and were left out; the model says nothing about whether a row will "
+            "have a label at all."
         )
-    ece = ev.calibration.expected_calibration_error
-    if ece > 0.02:
-        out.append(
-            f"Probabilities are off by {ece:.3f} on average on the holdout (calibration error): "
-            "read scores as a ranking, or recalibrate before using them as probabilities."
-        )
-    valid_auc = (info.get("validation") or {}).get("auc")
-    if valid_auc is not None and ev.metrics.roc_auc is not None:
-        gap = float(valid_auc) - ev.metrics.roc_auc
-        if gap > 0.02:
-            out.append(f"Holdout ROC AUC is {gap:.3f} below the validation AUC: performance decays after training.")
+    if ev.calibration is not None and ev.calibration.expected_calibration_error > 0.02:
+        ece = ev.calibration.expected_calibration_error
+        if task.name == "multiclass":
+            out.append(
+                f"The predicted class's probability is off by {ece:.3f} on average on the holdout (calibration "
+                "error): recalibrate before reading the probabilities as chances."
+            )
+        else:
+            out.append(
+                f"Probabilities are off by {ece:.3f} on average on the holdout (calibration error): "
+                "read scores as a ranking, or recalibrate before using them as probabilities."
+            )
+    if task.name == "regression":
+        bias, spread = ev.metrics.get("bias"), (ev.residuals or {}).get("label_std")
+        if bias is not None and spread and abs(bias) > 0.1 * spread:
+            unit = f" {task.unit}" if task.unit else ""
+            side = "high" if bias > 0 else "low"
+            out.append(f"Predictions are {abs(bias):.3g}{unit} too {side} on average on the holdout (bias).")
+    gap = _validation_gap(info, ev, task)
+    if gap is not None:
+        out.append(gap)
     skipped = [s for s in ev.slices if s.status == "skipped"]
     if skipped:
-        out.append(f"{len(skipped)} slice values were too small or single-class to measure (see Slices).")
-    worst = min(
-        (s for s in ev.slices if s.metrics and s.metrics.roc_auc is not None),
-        key=lambda s: s.metrics.roc_auc if s.metrics and s.metrics.roc_auc is not None else 1.0,
-        default=None,
-    )
-    if worst is not None and worst.metrics is not None and worst.metrics.roc_auc is not None:
+        why = "too small or single-class" if task.name == "binary" else "too small"
+        out.append(f"{len(skipped)} slice values were {why} to measure (see Slices).")
+    metric = ev.primary_metric
+    measured = [s for s in ev.slices if s.metrics and s.metrics.get(metric) is not None]
+    if measured:
+        pick = min if ev.higher_is_better else max
+        worst = pick(measured, key=lambda s: float((s.metrics or {}).get(metric) or 0.0))
+        value = float((worst.metrics or {}).get(metric) or 0.0)
         out.append(
-            f"Weakest measured slice: {worst.slice} = {worst.value} (ROC AUC {worst.metrics.roc_auc:.3f}, "
+            f"Weakest measured slice: {worst.slice} = {worst.value} ({_plots.metric_label(metric)} {value:.3f}, "
             f"{worst.rows} rows)."
         )
     return out
+
+
+def _label_moved(task: Task, train: Mapping[str, Any], test: Mapping[str, Any]) -> str:
+    """How the label differs between the train and test periods, in the task's terms."""
+    if task.name == "multiclass":
+        before, after = train.get("class_shares") or {}, test.get("class_shares") or {}
+        moves = ", ".join(f"{c} {before.get(c, 0.0):.1%} -> {after.get(c, 0.0):.1%}" for c in task.classes)
+        largest = max((abs(after.get(c, 0.0) - before.get(c, 0.0)) for c in task.classes), default=0.0)
+        if largest >= 0.03:
+            return f"Class shares moved between them ({moves}): expect drift."
+        return f"Class shares were close in both ({moves}); other periods may differ."
+    if task.name == "regression":
+        unit = f" {task.unit}" if task.unit else ""
+        mean_a, mean_b, std_a, std_b = (train.get("mean"), test.get("mean"), train.get("std"), test.get("std"))
+        numbers = f"from {_f(mean_a, 3)} to {_f(mean_b, 3)}{unit} (spread, std, from {_f(std_a, 3)} to {_f(std_b, 3)})"
+        if mean_a is None or mean_b is None or std_a is None or std_b is None:
+            return f"The label's mean went {numbers}."
+        tolerance = 0.1 * float(std_a)  # a tenth of the training spread
+        shifted = abs(float(mean_b) - float(mean_a)) > tolerance or abs(float(std_b) - float(std_a)) > tolerance
+        if shifted:
+            return f"The label's mean moved {numbers} between them: expect drift."
+        return f"The label's mean went {numbers}: close in both; other periods may differ."
+    return (
+        f"The positive rate moved from {train['positive_rate']:.1%} to {test['positive_rate']:.1%} between them: "
+        "expect drift."
+    )
+
+
+def _validation_gap(info: Mapping[str, Any], ev: Evaluation, task: Task) -> str | None:
+    """A holdout clearly worse than the validation slice at the best iteration."""
+    valid = (info.get("validation") or {}).get(_VALIDATION_OF[task.name])
+    holdout = ev.primary()
+    if valid is None or holdout is None:
+        return None
+    name = _plots.metric_label(ev.primary_metric)
+    if task.name == "binary":
+        gap = float(valid) - holdout
+        if gap > 0.02:
+            return f"Holdout ROC AUC is {gap:.3f} below the validation AUC: performance decays after training."
+    elif task.name == "multiclass":
+        gap = holdout - float(valid)
+        if gap > 0.02:
+            return f"Holdout {name} is {gap:.3f} above the validation {name}: performance decays after training."
+    elif float(valid) > 0 and holdout > 1.1 * float(valid):
+        share = holdout / float(valid) - 1.0
+        return f"Holdout {name} is {share:.0%} above the validation {name}: performance decays after training."
+    return None
 
 
 def _validation_scores(model: TrainedModel) -> dict[str, float]:
     """Each recorded validation metric at the best iteration (before any refit)."""
     i = model.best_iteration
     return {name: float(values[i - 1]) for name, values in model.valid_curve.items() if 0 < i <= len(values)}
-
-
-def _metric_cells(m: Any) -> list[Any]:
-    return [m.roc_auc, m.pr_auc, m.log_loss, m.brier, m.mean_score]
 
 
 def _f(value: Any, digits: int = 4) -> str:

@@ -1,7 +1,10 @@
-"""Metrics of a probabilistic binary classifier, computed with scikit-learn.
+"""Curves and tables of probabilities against 0/1 outcomes, computed with scikit-learn.
 
 Ranking: ROC AUC and PR AUC (average precision). Probability quality: log loss, Brier
-score and a calibration curve. All results are plain floats/ints/lists (JSON-ready).
+score and a calibration curve (a binary model's P(positive); a multi-class model's top-label
+probability against whether it was right). All results are plain floats/ints/lists
+(JSON-ready). The holdout's headline metrics for every task come from
+:func:`noria.task_metrics.task_metrics`; :func:`binary_metrics` stays for direct use.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from sklearn.metrics import (
 
 from noria.errors import DataError
 
-# Scheduled-hour bands used for slicing: (label, first hour, last hour), local time.
+# Hour-of-day bands used for slicing: (label, first hour, last hour), in the hour column's clock.
 HOUR_BANDS: tuple[tuple[str, int, int], ...] = (
     ("00-05 night", 0, 5),
     ("06-09 morning", 6, 9),
@@ -97,7 +100,7 @@ def binary_metrics(y_true: Any, y_score: Any) -> Metrics:
 
 
 def calibration(y_true: Any, y_score: Any, n_bins: int = 10) -> Calibration:
-    """Equal-width bins over [0, 1]: observed late rate against mean predicted probability."""
+    """Equal-width bins over [0, 1]: observed rate of label 1 against mean predicted probability."""
     y, p = check_scores(y_true, y_score)
     observed, predicted = calibration_curve(y, p, n_bins=n_bins, strategy="uniform")
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -147,7 +150,7 @@ def threshold_metrics(y_true: Any, y_score: Any, threshold: float) -> dict[str, 
 
 
 def hour_band(hours: pd.Series) -> pd.Series:
-    """Label each scheduled hour (0-23) with its band from :data:`HOUR_BANDS`."""
+    """Label each hour of the day (0-23) with its band from :data:`HOUR_BANDS`."""
     values = pd.to_numeric(hours, errors="coerce")
     out = pd.Series(pd.NA, index=hours.index, dtype="object")
     for name, first, last in HOUR_BANDS:

@@ -1,9 +1,14 @@
 """Train a LightGBM model and keep it in LightGBM's own text format (never pickle).
 
 A saved model is a folder with two files: ``model.txt`` (``Booster.model_to_string()``; it
-holds the trees, the feature names, the parameters and the category lists) and
-``model.json`` (what Noria needs around it: label, feature roles, best iteration, the
-validation curve, and the SHA-256 of ``model.txt`` so a damaged file is caught on load).
+holds the trees, the feature names, the parameters, the objective and the category lists) and
+``model.json`` (what Noria needs around it: the task and its classes, label, feature roles,
+best iteration, the validation curve, and the SHA-256 of ``model.txt`` so a damaged file is
+caught on load).
+
+The task (:mod:`noria.tasks`, carried by the split) sets the objective: ``binary``,
+``multiclass`` with ``num_class`` K, or ``regression``; :meth:`TrainedModel.predict` returns
+P(positive) per row, an (n, K) matrix of class probabilities, or the predicted values.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 from noria.errors import ConfigError, DataError, NotFoundError
+from noria.tasks import BinaryTask, Task, make_task
 from noria.training._io import write_text_atomic
+from noria.training.settings import TUNE_METRICS
 from noria.training.split import Split
 
 MODEL_FILE = "model.txt"
@@ -47,12 +54,44 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
-def lgb_params(params: dict[str, Any] | None, *, seed: int, num_threads: int, metric: str) -> dict[str, Any]:
-    """Full LightGBM parameters: fixed settings, then ``params`` (or the defaults), then seed/threads."""
-    metrics = [metric, *(m for m in ("auc", "binary_logloss") if m != metric)]
-    merged = {**FIXED_PARAMS, **(DEFAULT_PARAMS if params is None else params)}
+def lgb_params(
+    params: dict[str, Any] | None, *, seed: int, num_threads: int, metric: str, task: Task | None = None
+) -> dict[str, Any]:
+    """Full LightGBM parameters: fixed settings and the task's objective, then ``params`` (or the
+    defaults), then seed/threads and the metrics (``metric`` first, for early stopping, then the
+    task's other recorded ones)."""
+    task = task or BinaryTask()
+    check_metric(metric, task)
+    metrics = [metric, *(m for m in TUNE_METRICS[task.name][:2] if m != metric)]
+    merged = {**FIXED_PARAMS, **task.lgb_params(), **(DEFAULT_PARAMS if params is None else params)}
     merged |= {"seed": seed, "num_threads": num_threads, "metric": metrics}
     return merged
+
+
+def check_metric(metric: str, task: Task) -> None:
+    """Refuse a LightGBM metric that does not measure the task (e.g. ``auc`` for a regression)."""
+    allowed = TUNE_METRICS[task.name]
+    if metric not in allowed:
+        raise ConfigError(f"metric {metric!r} does not fit a {task.name} model", fix=f"use one of {', '.join(allowed)}")
+
+
+def model_objective(text: str) -> str:
+    """The ``objective=`` line of a LightGBM model text, e.g. ``multiclass num_class:3``."""
+    for line in text.splitlines():
+        if line.startswith("objective="):
+            return line.removeprefix("objective=").strip()
+        if line.startswith("Tree="):
+            break
+    return ""
+
+
+def row_scores(task: Task, predictions: np.ndarray) -> np.ndarray:
+    """One number per row, as the service logs it as ``score``: a binary model's P(positive), a
+    multi-class model's probability of its predicted class, a regression model's value."""
+    values = np.asarray(predictions, dtype=np.float64)
+    if task.name == "multiclass":
+        return values.max(axis=1) if values.size else np.zeros(len(values), dtype=np.float64)
+    return values.ravel()
 
 
 def model_frame(frame: pd.DataFrame, features: Sequence[str], categorical: Sequence[str]) -> pd.DataFrame:
@@ -116,13 +155,20 @@ class TrainedModel:
     # Per-iteration validation metrics, e.g. {"auc": [...], "binary_logloss": [...]}.
     valid_curve: dict[str, list[float]] = field(default_factory=dict)
     refit_on_train: bool = False
+    task: Task = field(default_factory=BinaryTask)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Probability of the positive class for each row of ``frame``."""
+        """The model's output for each row of ``frame``: binary, P(positive) (n,); multiclass, the
+        class probabilities (n, K) in the order of ``task.classes``; regression, the values (n,)."""
+        k = self.task.outputs
         if len(frame) == 0:
-            return np.zeros(0, dtype=np.float64)
-        scores = self.booster.predict(model_frame(frame, self.features, self.categorical))
-        return np.asarray(scores, dtype=np.float64)
+            return np.zeros((0, k) if self.task.name == "multiclass" else 0, dtype=np.float64)
+        scores = np.asarray(self.booster.predict(model_frame(frame, self.features, self.categorical)), dtype=np.float64)
+        return scores.reshape(len(frame), k) if self.task.name == "multiclass" else scores
+
+    def scores(self, frame: pd.DataFrame) -> np.ndarray:
+        """One number per row (:func:`row_scores`): what the service logs as ``score``."""
+        return row_scores(self.task, self.predict(frame))
 
     def model_text(self) -> str:
         return str(self.booster.model_to_string())
@@ -131,6 +177,10 @@ class TrainedModel:
         return {
             "format": FORMAT,
             "lightgbm_version": lgb.__version__,
+            "task": self.task.name,
+            "classes": list(self.task.classes),
+            "target": {"name": self.task.label_name, "unit": self.task.unit},
+            "objective": self.params.get("objective"),
             "label": self.label,
             "features": self.features,
             "categorical": self.categorical,
@@ -172,6 +222,20 @@ class TrainedModel:
                 f"{src / MODEL_FILE} does not match the digest recorded in {META_FILE} (damaged or edited)",
                 fix="restore the model folder from the registry or retrain",
             )
+        target = meta.get("target") or {}
+        task = make_task(
+            str(meta.get("task", "binary")),
+            classes=meta.get("classes"),
+            name=target.get("name"),
+            unit=target.get("unit", ""),
+        )
+        objective = model_objective(text)
+        if objective.split(" ")[0] != task.objective:
+            raise DataError(
+                f"{src / MODEL_FILE} was trained with objective {objective!r} but {META_FILE} says it is a "
+                f"{task.name} model",
+                fix="restore the model folder from the registry or retrain",
+            )
         return cls(
             booster=lgb.Booster(model_str=text),
             label=meta["label"],
@@ -181,6 +245,7 @@ class TrainedModel:
             best_iteration=int(meta["best_iteration"]),
             valid_curve={k: list(v) for k, v in meta.get("valid_curve", {}).items()},
             refit_on_train=bool(meta.get("refit_on_train", False)),
+            task=task,
         )
 
 
@@ -192,18 +257,21 @@ def train(
     *,
     seed: int = 42,
     num_threads: int = 1,
-    metric: str = "auc",
+    metric: str | None = None,
     max_rounds: int = 1000,
     early_stopping_rounds: int = 50,
     refit: bool = True,
 ) -> TrainedModel:
     """Fit on ``split.fit`` with early stopping on ``split.valid``, recording the validation curve.
 
-    With ``refit`` the final model is then trained on the whole training period (fit + valid)
-    for the best number of rounds found, so the most recent weeks are not left out.
+    The task is the split's (binary when it has none); ``metric`` (early stopping) defaults to
+    the task's: ``auc``, ``multi_logloss`` or ``rmse``. With ``refit`` the final model is then
+    trained on the whole training period (fit + valid) for the best number of rounds found, so
+    the most recent weeks are not left out.
     """
+    task = split.task or BinaryTask()
     features, categorical = list(features), list(categorical)
-    full = lgb_params(params, seed=seed, num_threads=num_threads, metric=metric)
+    full = lgb_params(params, seed=seed, num_threads=num_threads, metric=metric or task.tune_metric, task=task)
     fit_ds = make_dataset(split.fit, split.label, features, categorical)
     valid_ds = make_dataset(split.valid, split.label, features, categorical, reference=fit_ds)
     record: dict[str, Any] = {}
@@ -234,6 +302,7 @@ def train(
         best_iteration=best,
         valid_curve=curve,
         refit_on_train=refit,
+        task=task,
     )
 
 

@@ -256,24 +256,40 @@ def evaluate(
     training_set_info: dict[str, Any],
     context: dict[str, Any],
 ) -> tuple[dict[str, Any], Path]:
-    """Holdout metrics, slices, baselines, the model card and the monitoring reference profile."""
+    """Holdout metrics, slices, baselines, the model card and the monitoring reference profile.
+
+    Everything in the task's terms (``context.task``). ``report/test_scores.json`` holds the
+    model's holdout predictions for the gate: one number per row (binary P(positive),
+    regression value) or one list of K class probabilities per row (multi-class).
+    """
     from noria.monitoring import ReferenceProfile
     from noria.training import TrainedModel, feature_importance, fit_baselines, slice_specs
     from noria.training import evaluate as run_evaluate
     from noria.training.card import model_info, write_model_card
+    from noria.training.model import row_scores
 
     s = _settings(context)
+    task = _task(context)
     label = training_set_info["label"]["name"]
     features, categorical = _columns(training_set_info)
     model = TrainedModel.load(train)
+    _check_task(model, task)
     parts = _split(train_rows, test_rows, context, label)
     baselines = fit_baselines(
-        parts, s.baseline_kinds(), features, categorical, context_features=s.baseline_features, seed=s.seed
+        parts,
+        s.baseline_kinds(task.name),
+        features,
+        categorical,
+        context_features=s.baseline_features,
+        seed=s.seed,
+        functions=s.baseline_functions(),
+        root=current_project().root,
     )
     evaluation = run_evaluate(
         model,
         parts.test,
         label,
+        task=task,
         slices=slice_specs(s.slices, s.hour_band_column),
         min_slice_rows=s.min_slice_rows,
         baselines=baselines,
@@ -286,7 +302,7 @@ def evaluate(
     shares = dict(zip(importance["feature"], importance["gain"], strict=True))
     profile = ReferenceProfile.build(
         parts.train[features],
-        scores=model.predict(parts.train),
+        scores=row_scores(task, model.predict(parts.train)),  # what the service logs as `score`
         importance=shares,
         categorical=categorical,
         metadata={"snapshot_id": context["snapshot_id"], "definition_hash": context["definition_hash"]},
@@ -301,19 +317,32 @@ def evaluate(
         "training set": f"{training_set_info['rows']:,} rows, {training_set_info['period']}",
     }
     write_model_card(report, info, evaluation, importance, lineage)
-    (report / "test_scores.json").write_text(json.dumps([float(x) for x in model.predict(parts.test)]))
+    (report / "test_scores.json").write_text(json.dumps(model.predict(parts.test).tolist()))
     return evaluation.to_dict() | {"flat": evaluation.flat_metrics(), "split": parts.summary()}, report
 
 
+def _check_task(model: Any, task: Any) -> None:
+    """The trained model is one of the project's task (a model trained before a task change is not)."""
+    if model.task.name != task.name or tuple(model.task.classes) != tuple(task.classes):
+        from noria.errors import DataError
+
+        raise DataError(
+            f"the trained model is a {model.task.describe()} model but the project's task is {task.describe()}",
+            fix="rerun the training pipeline from the train step (the task changed since the model was trained)",
+        )
+
+
 def _gate_evaluation(
-    scores: list[float] | Any, flat: dict[str, float], evaluation: dict[str, Any], holdout_id: str, invariance: Any
+    scores: Any, flat: dict[str, float], evaluation: dict[str, Any], holdout_id: str, invariance: Any, task: Any
 ) -> Any:
+    """The gate's view of an evaluation: the holdout metrics, the primary metric per slice, the predictions."""
     from noria.registry import Evaluation
 
+    metric = task.primary_metric
     slices = {
-        f"{s['slice']}={s['value']}": s["metrics"]["roc_auc"]
+        f"{s['slice']}={s['value']}": s["metrics"][metric]
         for s in evaluation["slices"]
-        if s.get("metrics") and s["metrics"].get("roc_auc") is not None
+        if s.get("metrics") and s["metrics"].get(metric) is not None
     }
     metrics = {k.removeprefix("test_"): v for k, v in flat.items() if "baseline_" not in k and "slice_" not in k}
     return Evaluation.from_arrays(metrics, scores, slices=slices, invariance=invariance, holdout_id=holdout_id)
@@ -360,7 +389,8 @@ def register(
             if file.is_file():
                 run.log_artifact(file, str(file.parent.relative_to(report)) if file.parent != report else None)
         run.log_model_card((report / "model_card.md").read_text(encoding="utf-8"))
-        version = run.log_model(model.booster, context["model_name"])
+        # The booster's text holds the objective serving checks against model.task; the tag says it plainly.
+        version = run.log_model(model.booster, context["model_name"], tags={"noria.task": model.task.name})
     record_usage(
         project,
         context["model_name"],
@@ -383,15 +413,21 @@ def gate(
     test_rows: pd.DataFrame,
     context: dict[str, Any],
 ) -> dict[str, Any]:
-    """Champion only if it beats the current one on the same holdout and passes behaviour checks."""
+    """Champion only if it beats the current one on the same holdout and passes behaviour checks.
+
+    The task's primary metric in the task's direction (ROC AUC up, log loss down, RMSE down);
+    the champion is re-evaluated on the same holdout rows with the same task.
+    """
     import numpy as np
 
-    from noria.registry import InvarianceResult, load_model, promote_if_better
+    from noria.registry import GateConfig, InvarianceResult, load_model, promote_if_better
     from noria.training import TrainedModel
 
     project = current_project()
+    task = _task(context)
+    s = _settings(context)
     model = TrainedModel.load(train)
-    scores = json.loads((report / "test_scores.json").read_text())
+    scores = np.asarray(json.loads((report / "test_scores.json").read_text()), dtype=np.float64)
     holdout_id = f"{context['snapshot_id']}:{context['training']['test']['from']}..{context['training']['test']['to']}"
     # Fields the model must ignore (registry.gate.invariance_fields): shuffling them must not move a prediction.
     irrelevant = tuple(context["gate"].get("invariance_fields") or ())
@@ -399,8 +435,8 @@ def gate(
     for field in irrelevant:
         if field in perturbed:
             perturbed[field] = perturbed[field].sample(frac=1.0, random_state=0).to_numpy()
-    invariance = InvarianceResult.of(irrelevant, np.asarray(scores), model.predict(perturbed))
-    candidate = _gate_evaluation(scores, evaluation["flat"], evaluation, holdout_id, invariance)
+    invariance = InvarianceResult.of(irrelevant, scores, model.predict(perturbed))
+    candidate = _gate_evaluation(scores, evaluation["flat"], evaluation, holdout_id, invariance, task)
     label = evaluation["label"]
 
     def champion_on_same_holdout(info: Any) -> Any:
@@ -408,11 +444,27 @@ def gate(
 
         loaded = load_model(project, f"{info.name}/{info.version}")
         champ_scores = _predict(loaded.booster, test_rows)
-        ev = run_evaluate(champ_scores, test_rows, label)
-        return _gate_evaluation(champ_scores, ev.flat_metrics(), ev.to_dict(), holdout_id, None)
+        # Overall metrics only, as before tasks existed: the champion gets no slices, so the gate's
+        # slice check has nothing to compare in the pipeline (binary decisions stay exactly as they were).
+        ev = run_evaluate(
+            champ_scores,
+            test_rows,
+            label,
+            task=task,
+            calibration_bins=s.calibration_bins,
+            threshold=context["decision_threshold"],
+        )
+        return _gate_evaluation(champ_scores, ev.flat_metrics(), ev.to_dict(), holdout_id, None, task)
 
     decision = promote_if_better(
-        project, register["name"], register["version"], candidate, champion_on_same_holdout, note="training pipeline"
+        project,
+        register["name"],
+        register["version"],
+        candidate,
+        champion_on_same_holdout,
+        GateConfig.model_validate(context["gate"]),
+        note="training pipeline",
+        task=task,
     )
     return decision.to_dict()
 

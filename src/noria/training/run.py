@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from noria.tasks import BinaryTask, Task
 from noria.training._io import write_text_atomic
 from noria.training.baselines import fit_baselines
 from noria.training.card import model_info, write_model_card
@@ -50,13 +51,13 @@ class TrainingOutcome:
         return self.out_dir / MODEL_DIR
 
     def summary(self) -> dict[str, Any]:
-        m = self.evaluation.metrics
+        """The task's holdout metrics, each baseline's primary metric, rounds, trials and timings."""
+        ev = self.evaluation
         return {
-            "roc_auc": m.roc_auc,
-            "pr_auc": m.pr_auc,
-            "log_loss": m.log_loss,
-            "brier": m.brier,
-            "baselines": {b.name: b.metrics.roc_auc for b in self.evaluation.baselines},
+            "task": ev.task,
+            "primary_metric": ev.primary_metric,
+            **{k: v for k, v in ev.metrics.items() if k != "rows"},
+            "baselines": {b.name: ev.primary(b.metrics) for b in ev.baselines},
             "best_iteration": self.model.best_iteration,
             "trials": 0 if self.tuning is None else self.tuning.n_trials,
             "seconds": self.seconds,
@@ -79,9 +80,16 @@ def run_training(
     limitations: Sequence[str] = (),
     decision_threshold: float = 0.5,
     on_trial: Callable[[TrialSummary], None] | None = None,
+    task: Task | None = None,
+    root: Path | str | None = None,
 ) -> TrainingOutcome:
-    """Split by time, tune (if ``settings.trials``), train, evaluate against baselines, write it all."""
+    """Split by time, tune (if ``settings.trials``), train, evaluate against baselines, write it all.
+
+    ``task`` (default binary) says what the label is; ``root`` is the project folder the
+    settings' baseline functions are found in.
+    """
     s = settings or TrainingSettings()
+    task = task or BinaryTask()
     out = Path(out_dir)
     clock: dict[str, float] = {}
     started = time.perf_counter()
@@ -100,6 +108,7 @@ def run_training(
         test=s.periods()[1],
         valid_fraction=s.validation_fraction,
         valid_windows=s.validation_windows,
+        task=task,
     )
     lap("split")
     tuning = None
@@ -113,7 +122,7 @@ def run_training(
             on_trial=on_trial,
             seed=s.seed,
             num_threads=s.num_threads,
-            metric=s.metric_for(),
+            metric=s.metric_for(task.name),
             max_rounds=s.max_boost_rounds,
             early_stopping_rounds=s.early_stopping_rounds,
         )
@@ -126,19 +135,21 @@ def run_training(
         refit=s.refit_on_full_train,
         seed=s.seed,
         num_threads=s.num_threads,
-        metric=s.metric_for(),
+        metric=s.metric_for(task.name),
         max_rounds=s.max_boost_rounds,
         early_stopping_rounds=s.early_stopping_rounds,
     )
     lap("train")
     baselines = fit_baselines(
         split,
-        s.baseline_kinds(),
+        s.baseline_kinds(task.name),
         features,
         categorical,
         context_features=s.baseline_features,
         seed=s.seed,
         num_threads=s.num_threads,
+        functions=s.baseline_functions(),
+        root=root,
     )
     lap("baselines")
     evaluation = evaluate(

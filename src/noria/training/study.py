@@ -133,12 +133,19 @@ def _create(storage: optuna.storages.RDBStorage, study_name: str, metric: str) -
         except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
             study = optuna.load_study(storage=storage, study_name=study_name)
         else:
+            study.set_user_attr("metric", metric)
             study.enqueue_trial(START_PARAMS)
             return True
     if study.direction != direction:
         raise ConfigError(
             f"study {study_name!r} exists and {study.direction.name.lower()}s its metric, "
             f"but tuning on {metric!r} needs to {METRICS[metric]}",
+            fix="use another study name, or the metric the study was created for",
+        )
+    recorded = study.user_attrs.get("metric")
+    if recorded is not None and recorded != metric:
+        raise ConfigError(
+            f"study {study_name!r} exists and tunes on {recorded!r}, not {metric!r}",
             fix="use another study name, or the metric the study was created for",
         )
     return False
@@ -195,7 +202,10 @@ def study_result(storage_url: str, study_name: str) -> TuneResult:
                 fix="wait for the tuning workers, or let the tune step run trials itself (study_trials > 0)",
             )
         best = study.best_trial
-        metric = next((m for m, d in METRICS.items() if d == study.direction.name.lower()), "auc")
+        # Recorded when the study was created (older studies: the first metric of its direction).
+        metric = study.user_attrs.get("metric") or next(
+            (m for m, d in METRICS.items() if d == study.direction.name.lower()), "auc"
+        )
         return TuneResult(
             best_params=dict(best.params),
             best_value=float(best.value) if best.value is not None else float("nan"),
@@ -229,6 +239,10 @@ def default_study_name(context: Mapping[str, Any]) -> str:
     """A name every worker of a pipeline run derives alike: model, snapshot, objective settings."""
     training = context["training"]
     objective = {key: training.get(key) for key in _OBJECTIVE_FIELDS}
+    task = context.get("task", "binary")
+    if task != "binary":  # binary names stay those of studies created before tasks existed
+        objective["task"] = task
+        objective["classes"] = (context.get("target") or {}).get("classes")
     payload = json.dumps([objective, context.get("definition_hash")], sort_keys=True, default=str)
     digest = hashlib.sha256(payload.encode()).hexdigest()[:10]
     return f"{context['model_name']}-{str(context['snapshot_id'])[:8]}-{digest}"

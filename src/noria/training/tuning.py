@@ -1,7 +1,9 @@
 """Hyper-parameter search with Optuna, scored on the time-based validation slice.
 
 Each trial trains on ``split.fit`` with early stopping on ``split.valid`` and is scored by
-the validation metric at its best iteration. The first trial is the default parameter set
+the validation metric at its best iteration: the task's (``auc`` maximised for a binary
+model, ``multi_logloss`` minimised for a multi-class one, ``rmse`` minimised for a regression)
+unless another of the task's metrics is named. The first trial is the default parameter set
 (:data:`START_PARAMS`); TPE starts modelling after ``min(10, max(3, trials // 3))`` trials.
 A median pruner stops trials that fall behind the median of earlier ones. Reproducible by
 construction: a seeded TPE sampler, one trial at a time (``n_jobs=1``), and LightGBM's
@@ -39,7 +41,8 @@ import lightgbm as lgb
 import optuna
 
 from noria.errors import ConfigError
-from noria.training.model import DEFAULT_PARAMS, lgb_params, make_dataset
+from noria.tasks import BinaryTask
+from noria.training.model import DEFAULT_PARAMS, check_metric, lgb_params, make_dataset
 from noria.training.split import Split
 
 # name -> (low, high, log scale, integer)
@@ -119,7 +122,7 @@ def tune(
     seed: int = 42,
     timeout: float | None = None,
     num_threads: int = 1,
-    metric: str = "auc",
+    metric: str | None = None,
     max_rounds: int = 1000,
     early_stopping_rounds: int = 50,
     storage: str | None = None,
@@ -135,7 +138,10 @@ def tune(
     number ``worker`` of a shared study: its trials join those of the other workers, and the
     best parameters returned are the best of the whole study so far (``trials`` lists this
     worker's own). ``heartbeat_seconds`` overrides how often a worker proves it is alive.
+    The task is the split's; ``metric`` defaults to the task's (:attr:`noria.tasks.Task.tune_metric`).
     """
+    task = split.task or BinaryTask()
+    metric = metric or task.tune_metric
     if storage is not None and not study_name:
         raise ConfigError("a shared study (storage given) needs a study_name", fix="name the study all workers join")
     if worker < 0:
@@ -144,6 +150,7 @@ def tune(
         raise ConfigError(f"trials = {trials}; tuning needs at least 1", fix="set trials to 1 or more, or skip tuning")
     if metric not in METRICS:
         raise ConfigError(f"tuning metric {metric!r} is not supported", fix=f"use one of {sorted(METRICS)}")
+    check_metric(metric, task)
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"timeout = {timeout}; expected a positive number of seconds", fix="omit it or make it > 0")
     features, categorical = list(features), list(categorical)
@@ -154,7 +161,7 @@ def tune(
     def objective(trial: optuna.Trial) -> float:
         # First, so that even the trial of a worker that dies says whose it was.
         trial.set_user_attr("worker", worker)
-        params = lgb_params(suggest(trial), seed=seed, num_threads=num_threads, metric=metric)
+        params = lgb_params(suggest(trial), seed=seed, num_threads=num_threads, metric=metric, task=task)
         booster = lgb.train(
             params,
             fit_ds,

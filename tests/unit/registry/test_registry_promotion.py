@@ -215,3 +215,30 @@ def test_two_racing_promotions_leave_exactly_one_champion(
     assert losers[0]["previous_champion"] == winner and "min_delta" in losers[0]["reason"]
     assert get_version(project, f"{NAME}@challenger").version == loser
     assert champion_history(project, NAME).stack == [1, winner]
+
+
+def test_the_gate_judges_in_the_projects_task(project: Project, registered: Callable[..., ModelVersionInfo]) -> None:
+    """A regression project: lower RMSE wins, predictions outside [0, 1] are fine (no explicit task given)."""
+    from noria.config import load_project
+    from noria.registry import Evaluation, InvarianceResult
+
+    config = project.root / "noria.yaml"
+    config.write_text(
+        config.read_text().replace("  name: flight-delay\n", "  name: flight-delay\n  task: regression\n")
+    )
+    regression = load_project(project.root, environ={})
+    values = np.linspace(60.0, 300.0, 40)
+
+    def rmse(value: float) -> Evaluation:
+        return Evaluation.from_arrays(
+            {"rmse": value, "mae": value * 0.8}, values, invariance=InvarianceResult((), 0.0), holdout_id="h"
+        )
+
+    v1, v2, v3 = registered(), registered(), registered()
+    first = promote_if_better(regression, NAME, v1.version, rmse(20.0))
+    assert first.promoted, first.reason
+    worse = promote_if_better(regression, NAME, v2.version, rmse(21.0))
+    assert not worse.promoted and "lower is better" in worse.reason and champion(project) == 1
+    record_evaluation(regression, NAME, v3.version, rmse(18.0))
+    better = promote(regression, NAME, v3.version, reason="lower RMSE")
+    assert better.promoted and champion(project) == 3

@@ -58,7 +58,7 @@ def test_card_files_and_embedded_plots(trained: tuple[TrainedModel, Evaluation],
         assert f"## {section}" in text and section in html
     assert "# Model card: flight-delay v3" in text
     assert "2013-h1-abc123" in text and "logistic_regression" in text and "No cancellations predicted." in text
-    assert f"{ev.metrics.roc_auc:.4f}" in text
+    assert f"{ev.metrics['roc_auc']:.4f}" in text
     assert f"train {split.dropped_unlabelled['train']}" in text  # dropped (cancelled) rows are reported
     assert not list(tmp_path.rglob("*.tmp"))
 

@@ -29,7 +29,7 @@ def test_run_training_writes_everything(flights: pd.DataFrame, tmp_path: Path) -
     assert out.tuning is not None and out.tuning.n_trials == 2
     assert [b.name for b in out.evaluation.baselines] == ["majority_rate", "logistic_regression", "context_lightgbm"]
     saved = json.loads((tmp_path / "evaluation.json").read_text())
-    assert saved["metrics"]["roc_auc"] == pytest.approx(out.evaluation.metrics.roc_auc)
+    assert saved["metrics"]["roc_auc"] == pytest.approx(out.evaluation.metrics["roc_auc"])
     loaded = TrainedModel.load(out.model_dir)
     assert np.array_equal(loaded.predict(out.split.test), out.model.predict(out.split.test))
     assert set(out.seconds) == {"split", "tune", "train", "baselines", "evaluate", "write"}
