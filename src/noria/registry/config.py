@@ -22,13 +22,15 @@ class GateConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # The metric the candidate must beat the champion on (default: the task's).
     primary_metric: str | None = None
+    # Its direction (default: known for the task's metrics).
     higher_is_better: bool | None = None
     # The candidate must beat the champion's primary metric by at least this much.
     min_delta: float = Field(default=0.002, ge=0.0)
     # No slice's primary metric may be worse than the champion's on that slice by more than this.
     max_slice_drop: float = Field(default=0.05, ge=0.0)
-    # Every holdout prediction must be finite and inside this closed interval (None: no bound).
+    # Every holdout prediction must be finite and inside [prediction_min, prediction_max] (None: no bound).
     prediction_min: float | None = None
     prediction_max: float | None = None
     # Changing fields the model must ignore may move a prediction by at most this much.
@@ -96,6 +98,7 @@ class RegistryConfig(BaseModel):
     # Promotions and rollbacks of one model take a file lock here. On a shared MLflow
     # server, point it at a folder every promoting machine sees (or promote from one place).
     lock_dir: str = ".noria/locks"
+    # How long a promotion waits for the lock (seconds).
     lock_timeout_s: float = Field(default=60.0, gt=0.0)
 
 

@@ -356,9 +356,15 @@ def _record_columns(rows: Sequence[tuple[Any, ...]]) -> tuple[dict[str, list[Any
 
 
 def _feature_array(values: list[Any]) -> Any:
-    """float64 unless a value is text (then every value as text): Arrow's own conversion decides."""
+    """float64 unless a value is text (then every value as text): Arrow's own conversion decides.
+
+    A column with no value at all is Arrow's null type, which files of other types merge with
+    (a text feature missing from every row of one file must not make it "double" there).
+    """
     import pyarrow as pa
 
+    if all(v is None for v in values):
+        return pa.nulls(len(values))
     try:
         return pa.array(values, type=pa.float64())
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # text among the values (or something not a number)
@@ -650,7 +656,7 @@ def _flush(
     if not tables:
         return None
     try:
-        groups = [pa.concat_tables(tables, promote_options="permissive")]
+        groups = [concat_log_tables(tables)]
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a feature changed type between versions: a file each
         groups, whole = tables, False
     rest = None
@@ -754,17 +760,41 @@ def _keyer(root: str, profile: str | None) -> EventKeyer | None:
         return None
 
 
+def concat_log_tables(tables: Sequence[Any]) -> Any:
+    """Log files as one table: columns unified across files; a feature that is a number in one file
+    and text in another (a category that looked numeric) becomes text everywhere."""
+    import pyarrow as pa
+
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    kinds: dict[str, set[Any]] = {}
+    for table in tables:
+        for field in table.schema:
+            if not pa.types.is_null(field.type):
+                kinds.setdefault(field.name, set()).add(field.type)
+    mixed = {name for name, found in kinds.items() if len(found) > 1}
+    fixed = []
+    for table in tables:
+        for name in mixed & set(table.column_names):
+            i = table.column_names.index(name)
+            column = table.column(i)
+            text = pa.array([None if v is None else str(v) for v in column.to_pylist()], type=pa.string())
+            table = table.set_column(i, pa.field(name, pa.string()), text)
+        fixed.append(table)
+    return pa.concat_tables(fixed, promote_options="permissive")
+
+
 def read_prediction_log(folder: Path | str) -> Any:
     """Every finished file of a prediction log folder as one pandas DataFrame (empty if none)."""
     import pandas as pd
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     files = sorted(Path(folder).glob("date=*/predictions-*.parquet"))
     if not files:
         return pd.DataFrame(columns=list(_FIXED))
-    tables = [pq.read_table(f) for f in files]
-    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    return concat_log_tables([pq.read_table(f) for f in files]).to_pandas()
 
 
 __all__ = [
@@ -776,6 +806,7 @@ __all__ = [
     "LogRow",
     "PredictionLog",
     "ScoredRow",
+    "concat_log_tables",
     "read_prediction_log",
     "record",
     "rows_to_table",

@@ -58,39 +58,53 @@ class BaselineFunction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # The baseline's name in tables and metric names (baseline_<name>_...).
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    # module:function(frame) -> one prediction per row (probabilities, class probabilities, values).
     function: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+    # What it predicts, in words (the model card).
     description: str = ""
 
 
 class TrainingSettings(BaseModel):
+    """The training pipeline's periods, validation, tuning, slices and baselines."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
-    # Windows (``windows.unit``) to learn from and to judge on; required to train.
+    # Windows (``windows.unit``) to learn from (train) and to judge on (test); required to train.
     train: Period | None = None
     test: Period | None = None
+    # The training set's time column (the prediction time the features layer computes).
     time_column: str = "event_timestamp"
     # The validation slice (early stopping, tuning) is the end of the train period:
-    # the last share of its rows, or its last N windows. Default: 15 % of rows.
+    # the last share of its rows (validation_fraction), or its last N windows (validation_windows).
+    # Default: 15 % of rows.
     validation_fraction: float | None = Field(default=None, gt=0.0, lt=0.5)
     validation_windows: int | None = Field(default=None, ge=1)
+    # The seed of tuning and training: the same inputs give the same model.
     seed: int = 42
+    # Optuna trials; 0 trains with default parameters.
     trials: int = Field(default=20, ge=0)
+    # A wall-clock cap on tuning (seconds); it makes reruns machine-dependent.
     timeout_seconds: float | None = Field(default=None, gt=0)
     # LightGBM's metric for early stopping and tuning; None: the task's (auc for binary).
     tune_metric: str | None = None
+    # Most boosting rounds (max_boost_rounds); stop after early_stopping_rounds without improvement.
     max_boost_rounds: int = Field(default=1000, ge=1)
     early_stopping_rounds: int = Field(default=50, ge=1)
     # One LightGBM thread by default: on a shared or busy machine OpenMP threads that spin
     # while waiting slow training down by an order of magnitude (measured 1.5 s with 1 thread
     # vs 33-70 s with 2 on a loaded 2-core host). Raise it on a dedicated machine.
     num_threads: int = Field(default=1, ge=1)
+    # Refit on fit + validation for the best number of rounds (the newest weeks are not left out).
     refit_on_full_train: bool = True
     # Columns of the training set to report holdout metrics by (e.g. a region, a product line).
     slices: list[str] = Field(default_factory=list)
     # An hour-of-day column (0-23) to slice by bands of the day (night, morning, ...).
     hour_band_column: str | None = None
+    # A slice value with fewer holdout rows is reported as skipped, not measured.
     min_slice_rows: int = Field(default=200, ge=1)
+    # Equal-width probability bins of the calibration curve.
     calibration_bins: int = Field(default=10, ge=2, le=50)
     # Built-in baselines by name, or a project's own ({name, function}); None: the task's defaults.
     baselines: list[BaselineKind | BaselineFunction] | None = None
