@@ -146,9 +146,11 @@ def labels_from_snapshot(
     rows = rows[rows["window"].isin(chosen).to_numpy()].reset_index(drop=True)
     if rows.empty:
         return Labels(_empty(ids, types, windowed=True), ids, source)
-    moment = _timestamp(as_of, "as_of")
-    every = label_rows(defs, snapshot, rows, as_of=pd.Timestamp(_FAR_FUTURE)).values.to_numpy(dtype="float64")
-    known = label_rows(defs, snapshot, rows, as_of=moment).values.to_numpy(dtype="float64")
+    result = label_rows(defs, snapshot, rows, as_of=_timestamp(as_of, "as_of"))
+    known = result.values.to_numpy(dtype="float64")
+    every = known  # every label, mature or not: known unless some are not mature yet
+    if result.info["immature_rows"]:
+        every = label_rows(defs, snapshot, rows, as_of=pd.Timestamp(_FAR_FUTURE)).values.to_numpy(dtype="float64")
     reasons = _Reasons(len(rows))
     keys = comparable(rows, ids, types)
     for col in ids:
@@ -173,7 +175,7 @@ def labels_from_snapshot(
         duplicates=duplicates,
         immature=int(immature.sum()),
         quarantine_path=None if quarantine is None else str(quarantine),
-        extra={"as_of": None if moment is None else moment.isoformat(), "windows": chosen},
+        extra={"as_of": result.info["as_of"], "windows": chosen},
     )
 
 

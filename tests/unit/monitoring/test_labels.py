@@ -307,7 +307,7 @@ def test_labels_from_a_snapshot_through_a_label_function_count_what_is_not_matur
         expected["immature"],
     )
     assert labels.immature > 0 and labels.rejected == 0 and labels.duplicates == 0 and labels.windowed
-    assert labels.source.startswith("snapshot ") and labels.extra["as_of"] is None
+    assert labels.source.startswith("snapshot ") and labels.extra["as_of"] == end.isoformat()
     got = labels.frame.sort_values("kickoff").reset_index(drop=True)
     want = expected["labels"]
     assert isinstance(want, pd.DataFrame)
