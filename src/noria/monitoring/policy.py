@@ -165,6 +165,20 @@ def evaluate_policy(project: Project, window: str | None = None, *, as_of: str |
         checks["windows_behind"] = behind
         if behind > policy.every_windows:
             wanted.append(f"the champion learned from data up to {trained_to}, {behind} windows behind {newest}")
+        else:
+            decision.reasons.append(
+                f"the champion learned from data up to {trained_to}, {behind} window(s) behind {newest}"
+                f" (retrains after more than {policy.every_windows})"
+            )
+    elif policy.every_windows is not None:
+        decision.reasons.append(
+            "the schedule cannot be checked: "
+            + (
+                "the champion's training run logged no train_to / test_to"
+                if not trained_to
+                else "no data snapshot with mature labels"
+            )
+        )
     # the newest data must hold a window the champion has not seen
     if wanted and trained_to and newest and newest <= trained_to:
         decision.reasons.extend(wanted)

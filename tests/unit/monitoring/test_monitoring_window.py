@@ -290,5 +290,11 @@ def test_policy_switches(project: Project) -> None:
     finally:
         project.config.monitoring.policy.enabled = True
     assert disabled.action == "disabled" and MonitoringStore.of(project).decisions()[-1]["action"] == "disabled"
+    project.config.monitoring.policy.every_windows = 3
+    try:
+        unscheduled = evaluate_policy(project, "2013-08")
+    finally:
+        project.config.monitoring.policy.every_windows = None
+    assert "the schedule cannot be checked: no data snapshot with mature labels" in unscheduled.reasons
     with pytest.raises(ConfigError, match="as_of: '2013-W01' is not a month window"):
         evaluate_policy(project, as_of="2013-W01")

@@ -127,6 +127,16 @@ def test_the_schedule_counts_weeks_behind_the_newest_mature_one(games_here: tupl
     assert decision.checks["windows_behind"] == 2
     assert decision.reasons == ["the champion learned from data up to 2024-W11, 2 windows behind 2024-W13"]
     assert decision.test_window == "2024-W13..2024-W13"
+    project.config.monitoring.policy.every_windows = 2
+    try:
+        calm = evaluate_policy(project)
+        early = evaluate_policy(project, as_of="2024-W12")
+    finally:
+        project.config.monitoring.policy.every_windows = None
+    assert calm.action == "none" and calm.reasons[-1] == (
+        "the champion learned from data up to 2024-W11, 2 window(s) behind 2024-W13 (retrains after more than 2)"
+    )
+    assert early.checks["windows_behind"] == 1 and early.action == "none"
 
 
 @pytest.fixture(scope="module")
