@@ -299,3 +299,32 @@ def test_regression_feedback_from_a_labels_file(readings: tuple[Project, pd.Data
     assert r.labelled == len(part) and r.unmatched_labels is None
     assert r.metrics["rmse"] == pytest.approx(np.sqrt(mean_squared_error(part["later"], part["prediction"])))
     assert json.loads(json.dumps(r.to_dict()))["metrics"]["rmse"] == pytest.approx(r.metrics["rmse"])
+
+
+def test_rows_without_every_class_probability_are_counted_not_scored(tmp_path: Path) -> None:
+    """A served multi-class row whose probabilities are missing or of the wrong length cannot be
+    scored: it is counted (``unscored``) and its label does not enter the metrics."""
+    table = games_table(n=40, seed=2)
+    project = games_project(tmp_path / "games", table)
+    project.config.monitoring.dir = str(tmp_path / "monitoring")
+    project.config.monitoring.feedback.min_labels = 5
+    p = game_probabilities(table, seed=1)
+    rows = [multiclass_row(i, r.kickoff, r.home, p[i], 1) for i, r in enumerate(table.itertuples())]
+    rows[3]["probabilities"] = None
+    rows[8]["probabilities"] = [0.5, 0.5]
+    log_rows(project, rows)
+    path = tmp_path / "results.csv"
+    pd.DataFrame(
+        {"kickoff": table["kickoff"].map(pd.Timestamp.isoformat), "home": table["home"], "result": table["result"]}
+    ).to_csv(path, index=False)
+    labels = load_labels(project, path, quarantine_dir=tmp_path / "q")
+    week = _weeks(table["kickoff"])
+    results = compute_feedback(project, labels)
+    unscored = {r.window: r.metrics["unscored"] for r in results}
+    assert unscored == {w: float(sum(week[i] == w for i in (3, 8))) for w in unscored}
+    for r in results:
+        mine = (week == r.window) & table["result"].notna().to_numpy()
+        mine[[3, 8]] = False
+        y = table.loc[mine, "result"].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
+        assert r.labelled == int(mine.sum()) and r.predictions == int((week == r.window).sum())
+        assert r.metrics["log_loss"] == pytest.approx(log_loss(y, p[mine], labels=[0, 1, 2]))
