@@ -5,8 +5,10 @@ Two kinds of prediction are queued: low-certainty ones (a binary model's probabi
 classes within the band of each other: the model could as well have said the other), and
 out-of-distribution ones, whose inputs the model never saw the like of in training (the serving
 layer logs why). A regression model's predictions are queued when out of distribution. Once
-labels arrive the queue carries them (``label``, in the task's terms), so a reviewer sees whether
-the doubtful call was right. Rows are in order of event time.
+labels arrive the queue carries them (``label``, in the task's terms: true/false, the class, the
+number), so a reviewer sees whether the doubtful call was right. Rows are in order of event time;
+the columns are the request (id, times, ``key.<id>`` event key), who served it, the task's answer
+(:data:`TASK_COLUMNS`), the reason and the label (:func:`review_columns`).
 """
 
 from __future__ import annotations
