@@ -94,12 +94,17 @@ def comparable(frame: pd.DataFrame, ids: list[str], types: dict[str, str] | None
         values = frame[col]
         kind = (types or {}).get(col)
         numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        if kind == "timestamp" or isinstance(values.dtype, pd.DatetimeTZDtype):
-            if numeric:  # Unix seconds, rounded to the microsecond like the writer's timestamp columns
-                micros = (pd.to_numeric(values, errors="coerce").astype("float64") * 1e6).round()
-                out[col] = pd.to_datetime(micros, unit="us", utc=True).dt.as_unit("us")
-            else:
-                out[col] = pd.to_datetime(values, utc=True).dt.as_unit("us")
+        if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
+            out[col] = pd.to_datetime(values, utc=True).dt.as_unit("us")
+        elif kind == "timestamp":
+            # Unix seconds (rounded to the microsecond like the writer's timestamp columns), or times;
+            # a log whose files disagree (numbers in some, timestamps in others) holds both
+            numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+            stamps = pd.to_datetime((numbers * 1e6).round(), unit="us", utc=True).dt.as_unit("us")
+            if not numeric:
+                rest = pd.to_datetime(values.where(numbers.isna()), utc=True, errors="coerce").dt.as_unit("us")
+                stamps = stamps.where(numbers.notna(), rest)
+            out[col] = stamps
         elif kind in ("int", "float") or (kind is None and numeric):
             out[col] = pd.to_numeric(values, errors="coerce").astype("float64")
         else:

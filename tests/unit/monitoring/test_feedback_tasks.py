@@ -328,3 +328,32 @@ def test_rows_without_every_class_probability_are_counted_not_scored(tmp_path: P
         y = table.loc[mine, "result"].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
         assert r.labelled == int(mine.sum()) and r.predictions == int((week == r.window).sum())
         assert r.metrics["log_loss"] == pytest.approx(log_loss(y, p[mine], labels=[0, 1, 2]))
+
+
+def test_a_log_keyed_by_the_writer_and_by_the_producer_joins_alike(tmp_path: Path) -> None:
+    """The writer keys served requests with the id's type (a timestamp); batch scoring gives the
+    kickoff as Unix seconds (a number): files of both kinds in one log join the same labels."""
+    table = games_table(n=60, seed=3)
+    project = games_project(tmp_path / "games", table)
+    project.config.monitoring.dir = str(tmp_path / "monitoring")
+    project.config.monitoring.feedback.min_labels = 5
+    p = game_probabilities(table, seed=2)
+    rows = [multiclass_row(i, r.kickoff, r.home, p[i], 1) for i, r in enumerate(table.itertuples())]
+    served = []
+    for row, game in zip(rows[:30], table.itertuples(), strict=False):
+        body = {"kickoff": game.kickoff.isoformat(), "home": game.home, "rating": float(game.rating)}
+        served.append({k: v for k, v in row.items() if k not in ("event_time", "keys")} | {"input": json.dumps(body)})
+    log_rows(project, served, keyed_by_writer=True)
+    log_rows(project, rows[30:])
+    kinds = {
+        str(pd.read_parquet(f)["key.kickoff"].dtype)
+        for f in Path(project.path(".noria/predictions")).rglob("*.parquet")
+    }
+    assert kinds == {"datetime64[us, UTC]", "float64"}
+    path = tmp_path / "results.csv"
+    results = table.assign(kickoff=table["kickoff"].map(pd.Timestamp.isoformat))[["kickoff", "home", "result"]]
+    results.to_csv(path, index=False)
+    labels = load_labels(project, path, quarantine_dir=tmp_path / "q")
+    found = compute_feedback(project, labels)
+    assert sum(r.predictions for r in found) == 60
+    assert sum(r.labelled for r in found) == len(labels) == int(table["result"].notna().sum())
