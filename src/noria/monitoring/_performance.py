@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 GROUP = ["model_name", "model_version", "arm"]
 KEY_PREFIX = "key."
+# Kept whatever the number of labels: they need no label, or count them.
+COUNTS = ("rows", "predictions", "labelled", "unscored", "flagged_rate")
 
 
 def log_keys(rows: pd.DataFrame, labels: Labels, types: dict[str, str] | None = None) -> pd.DataFrame:
@@ -40,59 +42,81 @@ def log_keys(rows: pd.DataFrame, labels: Labels, types: dict[str, str] | None = 
     missing = [c for c in labels.ids if KEY_PREFIX + c not in rows.columns]
     if missing:
         raise ValidationError(
-            f"the prediction log has no event key column {', '.join(KEY_PREFIX + c for c in missing)}",
-            fix="serve with this version of Noria: the log's writer records the request ids (features.request.ids)",
+            f"the prediction log has no event key column {', '.join(KEY_PREFIX + c for c in missing)}"
+            f" (the request ids, features.request.ids: {', '.join(labels.ids)})",
+            fix="serve with this version of Noria: the log's writer records the request ids of each prediction",
         )
     renamed = rows[[KEY_PREFIX + c for c in labels.ids]].rename(columns=lambda c: c[len(KEY_PREFIX) :])
     return comparable(renamed, labels.ids, types)
 
 
+def probability_matrix(values: pd.Series, k: int) -> np.ndarray:
+    """The logged class probabilities of multi-class rows as an n x k array (NaN rows where missing)."""
+    out = np.full((len(values), k), np.nan)
+    if not len(values):
+        return out
+    given = values.notna().to_numpy()
+    try:
+        stacked = np.array(values[given].tolist(), dtype=np.float64)
+    except ValueError:  # rows of different lengths: keep the rows of k values
+        lengths = np.array([len(v) for v in values[given]])
+        right = np.flatnonzero(given)[lengths == k]
+        if len(right):
+            out[right] = np.array(values.iloc[right].tolist(), dtype=np.float64)
+        return out
+    if stacked.ndim == 2 and stacked.shape[1] == k:
+        out[given] = stacked
+    return out
+
+
 def join_labels(
-    rows: pd.DataFrame, labels: Labels, task: Task, types: dict[str, str] | None = None
-) -> tuple[pd.DataFrame, int]:
+    rows: pd.DataFrame, labels: Labels, task: Task, types: dict[str, str] | None = None, timezone: str = "UTC"
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Served rows as ``GROUP`` + ``day``, the prediction columns and ``y`` (NaN without a label),
-    and how many labels matched no served row."""
-    right = labels.frame.assign(label_row=np.arange(len(labels.frame), dtype=np.int64))
+    and the positions in ``labels.frame`` of the labels that matched a row.
+
+    ``day`` is the local day of the event time in ``timezone`` (the windows' zone). A row
+    without a usable prediction (no score, or no probabilities of every class) is ``unscored``:
+    it is counted, and its label does not enter the metrics.
+    """
+    right = labels.frame[[*labels.ids, Y]].assign(label_row=np.arange(len(labels.frame), dtype=np.int64))
     left = log_keys(rows, labels, types)
     merged = left.merge(right, on=labels.ids, how="left", sort=False)
     if len(merged) != len(rows):  # cheaper than merge(validate=...): a repeated key adds rows
         raise ValidationError(
             "the labels hold the same request more than once",
-            fix="read labels with noria.monitoring.labels.load_labels, which rejects or merges repeated requests",
+            fix="read labels with noria.monitoring.labels (load_labels, labels_from_snapshot), which reject or"
+            " merge repeated requests",
         )
-    unmatched = len(labels.frame) - int(merged["label_row"].nunique(dropna=True))
+    found = merged["label_row"].dropna().to_numpy(dtype=np.int64)
     event = pd.to_datetime(rows["event_time"], utc=True)
+    local = event.dt.tz_convert(timezone).dt.tz_localize(None).dt.floor("D")
+    score = pd.to_numeric(rows["score"], errors="coerce").astype("float64").to_numpy()
+    y = merged[Y].to_numpy(dtype="float64")
     joined = pd.DataFrame(
         {
             "model_name": rows["model_name"].astype(str).to_numpy(),
             "model_version": rows["model_version"].astype("int64").to_numpy(),
             "arm": rows["arm"].fillna("champion").astype(str).to_numpy(),
-            "day": event.dt.floor("D").array,  # tz-aware, no per-value objects
-            "score": rows["score"].astype("float64").to_numpy(),
-            "y": merged[Y].to_numpy(dtype="float64"),
+            "day": local.to_numpy(dtype="datetime64[ns]"),
+            "score": score,
         }
     )
+    scored = np.isfinite(score)
     if task.name == "binary":
-        p = rows["score"].astype("float64").to_numpy()
-        threshold = rows["threshold"].astype("float64").to_numpy()
+        threshold = pd.to_numeric(rows["threshold"], errors="coerce").astype("float64").to_numpy()
         decision = rows["decision"].astype("boolean")
-        flagged = np.where(decision.isna().to_numpy(), p >= threshold, decision.fillna(False).to_numpy(dtype=bool))
+        flagged = np.where(decision.isna().to_numpy(), score >= threshold, decision.fillna(False).to_numpy(dtype=bool))
         joined["threshold"] = threshold
         joined["flagged"] = flagged
     elif task.name == "multiclass":
-        probabilities = (
-            np.vstack(
-                [
-                    np.asarray(v, dtype=np.float64) if v is not None else np.full(len(task.classes), np.nan)
-                    for v in rows["probabilities"]
-                ]
-            )
-            if len(rows)
-            else np.zeros((0, len(task.classes)))
-        )
+        probabilities = probability_matrix(rows["probabilities"], len(task.classes))
+        scored = np.isfinite(probabilities).all(axis=1)
         for j in range(len(task.classes)):
             joined[f"p{j}"] = probabilities[:, j]
-    return joined, unmatched
+    joined["unscored"] = ~scored
+    joined["y"] = np.where(scored, y, np.nan)
+    return joined, np.unique(found)
 
 
 def predictions(joined: pd.DataFrame, task: Task) -> np.ndarray:
@@ -105,9 +129,17 @@ def predictions(joined: pd.DataFrame, task: Task) -> np.ndarray:
 def summarise(
     part: pd.DataFrame, task: Task, min_labels: int, bins: int
 ) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
-    """Metrics of one model version and arm over a window, and its reliability bins."""
+    """Metrics of one model version and arm over a window, and its reliability bins.
+
+    With fewer than ``min_labels`` labelled rows only the counts (and the flagged rate, which
+    needs no label) are given.
+    """
     lab = part[part["y"].notna()]
-    base: dict[str, float | None] = {"predictions": float(len(part)), "labelled": float(len(lab))}
+    base: dict[str, float | None] = {
+        "predictions": float(len(part)),
+        "labelled": float(len(lab)),
+        "unscored": float(part["unscored"].sum()),
+    }
     if task.name == "binary":
         base["flagged_rate"] = float(part["flagged"].mean()) if len(part) else None
     if len(lab) == 0:
@@ -122,29 +154,34 @@ def summarise(
         # precision/recall from the decisions the service logged (its threshold at the time)
         metrics["precision"] = hits / int(flagged.sum()) if flagged.any() else None
         metrics["recall"] = hits / int(y.sum()) if y.any() else None
-        metrics["flagged_rate"] = base["flagged_rate"]
-        calibration, _ = reliability(y, pred, bins)
+        calibration, metrics["ece"] = reliability(y, pred, bins)
     elif task.name == "multiclass":
         metrics = task_metrics(task, y, pred)
         correct = (pred.argmax(axis=1) == y.astype(np.int64)).astype(np.float64)
-        calibration, _ = reliability(correct, pred.max(axis=1), bins)
+        calibration, metrics["ece"] = reliability(correct, pred.max(axis=1), bins)
         metrics |= {f"share_{c}": float((y == j).mean()) for j, c in enumerate(task.classes)}
     else:
         metrics = task_metrics(task, y, pred)
         calibration = []
     if len(lab) < min_labels:  # too few labels to rank or score: counts only
-        metrics = {k: (v if k in ("rows",) else None) for k, v in metrics.items()}
-    return base | metrics, calibration
+        metrics = {k: (v if k in COUNTS else None) for k, v in metrics.items()}
+        calibration = []
+    return metrics | base, calibration
 
 
 def daily(joined: pd.DataFrame, task: Task, min_labels: int) -> dict[tuple[Hashable, ...], list[dict[str, Any]]]:
-    """Per ``GROUP`` value, one dict per day: counts and the task's daily figures."""
+    """Per ``GROUP`` value, one dict per (local) day: counts and the task's daily figures."""
     # group by two integers (group number, day number): much cheaper than three text columns and a timestamp
     group = joined.groupby(GROUP, sort=True)
-    names = list(group.groups)
+    numbers = group.ngroup().to_numpy()
+    first = pd.Series(np.arange(len(joined))).groupby(numbers).first()
+    names = {
+        int(g): tuple(_plain(v) for v in joined[GROUP].iloc[int(i)])
+        for g, i in zip(first.index.to_numpy(), first.to_numpy(), strict=True)
+    }
     frame = pd.DataFrame(
         {
-            "g": group.ngroup().to_numpy(),
+            "g": numbers,
             "d": joined["day"].to_numpy(dtype="datetime64[D]").astype(np.int64),
             "s": joined["score"].to_numpy(),
             "y": joined["y"].to_numpy(),
@@ -199,10 +236,13 @@ def daily(joined: pd.DataFrame, task: Task, min_labels: int) -> dict[tuple[Hasha
     table["day"] = table["d"].to_numpy().astype("datetime64[D]").astype(str)
     out: dict[tuple[Hashable, ...], list[dict[str, Any]]] = {}
     for g, part in table.groupby("g", sort=True):
-        name = names[int(str(g))]
-        key = tuple(name) if isinstance(name, tuple) else (name,)
-        out[key] = [_clean(r) for r in part[["day", *columns]].to_dict("records")]
+        out[names[int(str(g))]] = [_clean(r) for r in part[["day", *columns]].to_dict("records")]
     return out
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if item is not None else value
 
 
 def _clean(record: dict[Hashable, Any]) -> dict[str, Any]:
@@ -221,4 +261,4 @@ def _clean(record: dict[Hashable, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["GROUP", "daily", "join_labels", "log_keys", "predictions", "summarise"]
+__all__ = ["GROUP", "daily", "join_labels", "log_keys", "predictions", "probability_matrix", "summarise"]

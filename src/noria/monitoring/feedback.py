@@ -23,9 +23,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from noria.errors import NotFoundError, ValidationError
+from noria.errors import ConfigError, NotFoundError, ValidationError
 from noria.monitoring._performance import GROUP, daily, join_labels, summarise
-from noria.monitoring.labels import Labels, id_types, labels_from_snapshot, load_labels
+from noria.monitoring.labels import WINDOW, Labels, id_types, labels_from_snapshot, load_labels
 from noria.monitoring.review import review_frame
 from noria.monitoring.store import MonitoringStore
 from noria.monitoring.window import read_window, windows_in_log
@@ -69,7 +69,9 @@ class WindowPerformance:
     kpi: dict[str, Any] = field(default_factory=dict)
     days: list[dict[str, Any]] = field(default_factory=list)
     calibration: list[dict[str, Any]] = field(default_factory=list)
-    unmatched_labels: int = 0
+    # labels of the window's requests that no served prediction matched (the service never scored
+    # them); None when the labels do not say which window they belong to (a labels file)
+    unmatched_labels: int | None = None
     path: Path | None = None
 
     @property
@@ -128,12 +130,13 @@ class FeedbackSummary:
     immature: int
     duplicates: int
     quarantine_path: str | None
-    matched: int
+    matched: int  # accepted labels that matched a served prediction of the windows scored
     results: list[WindowPerformance]
     review_paths: dict[str, str]
 
     @property
     def unmatched(self) -> int:
+        """Accepted labels that matched no served prediction (of the windows scored)."""
         return self.accepted - self.matched
 
     def table(self) -> list[dict[str, Any]]:
@@ -178,7 +181,7 @@ def compute_feedback(
     ``windows`` default to every window of the prediction log. With ``save`` each window's
     records and review queue are written to the monitoring store.
     """
-    return _compute(project, labels, windows, save)[0]
+    return _compute(project, labels, windows, save).results
 
 
 def record_feedback(
@@ -192,15 +195,16 @@ def record_feedback(
     ``noria monitor feedback [--labels PATH] [--window W]`` runs.
     """
     store = MonitoringStore.of(project)
+    quarantine = store.root / "quarantine"
     if labels_path is not None:
-        labels = load_labels(project, labels_path, quarantine_dir=store.root / "quarantine")
+        labels = load_labels(project, labels_path, quarantine_dir=quarantine)
     else:
         chosen = windows or sorted(windows_in_log(project))
         if not chosen:
             raise NotFoundError(
                 "the prediction log holds no served request yet", fix="serve predictions first (noria serve)"
             )
-        labels = labels_from_snapshot(project, chosen)
+        labels = labels_from_snapshot(project, chosen, quarantine_dir=quarantine)
     if not len(labels):
         raise ValidationError(
             f"no usable label in {labels.source}: {labels.rejected} row(s) rejected"
@@ -210,7 +214,7 @@ def record_feedback(
             if labels_path is not None
             else "ingest the data that holds the outcomes (noria data ingest), or wait until they are mature",
         )
-    results, reviews, matched = _compute(project, labels, windows, True)
+    done = _compute(project, labels, windows, True)
     return FeedbackSummary(
         source=labels.source,
         rows_read=labels.rows_read,
@@ -220,9 +224,9 @@ def record_feedback(
         immature=labels.immature,
         duplicates=labels.duplicates,
         quarantine_path=labels.quarantine_path,
-        matched=matched,
-        results=results,
-        review_paths={w: str(p) for w, p in reviews.items()},
+        matched=done.matched,
+        results=done.results,
+        review_paths={w: str(p) for w, p in done.reviews.items()},
     )
 
 
@@ -230,9 +234,12 @@ def performance_trend(project: Project) -> pd.DataFrame:
     """One row per stored (window, model version): the live primary metric next to its holdout value."""
     import pandas as pd
 
+    from noria.tasks import task_of
+
+    primary = task_of(project).primary_metric
     rows = []
     for record in MonitoringStore.of(project).records("performance"):
-        metric = record.get("primary_metric") or "roc_auc"
+        metric = record.get("primary_metric") or primary
         rows.append(
             {
                 "window": record["window"],
@@ -283,25 +290,57 @@ def holdout_metric(project: Project, name: str, version: int, metric: str) -> fl
     return None if value is None else float(value)
 
 
-def _compute(
-    project: Project, labels: Labels, windows: list[str] | None, save: bool
-) -> tuple[list[WindowPerformance], dict[str, Path], int]:
+@dataclass
+class _Computed:
+    results: list[WindowPerformance]
+    reviews: dict[str, Path]
+    matched: int  # distinct labels matched by a served prediction
+
+
+def _kpi_metric(project: Project, task: Any) -> str:
+    """The KPI's metric (``monitoring.kpi.metric`` or the task's default), checked against the task."""
     from noria.task_metrics import kpi_default
+
+    metric = project.config.monitoring.kpi.metric or kpi_default(task)
+    known = [*task.metric_directions, *_EXTRA_METRICS[task.name]]
+    if task.name == "multiclass":
+        known += [f"share_{c}" for c in task.classes]
+    if metric not in known:
+        raise ConfigError(
+            f"monitoring.kpi.metric {metric!r} is not a metric of a {task.name} model",
+            fix=f"use one of {', '.join(known)}",
+        )
+    return metric
+
+
+_EXTRA_METRICS = {
+    "binary": ["flagged_rate", "base_rate", "mean_score"],
+    "multiclass": ["mean_confidence"],
+    "regression": ["mean_label", "mean_prediction"],
+}
+
+
+def _compute(project: Project, labels: Labels, windows: list[str] | None, save: bool) -> _Computed:
+    import numpy as np
+
     from noria.tasks import task_of
+    from noria.windows import Windows
 
     task = task_of(project)
     cfg = project.config.monitoring
+    spans = Windows.of(project)
+    kpi_metric = _kpi_metric(project, task)
     store = MonitoringStore.of(project)
     explicit = windows is not None
-    chosen = windows if windows is not None else sorted(windows_in_log(project))
+    chosen = [spans.check(w, "window") for w in windows] if windows is not None else sorted(windows_in_log(project))
     if not chosen:
         raise NotFoundError("the prediction log holds no served request yet", fix="serve predictions first")
     _, types = id_types(project)
+    label_windows = labels.frame[WINDOW].to_numpy(dtype=object) if labels.windowed else None
     holdout: dict[tuple[str, int], float | None] = {}
-    kpi_metric = cfg.kpi.metric or kpi_default(task)
     results: list[WindowPerformance] = []
     reviews: dict[str, Path] = {}
-    matched = 0
+    matched = np.zeros(len(labels.frame), dtype=bool)
     for window in chosen:
         rows = read_window(project, window)
         if rows.empty:
@@ -311,13 +350,16 @@ def _compute(
                     fix="pick a window the service has scored requests for (noria monitor windows lists them)",
                 )
             continue
-        joined, unmatched = join_labels(rows, labels, task, types)
-        matched_here = int(joined["y"].notna().sum())
-        matched += matched_here
-        if matched_here == 0 and not explicit:
+        joined, found = join_labels(rows, labels, task, types, spans.timezone)
+        matched[found] = True
+        if not len(found) and not explicit:
             continue
+        unmatched = None
+        if label_windows is not None:
+            mine = label_windows == window
+            unmatched = int(mine.sum()) - int(mine[found].sum())
         days = daily(joined, task, cfg.feedback.min_labels)
-        found = []
+        found_here = []
         for key, part in joined.groupby(GROUP, sort=True):
             name, version, arm = str(key[0]), int(str(key[1])), str(key[2])
             if (name, version) not in holdout:
@@ -325,7 +367,7 @@ def _compute(
             metrics, calibration = summarise(part, task, cfg.feedback.min_labels, cfg.feedback.calibration_bins)
             live, base = metrics.get(task.primary_metric), holdout[(name, version)]
             thresholds = part["threshold"].dropna() if "threshold" in part else None
-            found.append(
+            found_here.append(
                 WindowPerformance(
                     window=window,
                     model_name=name,
@@ -346,12 +388,12 @@ def _compute(
                 )
             )
         if save:
-            found = _save(store, window, found)
+            found_here = _save(store, window, found_here)
             reviews[window] = store.save_review(
                 window, review_frame(rows, labels, task, cfg.feedback.review_band, types)
             )
-        results.extend(found)
-    return results, reviews, matched
+        results.extend(found_here)
+    return _Computed(results, reviews, int(matched.sum()))
 
 
 def _save(store: MonitoringStore, window: str, found: list[WindowPerformance]) -> list[WindowPerformance]:

@@ -33,15 +33,22 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from noria.config import Project
+    from noria.tasks import Task
 
 LABEL = "label"
 Y = "y"  # the label as the training set encodes it (0/1, class index, the number)
+WINDOW = "window"  # the label's window, when its source knows the event time (snapshot labels)
 REASON = "reason"
+_FAR_FUTURE = "2262-01-01T00:00:00Z"  # "as of" the end of time: every label counts as mature
 
 
 @dataclass
 class Labels:
-    """Labelled requests: the id columns (comparable form) and ``y``; counts of what was left out."""
+    """Labelled requests: the id columns (comparable form), ``y`` and, from a snapshot, ``window``.
+
+    The counts say what was left out; they add up: ``rows_read = len(self) + rejected +
+    unlabelled + immature + duplicates``.
+    """
 
     frame: pd.DataFrame
     ids: list[str]
@@ -57,6 +64,11 @@ class Labels:
     def __len__(self) -> int:
         return len(self.frame)
 
+    @property
+    def windowed(self) -> bool:
+        """Whether each label's window is known (then a window's unmatched labels can be counted)."""
+        return WINDOW in self.frame.columns
+
 
 def id_types(project: Project) -> tuple[list[str], dict[str, str]]:
     """The event key's columns and their declared types."""
@@ -70,18 +82,30 @@ def id_types(project: Project) -> tuple[list[str], dict[str, str]]:
 
 
 def comparable(frame: pd.DataFrame, ids: list[str], types: dict[str, str] | None = None) -> pd.DataFrame:
-    """Id columns in one form both sides of a join agree on: UTC microseconds, float64, or text."""
+    """Id columns in one form both sides of a join agree on: UTC microseconds, float64, or text.
+
+    A timestamp id held as a number (the prediction log's writer without the project's types,
+    batch scoring) is Unix seconds, as the writer records it.
+    """
     import pandas as pd
 
     out: dict[str, Any] = {}
     for col in ids:
         values = frame[col]
         kind = (types or {}).get(col)
-        if kind == "timestamp" or isinstance(values.dtype, pd.DatetimeTZDtype):
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
             out[col] = pd.to_datetime(values, utc=True).dt.as_unit("us")
-        elif kind in ("int", "float") or (
-            kind is None and pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        ):
+        elif kind == "timestamp":
+            # Unix seconds (rounded to the microsecond like the writer's timestamp columns), or times;
+            # a log whose files disagree (numbers in some, timestamps in others) holds both
+            numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+            stamps = pd.to_datetime((numbers * 1e6).round(), unit="us", utc=True).dt.as_unit("us")
+            if not numeric:
+                rest = pd.to_datetime(values.where(numbers.isna()), utc=True, errors="coerce").dt.as_unit("us")
+                stamps = stamps.where(numbers.notna(), rest)
+            out[col] = stamps
+        elif kind in ("int", "float") or (kind is None and numeric):
             out[col] = pd.to_numeric(values, errors="coerce").astype("float64")
         else:
             out[col] = values.astype("string")
@@ -89,45 +113,132 @@ def comparable(frame: pd.DataFrame, ids: list[str], types: dict[str, str] | None
 
 
 def labels_from_snapshot(
-    project: Project, windows: list[str], *, snapshot_id: str | None = None, as_of: Any = None
+    project: Project,
+    windows: list[str],
+    *,
+    snapshot_id: str | None = None,
+    as_of: Any = None,
+    quarantine_dir: Path | str | None = None,
 ) -> Labels:
-    """Labels of the requests of ``windows`` by the project's target rule, from a data snapshot."""
+    """Labels of the requests of ``windows`` by the project's target rule, from a data snapshot.
+
+    The request table's rows whose event time falls in one of ``windows`` are labelled as a
+    training set would label them (:func:`noria.features.training_set.label_rows`): a label
+    counts once it is known by ``as_of`` (default: the newest event time in the snapshot) -
+    ``mature_after`` after the event, or at the label function's ``label_time``. Rows without a
+    label are ``unlabelled``, rows whose label is not known yet ``immature``; a row whose id is
+    missing, or two rows of one request with different labels, are rejected (written to
+    ``quarantine_dir`` with the reason when given); the same label twice is kept once.
+    """
     import pandas as pd
 
     from noria.data.snapshots import open_snapshot
     from noria.features.definitions import load_definitions
-    from noria.features.training_set import entity_rows, label_rows, request_ids
+    from noria.features.training_set import entity_rows, label_rows
+    from noria.tasks import task_of
+    from noria.windows import Windows
 
     defs = load_definitions(project)
+    spans = Windows.of(project)
+    chosen = sorted({spans.check(w, "window") for w in windows})
     snapshot = open_snapshot(project, snapshot_id)
     ids, types = id_types(project)
-    parts = []
-    immature = unlabelled = read = 0
-    for window in windows:
-        rows = entity_rows(defs, snapshot, window, window)
-        if rows.empty:
-            continue
-        labels = label_rows(defs, snapshot, rows, as_of=None if as_of is None else pd.Timestamp(as_of))
-        read += len(rows)
-        immature += int(labels.info["immature_rows"])
-        known = labels.values.notna().to_numpy()
-        unlabelled += int((~known).sum())
-        part = comparable(rows.loc[known, request_ids(defs)].reset_index(drop=True), ids, types)
-        part[Y] = labels.values[known].to_numpy(dtype="float64")
-        parts.append(part)
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({**{c: [] for c in ids}, Y: []})
+    task = task_of(project)
+    source = f"snapshot {snapshot.id[:8]} ({project.config.model.require_target().rule(task.name)})"
+    if not chosen:
+        return Labels(_empty(ids, types, windowed=True), ids, source)
+    rows = entity_rows(defs, snapshot, chosen[0], chosen[-1], spans)
+    rows = rows[rows["window"].isin(chosen).to_numpy()].reset_index(drop=True)
+    if rows.empty:
+        return Labels(_empty(ids, types, windowed=True), ids, source)
+    result = label_rows(defs, snapshot, rows, as_of=_timestamp(as_of, "as_of"))
+    known = result.values.to_numpy(dtype="float64")
+    every = known  # every label, mature or not: known unless some are not mature yet
+    if result.info["immature_rows"]:
+        every = label_rows(defs, snapshot, rows, as_of=pd.Timestamp(_FAR_FUTURE)).values.to_numpy(dtype="float64")
+    reasons = _Reasons(len(rows))
+    keys = comparable(rows, ids, types)
+    for col in ids:
+        reasons.add(keys[col].isna(), f"{col} is missing")
+    frame = keys.assign(**{Y: known, WINDOW: rows["window"].to_numpy(dtype=object)})
+    ok = reasons.ok()
+    labelled = ok & ~np.isnan(known)
+    immature = ok & ~np.isnan(every) & np.isnan(known)
+    frame, duplicates = _dedupe(frame[labelled], ids, reasons)
+    bad = ~reasons.ok()
+    quarantine = None
+    if bad.any() and quarantine_dir is not None:
+        shown = rows.loc[bad, ids].assign(**{LABEL: decode_labels(task, every[bad])})
+        quarantine = _quarantine(shown, reasons.text[bad], Path(quarantine_dir), Path(f"snapshot-{snapshot.id[:8]}"))
     return Labels(
-        frame,
+        frame.reset_index(drop=True),
         ids,
-        f"snapshot {snapshot.id[:8]} (model.target)",
-        rows_read=read,
-        unlabelled=unlabelled - immature,
-        immature=immature,
+        source,
+        rows_read=len(rows),
+        rejected=int(bad.sum()),
+        unlabelled=int((ok & np.isnan(every)).sum()),
+        duplicates=duplicates,
+        immature=int(immature.sum()),
+        quarantine_path=None if quarantine is None else str(quarantine),
+        extra={"as_of": result.info["as_of"], "windows": chosen},
     )
 
 
+def _timestamp(value: Any, what: str) -> pd.Timestamp | None:
+    """A moment as a UTC timestamp (naive values are UTC); None stays None."""
+    import pandas as pd
+
+    if value is None:
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ValidationError(
+            f"{what}={value!r} is not a time", fix="give an ISO 8601 time, e.g. 2013-08-01T00:00:00Z"
+        ) from None
+    if pd.isna(stamp):
+        raise ValidationError(f"{what} is missing", fix="give an ISO 8601 time, e.g. 2013-08-01T00:00:00Z")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _empty(ids: list[str], types: dict[str, str], *, windowed: bool = False) -> pd.DataFrame:
+    """No labels, with the columns and dtypes of some (a join on them still works)."""
+    import pandas as pd
+
+    frame = comparable(pd.DataFrame({c: pd.Series([], dtype=object) for c in ids}), ids, types)
+    frame[Y] = pd.Series([], dtype="float64")
+    if windowed:
+        frame[WINDOW] = pd.Series([], dtype=object)
+    return frame
+
+
+def _dedupe(frame: pd.DataFrame, ids: list[str], reasons: _Reasons) -> tuple[pd.DataFrame, int]:
+    """One row per request: a request given different labels is rejected (every copy, with a
+    reason), the same label twice is kept once. ``frame``'s index is the row number in
+    ``reasons``. Returns the rows kept and the number of duplicates dropped."""
+    import pandas as pd
+
+    repeated = frame.duplicated(ids, keep=False)
+    if not repeated.any():
+        return frame, 0
+    per_key = frame[repeated].groupby(ids, sort=False, dropna=False)[Y]
+    conflict = per_key.transform("nunique") > 1
+    times = per_key.transform("size")[conflict]
+    count = pd.Series(0, index=range(len(reasons.text)))
+    count[times.index] = times
+    reasons.add(count.gt(0), "the request appears {} times with different labels", count)
+    frame = frame.drop(index=times.index)
+    again = frame.duplicated(ids, keep="first")
+    return frame[~again], int(again.sum())
+
+
 def load_labels(project: Project, path: Path | str, *, quarantine_dir: Path | str) -> Labels:
-    """Read a labels file (ids + ``label`` or the target column); quarantine its bad rows."""
+    """Read a labels file (ids + ``label`` or the target column); quarantine its bad rows.
+
+    Every row is accepted, rejected (quarantined with its reason: an id that cannot be read, a
+    label the task cannot use, one request with two different labels), unlabelled (no label
+    given) or a duplicate (the same request and label again, kept once).
+    """
     import pandas as pd
 
     from noria.tasks import task_of
@@ -138,54 +249,41 @@ def load_labels(project: Project, path: Path | str, *, quarantine_dir: Path | st
     target = project.config.model.require_target()
     task = task_of(project)
     label_column = LABEL if LABEL in raw.columns else target.column if target.column in raw.columns else None
-    missing = [c for c in ids if c not in raw.columns]
+    missing = [repr(c) for c in ids if c not in raw.columns]
     if missing or label_column is None:
         wanted = f"'label'{f' or {target.column!r}' if target.column else ''}"
+        if label_column is None:
+            missing.append(wanted)
         raise ValidationError(
-            f"labels file {path} lacks {', '.join(map(repr, missing)) or wanted}: a labels file holds the request"
+            f"labels file {path} has no column {', '.join(missing)}: a labels file holds the request"
             f" ids ({', '.join(ids)}) and {wanted} (found: {', '.join(map(str, raw.columns))})",
             fix="add the missing column(s); timestamps are ISO 8601 with an offset, e.g. 2013-07-01T05:15:00-04:00",
         )
     n = len(raw)
     reasons = _Reasons(n)
-    keys = {}
-    for col in ids:
-        keys[col] = _parse_id(raw[col], types[col], col, reasons)
-    key_frame = pd.DataFrame(keys, index=raw.index)
+    keys = {col: _parse_id(raw[col], types[col], col, reasons) for col in ids}
     threshold = target.threshold if label_column != LABEL else None
     y = _encode(task, raw[label_column], threshold, label_column, reasons)
     ok = reasons.ok()
     labelled = ok & y.notna().to_numpy()
-    frame = key_frame.assign(**{Y: y})[labelled]
-    # one request, two different labels: neither can be trusted; the same label twice is kept once
-    repeated = frame[frame.duplicated(ids, keep=False)]
-    duplicates = 0
-    if len(repeated):
-        per_key = repeated.groupby(ids, sort=False, dropna=False)[Y]
-        conflict = per_key.transform("nunique") > 1
-        times = per_key.transform("size")[conflict]
-        count = pd.Series(0, index=raw.index)
-        count[times.index] = times
-        reasons.add(raw.index.isin(times.index), "the request appears {} times with different labels", count)
-        frame = frame.drop(index=times.index)
-        again = frame.duplicated(ids, keep="first")
-        duplicates = int(again.sum())
-        frame = frame[~again]
+    frame = comparable(pd.DataFrame(keys, index=raw.index), ids, types).assign(**{Y: y.to_numpy(dtype="float64")})
+    frame, duplicates = _dedupe(frame[labelled], ids, reasons)
     bad = ~reasons.ok()
     quarantine = _quarantine(raw[bad], reasons.text[bad], Path(quarantine_dir), path) if bad.any() else None
     return Labels(
-        comparable(frame.reset_index(drop=True), ids, types).assign(**{Y: frame[Y].to_numpy()}),
+        frame.reset_index(drop=True),
         ids,
         str(path),
         rows_read=n,
         rejected=int(bad.sum()),
-        unlabelled=int((ok & ~y.notna().to_numpy()).sum()),
+        unlabelled=int((ok & y.isna().to_numpy()).sum()),
         duplicates=duplicates,
         quarantine_path=None if quarantine is None else str(quarantine),
     )
 
 
 def _parse_id(values: pd.Series, kind: str, col: str, reasons: _Reasons) -> pd.Series:
+    """One id column of a labels file, parsed by the id's declared type; bad values get a reason."""
     import pandas as pd
 
     if kind == "timestamp":
@@ -200,41 +298,97 @@ def _parse_id(values: pd.Series, kind: str, col: str, reasons: _Reasons) -> pd.S
             )
         text = _text(values)
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-        has_offset = text.str.contains(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", regex=True).fillna(False).astype(bool)
+        has_offset = text.str.contains(_OFFSET, regex=True).fillna(False).astype(bool)
         reasons.add(text.isna(), f"{col} is missing")
         reasons.add(text.notna() & parsed.isna(), f"{col}={{}} is not an ISO 8601 time", text)
         reasons.add(parsed.notna() & ~has_offset, f"{col}={{}} has no UTC offset (add Z or e.g. -04:00)", text)
         return parsed.where(has_offset)
+    given = _present(values)
+    reasons.add(~given, f"{col} is missing")
     if kind in ("int", "float"):
-        numbers = pd.to_numeric(values, errors="coerce")
-        bad = numbers.isna() | ((numbers % 1 != 0) if kind == "int" else False)
-        reasons.add(bad, f"{col}={{}} is not {'a whole number' if kind == 'int' else 'a number'}", values)
-        return numbers.astype("float64")
-    text = _text(values)
-    reasons.add(text.isna(), f"{col} is missing")
-    return text
+        numbers = pd.to_numeric(_text(values) if _textual(values) else values, errors="coerce").astype("float64")
+        wrong = numbers.isna() | ~np.isfinite(numbers) | ((numbers % 1 != 0) if kind == "int" else False)
+        reasons.add(given & wrong, f"{col}={{}} is not {'a whole number' if kind == 'int' else 'a number'}", values)
+        return numbers
+    if kind == "bool":
+        text = _text(values).str.lower()
+        flags = text.map(_BOOLS).astype("object")
+        reasons.add(given & flags.isna(), f"{col}={{}} is not true/false or 1/0", values)
+        return flags.astype("string")
+    return _text(values)
 
 
-def _encode(task: Any, values: pd.Series, threshold: float | None, col: str, reasons: _Reasons) -> pd.Series:
-    """Labels encoded as the training set holds them; values the task cannot use get a reason (not raise)."""
+_BOOLS = {"true": "True", "t": "True", "1": "True", "1.0": "True"} | {
+    "false": "False",
+    "f": "False",
+    "0": "False",
+    "0.0": "False",
+}
+_OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"  # an ISO 8601 UTC offset at the end of the text
+
+
+def _textual(values: pd.Series) -> bool:
     import pandas as pd
 
-    text = _text(values) if values.dtype == object or isinstance(values.dtype, pd.StringDtype) else values
-    present = values.notna() & (text.notna() if text is not values else True)
-    try:  # the usual case, all at once; one bad value sends it down the value-by-value path
-        encoded = task.encode_labels(values.where(present), threshold=threshold, where=col)
+    return values.dtype == object or isinstance(values.dtype, pd.StringDtype)
+
+
+def _present(values: pd.Series) -> pd.Series:
+    """Where a value is given (not missing, not blank text)."""
+    if _textual(values):
+        return _text(values).notna().astype(bool)
+    return values.notna()
+
+
+def _encode(task: Task, values: pd.Series, threshold: float | None, col: str, reasons: _Reasons) -> pd.Series:
+    """Labels encoded as the training set holds them (float64, NaN where not given); a value the
+    task cannot use gets a reason instead of failing the file. Column-wise: numbers are checked
+    in one step; categorical labels (few distinct values) are encoded once per distinct value
+    only when the column as a whole does not encode."""
+    import pandas as pd
+
+    given = _present(values)
+    clean = _text(values).astype(object) if _textual(values) else values
+    clean = clean.where(given)
+    if threshold is not None or task.name == "regression":
+        numbers = pd.to_numeric(clean, errors="coerce").astype("float64")
+        reasons.add(given & numbers.isna(), f"{col}={{}} is not a number", values)
+        infinite = pd.Series(np.isinf(numbers.to_numpy()), index=values.index)
+        reasons.add(infinite, f"{col}={{}} is infinite", values)
+        usable = numbers.where(~infinite)
+        encoded = task.encode_labels(usable, threshold=threshold, where=col)
+        return pd.Series(encoded.to_numpy(dtype="float64"), index=values.index)
+    try:  # the usual case: the whole column at once
+        encoded = task.encode_labels(clean, threshold=None, where=col)
         return pd.Series(encoded.to_numpy(dtype="float64"), index=values.index)
     except DataError:
         pass
-    out = pd.Series(np.nan, index=values.index, dtype="float64")
-    for value in pd.unique(values[present]):
-        rows = (values == value).to_numpy() & present.to_numpy()
+    codes, uniques = pd.factorize(clean, use_na_sentinel=True)
+    mapped = np.full(len(uniques), np.nan)
+    for j, value in enumerate(uniques):
         try:
-            code = task.encode_labels(pd.Series([value]), threshold=threshold, where=col).iloc[0]
+            mapped[j] = float(task.encode_labels(pd.Series([value]), threshold=None, where=col).iloc[0])
         except DataError:
-            reasons.add(pd.Series(rows, index=values.index), f"{col}={{}} is not a {task.name} label", values)
             continue
-        out[rows] = code
+    out = np.where(codes >= 0, mapped[np.maximum(codes, 0)], np.nan)
+    wrong = (codes >= 0) & np.isnan(out)
+    expected = (
+        "true/false or 1/0" if task.name == "binary" else f"one of model.target.classes ({', '.join(task.classes)})"
+    )
+    reasons.add(wrong, f"{col}={{}} is not {expected}", values)
+    return pd.Series(out, index=values.index, dtype="float64")
+
+
+def decode_labels(task: Task, values: np.ndarray) -> np.ndarray:
+    """Labels as a person reads them (true/false, the class name, the number; None where unknown), column-wise."""
+    known = ~np.isnan(values)
+    out = np.full(len(values), None, dtype=object)
+    if task.name == "binary":
+        out[known] = values[known] == 1.0
+    elif task.name == "multiclass":
+        out[known] = np.asarray(task.classes, dtype=object)[values[known].astype(np.int64)]
+    else:
+        out[known] = values[known]
     return out
 
 
@@ -320,4 +474,14 @@ def _quarantine(rows: pd.DataFrame, reasons: Any, folder: Path, source: Path) ->
     return path
 
 
-__all__ = ["LABEL", "Labels", "Y", "comparable", "id_types", "labels_from_snapshot", "load_labels"]
+__all__ = [
+    "LABEL",
+    "WINDOW",
+    "Labels",
+    "Y",
+    "comparable",
+    "decode_labels",
+    "id_types",
+    "labels_from_snapshot",
+    "load_labels",
+]

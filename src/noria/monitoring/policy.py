@@ -83,7 +83,13 @@ def evaluate_policy(project: Project, window: str | None = None, *, as_of: str |
     ``as_of``: the newest window that counts as "now" (a replay); default the newest in the data.
     """
     from noria.tasks import task_of
+    from noria.windows import Windows
 
+    spans = Windows.of(project)
+    if window is not None:
+        spans.check(window, "window")
+    if as_of is not None:
+        spans.check(as_of, "as_of")
     policy = project.config.monitoring.policy
     task = task_of(project)
     store = MonitoringStore.of(project)
@@ -121,9 +127,25 @@ def evaluate_policy(project: Project, window: str | None = None, *, as_of: str |
     holdout = metrics.get(HOLDOUT_PREFIX + metric)
     live = None if performance is None else (performance.get("metrics") or {}).get(metric)
     checks.update({"metric": metric, "holdout": holdout, "live": live})
-    if performance is not None and live is not None and holdout is not None and policy.metric_drop is not None:
+    if performance is None:
+        decision.reasons.append(f"no labelled performance record for version {version} yet")
+    elif live is None:
+        decision.reasons.append(
+            f"live {metric} unknown in {performance['window']}: {performance.get('labelled', 0)} labelled"
+            " predictions (monitoring.feedback.min_labels not reached)"
+        )
+    elif holdout is None:
+        decision.reasons.append(
+            f"the champion's training run logged no {HOLDOUT_PREFIX}{metric}: live {metric} {live:.3f} not compared"
+        )
+    elif policy.metric_drop is None:
+        decision.reasons.append(
+            f"live {metric} {live:.3f} vs holdout {holdout:.3f} not judged (monitoring.policy.metric_drop unset)"
+        )
+    else:
         drop = task.metric_drop(holdout, live)
         checks["metric_drop"] = drop
+        worse = "worse" if drop > 0 else "better"
         if drop > policy.metric_drop:
             wanted.append(
                 f"live {metric} {live:.3f} in {performance['window']} is {drop:.3f} worse than the holdout "
@@ -131,10 +153,9 @@ def evaluate_policy(project: Project, window: str | None = None, *, as_of: str |
             )
         else:
             decision.reasons.append(
-                f"live {metric} {live:.3f} is within {policy.metric_drop} of the holdout {holdout:.3f}"
+                f"live {metric} {live:.3f} in {performance['window']} is {abs(drop):.3f} {worse} than the holdout"
+                f" {holdout:.3f}, within {policy.metric_drop}"
             )
-    elif performance is None:
-        decision.reasons.append("no labelled performance record yet")
     # 3. the schedule, in windows of data
     trained_to = params.get("test_to") or params.get("train_to")
     known, newest = _data_windows(project, as_of)
@@ -144,6 +165,20 @@ def evaluate_policy(project: Project, window: str | None = None, *, as_of: str |
         checks["windows_behind"] = behind
         if behind > policy.every_windows:
             wanted.append(f"the champion learned from data up to {trained_to}, {behind} windows behind {newest}")
+        else:
+            decision.reasons.append(
+                f"the champion learned from data up to {trained_to}, {behind} window(s) behind {newest}"
+                f" (retrains after more than {policy.every_windows})"
+            )
+    elif policy.every_windows is not None:
+        decision.reasons.append(
+            "the schedule cannot be checked: "
+            + (
+                "the champion's training run logged no train_to / test_to"
+                if not trained_to
+                else "no data snapshot with mature labels"
+            )
+        )
     # the newest data must hold a window the champion has not seen
     if wanted and trained_to and newest and newest <= trained_to:
         decision.reasons.extend(wanted)

@@ -5,16 +5,19 @@ Two kinds of prediction are queued: low-certainty ones (a binary model's probabi
 classes within the band of each other: the model could as well have said the other), and
 out-of-distribution ones, whose inputs the model never saw the like of in training (the serving
 layer logs why). A regression model's predictions are queued when out of distribution. Once
-labels arrive the queue carries them (``label``, in the task's terms), so a reviewer sees whether
-the doubtful call was right. Rows are in order of event time.
+labels arrive the queue carries them (``label``, in the task's terms: true/false, the class, the
+number), so a reviewer sees whether the doubtful call was right. Rows are in order of event time;
+the columns are the request (id, times, ``key.<id>`` event key), who served it, the task's answer
+(:data:`TASK_COLUMNS`), the reason and the label (:func:`review_columns`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from noria.errors import NotFoundError, ValidationError
+from noria.monitoring.labels import Y, decode_labels
 from noria.monitoring.store import MonitoringStore
 from noria.monitoring.window import read_window
 
@@ -25,20 +28,21 @@ if TYPE_CHECKING:
     from noria.monitoring.labels import Labels
     from noria.tasks import Task
 
-REVIEW_COLUMNS = [
-    "request_id",
-    "timestamp",
-    "event_time",
-    "model_name",
-    "model_version",
-    "arm",
-    "score",
-    "threshold",
-    "decision",
-    "predicted_class",
-    "reason",
-    "label",
-]
+# Every queue: the request, when it was served and for which event, who served it; then the
+# columns of the task's answer (TASK_COLUMNS), the reason it is queued and its label once known.
+REVIEW_COLUMNS = ["request_id", "timestamp", "event_time", "model_name", "model_version", "arm", "reason", "label"]
+TASK_COLUMNS = {
+    "binary": ["score", "threshold", "decision"],
+    "multiclass": ["predicted_class", "score", "probabilities"],
+    "regression": ["score"],
+}
+
+
+def review_columns(task: Task, keys: list[str]) -> list[str]:
+    """The columns of a review queue: ``REVIEW_COLUMNS`` with the ``key.<id>`` columns after the
+    event time and the task's answer before the reason."""
+    head, tail = REVIEW_COLUMNS[:3], REVIEW_COLUMNS[3:6]
+    return [*head, *keys, *tail, *TASK_COLUMNS[task.name], *REVIEW_COLUMNS[6:]]
 
 
 def review_frame(
@@ -48,77 +52,55 @@ def review_frame(
     import numpy as np
     import pandas as pd
 
-    from noria.monitoring._performance import KEY_PREFIX, log_keys
+    from noria.monitoring._performance import KEY_PREFIX, log_keys, probability_matrix
 
     keys = [c for c in rows.columns if c.startswith(KEY_PREFIX)]
+    columns = review_columns(task, keys)
     if rows.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in [*REVIEW_COLUMNS[:3], *keys, *REVIEW_COLUMNS[3:]]})
-    ood = rows["ood"].astype("boolean").fillna(False).astype(bool)
-    score = rows["score"].astype("float64")
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    ood = rows["ood"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    score = pd.to_numeric(rows["score"], errors="coerce").astype("float64")
     if task.name == "binary":
-        threshold = rows["threshold"].astype("float64")
+        threshold = pd.to_numeric(rows["threshold"], errors="coerce").astype("float64")
         # strictly inside the band, in exact decimal terms: 0.45 is not "within 0.05 of 0.5", though in
         # binary floating point |0.45 - 0.5| is a hair below 0.05 while |0.55 - 0.5| is a hair above
-        unsure = (score - threshold).abs() < band - 1e-12
+        unsure = ((score - threshold).abs() < band - 1e-12).to_numpy()
         low = (
             "low certainty: p=" + score.round(3).astype(str) + f" within {band:g} of " + threshold.round(4).astype(str)
         )
     elif task.name == "multiclass":
-        top2 = np.array([_margin(v) for v in rows["probabilities"]], dtype=np.float64)
-        unsure = pd.Series(top2 < band - 1e-12, index=rows.index)
-        low = pd.Series(
-            "low certainty: the two likeliest classes are "
-            + pd.Series(top2, index=rows.index).round(3).astype(str)
-            + " apart",
-            index=rows.index,
-        )
+        probabilities = probability_matrix(rows["probabilities"], len(task.classes))
+        top = np.sort(probabilities, axis=1)[:, -2:]
+        margin = pd.Series(top[:, 1] - top[:, 0], index=rows.index)
+        unsure = (margin < band - 1e-12).to_numpy()
+        low = "low certainty: the two likeliest classes are " + margin.round(3).astype(str) + " apart"
     else:
-        unsure = pd.Series(False, index=rows.index)
+        unsure = np.zeros(len(rows), dtype=bool)
         low = pd.Series("", index=rows.index)
-    keep = (ood | unsure).to_numpy()
+    keep = ood | unsure
     part = rows[keep]
-    ood, unsure, low = ood[keep], unsure[keep], low[keep]
-    why = part["ood_reasons"].str.join("; ") if "ood_reasons" in part.columns else None
-    strange = pd.Series("out of distribution", index=part.index, dtype=object)
-    if why is not None:
-        strange = strange.where(why.fillna("") == "", "out of distribution: " + why.fillna(""))
-    reason = np.where(unsure & ood, low + "; " + strange, np.where(unsure, low, strange))
+    ood, unsure, doubt = ood[keep], unsure[keep], low[keep].to_numpy(dtype=object)
+    strange = np.full(len(part), "out of distribution", dtype=object)
+    if "ood_reasons" in part.columns:
+        why = part["ood_reasons"].str.join("; ").fillna("").to_numpy(dtype=object)
+        strange = np.where(why == "", strange, "out of distribution: " + why)
+    reason = np.where(unsure & ood, doubt + "; " + strange, np.where(unsure, doubt, strange))
 
-    wanted = [*REVIEW_COLUMNS[:3], *keys, *REVIEW_COLUMNS[3:-2]]
-    out = part[[c for c in wanted if c in part.columns]].copy()
+    out = pd.DataFrame({c: part[c] if c in part.columns else None for c in columns[:-2]}, index=part.index)
     out["reason"] = reason
-    out["label"] = pd.Series(pd.NA, index=out.index, dtype=object)
+    out["label"] = pd.Series(None, index=out.index, dtype=object)
     if labels is not None and len(labels.frame) and len(out):
-        right = labels.frame
+        right = labels.frame[[*labels.ids, Y]]
         joined = log_keys(part, labels, types).merge(right, on=labels.ids, how="left", sort=False)
         if len(joined) != len(out):
             raise ValidationError(
                 "the labels hold the same request more than once",
-                fix="read labels with noria.monitoring.labels.load_labels, which rejects or merges repeated requests",
+                fix="read labels with noria.monitoring.labels (load_labels, labels_from_snapshot), which reject or"
+                " merge repeated requests",
             )
-        out["label"] = [_decode(task, v) for v in joined["y"].to_numpy()]
+        out["label"] = decode_labels(task, joined[Y].to_numpy(dtype="float64"))
     result: pd.DataFrame = out.sort_values(["event_time", "request_id"], kind="stable").reset_index(drop=True)
     return result
-
-
-def _margin(probabilities: Any) -> float:
-    import numpy as np
-
-    if probabilities is None or len(probabilities) < 2:
-        return float("inf")
-    top = np.sort(np.asarray(probabilities, dtype=np.float64))[-2:]
-    return float(top[1] - top[0])
-
-
-def _decode(task: Task, value: float) -> Any:
-    """A label as a person reads it: true/false, the class name, the number."""
-    if value != value:  # NaN: no label (yet)
-        return None
-    if task.name == "binary":
-        return bool(value)
-    if task.name == "multiclass":
-        return task.classes[int(value)]
-    return float(value)
 
 
 def build_review_queue(project: Project, window: str, labels: Labels | None = None) -> Path:
@@ -141,4 +123,4 @@ def build_review_queue(project: Project, window: str, labels: Labels | None = No
     return MonitoringStore.of(project).save_review(window, frame)
 
 
-__all__ = ["REVIEW_COLUMNS", "build_review_queue", "review_frame"]
+__all__ = ["REVIEW_COLUMNS", "TASK_COLUMNS", "build_review_queue", "review_columns", "review_frame"]

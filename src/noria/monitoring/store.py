@@ -47,8 +47,10 @@ def check_window(window: str) -> str:
     """A window label that can name a file (the unit is checked by :class:`noria.windows.Windows`)."""
     if not isinstance(window, str) or not WINDOW.match(window) or ".." in window:
         raise ValidationError(
-            f"window {window!r} is not a window label",
-            fix="give a window of the project's unit (windows: in noria.yaml), e.g. 2013-07, 2010-W14, 1975-76",
+            f"window {window!r} cannot name a monitoring record: a window label is 1-63 letters, digits,"
+            " '.', '_' or '-', starting with a letter or digit (no '..')",
+            fix="give a window of the project's unit (windows: in noria.yaml), e.g. 2013-07, 2010-W14, 1975-76;"
+            " a window function must return such labels",
         )
     return window
 

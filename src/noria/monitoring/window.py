@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from noria.errors import NoriaError, NotFoundError
 from noria.monitoring.store import MonitoringStore
 from noria.windows import Windows
@@ -46,7 +44,9 @@ def read_window(project: Project, window: str, *, served_only: bool = True, fold
     cannot be windowed and are left out.
     """
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
     windows = Windows.of(project)
     windows.check(window)
@@ -57,7 +57,7 @@ def read_window(project: Project, window: str, *, served_only: bool = True, fold
             f"the prediction log at {folder} is empty",
             fix="serve predictions first (noria serve, then POST /predict), or check serving.prediction_log.dir",
         )
-    dataset = ds.dataset([str(f) for f in files], format="parquet", schema=None)
+    dataset = _dataset(files)
     if EVENT_TIME not in dataset.schema.names:
         return pd.DataFrame()
     condition = (ds.field("status") == 200) & ds.field(EVENT_TIME).is_valid()
@@ -69,12 +69,10 @@ def read_window(project: Project, window: str, *, served_only: bool = True, fold
         condition = condition & (ds.field("served") == True)  # noqa: E712 - an Arrow expression, not a bool
     try:
         frame = dataset.to_table(filter=condition).to_pandas()
-    except Exception:  # files written by different model versions can disagree on a feature's type
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
-        frame = table.to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        # files that disagree on a column's type (a feature whose type changed between model
+        # versions): each file on its own, put together by pandas
+        frame = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
         keep = frame["status"].eq(200) & frame[EVENT_TIME].notna()
         if bounds is not None:
             keep &= frame[EVENT_TIME].ge(pd.Timestamp(bounds[0])) & frame[EVENT_TIME].lt(pd.Timestamp(bounds[1]))
@@ -89,6 +87,25 @@ def read_window(project: Project, window: str, *, served_only: bool = True, fold
 
 def _log_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("date=*/predictions-*.parquet")) if folder.is_dir() else []
+
+
+def _dataset(files: list[Path]) -> Any:
+    """The log's files as one Arrow dataset, with every column of every file.
+
+    Files differ in their columns (a version's features, the ids, files from before a column
+    existed): the dataset's schema is the union of theirs, so nothing is left out because the
+    first file lacks it. Files that disagree on a column's type keep the first file's schema
+    (the reader then falls back to reading file by file).
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        schema = None
+    return ds.dataset([str(f) for f in files], format="parquet", schema=schema)
 
 
 def feature_frame(rows: pd.DataFrame) -> pd.DataFrame:
@@ -171,7 +188,7 @@ def drift_window(project: Project, window: str, *, save: bool = True, min_rows: 
     if rows.empty:
         raise NotFoundError(
             f"no served prediction in the log falls in window {window}",
-            fix="pick a window the service has scored flights for (noria monitor windows lists them)",
+            fix="pick a window the service has scored requests for (noria monitor windows lists them)",
         )
     cfg = project.config.monitoring.drift
     least = cfg.min_rows if min_rows is None else min_rows
@@ -196,22 +213,26 @@ def drift_window(project: Project, window: str, *, save: bool = True, min_rows: 
 
 
 def windows_in_log(project: Project) -> dict[str, int]:
-    """Windows the prediction log has served requests for (by event time), with their row counts."""
+    """Windows the prediction log has requests for (by event time), with their row counts.
+
+    Every successful row counts, shadow rows (scored but not served) included.
+    """
+    import pandas as pd
     import pyarrow.dataset as ds
 
     files = _log_files(prediction_log_dir(project))
     if not files:
         return {}
-    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    dataset = _dataset(files)
     if EVENT_TIME not in dataset.schema.names:
         return {}
     condition = (ds.field("status") == 200) & ds.field(EVENT_TIME).is_valid()
     table = dataset.to_table(columns=[EVENT_TIME], filter=condition)
     if table.num_rows == 0:
         return {}
-    labels = Windows.of(project).labels(table[EVENT_TIME].to_pandas())
-    values, counts = np.unique(np.asarray([str(v) for v in labels if v is not None]), return_counts=True)
-    return {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+    labels = pd.Series(Windows.of(project).labels(table[EVENT_TIME].to_pandas()), dtype=object)
+    counts = labels.dropna().value_counts(sort=False).sort_index()
+    return {str(w): int(c) for w, c in counts.items()}
 
 
 __all__ = [
