@@ -287,6 +287,9 @@ def _open_log(project: Project, cfg: Any) -> Any:
         roll_rows=cfg.prediction_log.roll_rows,
         roll_seconds=cfg.prediction_log.roll_seconds,
         max_queue_rows=max(cfg.prediction_log.max_queue_rows, cfg.batch.chunk_size * 2),
+        # the writer types the event key's columns by the request table's declared types
+        project_root=project.root,
+        profile=project.profile,
     )
 
 
