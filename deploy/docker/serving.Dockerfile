@@ -33,6 +33,8 @@ RUN set --; for e in ${INSTALL_EXTRAS}; do set -- "$@" --extra "$e"; done \
     && /opt/uv/bin/uv sync --frozen --no-dev --no-install-project "$@"
 COPY README.md ./
 COPY src/ src/
+# The project templates of `noria init` travel inside the wheel (pyproject's force-include).
+COPY examples/ examples/
 RUN set --; for e in ${INSTALL_EXTRAS}; do set -- "$@" --extra "$e"; done \
     && /opt/uv/bin/uv sync --frozen --no-dev --no-editable "$@" \
     && /app/.venv/bin/noria --version

@@ -149,3 +149,44 @@ def test_project_found_from_subfolder_or_not_at_all(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(ProjectNotFoundError, match="noria init"):
         load_project(empty, environ={})
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            "model:\n  task: regression\n  target: {column: k, threshold: 3}\n",
+            "target.threshold applies to binary tasks only (task is regression)",
+        ),
+        ("model:\n  task: multiclass\n  target: {column: k}\n", "a multiclass task needs target.classes"),
+        ("model:\n  task: binary\n  target: {column: k, classes: [a, b]}\n", "target.classes applies to multiclass"),
+        ("model:\n  target: {column: k, function: m:f, tables: {t: [k]}}\n", "give either column"),
+        ("model:\n  target: {function: m:f}\n", "a label function needs tables"),
+        ("model:\n  target: {column: k, mature_after: soon}\n", "mature_after 'soon' is not a duration"),
+        ("model:\n  task: regression\n  target: {column: k}\nwindows: {unit: week}\n", "is not a week window"),
+    ],
+)
+def test_a_target_that_does_not_fit_its_task_names_the_line_and_the_fix(
+    tmp_path: Path, model: str, message: str
+) -> None:
+    text = BASE.replace("profiles:\n", model + "profiles:\n", 1)
+    with pytest.raises(ConfigError, match="noria.yaml:[0-9]+") as err:
+        load_project(_project(tmp_path, text), environ={})
+    assert message in str(err.value), str(err.value)
+    assert err.value.fix
+
+
+def test_windows_and_replay_labels_are_checked_against_the_unit(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "profiles:\n",
+        "windows: {unit: function, function: m:season}\nreplay: {from: 1990-91, to: 1991-92}\nprofiles:\n",
+        1,
+    )
+    text = text.replace("2013-01, to: 2013-06", "1965-66, to: 1989-90").replace(
+        "2013-07, to: 2013-12", "1990-91, to: 1990-91"
+    )
+    project = load_project(_project(tmp_path, text), environ={})
+    assert project.config.windows.unit == "function" and project.config.replay is not None
+    bad = BASE.replace("profiles:\n", "replay: {from: 2013-07, to: 2013-W02}\nprofiles:\n", 1)
+    with pytest.raises(ConfigError, match=r"replay.to: '2013-W02' is not a month window"):
+        load_project(_project(tmp_path, bad), environ={})

@@ -138,7 +138,7 @@ def summarise(
     base: dict[str, float | None] = {
         "predictions": float(len(part)),
         "labelled": float(len(lab)),
-        "unscored": float(part["unscored"].sum()),
+        "unscored": float(part["unscored"].sum()) if "unscored" in part.columns else 0.0,
     }
     if task.name == "binary":
         base["flagged_rate"] = float(part["flagged"].mean()) if len(part) else None

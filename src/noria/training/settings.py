@@ -7,16 +7,16 @@ periods, slices or baseline features.
 .. code-block:: yaml
 
     training:
-      train: {from: 2013-01, to: 2013-05}
-      test: {from: 2013-06, to: 2013-06}
+      train: {from: 2024-01, to: 2024-07}     # windows of the project's unit
+      test: {from: 2024-08, to: 2024-08}
       validation_fraction: 0.15      # or validation_windows: 1
       seed: 42
       trials: 20                     # 0 = no tuning, default parameters
       timeout_seconds: null          # a wall-clock cap on tuning (breaks exact reruns)
-      slices: [origin, carrier]
-      hour_band_column: sched_hour
-      baselines: [majority_rate, logistic_regression, context_lightgbm]
-      baseline_features: [sched_hour, day_of_week, distance, carrier, origin, dest]
+      slices: [store, channel]       # columns of the training set
+      hour_band_column: hour         # an hour-of-day column, sliced by bands of the day
+      baselines: [majority_rate, logistic_regression, {name: last_week, function: shop:last_week}]
+      baseline_features: [hour, weekday, store]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A time-based split: train on one period, hold out a later one, validate on the end of training.
 
-Random splits leak the future into training when the data drifts (it does: the late rate
-moves from 14 % to 30 % between months). So the holdout is a later period, and the
+Random splits leak the future into training when the data drifts (real data does: the flights'
+late rate moves from 14 % to 30 % between months). So the holdout is a later period, and the
 validation slice used for early stopping and tuning is carved from the *end* of the training
 period, the part closest to what the model will see next.
 
@@ -82,7 +82,7 @@ class Split:
             self.train_window.start, self.valid_window.start, f"{start}..{self.valid_window.start:%Y-%m-%d %H:%M}"
         )
 
-    # Rows inside a window whose label is missing (cancelled flights): dropped, but counted.
+    # Rows inside a window whose label is missing (or not mature yet): dropped, but counted.
     dropped_unlabelled: dict[str, int] = field(default_factory=dict)
 
     task: Task | None = None
