@@ -12,13 +12,19 @@ app = typer.Typer(help="Ingest, validate and version data snapshots (DVC-tracked
 @app.command("ingest")
 def ingest_cmd(
     ctx: typer.Context,
-    start: Annotated[str | None, typer.Option("--from", help="First month to ingest, YYYY-MM.")] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First month to ingest, YYYY-MM (default: data.default_range).")
+    ] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last month to ingest, YYYY-MM.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the lineage record as JSON.")] = False,
 ) -> None:
     """Read the sources for a month range, validate, quarantine bad rows, write a new snapshot.
 
-    Example:  noria data ingest --from 2013-01 --to 2013-06
+    Without --from/--to: the project's data.default_range, or every month when it has none.
+
+    Examples:
+      noria data ingest
+      noria data ingest --from 2013-07 --to 2013-07
     """
     from noria.cli._output import print_json, print_table, progress
     from noria.data.ingest import ingest, summary_rows
@@ -30,7 +36,8 @@ def ingest_cmd(
     if as_json:
         print_json(record.to_dict())
         return
-    print_table(summary_rows(record), title=f"ingest {start or 'start'} .. {end or 'end'}")
+    shown = f"{record.range_from or 'the first month'}..{record.range_to or 'the last'}"
+    print_table(summary_rows(record), title=f"ingest {shown}")
     totals = record.totals()
     state = "unchanged: identical to existing snapshot" if result.unchanged else "new snapshot"
     typer.echo(
