@@ -73,3 +73,11 @@ def test_an_unknown_template_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no template 'shop'") as err:
         init_project(tmp_path / "x", template="shop")
     assert "flights" in (err.value.fix or "")
+
+
+def test_a_new_project_stays_clean_after_its_first_ingest(tmp_path: Path) -> None:
+    """Every template ignores what Noria writes (data, quarantine, .noria): lineage says "clean"."""
+    for template in TEMPLATES:
+        ignore = (template_dir(template) / ".gitignore").read_text(encoding="utf-8")
+        for path in ("/data/dataset/", "/data/quarantine/", "/.noria/", "/data/dvc-remote/"):
+            assert path in ignore, (template, path)
