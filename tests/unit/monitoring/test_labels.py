@@ -405,3 +405,48 @@ def test_regression_labels_from_a_snapshot_with_function_windows(tmp_path: Path)
     assert got["window"].tolist() == [
         f"{m:%Y-%m}-{'a' if d <= 15 else 'b'}" for m, d in zip(readings.loc[mature, "at"], day, strict=True)
     ]
+
+
+BROKEN_LABEL_FUNCTIONS = '''
+
+def twice(tables):
+    """Every result twice: one label per event is the contract."""
+    out = match_result(tables)
+    return pd.concat([out, out.head(3)], ignore_index=True)
+
+
+def no_label(tables):
+    return match_result(tables).drop(columns=["label"])
+
+
+def a_list(tables):
+    return list(match_result(tables)["label"])
+'''
+
+
+@pytest.mark.parametrize(
+    ("function", "message", "fix"),
+    [
+        ("twice", r"returned 6 rows with duplicate ids, e\.g\. \{'kickoff'", "one label per event"),
+        ("no_label", r"returned no column 'label' \(it returned: kickoff, home, label_time\)", "'label'"),
+        ("a_list", r"returned list", "return a pandas DataFrame"),
+    ],
+)
+def test_a_label_function_that_breaks_its_contract_is_named_with_the_fix(
+    tmp_path: Path, function: str, message: str, fix: str
+) -> None:
+    from noria.config import load_project
+    from noria.features.definitions import FeatureDefinitionError
+
+    root = tmp_path / "p"
+    games_project(root, games_table(n=60, seed=2), function_target=True, git=True)
+    with (root / "games_features.py").open("a") as fh:
+        fh.write(BROKEN_LABEL_FUNCTIONS)
+    yaml = (root / "noria.yaml").read_text()
+    (root / "noria.yaml").write_text(yaml.replace("games_features:match_result", f"games_features:{function}"))
+    project = load_project(root, environ={})
+    ingest(project, "2024-03", "2024-04")
+    with pytest.raises(FeatureDefinitionError, match=message) as err:
+        labels_from_snapshot(project, ["2024-W11"])
+    assert f"model.target.function games_features:{function}" in str(err.value)
+    assert err.value.fix is not None and fix in err.value.fix
