@@ -306,6 +306,12 @@ def test_drift_alert_fires_and_every_dashboard_query_runs(stack: tuple[str, str,
     }
     assert float(dropped["value"]) == pytest.approx(performance.metric_drop)
 
+    # rate() needs two scrapes of a series inside its range: on a fast run the checks above can
+    # finish a second after the first request was counted, so wait for the second scrape
+    deadline = time.monotonic() + 30
+    while not _query(prom, "rate(noria_predictions_total[1m])")["data"]["result"]:
+        assert time.monotonic() < deadline, "noria_predictions_total was never scraped twice"
+        time.sleep(0.5)
     present = set(httpx.get(f"{prom}/api/v1/label/__name__/values", timeout=10).json()["data"])
     assert present >= PRODUCED, f"not exported: {sorted(PRODUCED - present)}"
     problems, checked = [], 0
