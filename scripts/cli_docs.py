@@ -9,13 +9,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "docs" / "cli.md"
 
 
 def _commands() -> list[list[str]]:
-    import click
     import typer.main
 
     from noria.cli import app
@@ -23,10 +23,13 @@ def _commands() -> list[list[str]]:
     root = typer.main.get_command(app)
     found: list[list[str]] = [[]]
 
-    def walk(cmd: click.Command, path: list[str]) -> None:
-        if isinstance(cmd, click.Group):
-            for name in cmd.list_commands(click.Context(cmd)):
-                sub = cmd.get_command(click.Context(cmd), name)
+    # Duck-typed: typer may ship its own copy of click, so isinstance(cmd, click.Group) against
+    # the click package is False for typer's groups (that once left this reference with one entry).
+    def walk(cmd: Any, path: list[str]) -> None:
+        if hasattr(cmd, "list_commands"):
+            ctx = cmd.context_class(cmd)
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
                 if sub is not None and not sub.hidden:
                     found.append([*path, name])
                     walk(sub, [*path, name])

@@ -39,7 +39,7 @@ SPARK_CONF = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
 def make_project(root: Path) -> Project:
     """The reference project; its noria.yaml sets only how Spark runs (the definitions are features.yaml's)."""
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("features.yaml", "flights_features.py", "flights_api.py"):
+    for name in ("features.yaml", "flights_features.py", "flights_api.py", "flights_checks.py"):
         shutil.copy(EXAMPLE / name, root / name)
     config = yaml.safe_load((EXAMPLE / "noria.yaml").read_text(encoding="utf-8"))
     config["features"] = {"spark": {"conf": SPARK_CONF}}

@@ -38,7 +38,7 @@ def flights_project(
 ) -> Path:
     """The reference project in ``root`` reading ``raw/`` (written here); ``overrides`` merge into noria.yaml."""
     root.mkdir(parents=True)
-    for name in ("features.yaml", "flights_features.py", "flights_api.py"):
+    for name in ("features.yaml", "flights_features.py", "flights_api.py", "flights_checks.py"):
         shutil.copy(EXAMPLE / name, root / name)
     config = yaml.safe_load((EXAMPLE / "noria.yaml").read_text(encoding="utf-8"))
     config["data"]["source"] = {"kind": "directory", "path": "raw"}

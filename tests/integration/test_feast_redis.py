@@ -75,7 +75,7 @@ def test_redis_online_store_serves_the_training_values(tmp_path: Path, redis_ser
     address, server = redis_server
     root = tmp_path / "flights"
     root.mkdir()
-    for name in ("noria.yaml", "features.yaml", "flights_features.py", "flights_api.py"):
+    for name in ("noria.yaml", "features.yaml", "flights_features.py", "flights_api.py", "flights_checks.py"):
         shutil.copy(EXAMPLE / name, root / name)
     features = yaml.safe_load((root / "features.yaml").read_text())
     features["online_store"] = {"type": "redis", "connection_string": address}

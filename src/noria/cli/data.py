@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -48,11 +48,19 @@ def ingest_cmd(
         if record.months
         else f"snapshot {record.short_id} ({state})"
     )
+    _echo_warnings(record)
     if totals["quarantined"]:
         typer.echo(
             "quarantined rows (with the rule each broke): "
             + ", ".join(t.quarantine_file for t in record.tables.values() if t.quarantine_file)
+            + f"; see them with: noria data show {record.short_id} --quarantine"
         )
+
+
+def _echo_warnings(record: Any) -> None:
+    for name, table in record.tables.items():
+        for warning in table.warnings:
+            typer.secho(f"warning: table {name!r}: {warning}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command("list")
@@ -92,17 +100,43 @@ def list_cmd(
 def show_cmd(
     ctx: typer.Context,
     snapshot: Annotated[str, typer.Argument(help="Snapshot id or a unique prefix of it; 'latest' for the newest.")],
+    quarantine: Annotated[
+        bool, typer.Option("--quarantine", help="Print the rows its ingest quarantined, with their reasons.")
+    ] = False,
+    table: Annotated[str | None, typer.Option("--table", help="With --quarantine: only this table.")] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="With --quarantine: at most this many rows (0: all).")
+    ] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show one snapshot's lineage record: source, range, row counts, schema hash, git commit.
 
+    With --quarantine, the rows its ingest quarantined: table, line of the source file, every
+    rule the row broke, and the row as the file wrote it.
+
     Example:  noria data show 3f2a9c1e
+
+    Example:  noria data show latest --quarantine --table flights --limit 5
     """
     from noria.cli._output import print_json, print_table
     from noria.data.ingest import summary_rows
-    from noria.data.snapshots import get_record
+    from noria.data.snapshots import get_record, quarantined_rows
 
-    record = get_record(ctx.obj.load(), snapshot)
+    project = ctx.obj.load()
+    record = get_record(project, snapshot)
+    if quarantine:
+        rows = quarantined_rows(project, record, table=table, limit=limit or None)
+        if as_json:
+            print_json({"snapshot": record.id, "rows": rows})
+            return
+        total = sum(t.quarantined for n, t in record.tables.items() if table in (None, n))
+        if not rows:
+            which = f" of {table}" if table else ""
+            typer.echo(f"snapshot {record.short_id}: its ingest quarantined no rows{which}")
+            return
+        shown = [r | {"row": ", ".join(f"{k}={v}" for k, v in r["row"].items())} for r in rows]
+        print_table(shown, title=f"quarantined rows of snapshot {record.short_id} ({len(rows):,} of {total:,} shown)")
+        return
     if as_json:
         print_json(record.to_dict())
         return
@@ -121,3 +155,4 @@ def show_cmd(
         typer.echo(f"{key:>12}: {getattr(record, key)}")
     typer.echo(f"{'months':>12}: {', '.join(record.months)}")
     print_table(summary_rows(record), title="tables")
+    _echo_warnings(record)

@@ -103,10 +103,12 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
 
     # 1. read and validate everything before writing anything
     validated = {}
+    outside: dict[str, int] = {}  # valid rows of months this ingest was not asked for
     for name, spec in cfg.tables.items():
         step(f"read {name}")
         raw = read_table(name, spec, folder)
         frame = _in_range(raw.frame, spec, start, end)
+        outside[name] = len(raw.frame) - len(frame)
         if spec.partition is not None and frame.empty:
             raise DataError(
                 f"table {name!r}: {raw.file.name} has no rows between {start or 'the start'} and {end or 'the end'}",
@@ -114,8 +116,9 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
             )
         done()
         step(f"validate {name} ({len(frame):,} rows)")
-        validated[name] = (raw, validate_table(spec, frame))
+        validated[name] = (raw, validate_table(spec, frame, project.root))
         done()
+    warnings = _judge_quality(project, validated, ingest_id)
 
     # 2. build the new version in staging, quarantine beside it
     remote = versioning.project_remote(project)
@@ -145,6 +148,9 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
                 quarantine_file=quarantine_file,
                 rules=result.rule_counts,
                 ignored_columns=raw.ignored_columns,
+                file_rows=len(raw.frame),
+                outside_range=outside[name],
+                warnings=warnings.get(name, []),
             )
         done()
         step("version with DVC")
@@ -185,8 +191,38 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
     return IngestResult(record=record, unchanged=False)
 
 
+def _judge_quality(project: Project, validated: dict[str, Any], ingest_id: str) -> dict[str, list[str]]:
+    """Run every table's quality gates; refuse (raise) or return the warnings per table.
+
+    A refused ingest writes nothing but the quarantined rows, so the user can see why."""
+    from noria.data import quality
+    from noria.data.sources import as_text
+
+    current = dataset_dir(project)
+    failures: list[quality.GateFailure] = []
+    for name, spec in project.config.data.tables.items():
+        _, result = validated[name]
+        keys = partition_keys(result.accepted, spec) if spec.partition is not None else None
+        failures += quality.judge(project, name, spec, result, current / name, keys)
+    kept = []
+    if any(f.refuse for f in failures):
+        for name in dict.fromkeys(f.table for f in failures if f.refuse):
+            _, result = validated[name]
+            if len(result.quarantined):
+                qfile = project.data_dir / QUARANTINE / name / f"{ingest_id}.parquet"
+                _write_parquet(as_text(result.quarantined), qfile)
+                kept.append(str(qfile.relative_to(project.root)))
+    quality.refuse(failures, kept)
+    warnings: dict[str, list[str]] = {}
+    for failure in failures:
+        warnings.setdefault(failure.table, []).append(f"gate {failure.gate}: {failure.message}")
+    return warnings
+
+
 def _in_range(frame: pd.DataFrame, spec: TableSpec, start: str | None, end: str | None) -> pd.DataFrame:
-    """Rows of the months asked for; rows whose month cannot be read are kept (to be quarantined)."""
+    """Rows of the months asked for, and every row whose month cannot be read (month 13, a
+    timestamp that does not parse): those are quarantined by whichever ingest reads the file,
+    never silently left out of every range."""
     import pandas as pd
 
     if spec.partition is None or (start is None and end is None):
@@ -221,6 +257,7 @@ def partition_keys(frame: pd.DataFrame, spec: TableSpec, *, raw: bool = False) -
         return keys
     year = pd.to_numeric(frame[str(part.year)], errors="coerce")
     month = pd.to_numeric(frame[str(part.month)], errors="coerce")
+    month = month.where(month.between(1, 12) & (month % 1 == 0))  # month 13 is no partition
     return (year * 100 + month).astype("float64")
 
 
@@ -317,6 +354,8 @@ def summary_rows(record: SnapshotRecord) -> list[dict[str, Any]]:
     return [
         {
             "table": name,
+            "in file": t.file_rows if t.file_rows is not None else "",
+            "other months": t.outside_range,
             "read": t.read,
             "accepted": t.accepted,
             "quarantined": t.quarantined,

@@ -38,7 +38,8 @@ _MONTH_DIR = re.compile(r"^month=(\d{4}-\d{2})$")
 
 @dataclass
 class TableAccount:
-    """Row accounting for one table in one ingest: read == accepted + quarantined."""
+    """Row accounting for one table in one ingest: read == accepted + quarantined, and over the
+    whole source file file_rows == read + outside_range (the valid rows of months not asked for)."""
 
     read: int
     accepted: int
@@ -50,6 +51,11 @@ class TableAccount:
     quarantine_file: str | None = None
     rules: dict[str, int] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
+    # None in records written before the whole file was accounted for.
+    file_rows: int | None = None
+    outside_range: int = 0
+    # Quality gates this table failed with on_fail: warn (a refused gate makes no snapshot).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -221,6 +227,41 @@ class Snapshot:
 def open_snapshot(project: Project, snapshot_id: str | None = None) -> Snapshot:
     """Open a snapshot by id or id prefix; the newest one when ``snapshot_id`` is None."""
     return Snapshot(project, get_record(project, snapshot_id))
+
+
+def quarantined_rows(
+    project: Project, record: SnapshotRecord, *, table: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The rows the ingest that made ``record`` quarantined: table, source line, every rule the
+    row broke, and the row as the source file wrote it (missing cells left out)."""
+    import pandas as pd
+
+    from noria.data.validate import ROW_COLUMN, RULE_COLUMN
+
+    if table is not None and table not in record.tables:
+        raise DataError(
+            f"snapshot {record.short_id} has no table {table!r}", fix=f"choose one of {', '.join(record.tables)}"
+        )
+    out: list[dict[str, Any]] = []
+    for name, account in record.tables.items():
+        if (table is not None and name != table) or not account.quarantine_file:
+            continue
+        path = project.root / account.quarantine_file
+        if not path.is_file():
+            raise DataError(
+                f"the quarantined rows of {name} ({account.quarantine_file}) are gone",
+                fix="they stay on the machine that ran the ingest; re-run that ingest to quarantine them again",
+            )
+        frame = pd.read_parquet(path)
+        if limit is not None:
+            frame = frame.head(limit - len(out))
+        values = [c for c in frame.columns if not c.startswith("_")]
+        for rec in frame.to_dict("records"):
+            row = {c: rec[c] for c in values if rec[c] is not None and not pd.isna(rec[c])}
+            out.append({"table": name, "line": int(rec[ROW_COLUMN]), "reasons": str(rec[RULE_COLUMN]), "row": row})
+        if limit is not None and len(out) >= limit:
+            break
+    return out
 
 
 def month_dirs(dataset: Path, table: str) -> dict[str, Path]:

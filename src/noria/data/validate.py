@@ -5,8 +5,13 @@ Two passes, both vectorised:
 1. *Types* (here): each column is converted from text to its declared type; a value that
    does not convert (``"abc"`` for an int) is a type failure for that row, kept with its
    original text.
-2. *Rules* (pandera): nullability, min/max, allowed values, patterns and primary-key
-   uniqueness, checked lazily so every failure of every row is reported at once.
+2. *Rules* (pandera): nullability, min/max, allowed values, patterns, primary-key
+   uniqueness and the column-wise declared checks (``hhmm``), checked lazily so every
+   failure of every row is reported at once; a year/month partition's month must be 1-12.
+3. *Checks across columns* (``checks:`` of the table: ``date``, ``requires``, ``not_before``,
+   ``unique_within``, project functions): one vectorised boolean mask per check. These are
+   not pandera dataframe checks because pandera reports a failing row once per column of the
+   frame it checks, and a check's detail is built here from the few columns it reads.
 
 A row with any failure goes to quarantine with every rule it broke; the others are
 accepted. Row accounting always holds: ``read == accepted + quarantined``.
@@ -18,11 +23,14 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
-from noria.config import ColumnSpec, TableSpec
+from noria.config import CheckSpec, ColumnSpec, TableSpec
+from noria.errors import ConfigError
 
 # Columns added to quarantined rows (the original columns keep their raw text).
 RULE_COLUMN = "_rule"
@@ -50,7 +58,10 @@ class ValidatedTable:
 
 def schema_hash(spec: TableSpec) -> str:
     """A stable hash of a table's declared schema (what the rows were validated against)."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # quality gates are policy, not schema: changing a threshold does not change what a row is
+    # (and a table without checks hashes as it did before checks existed)
+    exclude = {"quality"} | (set() if spec.checks else {"checks"})
+    canonical = json.dumps(spec.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -96,6 +107,11 @@ def coerce_column(raw: pd.Series, spec: ColumnSpec) -> pd.Series:
 def _schema(spec: TableSpec) -> object:
     import pandera.pandas as pa
 
+    hhmm: dict[str, list[str]] = defaultdict(list)
+    for check in spec.checks:
+        for name in check.hhmm or []:
+            hhmm[name].append(check.name)
+    month = spec.partition.month if spec.partition is not None else None
     columns = {}
     for name, col in spec.columns.items():
         checks = []
@@ -107,13 +123,33 @@ def _schema(spec: TableSpec) -> object:
             checks.append(pa.Check.isin(col.allowed))
         if col.pattern is not None:
             checks.append(pa.Check.str_matches(col.pattern))
+        if name in hhmm:
+            checks.extend(pa.Check(_is_hhmm, name=f"{_CHECK_PREFIX}{check}") for check in hhmm[name])
+        if name == month and not (col.min is not None and col.min >= 1 and col.max is not None and col.max <= 12):
+            checks.append(pa.Check(lambda v: v.between(1, 12), name=_PARTITION_MONTH))
         nullable = col.nullable and name not in spec.primary_key
         columns[name] = pa.Column(_PANDAS_TYPES[col.type], checks, nullable=nullable)
     return pa.DataFrameSchema(columns, unique=spec.primary_key, report_duplicates="exclude_first")
 
 
+_CHECK_PREFIX = "noria_check:"
+_PARTITION_MONTH = "noria_partition_month"
+
+
+def _is_hhmm(values: pd.Series) -> pd.Series:
+    """HHMM clock times: hour 0-23, minute 0-59, or 2400 (midnight at the end of the day)."""
+    hour, minute = values // 100, values % 100
+    ok: pd.Series = ((values >= 0) & (hour <= 23) & (minute <= 59)) | (values == 2400)
+    return ok
+
+
 def _describe(check: str, column: object, value: object, spec: TableSpec) -> str:
     col = str(column)
+    if check.startswith(_CHECK_PREFIX):
+        found = _named_check(spec, check.removeprefix(_CHECK_PREFIX))
+        return _with_name(found, f"{col}={_plain(value)} is not a clock time HHMM (hour 0-23, minute 0-59)")
+    if check == _PARTITION_MONTH:
+        return f"{col}={_plain(value)} is not a month (1-12): the row belongs to no partition"
     if check == "not_nullable":
         role = "primary-key" if col in spec.primary_key else "required"
         return f"missing {role} value in {col}"
@@ -130,8 +166,11 @@ def _describe(check: str, column: object, value: object, spec: TableSpec) -> str
     return f"{col}: {check} failed for {value!r}"
 
 
-def validate_table(spec: TableSpec, raw: pd.DataFrame) -> ValidatedTable:
-    """Split ``raw`` (text columns, index = source row number) into accepted and quarantined."""
+def validate_table(spec: TableSpec, raw: pd.DataFrame, root: Path | None = None) -> ValidatedTable:
+    """Split ``raw`` (text columns, index = source row number) into accepted and quarantined.
+
+    ``root``: the project folder, where the modules of ``function`` checks are imported from.
+    """
     import pandera.errors
 
     reasons: dict[int, list[str]] = defaultdict(list)
@@ -159,6 +198,11 @@ def validate_table(spec: TableSpec, raw: pd.DataFrame) -> ValidatedTable:
                 continue  # already explained by the type failure
             reasons[row].append(_describe(check, column, value, spec))
 
+    for check in spec.checks:
+        if check.hhmm is None:
+            for row, reason in _failures(check, frame, spec, root):
+                reasons[row].append(reason)
+
     bad_rows = np.fromiter(sorted(reasons), dtype=np.int64, count=len(reasons))
     keep = ~raw.index.isin(bad_rows)
     accepted = frame[keep].reset_index(drop=True)
@@ -175,6 +219,10 @@ def validate_table(spec: TableSpec, raw: pd.DataFrame) -> ValidatedTable:
 
 def _rule_kind(reason: str) -> str:
     """Group a row's reason into a short rule name for the summary (e.g. 'distance below minimum')."""
+    if reason.endswith(")") and "(check " in reason:
+        return "check " + reason.rsplit("(check ", 1)[1].split(":", 1)[0].rstrip(")")
+    if "belongs to no partition" in reason:
+        return f"{reason.split('=', 1)[0]}: not a month"
     for marker, kind in (
         (" is not a valid ", "wrong type"),
         ("below the minimum", "below minimum"),
@@ -188,3 +236,131 @@ def _rule_kind(reason: str) -> str:
             column = reason.split("=", 1)[0] if "=" in reason else reason.rsplit(" ", 1)[-1]
             return kind if kind == "duplicate key" else f"{column}: {kind}"
     return reason
+
+
+# --- checks across columns -------------------------------------------------------------------
+
+
+def _named_check(spec: TableSpec, name: str) -> CheckSpec:
+    return next(c for c in spec.checks if c.name == name)
+
+
+def _with_name(check: CheckSpec, detail: str) -> str:
+    """A quarantine reason: what is wrong with the row, then the check (and its reason, if given)."""
+    return f"{detail} (check {check.name}: {check.reason})" if check.reason else f"{detail} (check {check.name})"
+
+
+def _plain(value: object) -> str:
+    """A value as the file wrote it: 1560, not 1560.0."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)
+
+
+def _failures(check: CheckSpec, frame: pd.DataFrame, spec: TableSpec, root: Path | None) -> list[tuple[int, str]]:
+    """(row, reason) for every row of ``frame`` that fails ``check``."""
+    if check.date is not None:
+        failed = ~_date_exists(check, frame)
+        parts = check.date
+        cols = parts.columns
+
+        def detail(row: pd.Series) -> str:
+            text = f"{_plain(row[parts.year])}-{_plain(row[parts.month])}-{_plain(row[parts.day])}"
+            if parts.time is not None:
+                text += f" {_plain(row[parts.time])}"
+                if parts.timezone is not None:
+                    text += f" in {parts.timezone}"
+            return f"{text} ({', '.join(cols)}) is not a date and time that exists"
+
+    elif check.requires is not None:
+        present = frame[check.requires].notna()
+        if check.when is not None:
+            failed = frame[check.when].notna() & ~present.all(axis=1)
+        else:
+            failed = present.any(axis=1) & ~present.all(axis=1)
+        cols = [*([check.when] if check.when else []), *check.requires]
+
+        def detail(row: pd.Series) -> str:
+            missing = [c for c in check.requires or [] if pd.isna(row[c])]
+            given = [c for c in cols if c not in missing]
+            return f"{', '.join(missing)} missing while {', '.join(given)} present"
+
+    elif check.not_before is not None:
+        column, other = str(check.column), check.not_before
+        a, b = frame[column], frame[other]
+        failed = (a < b).fillna(False).astype(bool)
+        cols = [column, other]
+
+        def detail(row: pd.Series) -> str:
+            return f"{column}={_plain(row[column])} is before {other}={_plain(row[other])}"
+
+    elif check.unique_within is not None:
+        cols = check.unique_within
+        failed = frame.duplicated(cols, keep="first")
+
+        def detail(row: pd.Series) -> str:
+            shown = ", ".join(f"{c}={_plain(row[c])}" for c in cols)
+            return f"{shown} repeats an earlier row"
+
+    else:
+        failed = _function_mask(check, frame, root)
+        cols = []
+
+        def detail(row: pd.Series) -> str:
+            return "the row fails the project's function"
+
+    failed = pd.Series(np.asarray(failed, dtype=bool), index=frame.index)
+    rows = frame.loc[failed, cols] if cols else frame.loc[failed, []]
+    # Python per failing row only (a detail message each); passing rows stay vectorised.
+    return [(int(cast(int, idx)), _with_name(check, detail(row))) for idx, row in rows.iterrows()]
+
+
+def _date_exists(check: CheckSpec, frame: pd.DataFrame) -> pd.Series:
+    """True where the composed date (and time) exists, or a part is missing."""
+    parts = check.date
+    assert parts is not None
+    values = {
+        k: pd.to_numeric(frame[c], errors="coerce").astype("float64")
+        for k, c in (("year", parts.year), ("month", parts.month), ("day", parts.day))
+    }
+    missing = pd.concat(values, axis=1).isna().any(axis=1)
+    stamps = pd.to_datetime(pd.DataFrame(values).fillna(1), errors="coerce")
+    if parts.time is not None:
+        hhmm = pd.to_numeric(frame[parts.time], errors="coerce").astype("float64")
+        missing |= hhmm.isna()
+        clock = hhmm.fillna(0)
+        valid_clock = _is_hhmm(clock)
+        minutes = (clock // 100) * 60 + clock % 100
+        stamps = stamps + pd.to_timedelta(minutes.where(valid_clock), unit="min")
+        if parts.timezone is not None:
+            ambiguous = np.ones(len(stamps), dtype=bool)  # a repeated hour exists (twice)
+            stamps = stamps.dt.tz_localize(parts.timezone, ambiguous=ambiguous, nonexistent="NaT")
+    ok: pd.Series = missing | stamps.notna()
+    return ok
+
+
+def _function_mask(check: CheckSpec, frame: pd.DataFrame, root: Path | None) -> pd.Series:
+    from noria.project_code import resolve_function
+
+    owner = f"checks {check.name!r}"
+    if root is None:
+        raise ConfigError(f"{owner}: a function check needs the project folder", fix="pass root= to validate_table")
+    fn = resolve_function(root, str(check.function), owner)
+    try:
+        result = fn(frame.copy())
+    except Exception as exc:
+        raise ConfigError(
+            f"{owner}: {check.function} raised {type(exc).__name__}: {exc}",
+            fix=f"fix {check.function} (it gets the typed columns of the table, one row per source row)",
+        ) from exc
+    if not isinstance(result, pd.Series) or len(result) != len(frame) or not (pd.api.types.is_bool_dtype(result.dtype)):
+        got = type(result).__name__
+        if isinstance(result, pd.Series):
+            got = f"a {result.dtype} Series of {len(result)} rows"
+        raise ConfigError(
+            f"{owner}: {check.function} returned {got}, not a boolean Series of {len(frame)} rows",
+            fix="return frame-aligned booleans: True where the row passes",
+        )
+    return ~result.fillna(True).astype(bool).set_axis(frame.index)  # missing: no verdict, passes

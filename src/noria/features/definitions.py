@@ -10,20 +10,20 @@ and models. Every problem raises :class:`FeatureDefinitionError` naming the defi
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError as PydanticValidationError
 
+from noria import project_code
 from noria.config import ColumnType, Project, TableSpec
 from noria.errors import ConfigError
 from noria.features.config import DEPLOYMENT_FIELDS, ENGINE_FIELDS, FeaturesConfig, FeatureType
+from noria.project_code import module_file
 
 FEATURES_FILE = "features.yaml"
 FEATURES_DIR = "features"
@@ -232,56 +232,10 @@ def _pydantic_error(exc: PydanticValidationError, where: list[str]) -> FeatureDe
 
 # --- functions --------------------------------------------------------------------------
 
-_MODULES: dict[tuple[str, int, int], ModuleType] = {}
-
 
 def resolve_function(root: Path, ref: str, owner: str) -> Callable[..., Any]:
     """Import ``module:function`` from the project folder; ``owner`` names the definition for errors."""
-    module_name, _, attr = ref.partition(":")
-    module = _import_module(root, module_name, owner, ref)
-    fn = getattr(module, attr, None)
-    if fn is None or not callable(fn):
-        public = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
-        raise FeatureDefinitionError(
-            f"{owner}: function {ref!r} not found: {module_name} has no function {attr!r}"
-            f" (it has: {', '.join(public) or 'none'})",
-            fix=f"define {attr}() in {module_name}.py or fix the reference in the feature config",
-        )
-    return fn  # type: ignore[no-any-return]
-
-
-def module_file(root: Path, module_name: str) -> Path | None:
-    base = root.joinpath(*module_name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _import_module(root: Path, module_name: str, owner: str, ref: str) -> ModuleType:
-    path = module_file(root, module_name)
-    if path is None:
-        raise FeatureDefinitionError(
-            f"{owner}: function {ref!r} not found: no module {module_name}.py in {root}",
-            fix=f"create {module_name}.py next to noria.yaml or fix the reference",
-        )
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key in _MODULES:
-        return _MODULES[key]
-    unique = "noria_project_" + hashlib.sha256(key[0].encode()).hexdigest()[:12] + "_" + module_name.replace(".", "_")
-    spec = importlib.util.spec_from_file_location(unique, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        raise FeatureDefinitionError(
-            f"{owner}: importing {path.name} for {ref!r} failed: {type(exc).__name__}: {exc}",
-            fix=f"fix the error in {path}",
-        ) from exc
-    _MODULES[key] = module
-    return module
+    return project_code.resolve_function(root, ref, owner, error=FeatureDefinitionError)
 
 
 def definition_hash(config: FeaturesConfig, root: Path) -> str:

@@ -3,7 +3,9 @@
 An artifact is a folder (written by a serializer, see ``_serializers``) whose id is the
 sha256 of its files. A store keeps artifacts under ``objects/<id[:2]>/<id>/`` and JSON
 records (cache entries, run records) under plain keys. Both kinds of write are atomic: a
-reader sees a whole artifact or record, or nothing. ``open_store`` picks the backend from
+reader sees a whole artifact or record, or nothing. An artifact is hashed again before a process
+first uses it: one whose files were damaged on disk (corrupted, truncated) counts as missing, is
+moved to ``damaged/`` and recomputed, never loaded. ``open_store`` picks the backend from
 the URL: a folder path (default) or ``s3://bucket/prefix``.
 
 An S3 store finds its endpoint as :func:`s3_endpoint_url` says (config, then the standard
@@ -16,6 +18,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -30,7 +33,10 @@ from noria.errors import ConfigError, DataError, ExternalToolError, MissingExtra
 from noria.pipelines._errors import ArtifactNotFoundError
 from noria.pipelines._serializers import META
 
+log = logging.getLogger("noria.pipelines")
+
 _STALE_SECONDS = 24 * 3600
+DAMAGED = "damaged"  # where an artifact whose files no longer match its id is moved (kept for a look)
 # Variables naming an S3-compatible endpoint, in the order they win. The AWS ones are what
 # boto3 and DVC read; MLFLOW_S3_ENDPOINT_URL is what MLflow deployments usually set alone.
 S3_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL")
@@ -133,6 +139,7 @@ class LocalArtifactStore:
         self.url = str(self.root)
         self.staging = self.root / "tmp"
         self.staging.mkdir(parents=True, exist_ok=True)
+        self._verified: set[str] = set()  # ids whose files this process has hashed and found intact
         self._sweep_stale()
 
     def _sweep_stale(self) -> None:
@@ -148,7 +155,7 @@ class LocalArtifactStore:
     def put(self, folder: Path) -> str:
         artifact_id = hash_folder(folder)
         target = self.root / _object_key(artifact_id)
-        if target.is_dir():
+        if target.is_dir() and self._intact(artifact_id, target):
             shutil.rmtree(folder)
             return artifact_id
         for path in folder.rglob("*"):
@@ -177,10 +184,39 @@ class LocalArtifactStore:
                 f"artifact {artifact_id[:12]} is not in the store {self.url}",
                 fix="re-run the pipeline without --step to produce it (or check the store URL)",
             )
+        if not self._intact(artifact_id, folder):
+            raise ArtifactNotFoundError(
+                f"artifact {artifact_id[:12]} in the store {self.url} was damaged (its files no longer match "
+                f"its content hash); it was moved to {self.root / DAMAGED} and is not used",
+                fix="re-run the pipeline: the step that produced it runs again",
+            )
         return folder
 
     def exists(self, artifact_id: str) -> bool:
-        return (self.root / _object_key(artifact_id)).is_dir()
+        """Whether the artifact is there *and intact* (a damaged one is moved aside: the step reruns)."""
+        folder = self.root / _object_key(artifact_id)
+        return folder.is_dir() and self._intact(artifact_id, folder)
+
+    def _intact(self, artifact_id: str, folder: Path) -> bool:
+        """Hash the artifact's files (once per store object); move it to ``damaged/`` if they differ.
+
+        A corrupted or truncated file (a bad disk, a copy cut short, a hand edit) is then never
+        loaded: the runner sees the artifact as missing and recomputes it.
+        """
+        if artifact_id in self._verified:
+            return True
+        if hash_folder(folder) == artifact_id:
+            self._verified.add(artifact_id)
+            return True
+        aside = self.root / DAMAGED / f"{artifact_id}.{uuid.uuid4().hex[:8]}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.rename(aside)
+        except OSError:
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+        log.warning("artifact %s in %s does not match its content hash: moved to %s", artifact_id[:12], self.url, aside)
+        return False
 
     def read_record(self, key: str) -> dict[str, Any] | None:
         path = self.root / _check_key(key)
@@ -235,6 +271,7 @@ class S3ArtifactStore:
         self.cache = Path(cache_dir).expanduser().resolve()
         self.staging = self.cache / "tmp"
         self.staging.mkdir(parents=True, exist_ok=True)
+        self._verified: set[str] = set()  # downloaded ids hashed and found intact by this process
         config = Config(
             connect_timeout=S3_CONNECT_TIMEOUT_S,
             read_timeout=S3_READ_TIMEOUT_S,
@@ -304,7 +341,11 @@ class S3ArtifactStore:
     def get(self, artifact_id: str) -> Path:
         local = self.cache / _object_key(artifact_id)
         if local.is_dir():
-            return local
+            if artifact_id in self._verified or hash_folder(local) == artifact_id:
+                self._verified.add(artifact_id)
+                return local
+            log.warning("the cached download of artifact %s is damaged: downloading it again", artifact_id[:12])
+            shutil.rmtree(local, ignore_errors=True)
         if not self.exists(artifact_id):
             raise ArtifactNotFoundError(
                 f"artifact {artifact_id[:12]} is not in the store {self.url}",
@@ -325,6 +366,7 @@ class S3ArtifactStore:
                 f"artifact {artifact_id[:12]} in {self.url} does not match its content hash",
                 fix="delete the object folder from the bucket and re-run the pipeline",
             )
+        self._verified.add(artifact_id)
         local.parent.mkdir(parents=True, exist_ok=True)
         try:
             staged.rename(local)

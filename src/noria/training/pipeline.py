@@ -87,7 +87,7 @@ def _module_digest(project: Any, ref: str | None) -> str | None:
         return None
     import hashlib
 
-    from noria.features.definitions import module_file
+    from noria.project_code import module_file
 
     path = module_file(project.root, ref.partition(":")[0])
     return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else None

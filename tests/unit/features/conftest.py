@@ -28,7 +28,7 @@ def raw_tables() -> dict[str, pd.DataFrame]:
 
 def make_project(root: Path) -> Project:
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("noria.yaml", "features.yaml", "flights_features.py", "flights_api.py"):
+    for name in ("noria.yaml", "features.yaml", "flights_features.py", "flights_api.py", "flights_checks.py"):
         shutil.copy(EXAMPLE / name, root / name)
     return load_project(root, environ={})
 

@@ -43,7 +43,7 @@ def test_apply_build_materialize_on_an_ingested_snapshot(tmp_path: Path, raw_tab
     root = tmp_path / "flights"
     raw = root / "raw"
     raw.mkdir(parents=True)
-    for name in ("features.yaml", "flights_features.py", "flights_api.py"):
+    for name in ("features.yaml", "flights_features.py", "flights_api.py", "flights_checks.py"):
         shutil.copy(EXAMPLE / name, root / name)
     config = yaml.safe_load((EXAMPLE / "noria.yaml").read_text())
     config["data"]["source"] = {"kind": "directory", "path": "raw"}
