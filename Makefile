@@ -17,7 +17,7 @@ export UV_LINK_MODE ?= copy
 # OpenMP threads that spin while waiting slow LightGBM down badly on a busy 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help demo test lint bench fmt docs clean docker-test
+.PHONY: help demo test lint bench fmt docs clean docker-test faults faults-ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,8 +33,18 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 demo: $(STAMP) ## run the whole loop on embedded defaults (in ./demo)
 	$(BIN)/noria demo --dir demo
 
-test: $(STAMP) ## run the test suite
-	$(BIN)/pytest
+test: $(STAMP) ## run the test suite (the fault suite's fast cases included; `make faults` runs all)
+	$(BIN)/pytest -m "not (faults and slow)"
+
+FAULT_RESULTS := $(CURDIR)/tests/faults/.results/results.jsonl
+
+faults: $(STAMP) ## the whole fault-injection suite (10-minute load case), then docs/reliability.md
+	rm -f $(FAULT_RESULTS)
+	NORIA_FAULTS_FULL=1 $(BIN)/pytest -p no:cacheprovider tests/faults; status=$$?; \
+	  $(BIN)/python scripts/reliability_report.py --command "make faults" && exit $$status
+
+faults-ci: $(STAMP) ## the fault suite's long cases (after `make test`; the load case runs 60 s)
+	$(BIN)/pytest -p no:cacheprovider -m "faults and slow" tests/faults
 
 lint: $(STAMP) ## ruff, mypy, actionlint, CLI docs, Dockerfiles, k8s manifests, Terraform, checkov
 	$(BIN)/ruff check src tests benchmarks examples scripts

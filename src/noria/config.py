@@ -225,7 +225,7 @@ class QualitySpec(_Section):
     on_fail: Literal["refuse", "warn"] = "refuse"
     # The largest share of the rows read that may be quarantined (0.01: 1 %).
     max_quarantined: float | None = Field(default=None, ge=0, le=1)
-    # The largest share of accepted rows that may be missing, per column ({dep_delay: 0.05});
+    # The largest share of accepted rows that may be missing, per column ({amount: 0.05});
     # "*" sets it for every column not named.
     max_missing: dict[str, float] = Field(default_factory=dict)
     # Each month this ingest brings must hold at least this share of the rows of a typical

@@ -42,7 +42,7 @@ def test_training_pipeline_registers_a_gated_champion_with_lineage(tmp_path: Pat
     snapshot = ingest(project, "2013-01", "2013-02").record
 
     first = run_project_pipeline(project, "training", progress=False)
-    assert first.count("ran") == 8
+    assert first.count("ran") == 9
     evaluation = first.load("evaluation")
     assert evaluation["metrics"]["roc_auc"] > 0.65  # a real signal on a month we did not train on
     assert evaluation["split"]["parts"]["test"]["rows"] > 20_000
@@ -58,13 +58,17 @@ def test_training_pipeline_registers_a_gated_champion_with_lineage(tmp_path: Pat
     assert usage and usage[0].service == "flight_delay"
 
     again = run_project_pipeline(project, "training", progress=False)
-    # only `context` and `gate` rerun: the gate depends on the current champion, never cached
-    assert again.count("cached") == 6 and again.count("ran") == 2
+    # `context` and `champion_now` always run; the gate re-runs because the champion moved
+    assert again.count("cached") == 6 and again.count("ran") == 3
     assert "already @champion" in again.load("gate")["reason"]
+    # nothing moved since: the gate's decision is reused, keyed on (candidate, champion, settings)
+    warm = run_project_pipeline(project, "training", progress=False)
+    assert warm.count("cached") == 7 and warm.count("ran") == 2
+    assert warm.load("gate") == again.load("gate")
 
-    # A new holdout period reruns the training; the gate compares on the same holdout.
-    changed = run_project_pipeline(project, "training", params={"test_from": "2013-02"}, progress=False)
-    assert changed.count("cached") == 6
+    # The same holdout period named explicitly changes nothing.
+    same = run_project_pipeline(project, "training", params={"test_from": "2013-02"}, progress=False)
+    assert same.count("cached") == 7
 
 
 def test_impossible_split_fails_before_any_work(tmp_path: Path) -> None:
@@ -246,7 +250,7 @@ def test_training_pipeline_for_a_multiclass_and_a_regression_project(
     project = load_project(tiny_project(tmp_path / task, task), environ={})
     ingest(project, "2020-01", "2020-06")
     first = run_project_pipeline(project, "training", progress=False)
-    assert first.count("ran") == 8
+    assert first.count("ran") == 9
     evaluation = first.load("evaluation")
     assert evaluation["task"] == task and evaluation["primary_metric"] == primary
     flat = evaluation["flat"]
@@ -296,3 +300,18 @@ def test_training_pipeline_for_a_multiclass_and_a_regression_project(
         f"{primary} " in checks["beats_champion"]["detail"] and "lower is better" in checks["beats_champion"]["detail"]
     )
     assert checks["same_holdout"]["passed"] and checks["prediction_range"]["passed"]
+
+    # Nothing moved: the gate's decision is reused. Moving @champion by hand makes it judge again.
+    from noria.registry import promote
+
+    warm = run_project_pipeline(project, "training", params={"trials": 0}, progress=False)
+    assert warm.steps["gate"].status == "cached" and warm.load("gate") == decision
+    other = 1 if decision["promoted"] else 2
+    promote(project, name, other, force=True, reason="test: move the champion by hand")
+    moved = run_project_pipeline(project, "training", params={"trials": 0}, progress=False)
+    assert moved.steps["gate"].status == "ran"
+    judged = moved.load("gate")
+    if other == 2:  # the candidate itself was made champion by hand
+        assert "already @champion" in judged["reason"]
+    else:  # version 1 is champion again: version 2 is judged against it anew
+        assert judged["version"] == 2 and "vs champion version 1" in judged["reason"]

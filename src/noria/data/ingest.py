@@ -29,6 +29,7 @@ from noria.data.snapshots import (
     TableAccount,
     dataset_dir,
     get_record,
+    list_snapshots,
     month_dirs,
     records_dir,
     tracked_version,
@@ -101,6 +102,7 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
         if progress is not None and task is not None:
             progress.advance(task)
 
+    parent = _parent(project)  # before anything is written
     # 1. read and validate everything before writing anything
     validated = {}
     outside: dict[str, int] = {}  # valid rows of months this ingest was not asked for
@@ -157,7 +159,6 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
         _swap(target, current)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    parent = tracked_version(project)
     version = versioning.track(project.root, current, remote)
     done()
 
@@ -181,7 +182,7 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
         schema_hash=hashlib.sha256("".join(a.schema_hash for a in accounts.values()).encode()).hexdigest()[:16],
         git_commit=git.commit,
         git_dirty=git.dirty,
-        parent=parent.md5 if parent and parent.md5 != version.md5 else None,
+        parent=parent if parent != version.md5 else None,
         dvc=version.dvc_out() | {"md5": version.md5},
         ingest_id=ingest_id,
         noria_version=__version__,
@@ -189,6 +190,17 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
     write_json_atomic(existing, record.to_dict())
     git_stage(project.root, existing)
     return IngestResult(record=record, unchanged=False)
+
+
+def _parent(project: Project) -> str | None:
+    """The snapshot this ingest builds on: the version ``data/dataset.dvc`` tracks when it has a
+    lineage record; else the newest record (a run killed after ``dvc add`` rewrote dataset.dvc
+    leaves it naming a version that has none, and the re-run must not lose the lineage)."""
+    tracked = tracked_version(project)
+    if tracked is not None and (records_dir(project) / f"{tracked.md5}.json").is_file():
+        return tracked.md5
+    records = list_snapshots(project)
+    return records[-1].id if records else None
 
 
 def _judge_quality(project: Project, validated: dict[str, Any], ingest_id: str) -> dict[str, list[str]]:

@@ -26,6 +26,7 @@ except the steps that had fully finished.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -280,7 +281,9 @@ def run_pipeline(
             try:
                 step_result = ex.run(name, inputs, bar)
             except BaseException:
-                save("failed")
+                # The store may be what failed (S3 gone): the step's own error says what broke first.
+                with contextlib.suppress(NoriaError):
+                    save("failed")
                 raise
             result.steps[name] = step_result
             artifacts.update(step_result.outputs)

@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "ChampionHistory": "noria.registry.records",
     "PromotionBusyError": "noria.registry.records",
     "champion_history": "noria.registry.records",
+    "champion_state": "noria.registry.records",
     "record_evaluation": "noria.registry.records",
     "registry_lock": "noria.registry.records",
     "RunHandle": "noria.registry.tracking",
@@ -79,6 +80,7 @@ __all__ = [
     "RunHandle",
     "Verdict",
     "champion_history",
+    "champion_state",
     "collect_lineage",
     "format_lineage",
     "get_version",
@@ -131,6 +133,7 @@ if TYPE_CHECKING:
         ChampionHistory,
         PromotionBusyError,
         champion_history,
+        champion_state,
         record_evaluation,
         registry_lock,
     )

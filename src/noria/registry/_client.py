@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 _SQLITE = "sqlite:///"
 PROBE_TIMEOUT_S = 5.0  # a server that cannot answer /health within this is treated as down
 _REACHABLE: set[str] = set()  # servers that answered in this process (probed once each)
+_CREATED: set[str] = set()  # SQLite databases this process has opened once (created if new)
+SQLITE_LOCK_TIMEOUT_S = 120.0  # the longest wait for another process creating the same database
 
 
 def disable_telemetry() -> None:
@@ -175,7 +177,55 @@ def get_client(project: Project) -> MlflowClient:
 
     if is_remote(uri):
         load_request_header_providers()
+    if uri.startswith(_SQLITE) and uri not in _CREATED:
+        with _sqlite_creation_lock(uri):
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # creates or migrates the database
+            with mlflow_errors("open the model registry"):
+                client.search_registered_models(max_results=1)  # the registry's side of it too
+        _CREATED.add(uri)
+        return client
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@contextmanager
+def _sqlite_creation_lock(uri: str) -> Iterator[None]:
+    """Hold a file lock beside a SQLite tracking database while this process first opens it.
+
+    MLflow creates (and migrates) a new SQLite database on first use; two processes doing that at
+    once collide (``table _alembic_tmp_experiments already exists``), e.g. two pipelines started
+    together. Under the lock one creates it and the others find it made.
+    """
+    import fcntl
+    import time
+
+    rest = uri[len(_SQLITE) :]
+    if not rest or rest == ":memory:":
+        yield
+        return
+    db = Path(rest)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    lock = db.with_name(db.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + SQLITE_LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ExternalToolError(
+                        f"another process held {lock} for over {SQLITE_LOCK_TIMEOUT_S:g} s "
+                        f"while opening the MLflow database {db}",
+                        fix="wait for the other noria command to finish, then retry",
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def load_request_header_providers() -> None:

@@ -130,6 +130,25 @@ def champion_history(project: Project, name: str, *, client: MlflowClient | None
     return ChampionHistory([int(v) for v in data.get("stack", [])], list(data.get("events", [])))
 
 
+def champion_state(project: Project, name: str, *, client: MlflowClient | None = None) -> dict[str, Any]:
+    """Who is @champion of ``name`` now and the newest change of it (one registry read).
+
+    Equal states mean nothing moved the champion in between: a promotion, a rollback or an
+    alias set by hand each change the alias or the history's newest event. The training
+    pipeline keys its cached gate decision on this."""
+    validate_model_name(name)
+    registered = get_registered(client or get_client(project), name)
+    aliases = dict(registered.aliases or {})
+    raw = (registered.tags or {}).get(HISTORY_TAG)
+    events = json.loads(raw).get("events", []) if raw else []
+    return {
+        "name": name,
+        "champion": int(aliases["champion"]) if "champion" in aliases else None,
+        "history_events": len(events),
+        "last_event": events[-1] if events else None,
+    }
+
+
 def push_history(client: MlflowClient, name: str, history: ChampionHistory, event: dict[str, Any]) -> None:
     history.events.append(event)
     with mlflow_errors(f"record the champion history of {name!r}"):

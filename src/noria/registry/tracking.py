@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from noria.errors import NoriaError, ValidationError
 from noria.registry._client import ensure_experiment, get_client, mlflow_errors
-from noria.registry.lineage import MODEL_CARD_TAG, Lineage
+from noria.registry.lineage import MODEL_CARD_TAG, TAGS, Lineage
 from noria.registry.models import ModelVersionInfo, log_lightgbm_model
 
 if TYPE_CHECKING:
@@ -174,7 +174,10 @@ class RunHandle:
         with contextlib.suppress(NoriaError):
             self.flush()
         self._pending.clear()
-        self.end("FAILED")
+        # The server may be what failed: its error (raised below) says what broke first. A run it
+        # cannot mark FAILED now stays RUNNING until a re-run of the same pipeline run closes it.
+        with contextlib.suppress(NoriaError):
+            self.end("FAILED")
 
 
 def start_run(
@@ -189,9 +192,27 @@ def start_run(
     client = client or get_client(project)
     experiment_id = ensure_experiment(client, project)
     all_tags = {**lineage.to_tags(), **dict(tags or {})}
+    if lineage.pipeline_run_id:
+        close_abandoned(client, experiment_id, run_name, lineage.pipeline_run_id)
     with mlflow_errors(f"start run {run_name!r}"):
         run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
     return RunHandle(client, run.info.run_id, experiment_id)
+
+
+def close_abandoned(client: MlflowClient, experiment_id: str, run_name: str, pipeline_run_id: str) -> list[str]:
+    """Mark FAILED the runs an earlier attempt of the same pipeline run and step left RUNNING.
+
+    An attempt that lost its tracking server could not close its run; re-running the same
+    pipeline run (``--run-id``, as an orchestrator's retry does) opens a new run and ends that one.
+    """
+    tag = TAGS["pipeline_run_id"]
+    query = f"tags.`{tag}` = '{pipeline_run_id}' and attributes.status = 'RUNNING'"
+    with mlflow_errors(f"look up earlier attempts of pipeline run {pipeline_run_id!r}"):
+        found = client.search_runs([experiment_id], filter_string=query, max_results=100)
+        abandoned = [r.info.run_id for r in found if r.info.run_name == run_name]
+        for run_id in abandoned:
+            client.set_terminated(run_id, status="FAILED")
+    return abandoned
 
 
 def _now_ms() -> int:

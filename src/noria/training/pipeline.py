@@ -403,8 +403,20 @@ def register(
     return {"name": version.name, "version": version.version, "run_id": version.run_id}
 
 
-# Never cached: the decision depends on which version is @champion right now, not only on the inputs.
+# Never cached: which version is @champion right now (and its newest change) is not an input
+# the cache can see; it is what the gate's cached decision is keyed on.
 @step(cache=False)
+def champion_now(register: dict[str, Any]) -> dict[str, Any]:
+    """The registry's @champion of the registered model and the newest promotion or rollback."""
+    from noria.registry import champion_state
+
+    return champion_state(current_project(), register["name"])
+
+
+# Cached by (candidate, champion, gate settings): the candidate's version, evaluation and
+# holdout, ``champion_now`` and the gate settings in ``context`` are its inputs, so a re-run
+# with nothing changed reuses the decision, and any promotion, rollback or gate change re-runs it.
+@step(version="2")
 def gate(
     register: dict[str, Any],
     evaluation: dict[str, Any],
@@ -412,6 +424,7 @@ def gate(
     train: Path,
     test_rows: pd.DataFrame,
     context: dict[str, Any],
+    champion_now: dict[str, Any],
 ) -> dict[str, Any]:
     """Champion only if it beats the current one on the same holdout and passes behaviour checks.
 
@@ -480,6 +493,6 @@ def _predict(booster: Any, frame: pd.DataFrame) -> Any:
 def training_pipeline() -> Pipeline:
     return Pipeline(
         "training",
-        steps=[context, training_set, split, tune, train, evaluate, register, gate],
+        steps=[context, training_set, split, tune, train, evaluate, register, champion_now, gate],
         description="snapshot -> training set -> split -> tune -> train -> evaluate -> register -> gate",
     )
