@@ -40,7 +40,7 @@ FAULT_RESULTS := $(CURDIR)/tests/faults/.results/results.jsonl
 
 faults: $(STAMP) ## the whole fault-injection suite (10-minute load case), then docs/reliability.md
 	rm -f $(FAULT_RESULTS)
-	NORIA_FAULTS_FULL=1 $(BIN)/pytest -p no:cacheprovider tests/faults; status=$$?; \
+	FAULTS_FULL=1 $(BIN)/pytest -p no:cacheprovider tests/faults; status=$$?; \
 	  $(BIN)/python scripts/reliability_report.py --command "make faults" && exit $$status
 
 faults-ci: $(STAMP) ## the fault suite's long cases (after `make test`; the load case runs 60 s)

@@ -1,6 +1,6 @@
 """Write docs/reliability.md from the fault-injection suite's results (tests/faults).
 
-Each case of ``tests/faults`` appends one JSON row to ``$NORIA_FAULTS_RESULTS`` (by default
+Each case of ``tests/faults`` appends one JSON row to ``$FAULTS_RESULTS`` (by default
 ``tests/faults/.results/results.jsonl``); this script keeps the newest row of each case and writes
 a table: the fault, what was checked, the outcome, the rows or requests lost (0, or counted and
 exported), and the case's figures.
@@ -95,7 +95,7 @@ def render(rows: list[dict[str, Any]], results: Path, command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=Path(os.environ.get("NORIA_FAULTS_RESULTS") or DEFAULT_RESULTS))
+    parser.add_argument("--results", type=Path, default=Path(os.environ.get("FAULTS_RESULTS") or DEFAULT_RESULTS))
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--command", default=COMMAND, help="the command that produced the results (shown)")
     args = parser.parse_args(argv)

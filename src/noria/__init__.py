@@ -7,10 +7,17 @@ The public API is re-exported here and imported lazily, so that ``import noria``
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# LightGBM's OpenMP threads spin while they wait unless told otherwise, and on a shared or busy
+# machine spinning threads make more threads far slower (an order of magnitude measured on a
+# loaded 2-core host). Noria sets the passive policy for its own processes, before anything
+# loads LightGBM, unless the user chose one (OpenMP reads it once, when LightGBM is loaded).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {

@@ -3,14 +3,14 @@
 Every case asks for the ``fault_record`` fixture, says which fault it injected, what it checked
 and how many rows or requests were lost (and how many of those were counted, e.g. by a metric);
 when the case ends a row ``{case, fault, checked, outcome, lost, counted_loss, seconds, figures}``
-is appended to a JSON-lines file: ``$NORIA_FAULTS_RESULTS``, by default
+is appended to a JSON-lines file: ``$FAULTS_RESULTS``, by default
 ``tests/faults/.results/results.jsonl`` (git-ignored). ``scripts/reliability_report.py`` turns the
 newest row of each case into ``docs/reliability.md``.
 
 Fast and long cases: every case carries the ``faults`` marker, long ones also ``slow``;
 ``make test`` runs the fast ones, ``make faults-ci`` (in ``.ci/run``) the long ones, ``make faults`` all. Nothing here is ever skipped (CI must
-run the real thing); the long load case runs ``$NORIA_FAULTS_LOAD_SECONDS`` seconds, by default
-60 s, or 600 s when ``NORIA_FAULTS_FULL=1`` (the full run, ``make faults``).
+run the real thing); the long load case runs ``$FAULTS_LOAD_SECONDS`` seconds, by default
+60 s, or 600 s when ``FAULTS_FULL=1`` (the full run, ``make faults``).
 """
 
 from __future__ import annotations
@@ -30,20 +30,22 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DVC_NO_ANALYTICS"] = "1"
 
 DEFAULT_RESULTS = Path(__file__).resolve().parent / ".results" / "results.jsonl"
+# The suite's own variables are FAULTS_*, not NORIA_*: NORIA_<SECTION>__<KEY> overrides config
+# keys, and any other NORIA_ variable is refused by load_project as a misspelt key.
 
 
 def results_path() -> Path:
-    return Path(os.environ.get("NORIA_FAULTS_RESULTS") or DEFAULT_RESULTS)
+    return Path(os.environ.get("FAULTS_RESULTS") or DEFAULT_RESULTS)
 
 
 def full_mode() -> bool:
-    """``NORIA_FAULTS_FULL=1``: the long variants (more kill points, a 10-minute load)."""
-    return os.environ.get("NORIA_FAULTS_FULL", "").lower() in ("1", "true", "yes")
+    """``FAULTS_FULL=1``: the long variants (more kill points, a 10-minute load)."""
+    return os.environ.get("FAULTS_FULL", "").lower() in ("1", "true", "yes")
 
 
 def load_seconds() -> float:
-    """How long the sustained-load case runs: $NORIA_FAULTS_LOAD_SECONDS, else 600 s full, 60 s otherwise."""
-    raw = os.environ.get("NORIA_FAULTS_LOAD_SECONDS", "").strip()
+    """How long the sustained-load case runs: $FAULTS_LOAD_SECONDS, else 600 s full, 60 s otherwise."""
+    raw = os.environ.get("FAULTS_LOAD_SECONDS", "").strip()
     if raw:
         return float(raw)
     return 600.0 if full_mode() else 60.0

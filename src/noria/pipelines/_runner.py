@@ -48,7 +48,7 @@ from noria.pipelines._graph import Pipeline
 from noria.pipelines._progress import StepProgress
 from noria.pipelines._serializers import dump_artifact, load_artifact
 from noria.pipelines._step import _reset_scratch, _set_scratch
-from noria.pipelines._store import ArtifactStore
+from noria.pipelines._store import ArtifactStore, is_disk_full, store_full_error
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -272,24 +272,30 @@ def run_pipeline(
         record = {"pipeline": pipeline.name, "run_id": ex.run_id, "params": to_jsonable_python(values)}
         store.write_record(run_key, record | {"status": status, "started_at": started, "steps": steps})
 
-    save("running")
-    artifacts: dict[str, str] = {}
-    title = f"pipeline {pipeline.name} - run {ex.run_id}"
-    with StepProgress(title, pipeline.order, enabled=progress, console=console) as bar:
-        for name in pipeline.order:
-            inputs = {param: artifacts[param] for param in pipeline.nodes[name].inputs}
-            try:
-                step_result = ex.run(name, inputs, bar)
-            except BaseException:
-                # The store may be what failed (S3 gone): the step's own error says what broke first.
-                with contextlib.suppress(NoriaError):
-                    save("failed")
-                raise
-            result.steps[name] = step_result
-            artifacts.update(step_result.outputs)
-            if step_result.status == "ran":  # reused steps are already on record: spare the fsync
-                save("running")
-    save("succeeded")
+    try:
+        save("running")
+        artifacts: dict[str, str] = {}
+        title = f"pipeline {pipeline.name} - run {ex.run_id}"
+        with StepProgress(title, pipeline.order, enabled=progress, console=console) as bar:
+            for name in pipeline.order:
+                inputs = {param: artifacts[param] for param in pipeline.nodes[name].inputs}
+                try:
+                    step_result = ex.run(name, inputs, bar)
+                except BaseException:
+                    # The store may be what failed (S3 gone, disk full): the step's own error says
+                    # what broke first.
+                    with contextlib.suppress(NoriaError, OSError):
+                        save("failed")
+                    raise
+                result.steps[name] = step_result
+                artifacts.update(step_result.outputs)
+                if step_result.status == "ran":  # reused steps are already on record: spare the fsync
+                    save("running")
+        save("succeeded")
+    except Exception as exc:
+        if is_disk_full(exc):  # whichever write met the full disk: a step's, an artifact's, a record's
+            raise store_full_error(store.url, exc) from exc
+        raise
     return result
 
 

@@ -48,6 +48,28 @@ _DENIED = frozenset(
 )
 
 
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) is a full disk or an exhausted quota: the errno where
+    Python has one, the message where a library (pyarrow) reports it only in words."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def store_full_error(url: str, exc: BaseException) -> ExternalToolError:
+    """The error a run reports when its store (or the disk under its staging folder) is full."""
+    return ExternalToolError(
+        f"the pipeline store {url} is full: {type(exc).__name__}: {exc}",
+        fix="free space there (or point pipelines.store at a larger disk), then re-run with the same "
+        "--run-id: finished steps are reused, nothing half-written is",
+    )
+
+
 class ArtifactStore(Protocol):
     """Where artifacts and run records live. ``staging`` is a local folder for temporary files."""
 

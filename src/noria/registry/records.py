@@ -14,9 +14,10 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import ExternalToolError, ValidationError
@@ -137,16 +138,65 @@ def champion_state(project: Project, name: str, *, client: MlflowClient | None =
     alias set by hand each change the alias or the history's newest event. The training
     pipeline keys its cached gate decision on this."""
     validate_model_name(name)
+    if client is None:
+        fast = _champion_state_sqlite(project, name)
+        if fast is not None:
+            return fast
     registered = get_registered(client or get_client(project), name)
     aliases = dict(registered.aliases or {})
-    raw = (registered.tags or {}).get(HISTORY_TAG)
-    events = json.loads(raw).get("events", []) if raw else []
+    champion = int(aliases["champion"]) if "champion" in aliases else None
+    return _state(name, champion, (registered.tags or {}).get(HISTORY_TAG))
+
+
+def _state(name: str, champion: int | None, history: str | None) -> dict[str, Any]:
+    events = json.loads(history).get("events", []) if history else []
     return {
         "name": name,
-        "champion": int(aliases["champion"]) if "champion" in aliases else None,
+        "champion": champion,
         "history_events": len(events),
         "last_event": events[-1] if events else None,
     }
+
+
+def _champion_state_sqlite(project: Project, name: str) -> dict[str, Any] | None:
+    """:func:`champion_state` read straight from a local SQLite tracking database.
+
+    Opening an MLflow client on SQLite costs seconds (imports, engine, schema check) and the
+    training pipeline asks this on every run, so a local database is read with the standard
+    library: MLflow's own ``registered_models``, ``registered_model_aliases`` and
+    ``registered_model_tags`` tables, read-only. The layout is pinned against MLflow by
+    ``tests/unit/registry/test_champion_state.py``. None (use the client) for another backend,
+    a missing model or anything unexpected.
+    """
+    import sqlite3
+
+    from noria.registry._client import tracking_uri
+
+    uri = tracking_uri(project)
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri == prefix + ":memory:":
+        return None
+    db = Path(uri[len(prefix) :])
+    if not db.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=10)) as con:
+            models = con.execute("SELECT workspace FROM registered_models WHERE name = ?", (name,)).fetchall()
+            aliases = con.execute(
+                "SELECT version, workspace FROM registered_model_aliases WHERE name = ? AND alias = 'champion'",
+                (name,),
+            ).fetchall()
+            tags = con.execute(
+                "SELECT value, workspace FROM registered_model_tags WHERE name = ? AND key = ?", (name, HISTORY_TAG)
+            ).fetchall()
+    except sqlite3.Error:
+        return None
+    if len(models) != 1 or len(aliases) > 1 or len(tags) > 1:
+        return None  # no such model (the client says so properly), or several workspaces
+    workspace = models[0][0]
+    if any(row[-1] != workspace for row in (*aliases, *tags)):
+        return None
+    return _state(name, int(aliases[0][0]) if aliases else None, tags[0][0] if tags else None)
 
 
 def push_history(client: MlflowClient, name: str, history: ChampionHistory, event: dict[str, Any]) -> None:

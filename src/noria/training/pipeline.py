@@ -102,7 +102,12 @@ def training_set(context: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]
     built = build_training_set(
         current_project(), period["train"]["from"], period["test"]["to"], snapshot_id=context["snapshot_id"]
     )
-    return built.frame, built.record.to_dict()
+    info = built.record.to_dict()
+    # What varies from run to run without the rows changing (wall-clock timings, when, whether
+    # the sources were reused) stays out: an identical training set leaves the steps below cached.
+    for volatile in ("timings", "created_at", "sources_reused"):
+        info.pop(volatile, None)
+    return built.frame, info
 
 
 def _settings(context: dict[str, Any]) -> Any:

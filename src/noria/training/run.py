@@ -125,6 +125,7 @@ def run_training(
             metric=s.metric_for(task.name),
             max_rounds=s.max_boost_rounds,
             early_stopping_rounds=s.early_stopping_rounds,
+            sample_rows=s.tune_sample_rows,
         )
         lap("tune")
     model = train(

@@ -257,6 +257,7 @@ def tune_options(settings: TrainingSettings, task: str = "binary") -> dict[str, 
         "metric": settings.metric_for(task),
         "max_rounds": settings.max_boost_rounds,
         "early_stopping_rounds": settings.early_stopping_rounds,
+        "sample_rows": settings.tune_sample_rows,
     }
 
 

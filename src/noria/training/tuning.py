@@ -35,7 +35,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightgbm as lgb
 import optuna
@@ -44,6 +44,9 @@ from noria.errors import ConfigError
 from noria.tasks import BinaryTask
 from noria.training.model import DEFAULT_PARAMS, check_metric, lgb_params, make_dataset
 from noria.training.split import Split
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # name -> (low, high, log scale, integer)
 SEARCH_SPACE: dict[str, tuple[float, float, bool, bool]] = {
@@ -94,6 +97,9 @@ class TuneResult:
     direction: str
     trials: list[TrialSummary] = field(default_factory=list)
     seconds: float = 0.0
+    fit_rows: int = 0  # rows the trials learned on (a sample when the fit part is larger)
+    valid_rows: int = 0  # rows the trials were judged on
+    sampled: bool = False
 
     @property
     def n_trials(self) -> int:
@@ -109,6 +115,9 @@ class TuneResult:
             "n_trials": self.n_trials,
             "seconds": self.seconds,
             "trials": [asdict(t) for t in self.trials],
+            "fit_rows": self.fit_rows,
+            "valid_rows": self.valid_rows,
+            "sampled": self.sampled,
             "search_space": {k: list(v) for k, v in SEARCH_SPACE.items()},
         }
 
@@ -130,6 +139,7 @@ def tune(
     worker: int = 0,
     heartbeat_seconds: int | None = None,
     on_trial: Callable[[TrialSummary], None] | None = None,
+    sample_rows: int | None = None,
 ) -> TuneResult:
     """Run at most ``trials`` trials (and stop after ``timeout`` seconds if given).
 
@@ -139,6 +149,9 @@ def tune(
     best parameters returned are the best of the whole study so far (``trials`` lists this
     worker's own). ``heartbeat_seconds`` overrides how often a worker proves it is alive.
     The task is the split's; ``metric`` defaults to the task's (:attr:`noria.tasks.Task.tune_metric`).
+    ``sample_rows``: trials learn on at most this many fit rows and are judged on at most a
+    quarter as many validation rows (seeded samples), so a trial costs the same however much
+    history there is; the final model (``train``) still learns on every row.
     """
     task = split.task or BinaryTask()
     metric = metric or task.tune_metric
@@ -154,8 +167,13 @@ def tune(
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"timeout = {timeout}; expected a positive number of seconds", fix="omit it or make it > 0")
     features, categorical = list(features), list(categorical)
-    fit_ds = make_dataset(split.fit, split.label, features, categorical)
-    valid_ds = make_dataset(split.valid, split.label, features, categorical, reference=fit_ds)
+    fit, valid = split.fit, split.valid
+    if sample_rows is not None:
+        fit = _sample(fit, sample_rows, seed)
+        valid = _sample(valid, max(sample_rows // 4, 1), seed)
+    sampled = len(fit) < len(split.fit) or len(valid) < len(split.valid)
+    fit_ds = make_dataset(fit, split.label, features, categorical)
+    valid_ds = make_dataset(valid, split.label, features, categorical, reference=fit_ds)
     summaries: list[TrialSummary] = []
 
     def objective(trial: optuna.Trial) -> float:
@@ -225,7 +243,17 @@ def tune(
         direction=METRICS[metric],
         trials=summaries,
         seconds=round(time.perf_counter() - started, 3),
+        fit_rows=len(fit),
+        valid_rows=len(valid),
+        sampled=sampled,
     )
+
+
+def _sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """At most ``rows`` rows of ``frame``, a seeded random sample in the original order."""
+    if len(frame) <= rows:
+        return frame
+    return frame.sample(n=rows, random_state=seed).sort_index()
 
 
 def suggest(trial: optuna.Trial) -> dict[str, Any]:

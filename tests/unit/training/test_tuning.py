@@ -37,6 +37,22 @@ def test_tuning_then_training_is_reproducible(split: Split) -> None:
     assert texts[0] == texts[1]
 
 
+def test_trials_learn_on_a_bounded_sample_and_say_so(split: Split) -> None:
+    """A trial costs the same however much history there is: fit and validation rows are
+    capped by seeded samples (the same sample every time), and the result records the sizes."""
+    cap = 1_000
+    assert len(split.fit) > cap and len(split.valid) > cap // 4
+    runs = [
+        tune(split, FEATURES, CATS, trials=2, seed=3, max_rounds=40, early_stopping_rounds=5, sample_rows=cap)
+        for _ in range(2)
+    ]
+    first = runs[0].to_dict()
+    assert (first["fit_rows"], first["valid_rows"], first["sampled"]) == (cap, cap // 4, True)
+    assert runs[0].best_params == runs[1].best_params and runs[0].best_value == runs[1].best_value
+    whole = tune(split, FEATURES, CATS, trials=1, seed=3, max_rounds=40, early_stopping_rounds=5)
+    assert (whole.fit_rows, whole.valid_rows, whole.sampled) == (len(split.fit), len(split.valid), False)
+
+
 def test_log_loss_is_minimised(split: Split) -> None:
     result = tune(split, FEATURES, CATS, trials=1, metric="binary_logloss", max_rounds=40, early_stopping_rounds=5)
     assert result.direction == "minimize" and 0 < result.best_value < 1

@@ -1,0 +1,51 @@
+"""``champion_state``: who is @champion and the newest change of it, read from MLflow's SQLite
+tables directly (the training pipeline's gate cache asks on every run). The direct read must
+agree with MLflow's client on every change: this pins the table layout Noria reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from noria.config import Project
+from noria.registry import ModelVersionInfo, champion_state, promote, rollback
+from noria.registry._client import get_client
+from noria.registry.records import _champion_state_sqlite
+
+NAME = "flight-delay"
+
+
+def test_the_direct_read_agrees_with_mlflow_through_promotions_and_rollbacks(
+    project: Project, registered: Callable[..., ModelVersionInfo]
+) -> None:
+    client = get_client(project)
+    seen = []
+
+    def both() -> dict[str, object]:
+        direct = _champion_state_sqlite(project, NAME)
+        assert direct is not None, "the SQLite layout changed: champion_state falls back to the client"
+        assert direct == champion_state(project, NAME, client=client)
+        seen.append(direct)
+        return direct
+
+    v1 = registered(NAME)
+    assert both() == {"name": NAME, "champion": None, "history_events": 0, "last_event": None}
+    promote(project, NAME, v1.version, force=True, reason="first")
+    v2 = registered(NAME)
+    assert both()["champion"] == v1.version
+    promote(project, NAME, v2.version, force=True, reason="second")
+    assert both()["champion"] == v2.version
+    rollback(project, NAME, "v2 degrades")
+    state = both()
+    assert state["champion"] == v1.version and state["history_events"] == 3
+    assert state["last_event"]["action"] == "rollback"  # type: ignore[index]
+    assert len({str(s) for s in seen}) == len(seen)  # every change gives a new state
+
+
+def test_an_unknown_model_falls_back_to_the_client_and_its_error(project: Project) -> None:
+    import pytest
+
+    from noria.errors import NoriaError
+
+    assert _champion_state_sqlite(project, "nobody") is None
+    with pytest.raises(NoriaError):
+        champion_state(project, "nobody")
