@@ -53,13 +53,15 @@ lint: $(STAMP) ## ruff, mypy, actionlint, CLI docs, Dockerfiles, k8s manifests, 
 	$(BIN)/actionlint .github/workflows/*.yml
 	$(BIN)/python scripts/cli_docs.py --check
 	$(BIN)/python scripts/config_docs.py --check
+	$(BIN)/python scripts/bench_table.py --check
 	UV=$(UV) $(BIN)/python scripts/check_deploy.py
 
 docker-test: $(STAMP) ## build the serving + pipeline images, run them read-only, serve a prepared project (DOCKER_TEST_PROJECT=DIR|none)
 	scripts/docker_test.sh
 
-bench: $(STAMP) ## run the benchmarks side by side with their peers (results in benchmarks/results)
+bench: $(STAMP) ## run the benchmarks side by side with their peers (results in benchmarks/results, table in README)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python scripts/bench_table.py
 
 fmt: $(STAMP) ## format and auto-fix
 	$(BIN)/ruff format src tests benchmarks examples scripts
