@@ -68,7 +68,7 @@ def run(quick: bool = False) -> Result:
         tuned = tune(split, features, categorical, trials=trials, seed=42, sample_rows=sample)
         tune_s = time.perf_counter() - started
         model = train(split, features, categorical, tuned.best_params, seed=42)
-        metric = evaluate(model, split.test, split.label).metrics.roc_auc
+        metric = evaluate(model, split.test, split.label).metrics["roc_auc"]
         quality[name], per_trial[name] = float(metric or 0.0), tune_s / trials
         rows.append(
             {
