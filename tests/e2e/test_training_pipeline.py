@@ -204,6 +204,7 @@ training:
   trials: 2
   max_boost_rounds: 60
   early_stopping_rounds: 10
+  profile_sample_rows: 100  # the reference profile summarises a sample of the training rows
   slices: [team]
   min_slice_rows: 20
   baselines: {baselines}
@@ -275,6 +276,8 @@ def test_training_pipeline_for_a_multiclass_and_a_regression_project(
     rows = evaluation["split"]["parts"]["test"]["rows"]
     assert scores.shape == ((rows, 3) if task == "multiclass" else (rows,))
     profile = json.loads((report / "reference_profile.json").read_text())
+    trained_on = evaluation["split"]["parts"]["train"]["rows"]
+    assert profile["metadata"]["profiled_rows"] == "100" and profile["metadata"]["training_rows"] == str(trained_on)
     if task == "multiclass":  # the predicted class's probability, as the service logs `score`
         assert profile["score"]["min"] >= 1 / 3 and profile["score"]["max"] <= 1.0
     card = (report / "model_card.md").read_text()

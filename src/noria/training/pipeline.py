@@ -305,12 +305,20 @@ def evaluate(
     report = scratch_dir() / "report"
     report.mkdir()
     shares = dict(zip(importance["feature"], importance["gain"], strict=True))
+    reference = parts.train
+    if s.profile_sample_rows is not None and len(reference) > s.profile_sample_rows:
+        reference = reference.sample(n=s.profile_sample_rows, random_state=s.seed).sort_index()
     profile = ReferenceProfile.build(
-        parts.train[features],
-        scores=row_scores(task, model.predict(parts.train)),  # what the service logs as `score`
+        reference[features],
+        scores=row_scores(task, model.predict(reference)),  # what the service logs as `score`
         importance=shares,
         categorical=categorical,
-        metadata={"snapshot_id": context["snapshot_id"], "definition_hash": context["definition_hash"]},
+        metadata={
+            "snapshot_id": context["snapshot_id"],
+            "definition_hash": context["definition_hash"],
+            "training_rows": str(len(parts.train)),
+            "profiled_rows": str(len(reference)),
+        },
     )
     profile.save(report / "reference_profile.json")
     importance.to_csv(report / "feature_importance.csv", index=False)

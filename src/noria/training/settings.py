@@ -100,6 +100,10 @@ class TrainingSettings(BaseModel):
     # validation rows (seeded random samples); the final model learns on all of them. About one
     # year of a busy table: a trial costs the same on ten years; None tunes on every row.
     tune_sample_rows: int | None = Field(default=400_000, ge=1_000)
+    # The monitoring reference profile (feature and score distributions) summarises at most this
+    # many training rows, a seeded sample: scoring millions of rows on one thread only to fill
+    # histograms costs minutes and changes nothing a drift test can see. None: every row.
+    profile_sample_rows: int | None = Field(default=200_000, ge=100)
     # Refit on fit + validation for the best number of rounds (the newest weeks are not left out).
     refit_on_full_train: bool = True
     # Columns of the training set to report holdout metrics by (e.g. a region, a product line).
