@@ -162,6 +162,7 @@ def registry_state(root: Path) -> dict[str, Any]:
         "logged models without a version": sorted(str(m.status) for m in logged if m.model_id not in sources),
         "aliases": aliases,
         "run of version": {int(v.version): v.run_id for v in found},
+        "abandoned versions": sorted(int(v.version) for v in found if "noria.abandoned" in (v.tags or {})),
     }
 
 
@@ -258,6 +259,17 @@ def test_sigkill_in_a_training_step_then_the_same_run_resumes(
     registered = load_artifact(LocalArtifactStore(store_root(root)).get(produced["register"]))
     assert registry["run of version"][registered["version"]] == registered["run_id"]
     assert registry["versions (run status)"][registered["version"]] == "FINISHED"
+    # a version a killed attempt created is marked abandoned (never promoted without --force)
+    failed = sorted(v for v, status in registry["versions (run status)"].items() if status == "FAILED")
+    assert registry["abandoned versions"] == failed, registry
+    fault_record.figures["abandoned versions"] = failed
+    if failed:
+        from noria.config import load_project
+        from noria.errors import ValidationError
+        from noria.registry import promote
+
+        with pytest.raises(ValidationError, match="was abandoned"):
+            promote(load_project(root, environ={}), MODEL, failed[0], reason="try the killed attempt's version")
     decision = load_artifact(LocalArtifactStore(store_root(root)).get(produced["gate"]))
     if decision["promoted"]:
         assert registry["aliases"].get("champion") == registered["version"], (registry["aliases"], registered)

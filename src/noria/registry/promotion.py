@@ -152,6 +152,11 @@ def promote_if_better(
     number = parse_version(version, validate_model_name(name))
     client = client or get_client(project)
     info = resolve(client, ModelRef(name, version=number))
+    if "noria.abandoned" in info.tags:  # tracking.ABANDONED_TAG (a killed attempt's version)
+        raise ValidationError(
+            f"model {name} version {number} was abandoned: {info.tags['noria.abandoned']}",
+            fix=f"promote the version the re-run registered, or `noria promote {name} {number} --force --reason ...`",
+        )
     task = task or task_of(project)
     gate = (gate or registry_config(project).gate).for_task(task)
     if candidate is not None:

@@ -199,11 +199,17 @@ def start_run(
     return RunHandle(client, run.info.run_id, experiment_id)
 
 
+ABANDONED_TAG = "noria.abandoned"
+
+
 def close_abandoned(client: MlflowClient, experiment_id: str, run_name: str, pipeline_run_id: str) -> list[str]:
     """Mark FAILED the runs an earlier attempt of the same pipeline run and step left RUNNING.
 
-    An attempt that lost its tracking server could not close its run; re-running the same
-    pipeline run (``--run-id``, as an orchestrator's retry does) opens a new run and ends that one.
+    An attempt that lost its tracking server (or was killed) could not close its run; re-running
+    the same pipeline run (``--run-id``, as an orchestrator's retry does) opens a new run and ends
+    that one. A model version such an attempt had already created (killed between creating it and
+    finishing the step) is tagged ``noria.abandoned``: the re-run registers its own, and a
+    manual promotion of the abandoned one is refused unless forced.
     """
     tag = TAGS["pipeline_run_id"]
     query = f"tags.`{tag}` = '{pipeline_run_id}' and attributes.status = 'RUNNING'"
@@ -212,6 +218,14 @@ def close_abandoned(client: MlflowClient, experiment_id: str, run_name: str, pip
         abandoned = [r.info.run_id for r in found if r.info.run_name == run_name]
         for run_id in abandoned:
             client.set_terminated(run_id, status="FAILED")
+            for version in client.search_model_versions(f"run_id = '{run_id}'"):
+                client.set_model_version_tag(
+                    version.name,
+                    version.version,
+                    ABANDONED_TAG,
+                    f"created by an attempt of pipeline run {pipeline_run_id} that stopped before its step "
+                    "finished; the re-run registered its own version",
+                )
     return abandoned
 
 

@@ -49,3 +49,35 @@ def test_an_unknown_model_falls_back_to_the_client_and_its_error(project: Projec
     assert _champion_state_sqlite(project, "nobody") is None
     with pytest.raises(NoriaError):
         champion_state(project, "nobody")
+
+
+def test_a_version_left_by_a_killed_attempt_is_marked_abandoned_and_not_promoted(
+    project: Project, booster: object
+) -> None:
+    """A register step killed after creating its version (its MLflow run still RUNNING): the
+    re-run of the same pipeline run closes that run as FAILED and tags the version abandoned;
+    the gate and manual promotion refuse it unless forced."""
+    import pytest
+
+    from noria.errors import ValidationError
+    from noria.registry import collect_lineage, get_version, start_run
+
+    lineage = collect_lineage(
+        project,
+        data_snapshot="snap1",
+        feature_service="flights_v1",
+        feature_definition_hash="abc",
+        pipeline_run_id="R1",
+    )
+    killed = start_run(project, "train-snap1", lineage)  # never closed: the process died here
+    stray = killed.log_model(booster, NAME)
+    with start_run(project, "train-snap1", lineage) as again:  # the re-run of pipeline run R1
+        fresh = again.log_model(booster, NAME)
+    client = get_client(project)
+    assert client.get_run(killed.run_id).info.status == "FAILED"
+    assert "pipeline run R1" in get_version(project, f"{NAME}/{stray.version}").tags["noria.abandoned"]
+    assert "noria.abandoned" not in get_version(project, f"{NAME}/{fresh.version}").tags
+    with pytest.raises(ValidationError, match="was abandoned"):
+        promote(project, NAME, stray.version, reason="try it")
+    forced = promote(project, NAME, stray.version, force=True, reason="known good, restored by hand")
+    assert forced.promoted
