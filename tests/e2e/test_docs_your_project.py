@@ -8,6 +8,7 @@ stopped (by PID) at the end. A command that fails fails the test with its output
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -56,8 +57,16 @@ def test_every_command_of_the_guide_runs(tmp_path: Path) -> None:
                 continue
             if info == "bash run background":
                 log = (cwd / "server.log").open("wb")
+                # its own process group: the shell may stay as the parent of `noria serve` (and that
+                # of its log writer), and stopping only the shell leaked them
                 server = subprocess.Popen(
-                    body.strip(), shell=True, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
+                    body.strip(),
+                    shell=True,
+                    cwd=cwd,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
                 servers.append(server)
                 port = re.search(r"--port (\d+)", body)
@@ -74,12 +83,15 @@ def test_every_command_of_the_guide_runs(tmp_path: Path) -> None:
                 outputs.append(f"$ {line}\n{done.stdout}{done.stderr}")
                 assert done.returncode == 0, f"`{line}` failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     finally:
-        for server in servers:
-            server.send_signal(signal.SIGTERM)
+        for server in servers:  # the whole group this test started, by its PID
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGTERM)
             try:
                 server.wait(timeout=30)
+                _wait_group_gone(server.pid, 30)
             except subprocess.TimeoutExpired:
-                server.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.pid, signal.SIGKILL)
     text = "\n".join(outputs)
     # what the guide promises the reader sees
     assert "6000 orders" in text
@@ -87,6 +99,18 @@ def test_every_command_of_the_guide_runs(tmp_path: Path) -> None:
     assert "the loop, window by window" in text and "2024-10" in text
     assert (cwd / ".noria" / "monitoring" / "report.html").is_file()
     assert len(list((cwd / ".noria" / "monitoring" / "performance").glob("2024-10--v*.json"))) >= 1
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """Wait until no process of group ``pgid`` is left (the service's log writer drains first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise subprocess.TimeoutExpired(f"process group {pgid}", timeout)
 
 
 def _wait_ready(base: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 180.0) -> None:
