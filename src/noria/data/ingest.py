@@ -27,6 +27,7 @@ from noria.data.snapshots import (
     QUARANTINE,
     SnapshotRecord,
     TableAccount,
+    count_rows,
     dataset_dir,
     get_record,
     list_snapshots,
@@ -84,7 +85,7 @@ def ingest(
 def _ingest_locked(project: Project, start: str | None, end: str | None, progress: Progress | None) -> IngestResult:
     from noria import __version__
     from noria.data import versioning
-    from noria.data.sources import as_text, read_table, source_folder
+    from noria.data.sources import read_table, source_folder
     from noria.data.validate import schema_hash, validate_table
     from noria.provenance import git_stage, git_state, utc_now
 
@@ -134,16 +135,12 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
         for name, spec in cfg.tables.items():
             raw, result = validated[name]
             months = _write_table(result.accepted, spec, target / name, current / name)
-            quarantine_file = None
-            if len(result.quarantined):
-                qfile = project.data_dir / QUARANTINE / name / f"{ingest_id}.parquet"
-                _write_parquet(as_text(result.quarantined), qfile)
-                quarantine_file = str(qfile.relative_to(project.root))
+            quarantine_file = _write_quarantine(project, name, ingest_id, result.quarantined)
             accounts[name] = TableAccount(
                 read=result.read,
                 accepted=len(result.accepted),
                 quarantined=len(result.quarantined),
-                rows_in_snapshot=_count_rows(target / name),
+                rows_in_snapshot=count_rows(target / name),
                 schema_hash=schema_hash(spec),
                 source_file=str(raw.file),
                 months=months,
@@ -203,12 +200,22 @@ def _parent(project: Project) -> str | None:
     return records[-1].id if records else None
 
 
+def _write_quarantine(project: Project, table: str, ingest_id: str, rows: pd.DataFrame) -> str | None:
+    """Write a table's quarantined rows (original text) for this ingest; their project path."""
+    from noria.data.sources import as_text
+
+    if not len(rows):
+        return None
+    path = project.data_dir / QUARANTINE / table / f"{ingest_id}.parquet"
+    _write_parquet(as_text(rows), path)
+    return str(path.relative_to(project.root))
+
+
 def _judge_quality(project: Project, validated: dict[str, Any], ingest_id: str) -> dict[str, list[str]]:
     """Run every table's quality gates; refuse (raise) or return the warnings per table.
 
     A refused ingest writes nothing but the quarantined rows, so the user can see why."""
     from noria.data import quality
-    from noria.data.sources import as_text
 
     current = dataset_dir(project)
     failures: list[quality.GateFailure] = []
@@ -216,15 +223,9 @@ def _judge_quality(project: Project, validated: dict[str, Any], ingest_id: str) 
         _, result = validated[name]
         keys = partition_keys(result.accepted, spec) if spec.partition is not None else None
         failures += quality.judge(project, name, spec, result, current / name, keys)
-    kept = []
-    if any(f.refuse for f in failures):
-        for name in dict.fromkeys(f.table for f in failures if f.refuse):
-            _, result = validated[name]
-            if len(result.quarantined):
-                qfile = project.data_dir / QUARANTINE / name / f"{ingest_id}.parquet"
-                _write_parquet(as_text(result.quarantined), qfile)
-                kept.append(str(qfile.relative_to(project.root)))
-    quality.refuse(failures, kept)
+    refusing = dict.fromkeys(f.table for f in failures if f.refuse)
+    kept = [_write_quarantine(project, name, ingest_id, validated[name][1].quarantined) for name in refusing]
+    quality.refuse(failures, [k for k in kept if k])
     warnings: dict[str, list[str]] = {}
     for failure in failures:
         warnings.setdefault(failure.table, []).append(f"gate {failure.gate}: {failure.message}")
@@ -315,12 +316,6 @@ def _link_tree(src: Path, dst: Path) -> None:
             os.link(file, dst / file.name)
         except OSError:
             shutil.copy2(file, dst / file.name)
-
-
-def _count_rows(folder: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return sum(pq.read_metadata(f).num_rows for f in folder.rglob("*.parquet"))
 
 
 def _swap(new: Path, current: Path) -> None:

@@ -123,22 +123,17 @@ def _rows_vs_previous(
     refuse: bool,
     where: str,
 ) -> list[GateFailure]:
-    import pyarrow.parquet as pq
+    from noria.data.snapshots import count_rows, month_dirs
 
     fix = f"check that the source file is complete, or lower {where}.min_rows_vs_previous"
     if spec.partition is None or month_keys is None:
-        before = sum(pq.read_metadata(f).num_rows for f in previous.rglob("*.parquet"))
+        before = count_rows(previous)
         now = len(table.accepted)
         if before and now < ratio * before:
             msg = f"{now:,} rows, {now / before:.0%} of the {before:,} in the snapshot before (min {ratio:.0%})"
             return [GateFailure(name, "rows_vs_previous", msg, fix, refuse)]
         return []
-    from noria.data.snapshots import month_dirs
-
-    per_month = [
-        sum(pq.read_metadata(f).num_rows for f in folder.rglob("*.parquet"))
-        for folder in month_dirs(previous.parent, previous.name).values()
-    ]
+    per_month = [count_rows(folder) for folder in month_dirs(previous.parent, previous.name).values()]
     if not per_month:
         return []
     typical = statistics.median(per_month)

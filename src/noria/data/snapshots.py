@@ -264,6 +264,13 @@ def quarantined_rows(
     return out
 
 
+def count_rows(folder: Path) -> int:
+    """Rows of every Parquet file under ``folder``, from the files' footers (no data read)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(f).num_rows for f in folder.rglob("*.parquet"))
+
+
 def month_dirs(dataset: Path, table: str) -> dict[str, Path]:
     """month -> partition folder, for a partitioned table in a dataset folder."""
     folder = dataset / table

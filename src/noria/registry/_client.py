@@ -16,13 +16,13 @@ import socket
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import ParseResult, urlparse, urlunparse
 
-from noria.errors import ExternalToolError
+from noria.errors import ExternalToolError, NoriaError
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -188,37 +188,22 @@ def get_client(project: Project) -> MlflowClient:
 
 
 @contextmanager
-def _sqlite_creation_lock(uri: str) -> Iterator[None]:
-    """Hold a file lock beside a SQLite tracking database while this process first opens it.
-
-    MLflow creates (and migrates) a new SQLite database on first use; two processes doing that at
-    once collide (``table _alembic_tmp_experiments already exists``), e.g. two pipelines started
-    together. Under the lock one creates it and the others find it made.
-    """
+def file_lock(path: Path, timeout_s: float, busy: Callable[[], NoriaError]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing), waiting at most ``timeout_s``;
+    past that, raise ``busy()``. Used for the promotion lock and the SQLite creation lock."""
     import fcntl
     import time
 
-    rest = uri[len(_SQLITE) :]
-    if not rest or rest == ":memory:":
-        yield
-        return
-    db = Path(rest)
-    db.parent.mkdir(parents=True, exist_ok=True)
-    lock = db.with_name(db.name + ".lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + SQLITE_LOCK_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise ExternalToolError(
-                        f"another process held {lock} for over {SQLITE_LOCK_TIMEOUT_S:g} s "
-                        f"while opening the MLflow database {db}",
-                        fix="wait for the other noria command to finish, then retry",
-                    ) from None
+                    raise busy() from None
                 time.sleep(0.05)
         try:
             yield
@@ -226,6 +211,32 @@ def _sqlite_creation_lock(uri: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def _sqlite_creation_lock(uri: str) -> Iterator[None]:
+    """Hold a file lock beside a SQLite tracking database while this process first opens it.
+
+    MLflow creates (and migrates) a new SQLite database on first use; two processes doing that at
+    once collide (``table _alembic_tmp_experiments already exists``), e.g. two pipelines started
+    together. Under the lock one creates it and the others find it made.
+    """
+    rest = uri[len(_SQLITE) :]
+    if not rest or rest == ":memory:":
+        yield
+        return
+    db = Path(rest)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    lock = db.with_name(db.name + ".lock")
+
+    def busy() -> NoriaError:
+        return ExternalToolError(
+            f"another process held {lock} for over {SQLITE_LOCK_TIMEOUT_S:g} s while opening the MLflow database {db}",
+            fix="wait for the other noria command to finish, then retry",
+        )
+
+    with file_lock(lock, SQLITE_LOCK_TIMEOUT_S, busy):
+        yield
 
 
 def load_request_header_providers() -> None:

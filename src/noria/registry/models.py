@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.lgb"
 EVALUATION_TAG = "noria.evaluation"
+ABANDONED_TAG = "noria.abandoned"  # a version a killed register step left (see tracking.close_abandoned)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from noria.registry._client import get_client, mlflow_errors
 from noria.registry._names import CHALLENGER, CHAMPION, ModelRef, parse_version, validate_model_name
 from noria.registry.config import GateConfig, registry_config
 from noria.registry.gate import Check, Evaluation, judge
-from noria.registry.models import ModelVersionInfo, get_registered, resolve
+from noria.registry.models import ABANDONED_TAG, ModelVersionInfo, get_registered, resolve
 from noria.registry.records import (
     champion_history,
     current_actor,
@@ -152,9 +152,9 @@ def promote_if_better(
     number = parse_version(version, validate_model_name(name))
     client = client or get_client(project)
     info = resolve(client, ModelRef(name, version=number))
-    if "noria.abandoned" in info.tags:  # tracking.ABANDONED_TAG (a killed attempt's version)
+    if ABANDONED_TAG in info.tags:  # a killed attempt's version
         raise ValidationError(
-            f"model {name} version {number} was abandoned: {info.tags['noria.abandoned']}",
+            f"model {name} version {number} was abandoned: {info.tags[ABANDONED_TAG]}",
             fix=f"promote the version the re-run registered, or `noria promote {name} {number} --force --reason ...`",
         )
     task = task or task_of(project)

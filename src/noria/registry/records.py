@@ -8,11 +8,8 @@
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import json
-import os
-import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -21,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import ExternalToolError, ValidationError
-from noria.registry._client import get_client, mlflow_errors
-from noria.registry._names import ModelRef, parse_version, validate_model_name
+from noria.registry._client import file_lock, get_client, mlflow_errors
+from noria.registry._names import CHAMPION, ModelRef, parse_version, validate_model_name
 from noria.registry.config import registry_config
 from noria.registry.gate import Evaluation
 from noria.registry.models import EVALUATION_TAG, ModelVersionInfo, get_registered, resolve
@@ -73,26 +70,15 @@ def registry_lock(project: Project, name: str) -> Iterator[None]:
     folder = project.path(config.lock_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"registry-{name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + config.lock_timeout_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise PromotionBusyError(
-                        f"another promotion or rollback of {name!r} held {path} for over {config.lock_timeout_s:g} s",
-                        fix="wait for it to finish and retry (or raise registry.lock_timeout_s)",
-                    ) from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+
+    def busy() -> PromotionBusyError:
+        return PromotionBusyError(
+            f"another promotion or rollback of {name!r} held {path} for over {config.lock_timeout_s:g} s",
+            fix="wait for it to finish and retry (or raise registry.lock_timeout_s)",
+        )
+
+    with file_lock(path, config.lock_timeout_s, busy):
+        yield
 
 
 # --- recorded state -------------------------------------------------------------------------
@@ -144,7 +130,7 @@ def champion_state(project: Project, name: str, *, client: MlflowClient | None =
             return fast
     registered = get_registered(client or get_client(project), name)
     aliases = dict(registered.aliases or {})
-    champion = int(aliases["champion"]) if "champion" in aliases else None
+    champion = int(aliases[CHAMPION]) if CHAMPION in aliases else None
     return _state(name, champion, (registered.tags or {}).get(HISTORY_TAG))
 
 
@@ -183,8 +169,8 @@ def _champion_state_sqlite(project: Project, name: str) -> dict[str, Any] | None
         with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=10)) as con:
             models = con.execute("SELECT workspace FROM registered_models WHERE name = ?", (name,)).fetchall()
             aliases = con.execute(
-                "SELECT version, workspace FROM registered_model_aliases WHERE name = ? AND alias = 'champion'",
-                (name,),
+                "SELECT version, workspace FROM registered_model_aliases WHERE name = ? AND alias = ?",
+                (name, CHAMPION),
             ).fetchall()
             tags = con.execute(
                 "SELECT value, workspace FROM registered_model_tags WHERE name = ? AND key = ?", (name, HISTORY_TAG)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from noria.errors import NoriaError, ValidationError
 from noria.registry._client import ensure_experiment, get_client, mlflow_errors
 from noria.registry.lineage import MODEL_CARD_TAG, TAGS, Lineage
-from noria.registry.models import ModelVersionInfo, log_lightgbm_model
+from noria.registry.models import ABANDONED_TAG, ModelVersionInfo, log_lightgbm_model
 
 if TYPE_CHECKING:
     import lightgbm
@@ -197,9 +197,6 @@ def start_run(
     with mlflow_errors(f"start run {run_name!r}"):
         run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
     return RunHandle(client, run.info.run_id, experiment_id)
-
-
-ABANDONED_TAG = "noria.abandoned"
 
 
 def close_abandoned(client: MlflowClient, experiment_id: str, run_name: str, pipeline_run_id: str) -> list[str]:
