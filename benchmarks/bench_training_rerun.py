@@ -6,7 +6,8 @@ A new flights project (``noria init``) ingests its default range (January-June 2
 
 - cold: the first run on an empty artifact store and registry (every step runs; the gate
   promotes version 1);
-- after promotion: the champion moved, so the gate judges once more ("already @champion");
+- first re-run: right after the gate promoted; the only change in the registry is that
+  promotion, which ``champion_now`` recognises as the gate's own, so its decision is reused;
 - warm: nothing changed (every step cached but ``context`` and ``champion_now``, which read
   the snapshot and the registry; the gate's decision is reused).
 
@@ -78,7 +79,7 @@ def run(quick: bool = False) -> Result:
             "vs cold": 1.0,
         },
         {
-            "run": "after promotion (gate judges again)",
+            "run": "first re-run, right after the promotion",
             "wall s": round(again_wall, 2),
             "runner s": round(_runner_seconds(again), 2),
             "ran / cached": f"{_count(again, 'ran')} / {_count(again, 'cached')}",
@@ -98,7 +99,15 @@ def run(quick: bool = False) -> Result:
         title=TITLE,
         columns=["run", "wall s", "runner s", "ran / cached", "vs cold"],
         rows=rows,
-        targets=[Target("unchanged re-run / cold run (wall)", round(share, 3), "<= 0.05", share <= 0.05)],
+        targets=[
+            Target("unchanged re-run / cold run (wall)", round(share, 3), "<= 0.05", share <= 0.05),
+            Target(
+                "steps run again right after the promotion",
+                _count(again, "ran"),
+                "<= 2 (context, champion_now)",
+                _count(again, "ran") <= 2,
+            ),
+        ],
         notes=(
             "Wall: the whole `noria pipeline run training` command. Runner: the run's own time as it"
             " records it. The unchanged re-run is mostly Python start-up and imports; `champion_now` reads"

@@ -117,25 +117,45 @@ def champion_history(project: Project, name: str, *, client: MlflowClient | None
     return ChampionHistory([int(v) for v in data.get("stack", [])], list(data.get("events", [])))
 
 
-def champion_state(project: Project, name: str, *, client: MlflowClient | None = None) -> dict[str, Any]:
+def champion_state(
+    project: Project,
+    name: str,
+    *,
+    client: MlflowClient | None = None,
+    before_promotion_of: tuple[int, str] | None = None,
+) -> dict[str, Any]:
     """Who is @champion of ``name`` now and the newest change of it (one registry read).
 
     Equal states mean nothing moved the champion in between: a promotion, a rollback or an
     alias set by hand each change the alias or the history's newest event. The training
-    pipeline keys its cached gate decision on this."""
+    pipeline keys its cached gate decision on this.
+
+    ``before_promotion_of=(version, note)``: when the newest change is the promotion of
+    ``version`` recorded with ``note`` (the gate's own decision), the state as it was just
+    before it, which is what that decision was judged against. A re-run of the gate that
+    promoted then finds the state it was keyed on and reuses its decision; any later change
+    (a rollback, another promotion) is the newest event and gives a new state.
+    """
     validate_model_name(name)
     if client is None:
-        fast = _champion_state_sqlite(project, name)
+        fast = _champion_state_sqlite(project, name, before_promotion_of)
         if fast is not None:
             return fast
     registered = get_registered(client or get_client(project), name)
     aliases = dict(registered.aliases or {})
     champion = int(aliases[CHAMPION]) if CHAMPION in aliases else None
-    return _state(name, champion, (registered.tags or {}).get(HISTORY_TAG))
+    return _state(name, champion, (registered.tags or {}).get(HISTORY_TAG), before_promotion_of)
 
 
-def _state(name: str, champion: int | None, history: str | None) -> dict[str, Any]:
+def _state(
+    name: str, champion: int | None, history: str | None, before_promotion_of: tuple[int, str] | None = None
+) -> dict[str, Any]:
     events = json.loads(history).get("events", []) if history else []
+    if before_promotion_of is not None and events and champion == before_promotion_of[0]:
+        last = events[-1]
+        if (last.get("action"), last.get("version"), last.get("reason")) == ("promote", *before_promotion_of):
+            events = events[:-1]
+            champion = last.get("from")
     return {
         "name": name,
         "champion": champion,
@@ -144,7 +164,9 @@ def _state(name: str, champion: int | None, history: str | None) -> dict[str, An
     }
 
 
-def _champion_state_sqlite(project: Project, name: str) -> dict[str, Any] | None:
+def _champion_state_sqlite(
+    project: Project, name: str, before_promotion_of: tuple[int, str] | None = None
+) -> dict[str, Any] | None:
     """:func:`champion_state` read straight from a local SQLite tracking database.
 
     Opening an MLflow client on SQLite costs seconds (imports, engine, schema check) and the
@@ -182,7 +204,7 @@ def _champion_state_sqlite(project: Project, name: str) -> dict[str, Any] | None
     workspace = models[0][0]
     if any(row[-1] != workspace for row in (*aliases, *tags)):
         return None
-    return _state(name, int(aliases[0][0]) if aliases else None, tags[0][0] if tags else None)
+    return _state(name, int(aliases[0][0]) if aliases else None, tags[0][0] if tags else None, before_promotion_of)
 
 
 def push_history(client: MlflowClient, name: str, history: ChampionHistory, event: dict[str, Any]) -> None:

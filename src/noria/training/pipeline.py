@@ -416,14 +416,23 @@ def register(
     return {"name": version.name, "version": version.version, "run_id": version.run_id}
 
 
+GATE_NOTE = "training pipeline"  # the reason recorded with the gate's promotions
+
+
 # Never cached: which version is @champion right now (and its newest change) is not an input
 # the cache can see; it is what the gate's cached decision is keyed on.
 @step(cache=False)
 def champion_now(register: dict[str, Any]) -> dict[str, Any]:
-    """The registry's @champion of the registered model and the newest promotion or rollback."""
+    """The registry's @champion of the registered model and the newest promotion or rollback.
+
+    If the newest change is this gate promoting this candidate, the state before it: the one
+    that decision was judged against, so a re-run with nothing changed reuses it.
+    """
     from noria.registry import champion_state
 
-    return champion_state(current_project(), register["name"])
+    return champion_state(
+        current_project(), register["name"], before_promotion_of=(int(register["version"]), GATE_NOTE)
+    )
 
 
 # Cached by (candidate, champion, gate settings): the candidate's version, evaluation and
@@ -489,7 +498,7 @@ def gate(
         candidate,
         champion_on_same_holdout,
         GateConfig.model_validate(context["gate"]),
-        note="training pipeline",
+        note=GATE_NOTE,
         task=task,
     )
     return decision.to_dict()

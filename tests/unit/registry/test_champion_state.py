@@ -81,3 +81,36 @@ def test_a_version_left_by_a_killed_attempt_is_marked_abandoned_and_not_promoted
         promote(project, NAME, stray.version, reason="try it")
     forced = promote(project, NAME, stray.version, force=True, reason="known good, restored by hand")
     assert forced.promoted
+
+
+def test_the_state_before_the_gates_own_promotion_is_what_that_decision_was_judged_against() -> None:
+    """A re-run of the gate that promoted its candidate must find the state it was keyed on;
+    any other newest change (another note, another version, a rollback) is a new state."""
+    import json
+
+    from noria.registry.records import _state
+
+    first = {"action": "force", "version": 1, "from": None, "reason": "first"}
+    own = {"action": "promote", "version": 2, "from": 1, "reason": "training pipeline"}
+    before = _state(NAME, 1, json.dumps({"events": [first]}))
+    after = json.dumps({"events": [first, own]})
+    assert _state(NAME, 2, after, (2, "training pipeline")) == before
+    assert _state(NAME, 2, after) != before  # without the candidate: the state as it is
+    assert _state(NAME, 2, after, (2, "by hand")) != before  # promoted by someone else
+    assert _state(NAME, 2, after, (3, "training pipeline")) != before  # another candidate
+    rolled = json.dumps({"events": [first, own, {"action": "rollback", "version": 1, "from": 2, "reason": "x"}]})
+    assert _state(NAME, 1, rolled, (2, "training pipeline"))["last_event"]["action"] == "rollback"  # type: ignore[index]
+    alone = json.dumps({"events": [{"action": "promote", "version": 1, "from": None, "reason": "training pipeline"}]})
+    assert _state(NAME, 1, alone, (1, "training pipeline")) == _state(NAME, None, None)
+
+
+def test_the_direct_read_agrees_with_mlflow_before_a_promotion(
+    project: Project, registered: Callable[..., ModelVersionInfo]
+) -> None:
+    client = get_client(project)
+    v1 = registered(NAME)
+    promote(project, NAME, v1.version, force=True, reason="first")
+    key = (int(v1.version), "first")  # a forced promotion is not the gate's: the state stays as it is
+    direct = _champion_state_sqlite(project, NAME, key)
+    assert direct is not None and direct == champion_state(project, NAME, client=client, before_promotion_of=key)
+    assert direct["champion"] == v1.version
