@@ -352,6 +352,9 @@ class DataConfig(_Section):
     default_range: MonthRange | None = None
     # One entry per source table, by the name features and labels refer to it with.
     tables: dict[str, TableSpec] = Field(min_length=1)
+    # Rows read from a source file at a time: a partitioned table streams through ingest in chunks
+    # of this size and is validated one month at a time, so memory does not grow with the file.
+    chunk_rows: int = Field(default=100_000, ge=1_000)
 
 
 # --- everything else -----------------------------------------------------------------------

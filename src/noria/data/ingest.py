@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from noria.config import Project, TableSpec
 from noria.data.snapshots import (
+    DATASET,
     QUARANTINE,
     SnapshotRecord,
     TableAccount,
@@ -41,6 +42,8 @@ from noria.errors import ConfigError, DataError
 if TYPE_CHECKING:
     import pandas as pd
     from rich.progress import Progress
+
+    from noria.data.scan import ScannedTable
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -85,15 +88,15 @@ def ingest(
 def _ingest_locked(project: Project, start: str | None, end: str | None, progress: Progress | None) -> IngestResult:
     from noria import __version__
     from noria.data import versioning
-    from noria.data.sources import read_table, source_folder
-    from noria.data.validate import schema_hash, validate_table
+    from noria.data.sources import source_folder
+    from noria.data.validate import schema_hash
     from noria.provenance import git_stage, git_state, utc_now
 
     cfg = project.config.data
     git = git_state(project.root)  # the code that runs this ingest, before anything is written
     folder = source_folder(cfg.source, project)
     ingest_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    task = progress.add_task("ingest", total=len(cfg.tables) * 2 + 2) if progress else None
+    task = progress.add_task("ingest", total=len(cfg.tables) + 2) if progress else None
 
     def step(description: str) -> None:
         if progress is not None and task is not None:
@@ -104,51 +107,40 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
             progress.advance(task)
 
     parent = _parent(project)  # before anything is written
-    # 1. read and validate everything before writing anything
-    validated = {}
-    outside: dict[str, int] = {}  # valid rows of months this ingest was not asked for
-    for name, spec in cfg.tables.items():
-        step(f"read {name}")
-        raw = read_table(name, spec, folder)
-        frame = _in_range(raw.frame, spec, start, end)
-        outside[name] = len(raw.frame) - len(frame)
-        if spec.partition is not None and frame.empty:
-            raise DataError(
-                f"table {name!r}: {raw.file.name} has no rows between {start or 'the start'} and {end or 'the end'}",
-                fix="choose --from/--to months that the source covers",
-            )
-        done()
-        step(f"validate {name} ({len(frame):,} rows)")
-        validated[name] = (raw, validate_table(spec, frame, project.root))
-        done()
-    warnings = _judge_quality(project, validated, ingest_id)
-
-    # 2. build the new version in staging, quarantine beside it
-    remote = versioning.project_remote(project)
-    versioning.ensure_repo(project.root, remote)
     current = dataset_dir(project)
     staging = project.data_dir / f".staging-{ingest_id}"
+    target = staging / current.name
     accounts: dict[str, TableAccount] = {}
-    step("write snapshot")
     try:
-        target = staging / current.name
+        # 1. read, validate and write every table into staging (a partitioned one month by month)
+        scanned = {}
         for name, spec in cfg.tables.items():
-            raw, result = validated[name]
-            months = _write_table(result.accepted, spec, target / name, current / name)
-            quarantine_file = _write_quarantine(project, name, ingest_id, result.quarantined)
+            step(f"read {name}")
+            scanned[name] = _scan_table(project, name, spec, folder, staging, (start, end), step)
+            done()
+        warnings = _judge_quality(project, scanned, ingest_id)
+
+        # 2. complete the new version in staging, keep the quarantined rows, swap it in
+        remote = versioning.project_remote(project)
+        versioning.ensure_repo(project.root, remote)
+        step("write snapshot")
+        for name, spec in cfg.tables.items():
+            table = scanned[name]
+            if spec.partition is not None:
+                _link_untouched(current / name, target / name, table.months)
             accounts[name] = TableAccount(
-                read=result.read,
-                accepted=len(result.accepted),
-                quarantined=len(result.quarantined),
+                read=table.stats.read,
+                accepted=table.stats.accepted,
+                quarantined=table.stats.quarantined,
                 rows_in_snapshot=count_rows(target / name),
                 schema_hash=schema_hash(spec),
-                source_file=str(raw.file),
-                months=months,
-                quarantine_file=quarantine_file,
-                rules=result.rule_counts,
-                ignored_columns=raw.ignored_columns,
-                file_rows=len(raw.frame),
-                outside_range=outside[name],
+                source_file=str(table.file),
+                months=sorted(month_dirs(target, name)) if spec.partition is not None else [],
+                quarantine_file=_keep_quarantine(project, name, ingest_id, table.quarantine),
+                rules=table.stats.rules,
+                ignored_columns=table.ignored_columns,
+                file_rows=table.file_rows,
+                outside_range=table.outside_range,
                 warnings=warnings.get(name, []),
             )
         done()
@@ -200,18 +192,88 @@ def _parent(project: Project) -> str | None:
     return records[-1].id if records else None
 
 
-def _write_quarantine(project: Project, table: str, ingest_id: str, rows: pd.DataFrame) -> str | None:
-    """Write a table's quarantined rows (original text) for this ingest; their project path."""
-    from noria.data.sources import as_text
+def _scan_table(
+    project: Project,
+    name: str,
+    spec: TableSpec,
+    folder: Path,
+    staging: Path,
+    months: tuple[str | None, str | None],
+    step: Any,
+) -> ScannedTable:
+    """Read, validate and write one table into ``staging``; its accounting and quarantined rows.
 
-    if not len(rows):
+    A partitioned table streams month by month (:mod:`noria.data.scan`); one without
+    partitions (a small dimension table) is read and validated whole."""
+    from noria.data.quality import TableStats
+    from noria.data.scan import ScannedTable, scan_partitioned, write_text
+    from noria.data.sources import read_table
+    from noria.data.validate import validate_table
+
+    work = staging / f".work-{name}"
+    target = staging / DATASET / name
+    if spec.partition is None:
+        raw = read_table(name, spec, folder)
+        step(f"validate {name} ({len(raw.frame):,} rows)")
+        result = validate_table(spec, raw.frame, project.root)
+        frame = result.accepted.sort_values(spec.primary_key, kind="stable").reset_index(drop=True)
+        _write_parquet(frame, target / "part-0.parquet")
+        kept = []
+        if len(result.quarantined):
+            kept.append(work / "quarantine.parquet")
+            write_text(result.quarantined, kept[0])
+        return ScannedTable(raw.file, raw.ignored_columns, len(raw.frame), 0, TableStats.of(result), [], kept)
+
+    start, end = months
+
+    def on_rows(rows: int) -> None:
+        step(f"read and validate {name} ({rows:,} rows read)")
+
+    table = scan_partitioned(
+        name,
+        spec,
+        folder,
+        work,
+        target,
+        (_month_key(start), _month_key(end)),
+        root=project.root,
+        chunk_rows=project.config.data.chunk_rows,
+        on_rows=on_rows,
+    )
+    if table.stats.read == 0:
+        raise DataError(
+            f"table {name!r}: {table.file.name} has no rows between {start or 'the start'} and {end or 'the end'}",
+            fix="choose --from/--to months that the source covers",
+        )
+    return table
+
+
+def _month_key(month: str | None) -> int | None:
+    return None if month is None else int(month[:4]) * 100 + int(month[5:])
+
+
+def _keep_quarantine(project: Project, table: str, ingest_id: str, parts: list[Path]) -> str | None:
+    """Join a table's quarantined rows (original text, one file per month) into its quarantine
+    file for this ingest, atomically; the file's project path (None without rows)."""
+    import pyarrow.parquet as pq
+
+    if not parts:
         return None
     path = project.data_dir / QUARANTINE / table / f"{ingest_id}.parquet"
-    _write_parquet(as_text(rows), path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with pq.ParquetWriter(tmp, pq.read_schema(parts[0]), compression="zstd") as writer:
+            for part in parts:  # one month in memory at a time
+                writer.write_table(pq.read_table(part))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return str(path.relative_to(project.root))
 
 
-def _judge_quality(project: Project, validated: dict[str, Any], ingest_id: str) -> dict[str, list[str]]:
+def _judge_quality(project: Project, scanned: dict[str, ScannedTable], ingest_id: str) -> dict[str, list[str]]:
     """Run every table's quality gates; refuse (raise) or return the warnings per table.
 
     A refused ingest writes nothing but the quarantined rows, so the user can see why."""
@@ -220,33 +282,14 @@ def _judge_quality(project: Project, validated: dict[str, Any], ingest_id: str) 
     current = dataset_dir(project)
     failures: list[quality.GateFailure] = []
     for name, spec in project.config.data.tables.items():
-        _, result = validated[name]
-        keys = partition_keys(result.accepted, spec) if spec.partition is not None else None
-        failures += quality.judge(project, name, spec, result, current / name, keys)
+        failures += quality.judge(project, name, spec, scanned[name].stats, current / name)
     refusing = dict.fromkeys(f.table for f in failures if f.refuse)
-    kept = [_write_quarantine(project, name, ingest_id, validated[name][1].quarantined) for name in refusing]
+    kept = [_keep_quarantine(project, name, ingest_id, scanned[name].quarantine) for name in refusing]
     quality.refuse(failures, [k for k in kept if k])
     warnings: dict[str, list[str]] = {}
     for failure in failures:
         warnings.setdefault(failure.table, []).append(f"gate {failure.gate}: {failure.message}")
     return warnings
-
-
-def _in_range(frame: pd.DataFrame, spec: TableSpec, start: str | None, end: str | None) -> pd.DataFrame:
-    """Rows of the months asked for, and every row whose month cannot be read (month 13, a
-    timestamp that does not parse): those are quarantined by whichever ingest reads the file,
-    never silently left out of every range."""
-    import pandas as pd
-
-    if spec.partition is None or (start is None and end is None):
-        return frame
-    key = partition_keys(frame, spec, raw=True)
-    inside = pd.Series(True, index=frame.index)
-    if start:
-        inside &= key >= int(start[:4]) * 100 + int(start[5:])
-    if end:
-        inside &= key <= int(end[:4]) * 100 + int(end[5:])
-    return frame[inside | key.isna()]
 
 
 def partition_keys(frame: pd.DataFrame, spec: TableSpec, *, raw: bool = False) -> pd.Series:
@@ -255,7 +298,6 @@ def partition_keys(frame: pd.DataFrame, spec: TableSpec, *, raw: bool = False) -
     ``raw``: the frame still holds the source text (before validation). A timestamp partition
     is the UTC month of the timestamp.
     """
-    import pandas as pd
 
     part = spec.partition
     assert part is not None
@@ -268,8 +310,10 @@ def partition_keys(frame: pd.DataFrame, spec: TableSpec, *, raw: bool = False) -
         stamps = values.dt.tz_convert("UTC")
         keys: pd.Series = (stamps.dt.year * 100 + stamps.dt.month).astype("float64")
         return keys
-    year = pd.to_numeric(frame[str(part.year)], errors="coerce")
-    month = pd.to_numeric(frame[str(part.month)], errors="coerce")
+    from noria.data.validate import parse_numbers
+
+    year = parse_numbers(frame[str(part.year)])
+    month = parse_numbers(frame[str(part.month)])
     month = month.where(month.between(1, 12) & (month % 1 == 0))  # month 13 is no partition
     return (year * 100 + month).astype("float64")
 
@@ -291,22 +335,11 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
         raise
 
 
-def _write_table(accepted: pd.DataFrame, spec: TableSpec, target: Path, current: Path) -> list[str]:
-    """Write a table's new partitions into ``target``; link the untouched ones from ``current``."""
-    frame = accepted.sort_values(spec.primary_key, kind="stable").reset_index(drop=True)
-    if spec.partition is None:
-        _write_parquet(frame, target / "part-0.parquet")
-        return []
-    keys = partition_keys(frame, spec).astype("int64")
-    written = []
-    for key, rows in frame.groupby(keys, sort=True):
-        month = f"{int(key) // 100:04d}-{int(key) % 100:02d}"
-        _write_parquet(rows.reset_index(drop=True), target / f"month={month}" / "part-0.parquet")
-        written.append(month)
+def _link_untouched(current: Path, target: Path, written: list[str]) -> None:
+    """Link the months of the current version this ingest did not write into ``target``."""
     for month, folder in month_dirs(current.parent, current.name).items():
         if month not in written:
             _link_tree(folder, target / folder.name)
-    return sorted(set(written) | set(month_dirs(target.parent, target.name)))
 
 
 def _link_tree(src: Path, dst: Path) -> None:

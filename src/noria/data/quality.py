@@ -13,17 +13,55 @@ warning in the summary and the lineage record.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from noria.errors import DataError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from noria.config import Project, TableSpec
     from noria.data.validate import ValidatedTable
+
+
+@dataclass
+class TableStats:
+    """What the gates read of a table's ingest, summed over the parts it was validated in
+    (one month at a time for a partitioned table): counts, never the rows themselves."""
+
+    read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    rules: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)  # accepted rows with no value, per column
+    month_rows: dict[int, int] = field(default_factory=dict)  # accepted rows per partition (year * 100 + month)
+
+    @classmethod
+    def of(cls, table: ValidatedTable, month: int | None = None) -> TableStats:
+        """The stats of one validated part; ``month``: the partition all its accepted rows are in."""
+        accepted = table.accepted
+        return cls(
+            read=table.read,
+            accepted=len(accepted),
+            quarantined=len(table.quarantined),
+            rules=dict(table.rule_counts),
+            missing={str(c): int(n) for c, n in accepted.isna().sum().items()},
+            month_rows={month: len(accepted)} if month is not None and len(accepted) else {},
+        )
+
+    def __add__(self, other: TableStats) -> TableStats:
+        def plus(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+            return {k: a.get(k, 0) + b.get(k, 0) for k in a | b}
+
+        months = {k: self.month_rows.get(k, 0) + other.month_rows.get(k, 0) for k in self.month_rows | other.month_rows}
+        return TableStats(
+            self.read + other.read,
+            self.accepted + other.accepted,
+            self.quarantined + other.quarantined,
+            plus(self.rules, other.rules),
+            plus(self.missing, other.missing),
+            months,
+        )
 
 
 @dataclass(frozen=True)
@@ -44,15 +82,12 @@ def judge(
     project: Project,
     name: str,
     spec: TableSpec,
-    table: ValidatedTable,
+    table: TableStats,
     previous: Path | None,
-    month_keys: pd.Series | None,
 ) -> list[GateFailure]:
     """The gates table ``name`` fails in this ingest.
 
-    ``previous``: the table's folder in the current snapshot (None before the first);
-    ``month_keys``: each accepted row's partition month (``year * 100 + month``) for a
-    partitioned table.
+    ``previous``: the table's folder in the current snapshot (None before the first).
     """
     q = spec.quality
     refuse = q.on_fail == "refuse"
@@ -61,14 +96,14 @@ def judge(
 
     read = table.read
     if q.max_quarantined is not None and read:
-        share = len(table.quarantined) / read
+        share = table.quarantined / read
         if share > q.max_quarantined:
-            top = ", ".join(f"{rule} x{n}" for rule, n in sorted(table.rule_counts.items(), key=lambda kv: -kv[1])[:3])
+            top = ", ".join(f"{rule} x{n}" for rule, n in sorted(table.rules.items(), key=lambda kv: -kv[1])[:3])
             out.append(
                 GateFailure(
                     name,
                     "quarantined",
-                    f"{len(table.quarantined):,} of {read:,} rows quarantined ({share:.1%}), more than "
+                    f"{table.quarantined:,} of {read:,} rows quarantined ({share:.1%}), more than "
                     f"max_quarantined {q.max_quarantined:.1%} (most broken: {top})",
                     f"look at the quarantined rows and fix the source, or raise {where}.max_quarantined",
                     refuse,
@@ -76,19 +111,19 @@ def judge(
             )
 
     accepted = table.accepted
-    if len(accepted) and q.max_missing:
+    if accepted and q.max_missing:
         default = q.max_missing.get("*")
         for column in spec.columns:
             limit = q.max_missing.get(column, default)
             if limit is None:
                 continue
-            share = float(accepted[column].isna().mean())
+            share = table.missing.get(column, 0) / accepted
             if share > limit:
                 out.append(
                     GateFailure(
                         name,
                         f"missing:{column}",
-                        f"{column} is missing in {share:.1%} of {len(accepted):,} accepted rows, more than "
+                        f"{column} is missing in {share:.1%} of {accepted:,} accepted rows, more than "
                         f"max_missing {limit:.1%}",
                         f"check how the source writes {column}, or raise {where}.max_missing.{column}",
                         refuse,
@@ -96,15 +131,15 @@ def judge(
                 )
 
     if q.min_rows_vs_previous is not None and previous is not None and previous.is_dir():
-        out.extend(_rows_vs_previous(name, spec, table, previous, month_keys, q.min_rows_vs_previous, refuse, where))
+        out.extend(_rows_vs_previous(name, spec, table, previous, q.min_rows_vs_previous, refuse, where))
 
     label = _label_column(project, name)
-    if label is not None and len(accepted) and bool(accepted[label].isna().all()):
+    if label is not None and accepted and table.missing.get(label, 0) == accepted:
         out.append(
             GateFailure(
                 name,
                 "label_missing",
-                f"the label column {label} (model.target.column) is missing in all {len(accepted):,} accepted rows",
+                f"the label column {label} (model.target.column) is missing in all {accepted:,} accepted rows",
                 "check the source export (the outcome column came empty), or ingest these months once their "
                 "outcomes are known",
                 refuse,
@@ -116,9 +151,8 @@ def judge(
 def _rows_vs_previous(
     name: str,
     spec: TableSpec,
-    table: ValidatedTable,
+    table: TableStats,
     previous: Path,
-    month_keys: pd.Series | None,
     ratio: float,
     refuse: bool,
     where: str,
@@ -126,9 +160,9 @@ def _rows_vs_previous(
     from noria.data.snapshots import count_rows, month_dirs
 
     fix = f"check that the source file is complete, or lower {where}.min_rows_vs_previous"
-    if spec.partition is None or month_keys is None:
+    if spec.partition is None:
         before = count_rows(previous)
-        now = len(table.accepted)
+        now = table.accepted
         if before and now < ratio * before:
             msg = f"{now:,} rows, {now / before:.0%} of the {before:,} in the snapshot before (min {ratio:.0%})"
             return [GateFailure(name, "rows_vs_previous", msg, fix, refuse)]
@@ -137,13 +171,7 @@ def _rows_vs_previous(
     if not per_month:
         return []
     typical = statistics.median(per_month)
-    counts = month_keys.value_counts()
-    keys = [int(k) for k in counts.index.to_numpy()]
-    short = sorted(
-        (f"{k // 100:04d}-{k % 100:02d}", int(n))
-        for k, n in zip(keys, counts.to_numpy(), strict=True)
-        if n < ratio * typical
-    )
+    short = sorted((f"{k // 100:04d}-{k % 100:02d}", n) for k, n in table.month_rows.items() if n < ratio * typical)
     if not short:
         return []
     shown = ", ".join(f"{month}: {n:,} rows" for month, n in short[:6])

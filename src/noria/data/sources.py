@@ -8,8 +8,9 @@ its original text rather than silently turned into NaN.
 from __future__ import annotations
 
 import importlib.metadata
-import io
+import itertools
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,44 +67,128 @@ def is_archive(location: Path) -> bool:
     return location.is_file() and location.name.lower().endswith(ARCHIVES)
 
 
-def _archive_member(archive: Path, member: str) -> bytes:
-    """The bytes of one member of a zip or tar archive (read into memory: a source table)."""
-    import tarfile
+@dataclass
+class TableReader:
+    """A source table opened for reading in chunks: its file, the columns it ignores, and
+    :meth:`chunks`, each a frame of the declared columns as text whose index is the 0-based
+    data row number in the file (continuing across chunks)."""
 
-    name = archive.name.lower()
+    name: str
+    file: Path
+    ignored_columns: list[str]
+    _frames: Iterator[pd.DataFrame]
+    _renames: dict[str, str]
+    _closers: list[Any]
+    rows: int = 0  # data rows read so far
+
+    def chunks(self, *, text: bool = True) -> Iterator[pd.DataFrame]:
+        """The chunks in file order; ``text=False`` leaves missing values as the reader gives
+        them (NaN or NA, not None), for a caller that converts only the rows it keeps."""
+        try:
+            for raw in self._frames:
+                frame = raw[list(self._renames)].rename(columns=self._renames)
+                if text:
+                    frame = as_text(frame)
+                frame.index = pd.RangeIndex(self.rows, self.rows + len(frame))
+                self.rows += len(frame)
+                if len(frame):
+                    yield frame
+        except _READ_ERRORS as exc:
+            raise _unreadable(self.name, self.file, exc) from None
+        finally:
+            for closer in reversed(self._closers):
+                closer.close()
+        if not self.rows:
+            raise SourceError(
+                f"table {self.name!r}: source file {self.file} has no data rows", fix="re-export the source file"
+            )
+
+
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    pd.errors.ParserError,
+    pd.errors.EmptyDataError,
+    UnicodeDecodeError,
+    zipfile.BadZipFile,
+    OSError,
+    ValueError,  # pyarrow.ArrowInvalid is a ValueError
+    EOFError,
+)
+
+
+def _unreadable(name: str, file: Path, exc: BaseException) -> SourceError:
+    problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return SourceError(
+        f"table {name!r}: cannot read {file}: {problem}",
+        fix="check the file is a valid CSV (optionally .zip/.gz/.bz2/.xz) or Parquet file",
+    )
+
+
+def open_table(name: str, spec: TableSpec, folder: Path, *, chunk_rows: int = 100_000) -> TableReader:
+    """Open one source table for reading ``chunk_rows`` rows at a time, checking it is there,
+    non-empty and has its declared columns.
+
+    ``folder`` is a folder holding the table's file, or an archive holding it as a member.
+    Columns declared with ``source_column`` are renamed to their declared names. Memory is
+    one chunk at a time whatever the file's size (a Parquet member of an archive, which needs
+    random access, is read into memory).
+    """
+    file = folder / spec.file  # shown in messages and lineage (archive/member for an archive)
+    closers: list[Any] = []
     try:
-        if name.endswith(".zip"):
-            with zipfile.ZipFile(archive) as zf:
-                return zf.read(member)
-        with tarfile.open(archive) as tf:
-            handle = tf.extractfile(member)
-            if handle is None:
-                raise KeyError(member)
-            return handle.read()
-    except KeyError:
+        frames = _open_frames(name, spec, folder, file, chunk_rows, closers)
+        first = next(frames)
+    except SourceError:
+        _close(closers)
+        raise
+    except StopIteration:
+        _close(closers)
         raise SourceError(
-            f"archive {archive} has no member {member!r}",
-            fix="fix the table's file: (a path inside the archive) in noria.yaml",
+            f"table {name!r}: source file {file} has no data rows", fix="re-export the source file"
         ) from None
-    except (OSError, zipfile.BadZipFile, tarfile.TarError) as exc:
-        raise SourceError(f"cannot read archive {archive}: {exc}", fix="check the archive is complete") from None
+    except _READ_ERRORS as exc:
+        _close(closers)
+        raise _unreadable(name, file, exc) from None
+    names = [str(c) for c in first.columns]
+    wanted = {spec.file_column(c): c for c in spec.columns}
+    missing = [f for f in wanted if f not in names]
+    if missing:
+        _close(closers)
+        raise SourceError(
+            f"table {name!r}: {file.name} lacks declared column(s) {', '.join(missing)} (it has: {', '.join(names)})",
+            fix=f"fix the source file or the columns (source_column) under data.tables.{name} in noria.yaml",
+        )
+    ignored = [n for n in names if n not in wanted]
+    return TableReader(name, file, ignored, itertools.chain([first], frames), wanted, closers)
 
 
 def read_table(name: str, spec: TableSpec, folder: Path) -> RawTable:
-    """Read one source table, checking it is there, readable, non-empty and has its columns.
+    """Read one whole source table (see :func:`open_table`; for tables read in one piece)."""
+    reader = open_table(name, spec, folder)
+    chunks = list(reader.chunks())
+    frame = pd.concat(chunks) if len(chunks) > 1 else chunks[0]
+    return RawTable(name=name, file=reader.file, frame=frame, ignored_columns=reader.ignored_columns)
 
-    ``folder`` is a folder holding the table's file, or an archive holding it as a member.
-    Columns declared with ``source_column`` are renamed to their declared names.
-    """
+
+def _close(closers: list[Any]) -> None:
+    for closer in reversed(closers):
+        closer.close()
+
+
+def _open_frames(
+    name: str, spec: TableSpec, folder: Path, file: Path, chunk_rows: int, closers: list[Any]
+) -> Iterator[pd.DataFrame]:
+    """Frames of text columns, ``chunk_rows`` rows each: a CSV through pandas' chunked C
+    reader, a Parquet file batch by batch through pyarrow.
+
+    CSV stays with pandas, read in chunks rather than whole: pyarrow's CSV reader is faster
+    but takes an unterminated quote as a value running to the end of the file, silently
+    swallowing every row after it, where pandas stops with an error."""
     if is_archive(folder):
-        file = folder / spec.file  # shown in messages and lineage as archive/member
-        content: Any = io.BytesIO(_archive_member(folder, spec.file))
-        suffix = Path(spec.file).suffix
-        if not content.getbuffer().nbytes:
+        raw, size = _open_member(folder, spec.file, closers)
+        if size == 0:
             raise SourceError(f"table {name!r}: {spec.file} in {folder} is empty (0 bytes)", fix="check the archive")
-        compression: Any = {".gz": "gzip", ".zip": "zip", ".bz2": "bz2", ".xz": "xz"}.get(suffix)
+        suffix = Path(spec.file).suffix.lower()
     else:
-        file = folder / spec.file
         if not file.is_file():
             raise SourceError(
                 f"table {name!r}: source file {file} does not exist",
@@ -111,38 +196,51 @@ def read_table(name: str, spec: TableSpec, folder: Path) -> RawTable:
             )
         if file.stat().st_size == 0:
             raise SourceError(f"table {name!r}: source file {file} is empty (0 bytes)", fix="re-export the source file")
-        content, suffix, compression = file, file.suffix, "infer"
+        raw, suffix = None, file.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(pa.BufferReader(raw.read()) if raw is not None else str(file))
+        closers.append(parquet)
+        return (batch.to_pandas().astype("string") for batch in parquet.iter_batches(batch_size=chunk_rows))
+    compression: Any = {".gz": "gzip", ".zip": "zip", ".bz2": "bz2", ".xz": "xz"}.get(suffix)
+    reader = pd.read_csv(
+        raw if raw is not None else file,
+        dtype=str,
+        keep_default_na=False,
+        na_values=NA_VALUES,
+        compression=compression if raw is not None else "infer",
+        chunksize=chunk_rows,
+    )
+    closers.append(reader)
+    return iter(reader)
+
+
+def _open_member(archive: Path, member: str, closers: list[Any]) -> tuple[Any, int]:
+    """A streaming handle on one member of a zip or tar archive, and the member's size."""
+    import tarfile
+
     try:
-        if suffix == ".parquet":
-            frame = as_text(pd.read_parquet(content).astype("string"))
+        if archive.name.lower().endswith(".zip"):
+            zf = zipfile.ZipFile(archive)
+            closers.append(zf)
+            size = zf.getinfo(member).file_size
+            handle: Any = zf.open(member)
         else:
-            frame = as_text(
-                pd.read_csv(content, dtype=str, keep_default_na=False, na_values=NA_VALUES, compression=compression)
-            )
-    except (
-        pd.errors.ParserError,
-        pd.errors.EmptyDataError,
-        UnicodeDecodeError,
-        zipfile.BadZipFile,
-        OSError,
-        ValueError,
-    ) as exc:
-        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            tf = tarfile.open(archive)  # noqa: SIM115 - closed with the reader (closers)
+            closers.append(tf)
+            info = tf.getmember(member)
+            handle = tf.extractfile(info)
+            if handle is None:
+                raise KeyError(member)
+            size = info.size
+    except KeyError:
         raise SourceError(
-            f"table {name!r}: cannot read {file}: {problem}",
-            fix="check the file is a valid CSV (optionally .zip/.gz) or Parquet file",
+            f"archive {archive} has no member {member!r}",
+            fix="fix the table's file: (a path inside the archive) in noria.yaml",
         ) from None
-    if frame.empty:
-        raise SourceError(f"table {name!r}: source file {file} has no data rows", fix="re-export the source file")
-    wanted = {spec.file_column(c): c for c in spec.columns}
-    missing = [f for f in wanted if f not in frame.columns]
-    if missing:
-        raise SourceError(
-            f"table {name!r}: {file.name} lacks declared column(s) {', '.join(missing)}"
-            f" (it has: {', '.join(map(str, frame.columns))})",
-            fix=f"fix the source file or the columns (source_column) under data.tables.{name} in noria.yaml",
-        )
-    ignored = [str(c) for c in frame.columns if c not in wanted]
-    frame = frame[list(wanted)].rename(columns=wanted)
-    frame.index = pd.RangeIndex(len(frame))
-    return RawTable(name=name, file=file, frame=frame, ignored_columns=ignored)
+    except (OSError, zipfile.BadZipFile, tarfile.TarError) as exc:
+        raise SourceError(f"cannot read archive {archive}: {exc}", fix="check the archive is complete") from None
+    closers.append(handle)
+    return handle, size

@@ -69,7 +69,7 @@ def _coerce(raw: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
     """(typed column, boolean mask of values that were present but did not convert)."""
     present = raw.notna()
     if spec.type in ("int", "float"):
-        numbers = pd.to_numeric(raw, errors="coerce")
+        numbers = parse_numbers(raw)
         bad = present & numbers.isna()
         if spec.type == "int":
             fractional = numbers.notna() & (np.floor(numbers) != numbers)
@@ -97,6 +97,28 @@ def _coerce(raw: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
         stamps = aware.where(has_offset, local)
         return stamps, present & stamps.isna()
     return raw.astype(object), pd.Series(False, index=raw.index)
+
+
+def parse_numbers(values: pd.Series) -> pd.Series:
+    """``pd.to_numeric(values, errors="coerce")``, parsing each distinct text once.
+
+    A column of millions of rows holds far fewer distinct texts (delays, clock times, years),
+    and parsing text is the slow part of typing; hashing the texts to find the distinct ones
+    costs a fraction of it. Same result, value for value and dtype."""
+    if values.dtype.kind in "iufb" or not len(values):
+        return pd.to_numeric(values, errors="coerce")
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    parsed = pd.to_numeric(pd.Series(np.asarray(uniques, dtype=object)), errors="coerce")
+    missing = codes < 0
+    if missing.any() or not len(parsed):
+        taken = (
+            parsed.astype("float64").to_numpy().take(np.maximum(codes, 0))
+            if len(parsed)
+            else np.full(len(codes), np.nan)
+        )
+        taken[missing] = np.nan
+        return pd.Series(taken, index=values.index, dtype="float64", name=values.name)
+    return pd.Series(parsed.to_numpy().take(codes), index=values.index, name=values.name)
 
 
 def coerce_column(raw: pd.Series, spec: ColumnSpec) -> pd.Series:
@@ -166,14 +188,20 @@ def _describe(check: str, column: object, value: object, spec: TableSpec) -> str
     return f"{col}: {check} failed for {value!r}"
 
 
-def validate_table(spec: TableSpec, raw: pd.DataFrame, root: Path | None = None) -> ValidatedTable:
+def validate_table(
+    spec: TableSpec, raw: pd.DataFrame, root: Path | None = None, extra: dict[int, list[str]] | None = None
+) -> ValidatedTable:
     """Split ``raw`` (text columns, index = source row number) into accepted and quarantined.
 
     ``root``: the project folder, where the modules of ``function`` checks are imported from.
+    ``extra``: reasons found outside ``raw`` by source row (a key that repeats a row of
+    another month), added to the row's own.
     """
     import pandera.errors
 
     reasons: dict[int, list[str]] = defaultdict(list)
+    for row, found in (extra or {}).items():
+        reasons[row].extend(found)
     typed = {}
     type_failed: set[tuple[int, str]] = set()
     for name, col in spec.columns.items():
@@ -215,6 +243,15 @@ def validate_table(spec: TableSpec, raw: pd.DataFrame, root: Path | None = None)
         for reason in dict.fromkeys(reasons[int(row)]):
             counts[_rule_kind(reason)] += 1
     return ValidatedTable(accepted=accepted, quarantined=quarantined, rule_counts=dict(counts))
+
+
+def duplicate_reason(spec: TableSpec, check: str | None, values: dict[str, object]) -> str:
+    """The reason of a row whose key repeats an earlier row's: the primary key (``check``
+    None) or a ``unique_within`` check by name, with the row's values of its columns."""
+    if check is None:
+        return _describe("unique", None, None, spec)
+    shown = ", ".join(f"{c}={_plain(v)}" for c, v in values.items())
+    return _with_name(_named_check(spec, check), f"{shown} repeats an earlier row")
 
 
 def _rule_kind(reason: str) -> str:

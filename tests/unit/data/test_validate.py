@@ -124,3 +124,21 @@ def test_row_accounting_always_holds(rows: list[dict[str, str | None]]) -> None:
             lambda s: s.map(lambda v: v if v is None else (v.isoformat() if hasattr(v, "isoformat") else str(v)))
         )
         assert validate_table(SPEC, again).quarantined.empty
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["1", "2", "1", None, "abc", " 12", "1e3", "-0", "2.5", "2.5"],
+        ["7", "7", "9007199254740993"],  # no missing value: int64 kept, exactly
+        [None, None],
+        ["x", None],
+        [],
+    ],
+)
+def test_parse_numbers_equals_to_numeric(values: list[str | None]) -> None:
+    """Typing parses each distinct text once; the result must be pandas' own, value and dtype."""
+    from noria.data.validate import parse_numbers
+
+    raw = pd.Series(values, dtype=object)
+    pd.testing.assert_series_equal(parse_numbers(raw), pd.to_numeric(raw, errors="coerce"))
