@@ -172,3 +172,58 @@ def test_sigterm_flushes_every_logged_request_exactly_once(project: Project, tmp
     log = read_prediction_log(log_dir)
     assert sorted(log["request_id"]) == sorted(ids)
     assert not log.duplicated(["request_id", "row"]).any()
+
+
+@pytest.mark.integration
+def test_two_workers_serve_with_the_given_config_and_log_every_request(project: Project, tmp_path: Path) -> None:
+    """`serve(workers=2)`: both worker processes answer, each with the serving config the
+    caller gave (its prediction-log folder, not the project's), and after SIGTERM the log
+    holds every request exactly once across the workers' files."""
+    register(project, train_booster(seed=0))
+    port = free_port()
+    log_dir = tmp_path / "log"
+    env = {**os.environ, "NORIA_API_KEYS": KEY, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    settings = {"prediction_log": {"dir": str(log_dir), "roll_seconds": 3600}, "poll_seconds": 0, "workers": 2}
+    code = (
+        "from noria.config import load_project; from noria.serving import serve, ServingConfig; "
+        f"serve(load_project({str(project.root)!r}), port={port}, log_level='warning', "
+        f"config=ServingConfig.model_validate({settings!r}))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    ids: list[str] = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base, proc=proc)
+        lock = threading.Lock()
+
+        def load() -> None:
+            for _ in range(60):  # a connection per request: the workers share the accepts
+                r = httpx.post(f"{base}/predict", json=BODY, headers=AUTH, timeout=30)
+                assert r.status_code == 200
+                with lock:
+                    ids.append(r.json()["request_id"])
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        os.killpg(proc.pid, signal.SIGTERM)  # the group: uvicorn's supervisor and its workers
+        out, _ = proc.communicate(timeout=120)
+        text = out.decode(errors="replace")
+        assert "Traceback" not in text, text[-2000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert len(ids) == 240
+    assert not (project.root / ".noria" / "predictions").exists() or not list(
+        (project.root / ".noria" / "predictions").rglob("*.parquet")
+    )  # the caller's folder, not the project's default
+    files = list(log_dir.rglob("*.parquet"))
+    log = read_prediction_log(log_dir)
+    assert sorted(log["request_id"]) == sorted(ids) and not log.duplicated(["request_id", "row"]).any()
+    writers = {p.name.split("-")[2] for p in files}  # predictions-<time>-<pid>-<n>-<seq>.parquet
+    assert len(writers) == 2, f"one worker answered everything? files: {[p.name for p in files]}"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from noria.serving.config import ServingConfig
 
 log = logging.getLogger("noria.serving")
-INSECURE_ENV = "NORIA_SERVING__REQUIRE_KEY_FOR_PREDICT"
+CONFIG_ENV = "NORIA_SERVE_CONFIG"  # the resolved serving config, for worker processes
 
 
 def is_loopback(host: str) -> bool:
@@ -96,20 +96,25 @@ def serve(
 
         uvicorn.run(create_app(project, config=cfg, environ=env), **options)
         return
-    # Several processes: each builds the app from the environment (project folder, profile, overrides).
+    # Several processes: each builds the app from the environment: the project folder, profile
+    # and overrides, and the very serving config resolved here (a library caller's ``config``,
+    # the command's options, --insecure-local), so every worker serves what this one checked.
     os.environ["NORIA_PROJECT_DIR"] = str(project.root)
     os.environ["NORIA_PROFILE"] = project.profile
-    if not cfg.require_key_for_predict:
-        os.environ[INSECURE_ENV] = "false"
+    os.environ[CONFIG_ENV] = cfg.model_dump_json()
     uvicorn.run("noria.serving.server:app_from_environment", factory=True, workers=cfg.workers, **options)
 
 
 def app_from_environment() -> FastAPI:
-    """The app for the project named by NORIA_PROJECT_DIR / NORIA_PROFILE (a uvicorn factory)."""
+    """The app for the project named by NORIA_PROJECT_DIR / NORIA_PROFILE (a uvicorn factory),
+    with the serving config in NORIA_SERVE_CONFIG when ``serve`` put it there."""
     from noria.config import load_project
     from noria.serving.app import create_app
+    from noria.serving.config import ServingConfig
 
-    return create_app(load_project())
+    raw = os.environ.get(CONFIG_ENV)
+    config = ServingConfig.model_validate_json(raw) if raw else None
+    return create_app(load_project(), config=config)
 
 
 __all__ = ["app_from_environment", "check_security", "is_loopback", "serve"]
