@@ -75,8 +75,9 @@ def _print_report(report: DriftReport, title: str) -> None:
 
     print_table(_rows(report), title=title, columns=_COLUMNS)
     drifted = report.drifted
+    sampled = f" (a seeded sample of {report.sampled_from:,})" if report.sampled_from else ""
     typer.echo(
-        f"{report.rows:,} rows vs {report.reference_rows:,} reference rows; "
+        f"{report.rows:,} rows{sampled} vs {report.reference_rows:,} reference rows; "
         f"drift in {len(drifted)} of {len(report.all)}" + (f": {', '.join(drifted)}" if drifted else "")
     )
     typer.echo(f"ALERT: drift on important features: {', '.join(report.alerts)}" if report.alerts else "no alerts")

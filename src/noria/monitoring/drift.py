@@ -77,6 +77,7 @@ class DriftReport:
     rows: int
     reference_rows: int
     config: DriftConfig
+    sampled_from: int | None = None  # the rows of the file when ``rows`` is a sample of them
 
     @property
     def drifted(self) -> list[str]:
@@ -98,6 +99,7 @@ class DriftReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
+            "sampled_from": self.sampled_from,
             "reference_rows": self.reference_rows,
             "drift_share": self.drift_share,
             "drifted": self.drifted,
@@ -163,16 +165,54 @@ def compute_drift(
 
 
 def check_drift(profile_path: str | Path, data_path: str | Path, config: DriftConfig | None = None) -> DriftReport:
-    """Load a profile (JSON) and a window (Parquet) and compare them: what ``noria monitor drift`` runs."""
+    """Load a profile (JSON) and a window (Parquet file or folder) and compare them: what
+    ``noria monitor drift`` runs. A window of more than ``config.max_rows`` rows is judged on a
+    seeded uniform sample of that many (:func:`read_sample`)."""
+    import dataclasses
+
+    cfg = config or DriftConfig()
     profile = ReferenceProfile.load(profile_path)
     path = Path(data_path)
     if not path.exists():
         raise NotFoundError(f"no data file at {path}", fix="pass a Parquet file of the window to check")
+    columns = [*profile.features, SCORE]
     try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for an unreadable file
+        frame, total = read_sample(path, columns, cfg.max_rows)
+    except (OSError, ValueError) as exc:  # pyarrow's errors are OSError or ArrowInvalid (a ValueError)
         raise SourceError(f"cannot read {path} as Parquet: {exc}", fix="pass a Parquet file") from None
-    return compute_drift(profile, frame, config)
+    report = compute_drift(profile, frame, cfg)
+    return dataclasses.replace(report, sampled_from=total) if total > len(frame) else report
+
+
+def read_sample(path: Path, columns: list[str], limit: int, seed: int = 0) -> tuple[pd.DataFrame, int]:
+    """The ``columns`` (those present) of a Parquet file or folder, or a seeded uniform sample of
+    ``limit`` of its rows when it holds more; and how many rows it holds.
+
+    The sample keeps the rows with the ``limit`` smallest random keys, batch by batch (a
+    bottom-k sample: uniform without replacement), so at most ``limit`` rows plus one batch
+    are in memory whatever the file's size; the kept rows stay in file order."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    data = ds.dataset(str(path), format="parquet")
+    present = [c for c in columns if c in data.schema.names]
+    total = data.count_rows()
+    if total <= limit:
+        return data.to_table(columns=present).to_pandas(), total
+    rng = np.random.default_rng(seed)
+    kept: pa.Table | None = None
+    keys = np.empty(0)
+    for batch in data.to_batches(columns=present, batch_size=max(limit // 4, 65_536)):
+        table = pa.Table.from_batches([batch])
+        candidates = pa.concat_tables([kept, table]) if kept is not None else table
+        keys = np.concatenate([keys, rng.random(len(table))])
+        if len(keys) > limit:
+            best = np.argpartition(keys, limit - 1)[:limit]
+            best.sort()  # file order
+            candidates, keys = candidates.take(pa.array(best)), keys[best]
+        kept = candidates
+    assert kept is not None
+    return kept.to_pandas(), total
 
 
 # --- statistics --------------------------------------------------------------------------

@@ -177,3 +177,31 @@ def test_cli_prints_a_table_and_json(tmp_path: Path) -> None:
     assert check_drift(profile_path, data_path).alerts == ["temp"]
     with pytest.raises(NotFoundError, match="no data file"):
         check_drift(profile_path, tmp_path / "nope.parquet")
+
+
+def test_a_file_beyond_max_rows_is_judged_on_a_seeded_uniform_sample(tmp_path: Path) -> None:
+    """Bounded memory: a window of more than max_rows rows is read batch by batch into a
+    bottom-k sample; the verdicts equal the whole file's, and the report says it sampled."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from noria.monitoring.drift import read_sample
+
+    ref, cur = _frames(shift=1.0, rows=20_000)
+    profile_path = ReferenceProfile.build(ref, importance={"temp": 1.0}).save(tmp_path / "profile.json")
+    data_path = tmp_path / "window.parquet"
+    pq.write_table(pa.Table.from_pandas(cur, preserve_index=False), data_path, row_group_size=3_000)
+    config = DriftConfig(max_rows=4_000)
+    sampled = check_drift(profile_path, data_path, config)
+    whole = check_drift(profile_path, data_path)
+    assert (sampled.rows, sampled.sampled_from) == (4_000, 20_000) and whole.sampled_from is None
+    assert sampled.to_dict()["sampled_from"] == 20_000
+    assert {f.name: f.verdict for f in sampled.all} == {f.name: f.verdict for f in whole.all}
+    first, total = read_sample(data_path, ["temp", "carrier", "absent"], 4_000)
+    again, _ = read_sample(data_path, ["temp", "carrier"], 4_000)
+    assert total == 20_000 and list(first.columns) == ["temp", "carrier"]
+    pd.testing.assert_frame_equal(first, again)  # seeded
+    assert not first.duplicated().any()  # without replacement
+    assert abs(first["temp"].mean() - cur["temp"].mean()) < 1.0  # uniform: the mean of 4,000 of 20,000
+    positions = pd.Series(range(len(cur)), index=cur["temp"].to_numpy()).loc[first["temp"].to_numpy()]
+    assert positions.is_monotonic_increasing  # kept in file order
