@@ -47,7 +47,7 @@ class DriftConfig(BaseModel):
     max_categories: int = Field(default=200, ge=1, le=100_000)
     # A file checked with `noria monitor drift --data` holding more rows is judged on a seeded
     # uniform sample of this many, read batch by batch (memory stays bounded whatever its size).
-    max_rows: int = Field(default=1_000_000, ge=1_000)
+    max_rows: int = Field(default=500_000, ge=1_000)
 
     @model_validator(mode="after")
     def _ordered(self) -> DriftConfig:
