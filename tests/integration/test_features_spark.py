@@ -1,9 +1,7 @@
 """The Spark offline engine (PySpark, local mode) builds the same training set as DuckDB, value for value.
 
-pyspark is not a project dependency: the test builds a venv holding only the pins of
-features_spark_requirements.txt (uv or pip, from PyPI) once, under ~/.cache/noria/ (or
-$SPARK_TEST_VENV), and reuses it while the pins are unchanged; the first build takes about
-40 s. The Spark build runs in that venv's Python with the project's source and venv on
+pyspark is not a project dependency: the Spark build runs in the venv of spark_support.py
+(pyspark only, built once under ~/.cache/noria/) with the project's source and venv on
 PYTHONPATH, so it uses the very same pandas, pyarrow and Noria as the DuckDB build here.
 Data: the reference project on four weeks of the real flights, weather and planes (1-14 January
 and 20 October - 3 November 2013, around the two gaps in the weather records).
@@ -11,21 +9,16 @@ and 20 October - 3 November 2013, around the two gaps in the weather records).
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import os
-import shutil
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from tests.conftest import require_binary
+from tests.integration.spark_support import PYSPARK_VERSION, require_java, spark_env, spark_venv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -33,50 +26,13 @@ import features_spark_job as job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REQUIREMENTS = Path(__file__).with_name("features_spark_requirements.txt")
-REPO = Path(__file__).resolve().parents[2]
-PYSPARK_VERSION = next(
-    line.split("==")[1] for line in REQUIREMENTS.read_text().splitlines() if line.startswith("pyspark==")
-)
 IDS = ["year", "month", "day", "carrier", "flight", "origin", "sched_dep_time"]  # flights' primary key
-
-
-def spark_venv() -> Path:
-    """A venv with exactly the pinned pyspark, built on first use and reused while the pins are unchanged."""
-    root = Path(os.environ.get("SPARK_TEST_VENV") or Path.home() / ".cache" / "noria" / f"spark-venv-{PYSPARK_VERSION}")
-    pins = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    marker = root / ".noria-requirements-sha256"
-    python = root / "bin" / "python"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with (root.parent / f"{root.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs never build the same venv at once
-        if marker.exists() and marker.read_text() == pins and python.exists():
-            return root
-        uv = shutil.which("uv")
-        if uv is None and (REPO / ".tools" / "bin" / "uv").exists():
-            uv = str(REPO / ".tools" / "bin" / "uv")
-        shutil.rmtree(root, ignore_errors=True)
-        # The same interpreter as this venv: the project's packages come from here via PYTHONPATH.
-        create = [uv, "venv", "-q", "--python", sys.executable] if uv else [sys.executable, "-m", "venv"]
-        subprocess.run([*create, str(root)], check=True)
-        if uv:
-            install = [uv, "pip", "install", "-q", "--python", str(python)]
-        else:
-            install = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-        done = subprocess.run([*install, "-r", str(REQUIREMENTS)], capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.fail(
-                f"installing pyspark {PYSPARK_VERSION} into {root} failed:\n{done.stdout[-2000:]}{done.stderr[-4000:]}"
-            )
-        marker.write_text(pins)
-    return root
 
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The same training set built by DuckDB (here) and by Spark (in the Spark venv), with timings."""
-    if not os.environ.get("JAVA_HOME"):
-        require_binary("java")  # Spark needs Java 17+: skips locally naming the package, fails in CI
+    require_java()  # Spark needs Java 17+: skips locally naming the package, fails in CI
     timings: dict[str, float] = {}
     started = time.perf_counter()
     venv = spark_venv()
@@ -88,12 +44,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     duck = job.build(project.root, root / "duckdb.parquet", "duckdb")
     timings["duckdb_build"] = time.perf_counter() - started
 
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), sysconfig.get_paths()["purelib"]]),
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
+    env = spark_env()
     started = time.perf_counter()
     done = subprocess.run(
         [str(venv / "bin" / "python"), job.__file__, str(root), str(root / "spark.parquet"), "--engine", "spark"],

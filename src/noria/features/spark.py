@@ -43,8 +43,15 @@ INSTALL = "pip install 'pyspark>=4.0'"
 MIN_VERSION = (4, 0)
 
 
-def pyspark_modules() -> tuple[Any, Any, Any]:
-    """``(pyspark.sql, pyspark.sql.functions, pyspark.sql.window.Window)``, or a clear error."""
+def pyspark_modules(
+    user: str = "the Spark offline engine (features.offline_engine: spark)",
+    instead: str = "use features.offline_engine: duckdb",
+) -> tuple[Any, Any, Any]:
+    """``(pyspark.sql, pyspark.sql.functions, pyspark.sql.window.Window)``, or a clear error.
+
+    ``user`` names what needs Spark and ``instead`` what works without it (batch scoring calls
+    this too, with its own words).
+    """
     try:
         pyspark = importlib.import_module("pyspark")
         sql = importlib.import_module("pyspark.sql")
@@ -52,13 +59,13 @@ def pyspark_modules() -> tuple[Any, Any, Any]:
         window = importlib.import_module("pyspark.sql.window")
     except ImportError:
         raise MissingExtraError(
-            "the Spark offline engine (features.offline_engine: spark) needs pyspark, which is not installed",
-            fix=f"{INSTALL} (it also needs Java 17 or later), or use features.offline_engine: duckdb",
+            f"{user} needs pyspark, which is not installed",
+            fix=f"{INSTALL} (it also needs Java 17 or later), or {instead}",
         ) from None
     version = tuple(int(p) for p in str(pyspark.__version__).split(".")[:2] if p.isdigit())
     if version < MIN_VERSION:
         raise MissingExtraError(
-            f"the Spark offline engine needs pyspark 4.0 or later, found {pyspark.__version__}",
+            f"{user} needs pyspark 4.0 or later, found {pyspark.__version__}",
             fix=f"{INSTALL} (Spark 4 needs Java 17 or later)",
         )
     return sql, functions, window.Window

@@ -142,9 +142,17 @@ class ExplanationConfig(_Section):
 
 
 class BatchConfig(_Section):
-    """``noria predict``: chunk size and where delivery records go (read by continuity monitoring)."""
+    """``noria predict``: the engine, chunk size and where delivery records go (read by continuity monitoring).
 
-    # Rows scored at a time (memory stays flat whatever the file's size).
+    ``engine: spark`` runs the scoring as a Spark job (``mapInPandas`` over the input's
+    partitions, the same model and scoring code), with the Spark session of ``features.spark``;
+    it needs pyspark and Java 17+, and an input that holds every model feature unless the
+    online store is off (see docs/serving.md, Batch scoring on Spark).
+    """
+
+    # local: stream the file in chunks in this process; spark: a Spark job (needs pyspark).
+    engine: Literal["local", "spark"] = "local"
+    # Rows scored at a time (memory stays flat whatever the file's size); on Spark, rows per Arrow batch.
     chunk_size: int = Field(default=10_000, ge=1, le=1_000_000)
     # Where each run's delivery record goes.
     deliveries_dir: str = ".noria/deliveries"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
+from typing import Any, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -16,8 +19,9 @@ from noria.cli._state import State
 from noria.cli.serve import predict as predict_command
 from noria.cli.serve import serve as serve_command
 from noria.config import Project
-from noria.errors import NotFoundError
-from noria.serving.batch import list_deliveries, score_file
+from noria.errors import MissingExtraError, NotFoundError, ValidationError
+from noria.serving.batch import list_deliveries, prepare, score_file
+from noria.serving.batch_spark import refuse_lookups
 
 
 def _flights(n: int) -> pd.DataFrame:
@@ -99,3 +103,52 @@ def test_cli_predict_and_serve_refusal(served_project: Project, tmp_path: Path) 
     assert refused.exit_code != 0 and "no API key configured" in str(refused.exception)
     for command in ("serve", "predict"):
         assert "Example:" in runner.invoke(_cli(), [command, "--help"]).output
+
+
+def test_the_spark_engine_without_pyspark_names_the_install_command(
+    served_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # as if not installed, even where it is
+    src = tmp_path / "flights.parquet"
+    _flights(4).to_parquet(src, coerce_timestamps="us")  # Spark reads microseconds, not pandas' nanoseconds
+    before = len(list_deliveries(served_project))
+    with pytest.raises(MissingExtraError) as info:
+        score_file(served_project, src, tmp_path / "scored", engine="spark")
+    assert "noria predict --engine spark needs pyspark" in info.value.message
+    assert "pip install 'pyspark>=4.0'" in str(info.value.fix) and "--engine local" in str(info.value.fix)
+    assert not (tmp_path / "scored").exists()
+    assert len(list_deliveries(served_project)) == before  # refused before a run: no delivery was attempted
+    with pytest.raises(ValidationError, match="unknown batch scoring engine"):
+        score_file(served_project, src, tmp_path / "scored", engine="dask")
+    _flights(4).to_parquet(tmp_path / "nanos.parquet")  # pandas writes nanoseconds, which Spark cannot read
+    with pytest.raises(ValidationError, match=r"timestamps in nanoseconds \(scheduled_departure\)") as info:
+        score_file(served_project, tmp_path / "nanos.parquet", tmp_path / "scored", engine="spark")
+    assert "coerce_timestamps='us'" in str(info.value.fix)
+
+
+def test_the_spark_engine_refuses_rows_whose_features_the_local_engine_would_look_up(
+    served_project: Project,
+) -> None:
+    prepared = prepare(served_project)
+    columns = [*prepared.model.features, "carrier"]
+    refuse_lookups(prepared, columns[1:], True)  # no feature store: missing features are missing, as locally
+    with_store = dataclasses.replace(prepared, features=cast(Any, object()))
+    refuse_lookups(with_store, columns, True)  # every feature inline: nothing to look up
+    refuse_lookups(with_store, [], False)  # no rows: nothing to look up either
+    with pytest.raises(ValidationError, match=r"lacks 1 of the 5 features .*\(visib\)") as info:
+        refuse_lookups(with_store, columns[1:], True)
+    assert "--engine local" in str(info.value.fix) and "online_features: off" in str(info.value.fix)
+
+
+def test_a_folder_of_parquet_files_is_scored_as_one_input(served_project: Project, tmp_path: Path) -> None:
+    folder = tmp_path / "requests"
+    folder.mkdir()
+    flights = _flights(9)
+    for i, start in enumerate(range(0, 9, 4)):
+        flights.iloc[start : start + 4].to_parquet(folder / f"part-{i}.parquet", index=False)
+    (folder / "_SUCCESS").write_text("", encoding="utf-8")  # markers are skipped, as Spark skips them
+    whole = score_file(served_project, folder, tmp_path / "from_folder.parquet", chunk_size=3)
+    flights.to_parquet(tmp_path / "one.parquet", index=False)
+    one = score_file(served_project, tmp_path / "one.parquet", tmp_path / "from_file.parquet", chunk_size=3)
+    pd.testing.assert_frame_equal(pd.read_parquet(whole.output), pd.read_parquet(one.output), check_exact=True)
+    assert whole.record.rows_in == whole.record.rows_out == 9
