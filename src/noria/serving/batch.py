@@ -427,7 +427,9 @@ def _open_log(project: Project, cfg: Any) -> Any:
         project.path(cfg.prediction_log.dir),
         roll_rows=cfg.prediction_log.roll_rows,
         roll_seconds=cfg.prediction_log.roll_seconds,
-        max_queue_rows=max(cfg.prediction_log.max_queue_rows, cfg.batch.chunk_size * 2),
+        # Two chunks at most, and _log_chunk waits for room: memory stays bounded whatever the
+        # input's size, and a slow writer slows the scoring down instead of losing rows.
+        max_queue_rows=cfg.batch.chunk_size * 2,
         # the writer types the event key's columns by the request table's declared types
         project_root=project.root,
         profile=project.profile,
@@ -477,6 +479,7 @@ def _log_chunk(
                 keys=key,
             )
         )
+    log.wait_for_room(len(rows))
     log.write(rows)
 
 

@@ -456,6 +456,19 @@ class PredictionLog:
                 log.exception("cannot log a prediction row")
                 self._lost(1)
 
+    def wait_for_room(self, rows: int, timeout: float = 600.0) -> bool:
+        """Block until ``rows`` more rows fit in the queue: back-pressure for a batch producer,
+        which would rather wait for the writer than drop rows (the service never waits). False
+        when the writer made no room within ``timeout`` seconds (the rows are then dropped and
+        counted as usual)."""
+        deadline = time.monotonic() + timeout
+        limit = max(self.max_queue_rows - rows, 0)
+        while self._queue.qsize() > limit and not self._closed:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(TICK)
+        return True
+
     def close(self, timeout: float = 60.0) -> None:
         """Stop taking rows, hand everything queued to the writer, wait for it to write it all."""
         if self._closed:

@@ -75,6 +75,19 @@ def test_a_full_queue_drops_and_counts_instead_of_growing(tmp_path: Path) -> Non
     assert len(read_prediction_log(tmp_path)) == log.rows_written
 
 
+def test_a_batch_producer_waits_for_room_and_loses_nothing(tmp_path: Path) -> None:
+    """Back-pressure (batch scoring): waiting for room before each write keeps the queue within
+    its bound and every row reaches the log, where the service's path would drop."""
+    log = PredictionLog(tmp_path, max_queue_rows=100)
+    for start in range(0, 20_000, 50):
+        assert log.wait_for_room(50)
+        log.write(_row(i) for i in range(start, start + 50))
+        assert log._queue.qsize() <= 100
+    log.close()
+    assert (log.rows_written, log.dropped) == (20_000, 0)
+    assert len(read_prediction_log(tmp_path)) == 20_000
+
+
 def test_reading_an_empty_folder_gives_an_empty_frame(tmp_path: Path) -> None:
     assert read_prediction_log(tmp_path).empty
 
