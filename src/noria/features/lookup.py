@@ -1,12 +1,13 @@
 """Reading feature views from Feast's online store for a batch of requests.
 
 :class:`OnlineStore` is prepared once: the Feast ``FeatureStore``, the online store it is
-configured with (SQLite, Redis, ...), and the registry's feature views. A lookup then reads each
-view through ``OnlineStore.online_read`` - the interface every Feast online store implements,
-on the rows Feast's materialization wrote - and skips ``FeatureStore.get_online_features``'s
-per-call registry resolution and protobuf response assembly, which cost more than the reads
-for a one-row request. On every value Noria applies the offline join's rule: present, stamped
-at or before the prediction time, and within the view's TTL; anything else is missing.
+configured with (SQLite, Redis, ...), the registry's feature views and a reader
+(:mod:`noria.features.online_read`) that reads every view's keys in one read per lookup: one
+SQL statement on SQLite, one pipeline on Redis, Feast's ``online_read`` per view on any other
+store. It skips ``FeatureStore.get_online_features``'s per-call registry resolution and
+protobuf response assembly, which cost more than the reads for a one-row request. On every
+value Noria applies the offline join's rule: present, stamped at or before the prediction
+time, and within the view's TTL; anything else is missing.
 
 Each distinct entity key is read once per lookup, and an optional :class:`ReadCache` keeps
 recent reads for a few seconds, so a service answering many requests of the same entity (a
@@ -18,8 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -27,22 +26,11 @@ import numpy as np
 from noria.errors import ConfigError
 from noria.features.definitions import Definitions
 from noria.features.offline import plan_join_keys
+from noria.features.online_read import Entry, Key, View, open_reader
 from noria.features.repo import open_store
 from noria.features.transform import Arrays
 
 _NAN = float("nan")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class _View:
-    name: str
-    table: Any  # feast.FeatureView from the registry
-    keys: list[str]
-    key_is_int: list[bool]
-    features: list[str]
-    is_str: list[bool]
-    ttl_ns: int | None
 
 
 class OnlineStore:
@@ -65,12 +53,12 @@ class OnlineStore:
         self.refs = [f"{v}:{f}" for v in self.plan.batch_views for f in specs[v].features]
         self.join_keys = plan_join_keys(defs, self.plan)
         self.online = get_online_store_from_config(self.feast.config.online_store)
-        self.views = []
+        self.views: list[View] = []
         for name in self.plan.batch_views:
             spec, keys = specs[name], defs.join_keys(name)
             ttl = spec.ttl_delta
             self.views.append(
-                _View(
+                View(
                     name=name,
                     table=self.feast.get_feature_view(name),
                     keys=keys,
@@ -80,30 +68,52 @@ class OnlineStore:
                     ttl_ns=int(ttl.total_seconds()) * 10**9 if ttl else None,
                 )
             )
+        self.reader = open_reader(self.feast.config, self.online, self.views)
 
     def read(self, keys: Arrays, ts: np.ndarray) -> Arrays:
         """Every feature of the plan's views for each row: arrays, NaN/None where missing.
 
         Each distinct entity key is read once per call (rows of a coalesced batch often share an
-        entity, and a day-bucketed view's key and day), or not at all while a
-        read of it is in the cache; the usability rule is then applied per row, at its own time.
+        entity, and a day-bucketed view's key and day), or not at all while a read of it is in
+        the cache, and every view's keys are read together (one read of the store); the
+        usability rule is then applied per row, at its own time.
         """
         n = len(ts)
         ts_ns = ts.astype(np.int64).tolist()
         columns = {k: arr.tolist() for k, arr in keys.items()}
+        views = self.views
+        rows: list[list[Key]] = []
+        known: list[dict[Key, Entry | None]] = []
+        wanted: list[tuple[View, list[Key]]] = []
+        for view in views:
+            row_keys = list(zip(*(columns[k] for k in view.keys), strict=True))
+            entries, unread = self._known(view, row_keys)
+            rows.append(row_keys)
+            known.append(entries)
+            wanted.append((view, unread))
+        if any(unread for _, unread in wanted):
+            cache = self.cache
+            for (view, _), entries, found in zip(wanted, known, self.reader.read(wanted), strict=True):
+                entries.update(found)
+                if cache is not None:
+                    for key, entry in found.items():
+                        cache.put(view.name, key, entry)
         out: Arrays = {}
         numeric_names: list[str] = []
         numbers: list[list[float]] = []
-        for view in self.views:
-            row_keys = list(zip(*(columns[k] for k in view.keys), strict=True))
-            entries = self._entries(view, row_keys)
-            found: list[list[Any] | None] = [None] * n
-            for i, key in enumerate(row_keys):
+        for view, row_keys, entries in zip(views, rows, known, strict=True):
+            ttl_ns = view.ttl_ns
+            nothing = [None] * len(view.features)
+            found_rows: list[list[Any]] = []
+            for key, at_ns in zip(row_keys, ts_ns, strict=True):
                 entry = entries.get(key)
-                if entry is not None and _usable(entry[0], ts_ns[i], view.ttl_ns):
-                    found[i] = entry[1]
-            for position, (feature, is_str) in enumerate(zip(view.features, view.is_str, strict=True)):
-                values = [None if row is None else row[position] for row in found]
+                if entry is not None and _usable(entry[0], at_ns, ttl_ns):
+                    found_rows.append(entry[1])
+                else:
+                    found_rows.append(nothing)
+            # The rows' values feature by feature (a transposition in C; no rows: an empty column each).
+            by_feature = zip(*found_rows, strict=True) if n else ([] for _ in view.features)
+            for feature, is_str, values in zip(view.features, view.is_str, by_feature, strict=True):
                 if is_str:
                     out[feature] = np.array(values, dtype=object)
                 else:
@@ -116,52 +126,26 @@ class OnlineStore:
                 out[name] = matrix[position]
         return out
 
-    def _entries(self, view: _View, row_keys: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], _Entry | None]:
-        """Each distinct complete key's (stamp in ns, values in the view's feature order), None if absent."""
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
-
-        entries: dict[tuple[Any, ...], _Entry | None] = {}
-        unread: list[tuple[Any, ...]] = []
+    def _known(self, view: View, row_keys: list[Key]) -> tuple[dict[Key, Entry | None], list[Key]]:
+        """The distinct complete keys' cached entries, and the keys to read from the store."""
         cache = self.cache
+        if cache is None:  # every distinct complete key is read (None: a placeholder until then)
+            unread = list(dict.fromkeys(key for key in row_keys if None not in key))
+            return dict.fromkeys(unread), unread
+        entries: dict[Key, Entry | None] = {}
+        unread = []
         for key in row_keys:
             if key in entries or None in key:
                 continue
-            cached = cache.get(view.name, key) if cache is not None else _UNKNOWN
+            cached = cache.get(view.name, key)
             if cached is _UNKNOWN:
                 unread.append(key)
                 entries[key] = None
             else:
                 entries[key] = cached  # type: ignore[assignment]
-        if not unread:
-            return entries
-        entity_keys = [
-            EntityKey(
-                join_keys=view.keys,
-                entity_values=[
-                    Value(int64_val=value) if is_int else Value(string_val=value)
-                    for value, is_int in zip(key, view.key_is_int, strict=True)
-                ],
-            )
-            for key in unread
-        ]
-        read = self.online.online_read(
-            config=self.feast.config,
-            table=view.table,
-            entity_keys=entity_keys,
-            requested_features=list(view.features),  # a copy: Redis appends to the list it gets
-        )
-        for key, (stamp, data) in zip(unread, read, strict=True):
-            entry = None
-            if data is not None and stamp is not None:
-                entry = (_ns(stamp), [_python(data.get(feature)) for feature in view.features])
-            entries[key] = entry
-            if cache is not None:
-                cache.put(view.name, key, entry)
-        return entries
+        return entries, unread
 
 
-_Entry = tuple[int, list[Any]]  # a key's stamp (ns since the epoch) and its values, in the view's order
 _UNKNOWN = object()
 
 
@@ -184,9 +168,9 @@ class ReadCache:
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
-        self._entries: dict[tuple[str, tuple[Any, ...]], tuple[float, _Entry | None]] = {}
+        self._entries: dict[tuple[str, tuple[Any, ...]], tuple[float, Entry | None]] = {}
 
-    def get(self, view: str, key: tuple[Any, ...]) -> _Entry | object | None:
+    def get(self, view: str, key: tuple[Any, ...]) -> Entry | object | None:
         """The cached read of ``key`` in ``view`` (None: absent from the store), or ``_UNKNOWN``."""
         held = self._entries.get((view, key))
         if held is None or held[0] <= self.clock():
@@ -195,7 +179,7 @@ class ReadCache:
         self.hits += 1
         return held[1]
 
-    def put(self, view: str, key: tuple[Any, ...], entry: _Entry | None) -> None:
+    def put(self, view: str, key: tuple[Any, ...], entry: Entry | None) -> None:
         entries = self._entries
         entries.pop((view, key), None)  # re-inserted at the end: insertion order stays expiry order
         while len(entries) >= self.max_entries:  # the first entry is the oldest read
@@ -217,20 +201,3 @@ def _entity_type(defs: Definitions, view: str, key: str) -> str:
 def _usable(stamp_ns: int, at_ns: int, ttl_ns: int | None) -> bool:
     """The offline join's rule: stamped at or before the prediction time, and within the TTL."""
     return stamp_ns <= at_ns and (ttl_ns is None or stamp_ns >= at_ns - ttl_ns)
-
-
-def _ns(stamp: datetime) -> int:
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    delta = stamp - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-
-
-def _python(value: Any) -> Any:
-    """A Feast ValueProto's Python value (None when unset or null)."""
-    if value is None:
-        return None
-    field = value.WhichOneof("val")
-    if field is None or field == "null_val":
-        return None
-    return getattr(value, field)

@@ -76,13 +76,22 @@ def write_store_config(defs: Definitions) -> Path:
 
 
 def open_store(defs: Definitions) -> Any:
-    """A ``feast.FeatureStore`` on the generated repo."""
+    """A ``feast.FeatureStore`` on the generated repo, configured by the definitions as loaded now.
+
+    Not by ``feature_store.yaml`` on disk: a profile or NORIA_FEATURES__ONLINE_STORE__* moves the
+    online store without a new apply (where values are kept is not part of the definition hash), and
+    the file an earlier apply wrote would still name the old store (a service told to read Redis
+    read the SQLite file instead).
+    """
     _quiet_feast()
     from feast import FeatureStore
+    from feast.repo_config import RepoConfig
 
     if not (defs.repo_dir / STORE_FILE).is_file():
         write_store_config(defs)
-    return FeatureStore(repo_path=str(defs.repo_dir))
+    config = RepoConfig(**store_config(defs))
+    config.repo_path = defs.repo_dir  # as Feast's own loading of the file sets it
+    return FeatureStore(repo_path=str(defs.repo_dir), config=config)
 
 
 def feast_objects(defs: Definitions) -> list[Any]:

@@ -160,6 +160,14 @@ class FastScorer:
         self._out_len = ctypes.c_int64(0)
         self._out_len_ref = ctypes.byref(self._out_len)
         self._fast = self._lib.LGBM_BoosterPredictForMatSingleRowFast
+        # The same function called without letting go of the GIL, for the microsecond-long raw-score and
+        # leaf predictions: releasing and re-taking the GIL costs more than the call, and while a worker
+        # thread runs Python (an online lookup) every release can leave the event loop waiting for it.
+        # SHAP contributions take milliseconds: those calls release the GIL.
+        try:
+            self._fast_holding_gil = ctypes.PyDLL(self._lib._name).LGBM_BoosterPredictForMatSingleRowFast
+        except (OSError, AttributeError, TypeError):  # the library cannot be opened again by name
+            self._fast_holding_gil = self._fast
         self._handles: dict[int, ctypes.c_void_p] = {}
         for kind in (PREDICT_RAW, PREDICT_LEAF, PREDICT_CONTRIB):
             self._handles[kind] = self._init(kind)
@@ -187,7 +195,8 @@ class FastScorer:
 
     def _run(self, kind: int, row: np.ndarray) -> None:
         self._row[:] = row
-        code = self._fast(self._handles[kind], self._row_ptr, self._out_len_ref, self._out_ptr)
+        fast = self._fast if kind == PREDICT_CONTRIB else self._fast_holding_gil
+        code = fast(self._handles[kind], self._row_ptr, self._out_len_ref, self._out_ptr)
         if code != 0:
             self._check(code)
 
@@ -284,6 +293,7 @@ class PathAttribution:
         self._width = width
         self._iterations = len(trees) // k
         self._classes = self._trees % k  # the class of every tree
+        self._first_rows = self._trees * width  # each tree's first row in the dense table
         # Small enough (the usual case): one dense row of contributions per (tree, leaf), summed by a gather.
         self.dense: np.ndarray | None = None
         if len(trees) * width * (self.n_features + 1) <= DENSE_LIMIT:
@@ -302,7 +312,8 @@ class PathAttribution:
         """
         k, width = self.outputs, self.n_features + 1
         if self.dense is not None:
-            rows = self.dense[self._trees * self._width + leaves]
+            # np.take of precomputed row numbers: the same rows as fancy indexing, gathered faster.
+            rows = np.take(self.dense, self._first_rows + leaves, axis=0)
             if k == 1:
                 out: np.ndarray = rows.sum(axis=0)
                 out[-1] = self.bias

@@ -8,7 +8,7 @@ reading, and by counting for chunked bodies), and records latency and status per
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 
@@ -23,7 +23,10 @@ _SAFE_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 
 
 def new_request_id() -> str:
-    return os.urandom(8).hex()
+    # 64 random bits from the process's Mersenne Twister (seeded from the OS, reseeded in forked
+    # workers): an id, not a secret. os.urandom is a system call that lets go of the GIL, and with
+    # the online lookup running Python in a worker thread, taking it back could stall the request.
+    return f"{random.getrandbits(64):016x}"
 
 
 class ServingMiddleware:

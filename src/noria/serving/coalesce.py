@@ -1,9 +1,9 @@
 """Concurrent online-store lookups coalesced into one read.
 
-A lookup has a fixed cost (the request columns, the user's feature functions, one
-``online_read`` per feature view, the derived features) that grows slowly with the number of
-rows. One request at a time, concurrent requests paid it one after the other.
-:class:`LookupBatcher` makes them share it:
+A lookup has a fixed cost (the project's request mapping, the request columns, the user's
+feature functions, one read of the online store for every feature view, the derived features)
+that grows slowly with the number of rows. One request at a time, concurrent requests paid it
+one after the other. :class:`LookupBatcher` makes them share it:
 
 - a request that finds no read running starts one at once with its own rows (no timer);
 - requests that arrive while a read runs wait, and are all served by the *next* read, which
@@ -11,7 +11,9 @@ rows. One request at a time, concurrent requests paid it one after the other.
 - each request gets exactly its own rows back (a slice of the batch, in order);
 - a store failure (anything but a ``NoriaError``) fails every request of that batch with its
   own error; a ``NoriaError`` (a row the feature code rejects) is a single request's problem,
-  so the batch is read again one request at a time and only the culprit fails.
+  so the batch is read again one request at a time and only the culprit fails;
+- ``prepare`` (the request mapping: requests -> request rows) runs once for the whole batch
+  too; if it fails, each request is prepared and read on its own, so only the culprit fails.
 
 Where the read runs depends on the store. A store across the network (Redis, ...) is read in
 one worker thread: waiting for the answer releases the GIL, and the event loop keeps accepting
@@ -31,7 +33,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -45,16 +47,24 @@ IN_PROCESS_STORES = frozenset({"sqlite"})  # FeatureSource.kind values read on t
 
 @dataclass
 class _Waiter:
-    rows: Rows
+    rows: Sequence[Any]  # one request's items: its rows, or what ``prepare`` makes them of
     future: asyncio.Future[LookedUp]
 
 
 class LookupBatcher:
     """Serve concurrent ``lookup`` calls of one event loop with as few store reads as possible."""
 
-    def __init__(self, source: FeatureSource, *, worker_thread: bool = True, max_rows: int = 4096) -> None:
+    def __init__(
+        self,
+        source: FeatureSource,
+        *,
+        worker_thread: bool = True,
+        max_rows: int = 4096,
+        prepare: Callable[[Sequence[Any]], Rows] | None = None,
+    ) -> None:
         self.source = source
         self.worker_thread = worker_thread
+        self.prepare = prepare  # what lookup() is given (one item per row) -> request rows; None: rows already
         self.max_rows = max_rows  # a batch takes waiting requests up to this many rows (at least one request)
         self._waiting: deque[_Waiter] = deque()
         self._running = False
@@ -63,8 +73,9 @@ class LookupBatcher:
         self.reads = 0  # store reads made (batches, plus one-by-one retries)
         self.requests = 0  # requests served
 
-    async def lookup(self, rows: Rows) -> LookedUp:
-        """The feature values of ``rows`` (one request's), read together with any concurrent requests'."""
+    async def lookup(self, rows: Sequence[Any]) -> LookedUp:
+        """The feature values of ``rows`` (one request's; given to ``prepare`` first, if set), read
+        together with any concurrent requests'."""
         loop = asyncio.get_running_loop()
         waiter = _Waiter(rows, loop.create_future())
         self._waiting.append(waiter)
@@ -142,11 +153,18 @@ class LookupBatcher:
 
     # -- the read (in the worker thread, or on the loop) ----------------------------------------
 
-    def _read(self, parts: list[Rows]) -> list[LookedUp | BaseException]:
+    def _rows(self, items: Sequence[Any]) -> Rows:
+        """Request rows of ``items`` (one per item)."""
+        return items if self.prepare is None else self.prepare(items)
+
+    def _read(self, parts: list[Sequence[Any]]) -> list[LookedUp | BaseException]:
         """One read for every request's rows, split back per request (or each request's error)."""
         if len(parts) == 1:
             return [self._read_one(parts[0])]
-        rows = [row for part in parts for row in part]
+        try:
+            rows = self._rows([item for part in parts for item in part])
+        except Exception:  # one request's rows cannot be made: find whose, each request on its own
+            return [self._read_one(part) for part in parts]
         self.reads += 1
         try:
             looked = self.source.lookup(rows)
@@ -162,9 +180,10 @@ class LookupBatcher:
             start = end
         return out
 
-    def _read_one(self, rows: Rows) -> LookedUp | BaseException:
-        self.reads += 1
+    def _read_one(self, items: Sequence[Any]) -> LookedUp | BaseException:
         try:
+            rows = self._rows(items)
+            self.reads += 1
             return self.source.lookup(rows)
         except Exception as exc:
             return exc

@@ -85,13 +85,17 @@ def points(contributions: np.ndarray) -> tuple[np.ndarray, float, float]:
 
     ``contributions`` holds one log-odds value per feature and the bias last.
     """
-    bias = float(contributions[-1])
     c = contributions[:-1]
-    total = float(c.sum())
+    scale, p0, p = _points_scale(float(contributions[-1]), float(c.sum()))
+    return c * scale, p0, p
+
+
+def _points_scale(bias: float, total: float) -> tuple[float, float, float]:
+    """(points per log-odds unit, p0, p) of a row with this bias and sum of feature contributions."""
     p0 = sigmoid(bias)
     p = sigmoid(bias + total)
     slope = (p - p0) / total if abs(total) > 1e-12 else p0 * (1.0 - p0)
-    return c * (100.0 * slope), p0, p
+    return 100.0 * slope, p0, p
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -330,20 +334,22 @@ class Explainer:
 
     def explain(self, contributions: np.ndarray, values: list[Any]) -> dict[str, Any]:
         """The response's ``explanation``: baseline probability and the ``top`` largest contributions."""
-        pts, p0, _ = points(contributions)
         logit = contributions[:-1]
+        # points() for the top features only: the same numbers (each is c * scale), no array of them all.
+        scale, p0, _ = _points_scale(float(contributions[-1]), float(logit.sum()))
+        order = self._largest(logit)
         items = []
-        for j in self._largest(logit):
-            c = float(logit[j])
+        for j, c in zip(order, logit.take(order).tolist(), strict=True):
             if c == 0.0:
                 break
+            pts = c * scale
             items.append(
                 {
                     "feature": self.features[j],
                     "value": values[j],
                     "log_odds": round(c, 6),
-                    "points": round(float(pts[j]), 3),
-                    "text": sentence(self.texts[j], values[j], float(pts[j])),
+                    "points": round(pts, 3),
+                    "text": sentence(self.texts[j], values[j], pts),
                 }
             )
         return {"baseline_probability": round(p0, 6), "contributions": items}

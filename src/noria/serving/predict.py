@@ -111,7 +111,8 @@ class Predictor:
         self._failures = _FailureLog(STORE_FAILURE_LOG_SECONDS)
         if features is not None:
             in_process = getattr(features, "kind", "") in IN_PROCESS_STORES
-            self.batcher = LookupBatcher(features, worker_thread=not in_process)
+            # The request mapping runs in the batcher: once for the requests that share a read.
+            self.batcher = LookupBatcher(features, worker_thread=not in_process, prepare=schema.rows)
 
     def close(self) -> None:
         """Stop the lookup worker thread (the app's shutdown)."""
@@ -137,7 +138,7 @@ class Predictor:
         assert self.batcher is not None
         start = time.perf_counter()
         try:
-            looked = await self.batcher.lookup(self.schema.rows(requests))
+            looked = await self.batcher.lookup(requests)
         except NoriaError:
             raise
         except Exception as exc:  # the store is down or broken: say so, do not guess features

@@ -268,3 +268,24 @@ def test_a_profile_or_environment_moves_the_online_store_without_changing_the_de
     assert cluster.config.online_store.connection_string == "redis:6379"
     assert cluster.config.feature_views == local.config.feature_views
     assert cluster.definition_hash == local.definition_hash  # where values are kept is not what they are
+
+
+def test_the_store_follows_an_online_store_moved_after_apply(built_project: tuple[Project, Any]) -> None:
+    """Applied with SQLite, then told (by the environment) to use Redis: Feast is opened on Redis, not on
+    the SQLite store the earlier apply's feature_store.yaml still names."""
+    from noria.features.repo import STORE_FILE
+
+    project, _ = built_project
+    defs = load_definitions(project)
+    assert open_store(defs).config.online_store.type == "sqlite"
+    environ = {
+        "NORIA_FEATURES__ONLINE_STORE__TYPE": "redis",
+        "NORIA_FEATURES__ONLINE_STORE__CONNECTION_STRING": "127.0.0.1:6399",
+    }
+    moved = load_definitions(load_project(project.root, environ=environ))
+    assert "sqlite" in (moved.repo_dir / STORE_FILE).read_text(encoding="utf-8")  # written by the apply
+    store = open_store(moved)
+    assert store.config.online_store.type == "redis"
+    assert store.config.online_store.connection_string == "127.0.0.1:6399"
+    assert store.config.repo_path == moved.repo_dir
+    assert {v.name for v in store.list_feature_views()} == set(defs.config.feature_views)  # the same registry

@@ -107,16 +107,16 @@ class _Clock:
         return self.now
 
 
-def _count_reads(store: Any) -> list[int]:
-    """Spy on the real Feast online store: the number of entity keys of each online_read call."""
-    reads: list[int] = []
-    real = store.online.online_read
+def _count_reads(store: Any) -> list[list[int]]:
+    """Spy on the store's reader: per read of the online store, the number of entity keys of each view."""
+    reads: list[list[int]] = []
+    real = store.reader.read
 
-    def counted(**kwargs: Any) -> Any:
-        reads.append(len(kwargs["entity_keys"]))
-        return real(**kwargs)
+    def counted(wanted: Any) -> Any:
+        reads.append([len(keys) for _, keys in wanted])
+        return real(wanted)
 
-    store.online.online_read = counted
+    store.reader.read = counted
     return reads
 
 
@@ -130,11 +130,12 @@ def test_a_batch_reads_each_distinct_key_once(online_project: tuple[Project, Any
     reads = _count_reads(store)
     requests = [as_request(row) for _, row in sample.iterrows()]
     vectors = online_features(store, requests + requests)  # every key twice
-    assert len(reads) == len(store.views)
+    assert store.reader.kind == "sqlite"
+    assert len(reads) == 1 and len(reads[0]) == len(store.views)  # one read of the store for every view
     origins = sample["origin"].nunique()
     weather = next(i for i, view in enumerate(store.views) if "temp" in view.features)
-    assert reads[weather] == origins < len(sample)  # one airport-hour each, not one per flight
-    assert sum(reads) < 2 * len(sample) * len(store.views)
+    assert reads[0][weather] == origins < len(sample)  # one airport-hour each, not one per flight
+    assert sum(reads[0]) < 2 * len(sample) * len(store.views)
     once = online_features(open_online_store(project), requests).to_frame()
     doubled = vectors.to_frame()
     pd.testing.assert_frame_equal(doubled.iloc[: len(requests)].reset_index(drop=True), once)
@@ -158,9 +159,9 @@ def test_read_cache_serves_repeats_and_expires(online_project: tuple[Project, An
     reads = _count_reads(store)
     request = as_request(early)
     first = online_features(store, [request]).to_frame()
-    assert len(reads) == len(store.views) and cache.misses == len(store.views) and cache.hits == 0
+    assert reads == [[1] * len(store.views)] and cache.misses == len(store.views) and cache.hits == 0
     again = online_features(store, [request]).to_frame()
-    assert len(reads) == len(store.views) and cache.hits == len(store.views)  # no new store read
+    assert len(reads) == 1 and cache.hits == len(store.views)  # no new store read
     pd.testing.assert_frame_equal(again, first)
     # An hour earlier: the cached weather is stamped after that moment -> refused, as without a cache.
     before = request | {"time_hour": (early["time_hour"] - pd.Timedelta(hours=1)).isoformat()}

@@ -258,6 +258,32 @@ def test_on_the_loop_a_store_failure_fails_all_and_a_refused_row_only_its_reques
     assert results[2].values["origin"].tolist() == ["JFK"] and len(picky.reads) == 1 + 3
 
 
+def test_the_request_mapping_runs_once_per_shared_read_and_a_refused_request_fails_alone() -> None:
+    """``prepare`` (the service passes its request mapping) maps every waiting request in one call; when
+    it refuses one, each request is mapped and read on its own, and only that one fails."""
+    mapped: list[list[int]] = []
+
+    def prepare(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        mapped.append([int(item["flight"]) for item in items])
+        if any(item["origin"] == "XXX" for item in items):
+            raise ValidationError("origin: XXX is not an airport", fix="send an airport code")
+        return [dict(item) for item in items]
+
+    source = WeatherTable(hold_first=False, kind="sqlite")
+    results = _gather(LookupBatcher(source, worker_thread=False, prepare=prepare), [ROWS[0:1], ROWS[1:3], ROWS[3:4]])
+    assert mapped == [[r["flight"] for r in ROWS[:4]]] and source.reads == mapped  # one mapping, one read
+    assert all(isinstance(r, LookedUp) for r in results)
+
+    mapped.clear()
+    source = WeatherTable(hold_first=False, kind="sqlite")
+    parts = [ROWS[0:1], [ROWS[1] | {"origin": "XXX"}], ROWS[3:4]]
+    results = _gather(LookupBatcher(source, worker_thread=False, prepare=prepare), parts)
+    assert isinstance(results[1], ValidationError) and results[1].message == "origin: XXX is not an airport"
+    assert isinstance(results[0], LookedUp) and isinstance(results[2], LookedUp)
+    assert results[2].values["origin"].tolist() == [ROWS[3]["origin"]]
+    assert len(mapped) == 1 + 3 and source.reads == [[ROWS[0]["flight"]], [ROWS[3]["flight"]]]
+
+
 def test_on_the_loop_a_request_on_an_idle_service_reads_in_the_next_turn() -> None:
     source = WeatherTable(hold_first=False, kind="sqlite")
     batcher = LookupBatcher(source, worker_thread=False)
