@@ -240,6 +240,7 @@ class StepRun:
     load_before: float | None = None
     load_after: float | None = None
     code: str = ""  # the source the step ran: commit + digest of uncommitted changes under src/
+    budget: str = ""  # the step's budget: wall time and memory of its process tree
     extra: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
@@ -248,8 +249,8 @@ class StepRun:
             "N": self.n,
             "flight rows": self.flight_rows,
             "step rows": self.step_rows if self.step_rows is not None else "",
-            "seconds": self.seconds if self.seconds is not None else "",
-            "peak RSS MB": self.peak_mb if self.peak_mb is not None else "",
+            "seconds": round(self.seconds, 1) if self.seconds is not None else "",
+            "peak RSS MB": round(self.peak_mb) if self.peak_mb is not None else "",
             "status": self.status,
             "detail": self.detail,
         } | {"_raw": asdict(self)}
@@ -455,6 +456,7 @@ def run_n(n: int, settings: Settings, workdir: Path, log: Any) -> list[StepRun]:
             if m.status == "ok":
                 done.add(step)
         run.code = code_state()
+        run.budget = f"{settings.budget_s / 60:.0f} min, {settings.budget_mb / 1000:.0f} GB"
         runs.append(run)
         log(f"  {STEPS[step]:<26} {run.status:<13} {run.seconds or '':>8} s {run.peak_mb or '':>8} MB  {run.detail}")
         return run
@@ -605,7 +607,15 @@ def run_n(n: int, settings: Settings, workdir: Path, log: Any) -> list[StepRun]:
                     "monitor", "drift", "--profile", str(profile), "--data", str(project.training_set), "--json"
                 )
                 m, out = go("drift_file", argv)
-                _attach(record("drift_file", m, rows=(out or {}).get("rows"), detail="every row of the build"), m)
+                _attach(
+                    record(
+                        "drift_file",
+                        m,
+                        rows=(out or {}).get("rows"),
+                        detail="the build's rows (a sample of monitoring.drift.max_rows beyond it)",
+                    ),
+                    m,
+                )
     finally:
         if not settings.keep:
             shutil.rmtree(project.root, ignore_errors=True)
@@ -618,6 +628,12 @@ def _attach(run: StepRun, m: Measured) -> None:
     run.load_before, run.load_after = m.load_before, m.load_after
 
 
+def _exponents(overall: float | None, top: float | None) -> str:
+    if overall is None:
+        return ""
+    return f"{overall:.2f}" + (f" ({top:.2f})" if top is not None else "")
+
+
 def summarize(runs: list[StepRun]) -> tuple[list[dict[str, Any]], list[Target]]:
     """Per step: exponents, largest N handled, goals."""
     summary, targets = [], []
@@ -628,15 +644,21 @@ def summarize(runs: list[StepRun]) -> tuple[list[dict[str, Any]], list[Target]]:
         ok = [r for r in mine if r.status == "ok" and r.seconds and r.peak_mb]
         t_exp = _fit([(r.flight_rows, float(r.seconds or 0)) for r in ok])
         m_exp = _fit([(r.flight_rows, float(r.peak_mb or 0)) for r in ok])
+        t_top = _fit([(r.flight_rows, float(r.seconds or 0)) for r in ok[-2:]])
+        m_top = _fit([(r.flight_rows, float(r.peak_mb or 0)) for r in ok[-2:]])
         limit = [r for r in mine if r.status not in ("ok", "skipped")]
+        top = ok[-1] if ok else None
         summary.append(
             {
                 "step": STEPS[step],
                 "N measured": ",".join(str(r.n) for r in ok),
-                "time exponent": round(t_exp, 2) if t_exp is not None else "",
-                "memory exponent": round(m_exp, 2) if m_exp is not None else "",
-                "largest N handled": max((r.n for r in ok), default=""),
-                "limit": f"N={limit[0].n}: {limit[0].status}" if limit else "",
+                "time exponent": _exponents(t_exp, t_top),
+                "memory exponent": _exponents(m_exp, m_top),
+                "KB per flight row at largest N": round(float(top.peak_mb or 0) * 1000 / top.flight_rows, 2)
+                if top
+                else "",
+                "largest N handled": top.n if top else "",
+                "limit": "; ".join(f"N={r.n}: {r.status}" for r in limit),
             }
         )
         if t_exp is not None:
@@ -758,15 +780,22 @@ def run(quick: bool = False, settings: Settings | None = None) -> Result:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     loads["end"] = _load()
-    if settings.merge:
-        mine = {(r.step, r.n) for r in runs}
-        runs = [r for r in _stored_runs() if (r.step, r.n) not in mine] + runs
+    if settings.merge:  # this run's measurements replace the stored ones; a step it skipped does not
+        stored = {(r.step, r.n): r for r in _stored_runs()}
+        for r in runs:
+            if r.status != "skipped" or (r.step, r.n) not in stored:
+                stored[(r.step, r.n)] = r
+        runs = list(stored.values())
     runs.sort(key=lambda r: (list(STEPS).index(r.step), r.n))
     summary, targets = summarize(runs)
     if settings.plots:
         for path in plot(runs):
             log(f"   -> {path.relative_to(ROOT)}")
     ns = sorted({r.n for r in runs})
+    by_budget: dict[str, list[int]] = {}
+    for r in runs:
+        by_budget.setdefault(r.budget or "40 min, 16 GB", []).append(r.n)
+    budgets = "; ".join(f"{b} (N = {', '.join(map(str, sorted(set(n))))})" for b, n in by_budget.items())
     notes = "\n".join(
         [
             "### Growth per step",
@@ -774,12 +803,13 @@ def run(quick: bool = False, settings: Settings | None = None) -> Result:
             _markdown_table(summary),
             "",
             f"N measured: {', '.join(map(str, ns))} years (2013 .. 2013 + N - 1; N = 1 is 336,776 flights)."
-            f" Budget per step: {settings.budget_s / 60:.0f} min wall time and {settings.budget_mb / 1000:.0f} GB of"
-            " resident memory of its process tree (over it, the process group is killed and that N is the step's"
-            f" limit). Training: {settings.trials} Optuna trials (`NORIA_TRAINING__TRIALS`), tuning on"
+            f" Budget per step: {budgets} of wall time and resident memory of its process tree (over it, the"
+            " process group is killed and that N is the step's limit; memory kept below the machine's 24 GB, which"
+            " other sessions share)."
+            " Exponents: least-squares slope of log(seconds) or log(peak RSS) against log(flight rows) over every N"
+            " measured, and (in brackets) the slope between the two largest N, where fixed start-up costs weigh"
+            f" least. Training: {settings.trials} Optuna trials (`NORIA_TRAINING__TRIALS`), tuning on"
             " `training.tune_sample_rows` (400,000 by default), the final model on every training row, 1 thread."
-            " Exponents: least-squares slope of log(seconds) or log(peak RSS) against log(flight rows) over the N"
-            " values measured (a fixed start-up cost of a few seconds pulls small-N slopes below 1)."
             " Peak RSS: the larger of the sampled sum over the command's process tree (Python, Spark's JVM, the"
             " prediction-log writer) and the largest single process's own high-water mark (`VmHWM`).",
             "",

@@ -186,16 +186,25 @@ def test_two_workers_serve_with_the_given_config_and_log_every_request(project: 
     settings = {"prediction_log": {"dir": str(log_dir), "roll_seconds": 3600}, "poll_seconds": 0, "workers": 2}
     code = (
         "from noria.config import load_project; from noria.serving import serve, ServingConfig; "
-        f"serve(load_project({str(project.root)!r}), port={port}, log_level='warning', "
+        f"serve(load_project({str(project.root)!r}), port={port}, log_level='info', "
         f"config=ServingConfig.model_validate({settings!r}))"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(line.decode(errors="replace") for line in proc.stdout or []))
+    reader.start()
     ids: list[str] = []
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(base, proc=proc)
+        # /ready answers as soon as one worker is up; a worker still loading the model accepts
+        # nothing, so the other would answer everything. Wait until both say they have started.
+        deadline = time.monotonic() + 240
+        while sum("Application startup complete" in line for line in list(lines)) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)[-3000:]
+            time.sleep(0.2)
         lock = threading.Lock()
 
         def load() -> None:
@@ -211,13 +220,15 @@ def test_two_workers_serve_with_the_given_config_and_log_every_request(project: 
         for t in threads:
             t.join(timeout=120)
         os.killpg(proc.pid, signal.SIGTERM)  # the group: uvicorn's supervisor and its workers
-        out, _ = proc.communicate(timeout=120)
-        text = out.decode(errors="replace")
+        proc.wait(timeout=120)
+        reader.join(timeout=30)
+        text = "".join(lines)
         assert "Traceback" not in text, text[-2000:]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        reader.join(timeout=30)
     assert len(ids) == 240
     assert not (project.root / ".noria" / "predictions").exists() or not list(
         (project.root / ".noria" / "predictions").rglob("*.parquet")
