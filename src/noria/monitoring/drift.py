@@ -194,6 +194,8 @@ def read_sample(path: Path, columns: list[str], limit: int, seed: int = 0) -> tu
     import pyarrow as pa
     import pyarrow.dataset as ds
 
+    from noria.data.scan import parquet_batches
+
     data = ds.dataset(str(path), format="parquet")
     present = [c for c in columns if c in data.schema.names]
     total = data.count_rows()
@@ -202,7 +204,7 @@ def read_sample(path: Path, columns: list[str], limit: int, seed: int = 0) -> tu
     rng = np.random.default_rng(seed)
     kept: pa.Table | None = None
     keys = np.empty(0)
-    for batch in data.to_batches(columns=present, batch_size=max(limit // 4, 65_536)):
+    for batch in parquet_batches(data.files, present, max(limit // 4, 65_536)):
         table = pa.Table.from_batches([batch])
         candidates = pa.concat_tables([kept, table]) if kept is not None else table
         keys = np.concatenate([keys, rng.random(len(table))])
