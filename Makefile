@@ -33,8 +33,13 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 demo: $(STAMP) ## run the whole loop on embedded defaults (in ./demo)
 	$(BIN)/noria demo --dir demo
 
+# Test files run in TEST_WORKERS processes (pytest-xdist), a file's tests in one process so that
+# its module fixtures (servers, trained models) start once; most tests wait on the services
+# they start, so two processes finish the suite in about two thirds of the time on 2 cores.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) ## run the test suite (the fault suite's fast cases included; `make faults` runs all)
-	$(BIN)/pytest -m "not (faults and slow)"
+	$(BIN)/pytest -m "not (faults and slow)" -n $(TEST_WORKERS) --dist loadfile
 
 FAULT_RESULTS := $(CURDIR)/tests/faults/.results/results.jsonl
 

@@ -40,6 +40,9 @@ main() {
     PRIVATE_IMAGE=/var/lib/noria-docker-test.img
     TAG=noria-test
     COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+    # The code version baked into both images (build arguments -> labels + environment variables).
+    LOCK_SHA256=$(sha256sum uv.lock | cut -d' ' -f1)
+    if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then DIRTY=true; else DIRTY=false; fi
     CONTAINER=noria-docker-test-$$
     dockerd_pid=
     SECONDS=0
@@ -127,7 +130,8 @@ main() {
             -f "deploy/docker/$1.Dockerfile" \
             --build-arg BASE_IMAGE="$BASE_IMAGE" \
             --build-arg EXTRA_CA_BUNDLE=.tools/docker/build-ca.pem \
-            --build-arg GIT_COMMIT="$COMMIT" \
+            --build-arg GIT_COMMIT="$COMMIT" --build-arg GIT_DIRTY="$DIRTY" \
+            --build-arg UV_LOCK_SHA256="$LOCK_SHA256" \
             --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
             -t "$TAG/$1:latest" . >"$STATE/build-$1.log" 2>&1 || { tail -40 "$STATE/build-$1.log"; exit 1; }
         log "built $TAG/$1 in $((SECONDS - start))s, $($DOCKER image inspect --format '{{.Size}}' "$TAG/$1:latest" | awk '{printf "%.0f MB", $1/1e6}')"
@@ -146,6 +150,8 @@ main() {
         health=$($DOCKER image inspect --format '{{if .Config.Healthcheck}}{{.Config.Healthcheck.Test}}{{end}}' "$ref")
         [[ $user == 10001:10001 ]] || { log "$ref runs as '$user', expected 10001:10001"; exit 1; }
         [[ $revision == "$COMMIT" ]] || { log "$ref label revision '$revision', expected $COMMIT"; exit 1; }
+        lock_label=$($DOCKER image inspect --format '{{index .Config.Labels "io.noria.uv-lock.sha256"}}' "$ref")
+        [[ $lock_label == "$LOCK_SHA256" ]] || { log "$ref label uv-lock.sha256 '$lock_label', expected $LOCK_SHA256"; exit 1; }
         [[ -n $health ]] || { log "$ref has no HEALTHCHECK"; exit 1; }
         log "$ref: user $user, revision ${revision:0:12}, healthcheck set"
     done
@@ -153,9 +159,13 @@ main() {
     # as on Kubernetes.
     readonly_run=(--network host --read-only --tmpfs /tmp --tmpfs /app/project/.noria:uid=10001,gid=10001)
     if [[ $PIPELINE == 1 ]]; then
-        $DOCKER run --rm "${readonly_run[@]}" --entrypoint /bin/sh "$TAG/pipeline:latest" \
-            -c 'noria --version && noria pipeline --help >/dev/null && echo "noria pipeline --help: ok"' \
-            | sed "s/^/docker-test: $TAG\/pipeline: /"
+        # What Noria reads inside the image (no git checkout there): the commit and lock of the build,
+        # which every run and snapshot made in a pod records.
+        code=$($DOCKER run --rm "${readonly_run[@]}" --entrypoint /bin/sh "$TAG/pipeline:latest" \
+            -c 'noria --version >&2 && noria pipeline --help >/dev/null && echo "noria pipeline --help: ok" >&2 &&
+                python -c "import json; from pathlib import Path; from noria.provenance import code_version; print(json.dumps(code_version(Path.cwd())))"')
+        log "$TAG/pipeline: code version $code"
+        check_code "$TAG/pipeline" "$code"
     fi
 
     ref=$TAG/serving:latest
@@ -191,6 +201,7 @@ main() {
         $DOCKER logs --tail 50 "$CONTAINER" >&2
         exit 1
     fi
+    check_code "$ref /version" "$(python3 -c 'import json, sys, urllib.request; print(json.dumps(json.load(urllib.request.urlopen(sys.argv[1]))["code"]))' "http://127.0.0.1:$port/version")"
     # docker stop sends SIGTERM: the service flushes its prediction log, written by the log's writer
     # process inside the read-only container; the smoke requests must be in a new file.
     $DOCKER stop --time 60 "$CONTAINER" >/dev/null
@@ -202,6 +213,16 @@ main() {
     fi
     log "prediction log: $((logged_after - logged_before)) new file(s) written on SIGTERM"
     log "ok: the serving image builds, runs read-only as non-root, serves predictions and logs them"
+}
+
+check_code() {  # WHAT JSON: the code version Noria reports must be the build's commit and lock
+    python3 - "$1" "$2" "$COMMIT" "$LOCK_SHA256" <<'PY' || exit 1
+import json, sys
+what, code, commit, lock = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+if code.get("git_commit") != commit or code.get("uv_lock_sha256") != lock:
+    sys.exit(f"docker-test: {what} reports code {code}, expected commit {commit} and uv.lock {lock}")
+print(f"docker-test: {what}: commit {commit[:12]}, uv.lock {lock[:12]}: ok")
+PY
 }
 
 count_log_files() {  # Parquet files of a project's prediction log (0 before the folder exists)

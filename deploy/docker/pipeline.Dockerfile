@@ -4,7 +4,8 @@
 #
 # Build from the repository root:
 #   docker build -f deploy/docker/pipeline.Dockerfile \
-#     --build-arg GIT_COMMIT="$(git rev-parse HEAD)" -t noria-pipeline:dev .
+#     --build-arg GIT_COMMIT="$(git rev-parse HEAD)" \
+#     --build-arg UV_LOCK_SHA256="$(sha256sum uv.lock | cut -d' ' -f1)" -t noria-pipeline:dev .
 # Build arguments as in serving.Dockerfile. The builder stage is the same on purpose: both
 # images hold exactly the environment of uv.lock, so a model is served by the code that trained it.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
@@ -40,6 +41,8 @@ RUN set --; for e in ${INSTALL_EXTRAS}; do set -- "$@" --extra "$e"; done \
 # ---- the image ----
 FROM ${BASE_IMAGE} AS pipeline
 ARG GIT_COMMIT=unknown
+ARG GIT_DIRTY=unknown
+ARG UV_LOCK_SHA256=unknown
 ARG VERSION=0.1.0
 ARG CREATED=unknown
 ARG SOURCE_URL=unknown
@@ -48,6 +51,8 @@ LABEL org.opencontainers.image.title="noria-pipeline" \
       org.opencontainers.image.description="Noria pipeline-step runner (noria pipeline run)" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.revision="${GIT_COMMIT}" \
+      io.noria.git.dirty="${GIT_DIRTY}" \
+      io.noria.uv-lock.sha256="${UV_LOCK_SHA256}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.source="${SOURCE_URL}"
@@ -67,7 +72,8 @@ RUN apt-get update \
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     NORIA_PROJECT_DIR=/app/project \
-    GIT_COMMIT=${GIT_COMMIT} \
+    GIT_COMMIT=${GIT_COMMIT} GIT_DIRTY=${GIT_DIRTY} \
+    UV_LOCK_SHA256=${UV_LOCK_SHA256} IMAGE_VERSION=${VERSION} \
     HOME=/home/noria MPLCONFIGDIR=/tmp/matplotlib \
     MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1
 WORKDIR /app/project

@@ -2,11 +2,16 @@
 #
 # Build from the repository root (the context is the repository; .dockerignore keeps it small):
 #   docker build -f deploy/docker/serving.Dockerfile \
-#     --build-arg GIT_COMMIT="$(git rev-parse HEAD)" -t noria-serving:dev .
+#     --build-arg GIT_COMMIT="$(git rev-parse HEAD)" \
+#     --build-arg UV_LOCK_SHA256="$(sha256sum uv.lock | cut -d' ' -f1)" -t noria-serving:dev .
 # Build arguments: BASE_IMAGE (any Debian-based Python 3.11 image; scripts/docker_base.sh makes
 # one where no registry can be reached), INSTALL_EXTRAS (extras from pyproject.toml), PROJECT_DIR
 # (the project baked in at /app/project; Kubernetes mounts its noria.yaml from a ConfigMap),
-# EXTRA_CA_BUNDLE (see extra-ca.pem), GIT_COMMIT, VERSION, CREATED, SOURCE_URL (OCI labels).
+# EXTRA_CA_BUNDLE (see extra-ca.pem), GIT_COMMIT, VERSION, CREATED, SOURCE_URL (OCI labels),
+# GIT_DIRTY (true when built from a tree with uncommitted changes) and UV_LOCK_SHA256
+# (`sha256sum uv.lock`). GIT_COMMIT, GIT_DIRTY, UV_LOCK_SHA256 and VERSION (as IMAGE_VERSION) are
+# also environment variables, which Noria records on every run and snapshot made in the image
+# (there is no git checkout in it) and shows in /version (noria.provenance.image_provenance).
 # Dependencies are exactly those of uv.lock (`uv sync --frozen`); nothing is resolved here.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 #checkov:skip=CKV_DOCKER_7:The base is a build argument whose default, python:3.11-slim-bookworm, is a fixed tag
@@ -42,6 +47,8 @@ RUN set --; for e in ${INSTALL_EXTRAS}; do set -- "$@" --extra "$e"; done \
 # ---- the image ----
 FROM ${BASE_IMAGE} AS serving
 ARG GIT_COMMIT=unknown
+ARG GIT_DIRTY=unknown
+ARG UV_LOCK_SHA256=unknown
 ARG VERSION=0.1.0
 ARG CREATED=unknown
 ARG SOURCE_URL=unknown
@@ -50,6 +57,8 @@ LABEL org.opencontainers.image.title="noria-serving" \
       org.opencontainers.image.description="Noria model serving API (noria serve)" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.revision="${GIT_COMMIT}" \
+      io.noria.git.dirty="${GIT_DIRTY}" \
+      io.noria.uv-lock.sha256="${UV_LOCK_SHA256}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.source="${SOURCE_URL}"
@@ -66,11 +75,13 @@ RUN apt-get update \
     && mkdir -p /app/project/.noria && chown noria:noria /app/project/.noria
 # Everything the process reads is root-owned; it writes only to /tmp and the project's .noria
 # (emptyDir volumes on Kubernetes, where the root file system is read-only).
-# GIT_COMMIT (not NORIA_*, which are config overrides) tells the running code its commit.
+# GIT_COMMIT, GIT_DIRTY, UV_LOCK_SHA256, IMAGE_VERSION (not NORIA_*, which are config overrides)
+# tell the running code which code and lock it is.
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     NORIA_PROJECT_DIR=/app/project \
-    GIT_COMMIT=${GIT_COMMIT} \
+    GIT_COMMIT=${GIT_COMMIT} GIT_DIRTY=${GIT_DIRTY} \
+    UV_LOCK_SHA256=${UV_LOCK_SHA256} IMAGE_VERSION=${VERSION} \
     HOME=/home/noria MPLCONFIGDIR=/tmp/matplotlib \
     MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1
 WORKDIR /app/project

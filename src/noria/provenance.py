@@ -2,17 +2,46 @@
 
 Every lineage record (data snapshots, training runs, model versions) uses these so that
 from any artifact one can walk back to the code and environment that made it.
+
+Inside a container image there is no git checkout: the image says which code it holds through
+environment variables its Dockerfile sets from build arguments (:data:`IMAGE_ENV`:
+``GIT_COMMIT``, ``GIT_DIRTY``, ``UV_LOCK_SHA256``, ``IMAGE_VERSION``; the same values are its OCI
+labels). Outside a git repository :func:`git_state` falls back to them, so a run or snapshot
+made in a pod records the image's commit; :func:`code_version` is what ``/version`` shows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+# What an image knows about the code it holds -> the environment variable its Dockerfile sets.
+# Not NORIA_* (those are configuration overrides); "unknown" (a build without the argument) and
+# empty values count as not set.
+IMAGE_ENV = {
+    "git_commit": "GIT_COMMIT",
+    "git_dirty": "GIT_DIRTY",
+    "uv_lock_sha256": "UV_LOCK_SHA256",
+    "image_version": "IMAGE_VERSION",
+}
+
+
+def image_provenance(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The code version an image declares (see :data:`IMAGE_ENV`): only the values that are set."""
+    env = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    for key, var in IMAGE_ENV.items():
+        value = env.get(var, "").strip()
+        if value and value.lower() != "unknown":
+            out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -38,12 +67,14 @@ def git_state(root: Path, *, untracked: bool = False) -> GitState:
 
     ``untracked=True`` also counts untracked (not ignored) files as a difference, as model
     lineage does: a new module the training imports is not in the commit. Outside a git
-    repository (or without git installed) the commit is None: the record still gets
+    repository (or without git installed) the commit is the one the container image declares
+    (``GIT_COMMIT``, ``GIT_DIRTY``: :func:`image_provenance`), else None: the record still gets
     written, it just cannot point at code.
     """
     commit = _git(root, "rev-parse", "HEAD")
     if commit is None:
-        return GitState(None, False, None)
+        image = image_provenance()
+        return GitState(image.get("git_commit"), image.get("git_dirty", "false").lower() == "true", None)
     status = _git(root, "status", "--porcelain", f"--untracked-files={'normal' if untracked else 'no'}")
     branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
     return GitState(commit, bool(status), branch)
@@ -62,6 +93,31 @@ def environment() -> dict[str, str]:
         "implementation": sys.implementation.name,
         "platform": platform.platform(),
         "noria": __version__,
+    }
+
+
+def code_version(root: Path | None) -> dict[str, str | bool | None]:
+    """The code this process runs: Noria's version, the git commit (of ``root``'s checkout, else
+    the image's), whether the tree was dirty, the uv.lock hash and the image version."""
+    from noria import __version__
+
+    image = image_provenance()
+    git = git_state(root) if root is not None else GitState(image.get("git_commit"), False, None)
+    lock = None
+    if root is not None:  # the project's folder, or a parent up to the checkout's top
+        top = _git(root, "rev-parse", "--show-toplevel")
+        for folder in (root.resolve(), *root.resolve().parents):
+            if (folder / "uv.lock").is_file():
+                lock = file_sha256(folder / "uv.lock")
+                break
+            if top is None or folder == Path(top).resolve():
+                break
+    return {
+        "noria": __version__,
+        "git_commit": git.commit,
+        "git_dirty": git.dirty if git.commit else None,
+        "uv_lock_sha256": lock or image.get("uv_lock_sha256"),
+        "image_version": image.get("image_version"),
     }
 
 

@@ -95,7 +95,11 @@ def test_snapshots_are_pushed_to_s3_and_read_back_in_a_clone(
     assert len(new_flights) == 18 and len(old["flights"]) == 10
 
     # Both versions are in the bucket, in DVC's layout (files/md5/xx/rest), under the prefix.
+    # Beside them, the snapshot records every ingest publishes (noria.data.published).
     keys = set(aws.keys(BUCKET, prefix + "/"))
+    records = {f"{prefix}/noria-snapshots/{snap.id}.json" for snap in (first, second)}
+    assert records <= keys
+    keys -= records
     pushed = {k.removeprefix(f"{prefix}/files/md5/").replace("/", "", 1) for k in keys}
     for snap in (first, second):
         assert manifest_md5s(project, snap.id) <= pushed, snap.short_id
@@ -154,3 +158,43 @@ def test_training_set_is_built_in_a_clone_from_s3_only(tmp_path: Path, aws: Seaw
     assert there.record.snapshot_id == snap.id and there.record.rows == here.record.rows > 2000
     assert there.record.definition_hash == here.record.definition_hash
     pd.testing.assert_frame_equal(there.frame, here.frame)
+
+
+def test_a_pod_with_an_empty_folder_pulls_the_newest_snapshot_and_ingests_on_top_of_it(
+    small_project: Path, aws: SeaweedS3, tmp_path: Path
+) -> None:
+    """What the cluster's Jobs do (deploy/k8s/base/jobs.yaml): every ingest publishes its record
+    beside the data; a folder with no record and no git (a pod) runs `noria data pull`, reads the
+    newest snapshot, and an ingest of later months there builds on it."""
+    from noria.data.published import PREFIX, pull
+    from noria.data.snapshots import list_snapshots
+
+    prefix = f"dvc-{uuid.uuid4().hex[:8]}"
+    config = s3_remote(SMALL_CONFIG, prefix)
+    (small_project / "noria.yaml").write_text(config, encoding="utf-8")
+    laptop = load_project(small_project, environ={})
+    write_small_sources(small_project, flight_rows([1, 2]))
+    first = ingest(laptop).record
+    assert aws.keys(BUCKET, f"{prefix}/{PREFIX}/") == [f"{prefix}/{PREFIX}/{first.id}.json"]
+
+    pod_root = tmp_path / "pod"  # the image's project: noria.yaml, no data, no records, no git
+    pod_root.mkdir()
+    (pod_root / "noria.yaml").write_text(config, encoding="utf-8")
+    pod = load_project(pod_root, environ={})
+    with pytest.raises(SnapshotNotFoundError, match="no data snapshot yet"):
+        open_snapshot(pod)
+    pulled = pull(pod)
+    assert pulled.pulled == [first.id] and pulled.checked_out == first.id and pulled.known == 1
+    pd.testing.assert_frame_equal(open_snapshot(pod).read("flights"), open_snapshot(laptop).read("flights"))
+    assert (pod.data_dir / "dataset" / "flights" / "month=2013-02").is_dir()
+    assert pull(pod).pulled == [] and pull(pod).checked_out is None  # up to date: nothing to do
+
+    write_small_sources(pod_root, flight_rows([3], per_month=4))  # March arrives at the pod's source
+    march = ingest(pod, "2013-03", "2013-03").record
+    assert march.parent == first.id and march.months == ["2013-01", "2013-02", "2013-03"]
+    assert len(open_snapshot(pod).read("flights")) == 14  # January and February kept, March added
+    assert march.git_commit is None  # no git in the folder, no GIT_COMMIT: nothing to record
+
+    again = pull(laptop, checkout=False)  # the laptop sees the pod's snapshot; its dataset is untouched
+    assert again.pulled == [march.id] and [r.id for r in list_snapshots(laptop)] == [first.id, march.id]
+    assert not (laptop.data_dir / "dataset" / "flights" / "month=2013-03").exists()

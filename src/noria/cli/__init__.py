@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 from noria import __version__
 from noria.cli import data as data_cmds
 from noria.cli import features as features_cmds
+from noria.cli import maturity as maturity_cmds
 from noria.cli import models as models_cmds
 from noria.cli import monitor as monitor_cmds
 from noria.cli import orchestrate as orchestrate_cmds
@@ -108,6 +109,7 @@ app.command("lineage")(models_cmds.lineage)
 app.command("ui")(models_cmds.ui)
 app.command("serve")(serve_cmds.serve)
 app.command("predict")(serve_cmds.predict)
+app.command("maturity")(maturity_cmds.maturity)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,7 @@ def ingest_cmd(
 
     Without --from/--to: the project's data.default_range, or every month when it has none.
 
+    
     Examples:
       noria data ingest
       noria data ingest --from 2013-07 --to 2013-07
@@ -61,6 +62,36 @@ def _echo_warnings(record: Any) -> None:
     for name, table in record.tables.items():
         for warning in table.warnings:
             typer.secho(f"warning: table {name!r}: {warning}", fg=typer.colors.YELLOW, err=True)
+
+
+@app.command("pull")
+def pull_cmd(
+    ctx: typer.Context,
+    no_checkout: Annotated[
+        bool, typer.Option("--no-checkout", help="Copy the records only; leave data/dataset as it is.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Bring the snapshots published on the S3 DVC remote into this folder; check the newest out.
+
+    Every ingest with an s3:// storage.dvc_remote publishes its snapshot record beside the data.
+    A folder that has none of them (a pod, a fresh clone) gets them here, and data/dataset becomes
+    the newest snapshot, so later commands (features, training, an ingest of later months) use it.
+
+    
+    Example:
+      noria --profile cluster data pull
+    """
+    from noria.cli._output import print_json
+    from noria.data.published import pull
+
+    result = pull(ctx.obj.load(), checkout=not no_checkout)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    typer.echo(f"{len(result.pulled)} snapshot record(s) pulled from {result.remote}; {result.known} known here")
+    if result.checked_out:
+        typer.echo(f"data/dataset is now snapshot {result.checked_out[:8]}")
 
 
 @app.command("list")

@@ -89,7 +89,10 @@ def build_cmd(
 ) -> None:
     """Build a point-in-time correct training set (entity rows, label, features) with its lineage record.
 
-    Example:  noria features build --from 2013-01 --to 2013-06 [--engine spark]
+    
+    Examples:
+      noria features build --from 2013-01 --to 2013-06
+      noria features build --from 2013-01 --to 2013-06 --engine spark
     """
     from noria.cli._output import print_json, print_table, progress
     from noria.features.training_set import build_training_set
@@ -171,6 +174,7 @@ def get_cmd(
     """Look up one request's features online; pass every request column as --COLUMN VALUE.
 
     \b
+    
     Example:
       noria features get --customer-id c007 --ordered-at 2024-09-02T10:00:00Z --amount 120.5 --items 3
     """

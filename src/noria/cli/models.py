@@ -72,8 +72,10 @@ def promote(
 ) -> None:
     """Make a version @champion if it beats the current one on the recorded holdout evaluation.
 
-    Examples:  noria promote flight-delay 3
-               noria promote flight-delay 3 --force --reason "hotfix for bad champion"
+    
+    Examples:
+      noria promote flight-delay 3
+      noria promote flight-delay 3 --force --reason "hotfix for bad champion"
     """
     from noria.registry import promote as promote_version
 

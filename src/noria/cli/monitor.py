@@ -25,7 +25,10 @@ def drift_cmd(
     ctx: typer.Context,
     window: Annotated[
         str | None,
-        typer.Option("--window", help="A window of the prediction log (the project's unit: a month, a week...)."),
+        typer.Option(
+            "--window",
+            help="A window of the prediction log (the project's unit: a month, a week...); latest: the newest one.",
+        ),
     ] = None,
     profile: Annotated[
         Path | None, typer.Option("--profile", help="Reference profile (JSON) built at training time.")
@@ -40,8 +43,10 @@ def drift_cmd(
     saved in the monitoring store (what the exporter, the report and the policy read). With
     --profile and --data, any Parquet file is checked against any profile (nothing saved).
 
+    
     Examples:
       noria monitor drift --window 2013-07
+      noria monitor drift --window latest
       noria monitor drift --profile profile.json --data window-2013-07.parquet
     """
     from noria.cli._output import print_json
@@ -49,9 +54,19 @@ def drift_cmd(
     if window is not None and (profile is not None or data is not None):
         raise typer.BadParameter("give either --window or --profile with --data, not both")
     if window is not None:
-        from noria.monitoring.window import drift_window
+        from noria.monitoring.window import drift_window, windows_in_log
 
-        results = drift_window(ctx.obj.load(), window)
+        project = ctx.obj.load()
+        if window == "latest":  # what a schedule runs: the newest window the service has logged
+            logged = windows_in_log(project)
+            if not logged:
+                from noria.errors import NotFoundError
+
+                raise NotFoundError(
+                    "the prediction log holds no window yet", fix="serve predictions first (noria serve)"
+                )
+            window = max(logged)
+        results = drift_window(project, window)
         if as_json:
             print_json([r.to_dict() for r in results])
             return
@@ -108,6 +123,7 @@ def run_cmd(
     Reads the newest drift and performance records of the champion (noria monitor drift /
     feedback write them); the decision is appended to <monitoring.dir>/decisions.jsonl.
 
+    
     Examples:
       noria monitor run
       noria monitor run --window 2013-08 --dry-run
@@ -156,6 +172,7 @@ def feedback_cmd(
     quarantined with their reason, and the review queue of each window (low certainty and
     out-of-distribution predictions) is rewritten.
 
+    
     Examples:
       noria monitor feedback
       noria monitor feedback --window 2013-07 --json
@@ -189,6 +206,7 @@ def report_cmd(
 ) -> None:
     """Write the self-contained HTML monitoring report: drift, scores, performance, retraining, champions.
 
+    
     Examples:
       noria monitor report
       noria monitor report --out /tmp/monitoring.html

@@ -41,9 +41,10 @@ def run(
 ) -> None:
     """Run a pipeline, skipping steps whose code, parameters and inputs are unchanged.
 
-    Example: noria pipeline run training --param rounds=200
-
-    Example (one step, as an orchestrator task): noria pipeline run training --step fit --run-id 2024-07-01
+    
+    Examples:
+      noria pipeline run training --param rounds=200
+      noria pipeline run training --step fit --run-id 2024-07-01   # one step, as an orchestrator task
     """
     from rich.console import Console
 

@@ -22,6 +22,7 @@ def init(
 ) -> None:
     """Create a project from a template, as a git repository (with DVC) and a first commit.
 
+    
     Examples:
       noria init my-project && cd my-project && noria data ingest
       noria init matches --template football
@@ -54,6 +55,7 @@ def demo(
 ) -> None:
     """Run the whole loop on embedded defaults in a demo project (what `make demo` does).
 
+    
     Examples:
       noria demo --dir /tmp/noria-demo
       noria demo --dir /tmp/noria-demo --until 3    # stop once a champion is registered
@@ -83,6 +85,7 @@ def replay(
     the online store is materialized up to the window's end. `noria monitor report` draws it.
     With --url, the key comes from NORIA_API_KEY.
 
+    
     Examples:
       noria replay --from 2013-07 --to 2013-09
       noria replay                              # the windows under replay: in noria.yaml

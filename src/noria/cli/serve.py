@@ -28,7 +28,10 @@ def serve(
     Needs an API key in NORIA_API_KEYS (comma-separated) unless --insecure-local. Endpoints:
     POST /predict, GET /health, /ready, /version, /metrics, POST /reload; docs at /docs.
 
-    Example:  NORIA_API_KEYS=$(python -c 'import secrets; print(secrets.token_urlsafe(32))') noria serve --port 8000
+    
+    Example:
+      export NORIA_API_KEYS=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')
+      noria serve --port 8000
     """
     from noria.serving.server import serve as run
 
@@ -68,8 +71,10 @@ def predict(
     writes a folder of Parquet files; its input must hold every model feature unless the online
     store is off, and its rows do not go to the prediction log.
 
-    Example:  noria predict --input requests.parquet --output scored.parquet
-    (on Spark: noria predict --engine spark --input requests/ --output scored/)
+    
+    Examples:
+      noria predict --input requests.parquet --output scored.parquet
+      noria predict --engine spark --input requests/ --output scored/   # on Spark
     """
     from noria.serving.batch import score_file
 

@@ -51,8 +51,9 @@ def worker(
 ) -> None:
     """Run trials of a shared study on the split of one training-pipeline run.
 
-    Example: noria tune worker --run-id 2024-07-01 --storage postgresql+psycopg2://optuna@postgres/optuna
-    --trials 10 --worker 2
+    
+    Example:
+      noria tune worker --run-id 2024-07-01 --storage postgresql+psycopg2://optuna@db/optuna --trials 10 --worker 2
     """
     from noria.cli._output import print_json
     from noria.pipelines import parse_params

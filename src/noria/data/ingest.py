@@ -88,6 +88,7 @@ def ingest(
 def _ingest_locked(project: Project, start: str | None, end: str | None, progress: Progress | None) -> IngestResult:
     from noria import __version__
     from noria.data import versioning
+    from noria.data.published import publish
     from noria.data.sources import source_folder
     from noria.data.validate import schema_hash
     from noria.provenance import git_stage, git_state, utc_now
@@ -157,6 +158,7 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
         record = get_record(project, version.md5)
         record.reingested_at.append(utc_now())
         write_json_atomic(existing, record.to_dict())
+        publish(project, record)  # again: an earlier run may have stopped before publishing it
         return IngestResult(record=record, unchanged=True)
     all_months = sorted({m for a in accounts.values() for m in a.months})
     record = SnapshotRecord(
@@ -178,6 +180,8 @@ def _ingest_locked(project: Project, start: str | None, end: str | None, progres
     )
     write_json_atomic(existing, record.to_dict())
     git_stage(project.root, existing)
+    # With an S3 remote, the record goes beside the data: a pod with an empty folder finds it (noria data pull).
+    publish(project, record)
     return IngestResult(record=record, unchanged=False)
 
 

@@ -11,7 +11,7 @@ plots the browser actually drew (``data-plots-drawn`` on ``<body>``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from noria import report_html
 from noria.monitoring import _report_plots as plots
 from noria.monitoring._report_plots import FloatArray
 from noria.monitoring._report_plots import number as _num
@@ -33,20 +34,6 @@ if TYPE_CHECKING:
 SCORE_ROW = "model score"
 MAX_DRIFT_COLUMNS = 36  # newest drift records in the heatmap (a year of months, or five weeks of days)
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;
-padding:0 24px 48px;color:#1d1d1f;line-height:1.45}
-h1{font-size:1.6rem;margin:24px 0 4px}h2{font-size:1.2rem;margin:36px 0 8px;border-bottom:1px solid #ddd}
-.summary{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}
-.card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:120px}
-.card b{display:block;font-size:1.25rem}.card span{color:#666;font-size:.8rem}
-.alert b{color:#c0392b}.empty{color:#666;font-style:italic;background:#f6f6f6;padding:10px 14px;border-radius:6px}
-figure.plot{margin:8px 0}figure.plot svg{max-width:100%;height:auto}
-table{border-collapse:collapse;font-size:.8rem;margin:8px 0;width:100%}
-th,td{border-bottom:1px solid #e5e5e5;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#fafafa}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.muted{color:#777;font-size:.8rem}
-"""
 SCRIPT = """(function(){var n=0;document.querySelectorAll('figure.plot > svg').forEach(function(s){
 try{var b=s.getBBox();if(b.width>0&&b.height>0){n++;}}catch(e){}});
 document.body.setAttribute('data-plots-drawn',String(n));})();"""
@@ -70,7 +57,7 @@ class _Page:
         self.parts.append(text)
 
     def empty(self, message: str) -> None:
-        self.parts.append(f'<p class="empty">{escape(message)}</p>')
+        self.parts.append(report_html.empty(message))
 
 
 def document(data: ReportData) -> str:
@@ -89,14 +76,8 @@ def document(data: ReportData) -> str:
     _champion(page, data)
     page.add("</section>")
     title = f"Noria monitoring - {data.project} / {data.model_name}"
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f'<meta name="generator" content="noria"><title>{escape(title)}</title><style>{CSS}</style></head>\n'
-        f'<body data-plots="{page.plots}" data-plots-drawn="">\n'
-        + "\n".join(page.parts)
-        + f"\n<script>{SCRIPT}</script>\n</body></html>\n"
-    )
+    attributes = {"data-plots": str(page.plots), "data-plots-drawn": ""}
+    return report_html.page(title, page.parts, script=SCRIPT, body_attributes=attributes)
 
 
 # --- summary -----------------------------------------------------------------------------------
@@ -129,12 +110,11 @@ def _summary(data: ReportData, windows: Sequence[str]) -> str:
         ("alerts, all windows", str(total_alerts), "alert" if total_alerts else ""),
         ("retrains (promoted)", f"{len(retrains)} ({promoted})", ""),
     ]
-    html = "".join(f'<div class="card {cls}"><span>{escape(k)}</span><b>{escape(v)}</b></div>' for k, v, cls in cards)
     detail = f"<p>Alerts in {escape(str(newest))}: {escape(', '.join(newest_alerts))}</p>" if newest_alerts else ""
     return (
         f'<header id="summary"><h1>Monitoring report: {escape(data.model_name)}</h1>'
         f'<p class="muted">project {escape(data.project)}, generated {escape(data.generated_at)}</p>'
-        f'<div class="summary">{html}</div>{detail}</header>'
+        f"{report_html.cards(cards)}{detail}</header>"
     )
 
 
@@ -258,7 +238,7 @@ def _drift(page: _Page, data: ReportData) -> None:
         page.empty(f"every feature is within the thresholds in {newest}")
         return
     page.add(
-        _table(
+        report_html.table(
             ["version", "feature", "kind", "verdict", "alert", "importance", "PSI", "p-value", "missing", "why"],
             [
                 [
@@ -370,7 +350,7 @@ def _performance(page: _Page, data: ReportData) -> None:
         )
     header = ["window", "version", "arm", "predictions", "labelled", f"live {name}", f"holdout {name}"]
     header += ["drop (+ = worse)", f"KPI: {kpi_label}", "KPI target", *(plots.metric_name(k, task) for k in extra)]
-    page.add(_table(header, rows))
+    page.add(report_html.table(header, rows))
 
 
 # --- 4. alerts and retraining ------------------------------------------------------------------
@@ -391,7 +371,7 @@ def _alerts(page: _Page, data: ReportData, windows: Sequence[str]) -> None:
     if alerted:
         page.add("<h3>Alerts</h3>")
         page.add(
-            _table(
+            report_html.table(
                 ["window", "version", "rows", "alerts (important features)"],
                 [
                     [r["window"], f"v{r['model_version']}", _fmt(r.get("rows"), "{:,}"), ", ".join(r["alerts"])]
@@ -404,7 +384,7 @@ def _alerts(page: _Page, data: ReportData, windows: Sequence[str]) -> None:
         page.empty("no retraining decisions yet: run `noria monitor run`")
         return
     page.add(
-        _table(
+        report_html.table(
             ["decided at", "window", "action", "reasons", "before", "candidate", "promoted", "gate", "after"],
             [
                 [
@@ -441,7 +421,7 @@ def _champion(page: _Page, data: ReportData) -> None:
     until = max(datetime.now(UTC), events[-1][0])
     page.figure(plots.champion_steps(sorted(events, key=lambda e: e[0]), until), "Champion version over time")
     page.add(
-        _table(
+        report_html.table(
             ["at", "action", "version", "from", "by", "reason"],
             [
                 [
@@ -459,18 +439,6 @@ def _champion(page: _Page, data: ReportData) -> None:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    numeric = text.replace(".", "", 1).replace(",", "").replace("%", "").lstrip("-").isdigit()
-    return f'<td class="n">{escape(text)}</td>' if numeric else f"<td>{escape(text)}</td>"
 
 
 def _fmt(value: Any, pattern: str = "{:.3f}") -> str:

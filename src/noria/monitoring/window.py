@@ -6,6 +6,10 @@ the model version and the request's event time (``event_time``), which windows a
 the project's unit (``windows:``; months by default). A window in which the champion changed
 is split by model version, each part judged against its own version's profile (stored as a
 run artifact at training time; drift checks never re-read training data).
+
+With ``serving.prediction_log.remote`` (``s3://bucket/prefix``) the log lives in object storage
+(serving ships each rolled file there): :func:`log_folder` copies the files not yet copied into
+``serving.prediction_log.remote_cache`` and the windows are read from that copy.
 """
 
 from __future__ import annotations
@@ -33,7 +37,20 @@ PROFILE_ARTIFACTS = ("reference_profile.json", "monitoring/reference_profile.jso
 
 
 def prediction_log_dir(project: Project) -> Path:
+    """The local folder serving writes the log to (files leave it once shipped, with a remote)."""
     return project.path(project.config.serving.prediction_log.dir)
+
+
+def log_folder(project: Project) -> Path:
+    """The folder monitoring reads the log from: the local log, or, with
+    ``serving.prediction_log.remote`` set, a local copy of the remote log brought up to date now."""
+    cfg = project.config.serving.prediction_log
+    remote = getattr(cfg, "remote", None)
+    if not remote:
+        return prediction_log_dir(project)
+    from noria.remote_log import mirror
+
+    return mirror(remote, project.path(cfg.remote_cache))
 
 
 def read_window(project: Project, window: str, *, served_only: bool = True, folder: Path | None = None) -> pd.DataFrame:
@@ -50,12 +67,14 @@ def read_window(project: Project, window: str, *, served_only: bool = True, fold
 
     windows = Windows.of(project)
     windows.check(window)
-    folder = folder or prediction_log_dir(project)
+    folder = folder or log_folder(project)
     files = _log_files(folder)
     if not files:
+        where = project.config.serving.prediction_log.remote or folder
         raise NotFoundError(
-            f"the prediction log at {folder} is empty",
-            fix="serve predictions first (noria serve, then POST /predict), or check serving.prediction_log.dir",
+            f"the prediction log at {where} is empty",
+            fix="serve predictions first (noria serve, then POST /predict), or check serving.prediction_log.dir"
+            " (and serving.prediction_log.remote)",
         )
     dataset = _dataset(files)
     if EVENT_TIME not in dataset.schema.names:
@@ -220,7 +239,7 @@ def windows_in_log(project: Project) -> dict[str, int]:
     import pandas as pd
     import pyarrow.dataset as ds
 
-    files = _log_files(prediction_log_dir(project))
+    files = _log_files(log_folder(project))
     if not files:
         return {}
     dataset = _dataset(files)
@@ -240,6 +259,7 @@ __all__ = [
     "drift_window",
     "feature_frame",
     "load_profile",
+    "log_folder",
     "prediction_log_dir",
     "read_window",
     "run_profile",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import NotFoundError
-from noria.provenance import file_sha256, git_state
+from noria.provenance import file_sha256, git_state, image_provenance
 from noria.registry._client import backend_kind, error_code, get_client, mlflow_errors, tracking_uri
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ TAGS: dict[str, str] = {
     "lightgbm_version": "noria.env.lightgbm",
     "mlflow_version": "noria.env.mlflow",
     "pipeline_run_id": "noria.pipeline.run_id",
+    "image_version": "noria.image.version",
     "profile": "noria.infra.profile",
     "tracking_backend": "noria.infra.tracking_backend",
 }
@@ -62,6 +63,7 @@ class Lineage:
     pipeline_run_id: str | None = None
     profile: str | None = None
     tracking_backend: str | None = None
+    image_version: str | None = None  # the container image the run ran in (IMAGE_VERSION), if any
 
     def to_tags(self) -> dict[str, str]:
         tags: dict[str, str] = {}
@@ -133,16 +135,17 @@ def collect_lineage(
     """The lineage of a run about to start: the caller says which data and features it uses."""
     from noria import __version__
 
-    git = git_state(project.root, untracked=True)
+    git = git_state(project.root, untracked=True)  # in an image: the commit it was built from
     commit, dirty = git.commit, (git.dirty if git.commit else None)
     lock = find_uv_lock(project.root)
+    image = image_provenance()
     return Lineage(
         git_commit=commit,
         git_dirty=dirty,
         data_snapshot=data_snapshot,
         feature_service=feature_service,
         feature_definition_hash=feature_definition_hash,
-        uv_lock_sha256=file_sha256(lock) if lock else None,
+        uv_lock_sha256=file_sha256(lock) if lock else image.get("uv_lock_sha256"),
         python=f"{platform.python_implementation()} {sys.version.split()[0]}",
         platform=platform.platform(),
         noria_version=__version__,
@@ -151,6 +154,7 @@ def collect_lineage(
         pipeline_run_id=pipeline_run_id,
         profile=project.profile,
         tracking_backend=backend_kind(tracking_uri(project)),
+        image_version=image.get("image_version"),
     )
 
 
@@ -237,7 +241,8 @@ def format_lineage(report: LineageReport) -> str:
         f"  env      python {lin.python}; {lin.platform}; noria {lin.noria_version}; "
         f"lightgbm {show(lin.lightgbm_version)}; mlflow {show(lin.mlflow_version)}",
         f"           uv.lock sha256 {show(lin.uv_lock_sha256)}",
-        f"  infra    profile {show(lin.profile)}; tracking backend {show(lin.tracking_backend)}",
+        f"  infra    profile {show(lin.profile)}; tracking backend {show(lin.tracking_backend)}"
+        + (f"; image {lin.image_version}" if lin.image_version else ""),
         f"  features service {show(lin.feature_service)}; definition hash {show(lin.feature_definition_hash)}",
         f"  data     snapshot {show(lin.data_snapshot)}",
         f"  pipeline run {show(lin.pipeline_run_id)}",

@@ -65,6 +65,8 @@ class ServingState:
     keys: ApiKeys
     feature_status: str
     prediction_log: PredictionLog | None
+    # The code this service runs (noria.provenance.code_version): shown by /version.
+    code: dict[str, Any] | None = None
 
 
 def request_id_of(request: Request) -> str:
@@ -161,6 +163,8 @@ def create_app(
                 on_drop=lambda n: metrics.log_dropped.inc(n),
                 project_root=project.root if project is not None else None,
                 profile=project.profile if project is not None else None,
+                remote=cfg.prediction_log.remote,
+                on_ship=metrics.observe_shipping,
             )
             state.prediction_log = state.predictor.log = prediction_log
         if model_source is not None:
@@ -192,7 +196,10 @@ def create_app(
         lifespan=lifespan,
     )
     predictor = Predictor(cfg, adapter, holder, feature_source, metrics, None, schema=request, task=task)
-    state = ServingState(cfg, holder, predictor, metrics, keys, feature_status or "off", None)
+    from noria.provenance import code_version
+
+    code = code_version(project.root if project is not None else None)
+    state = ServingState(cfg, holder, predictor, metrics, keys, feature_status or "off", None, code)
     app.state.noria = state
     app.add_middleware(ServingMiddleware, metrics=metrics, max_body_bytes=cfg.max_body_bytes)
     _add_error_handlers(app)

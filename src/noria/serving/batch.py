@@ -431,6 +431,7 @@ def _open_log(project: Project, cfg: Any) -> Any:
         # the writer types the event key's columns by the request table's declared types
         project_root=project.root,
         profile=project.profile,
+        remote=cfg.prediction_log.remote,
     )
 
 

@@ -113,6 +113,25 @@ class PredictionLogConfig(_Section):
     roll_seconds: float = Field(default=60.0, gt=0)
     # Rows waiting for the writer beyond this are dropped (and counted) rather than grow memory.
     max_queue_rows: int = Field(default=200_000, ge=100)
+    # Object storage for the log (s3://bucket/prefix): each rolled file is shipped there and then
+    # deleted locally, and monitoring reads the log from there. Endpoint and credentials come from the
+    # environment (AWS_ENDPOINT_URL or MLFLOW_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+    remote: str | None = None
+    # Where monitoring keeps its local copy of the remote log's files, relative to the project.
+    remote_cache: str = ".noria/cache/predictions"
+
+    @field_validator("remote")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        bucket = value.strip().removeprefix("s3://").partition("/")[0]
+        if not value.strip().startswith("s3://") or not bucket:
+            raise ValueError(
+                f"remote must be s3://BUCKET/PREFIX (e.g. s3://noria-data/predictions), got {value!r};"
+                " leave it unset for a local log"
+            )
+        return value.strip().rstrip("/")
 
 
 class FeatureText(_Section):

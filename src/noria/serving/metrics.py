@@ -90,7 +90,23 @@ class ServingMetrics:
             "Prediction log rows dropped because the writer fell behind.",
             registry=r,
         )
+        self.log_shipped = Counter(
+            "noria_prediction_log_uploads",
+            "Prediction log files shipped to object storage (result=ok) and failed uploads (result=failed, retried).",
+            ["result"],
+            registry=r,
+        )
+        self.log_unshipped = Gauge(
+            "noria_prediction_log_unshipped_files",
+            "Prediction log files written but not yet in object storage (as of the last upload attempt).",
+            registry=r,
+        )
         self._children: dict[tuple[str, ...], Any] = {}
+
+    def observe_shipping(self, ok: bool, pending: int) -> None:
+        """One upload attempt of a prediction log file: its result, and how many files still wait."""
+        self._child(self.log_shipped, "ok" if ok else "failed").inc()
+        self.log_unshipped.set(pending)
 
     def _score_histogram(self, task: Task | None) -> Histogram:
         buckets = VALUE_BUCKETS if task is not None and task.name == "regression" else SCORE_BUCKETS

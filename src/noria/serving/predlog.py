@@ -18,6 +18,13 @@ dropped and a new writer is started. Files appear atomically (written to a hidde
 the same folder, then renamed) under ``<dir>/date=YYYY-MM-DD/``, so a reader never sees half a
 file; the service's pid is in each name, so several workers share one folder safely.
 
+With a ``remote`` (``serving.prediction_log.remote: s3://bucket/prefix``) the writer process
+also ships every file it rolls to object storage and deletes the local file only once the upload
+succeeded (:class:`noria.remote_log.Shipper`: a content-hashed key, so shipping twice is
+harmless); a failed upload is retried later, and a writer started on a folder ships the files an
+earlier one left there (a process killed between the write and the upload). Uploads and
+failures are counted (``files_shipped``, ``ship_failures``; ``on_ship`` feeds the metrics).
+
 Columns: request_id, row, timestamp (UTC), endpoint, status, model_name, model_version, arm
 (champion / challenger / shadow), served (false for shadow rows), input (the request as JSON),
 the answer in the task's terms (``score``: the probability of a binary model's positive class,
@@ -55,7 +62,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 log = logging.getLogger("noria.serving")
 
@@ -421,8 +428,15 @@ class PredictionLog:
         on_drop: Callable[[int], None] | None = None,
         project_root: Path | None = None,
         profile: str | None = None,
+        remote: str | None = None,
+        on_ship: Callable[[bool, int], None] | None = None,
     ) -> None:
         self.folder = Path(folder)
+        # Rolled files go to object storage (s3://bucket/prefix) and leave the disk once there.
+        self.remote = remote or None
+        if self.remote is not None:
+            _check_remote(self.remote)
+        self._on_ship = on_ship  # (shipped?, files not yet shipped) after each upload attempt
         # The writer computes each request's event key and time with the project's own code.
         self.project_root = project_root
         self.profile = profile
@@ -434,6 +448,9 @@ class PredictionLog:
         self.files: list[Path] = []
         self.rows_written = 0
         self.dropped = 0
+        self.shipped: list[str] = []  # object keys of the files shipped to the remote
+        self.ship_failures = 0  # upload attempts that failed (the file stays and is tried again)
+        self.unshipped = 0  # files not yet shipped, as the writer last reported
         self._closed = False
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the counters, updated by the sender and the reader threads
@@ -537,6 +554,18 @@ class PredictionLog:
             self.files.append(path)
             self.rows_written += rows
 
+    def _shipping(self, report: Mapping[str, Any]) -> None:
+        ok = "shipped" in report
+        pending = int(report.get("pending", 0))
+        with self._lock:
+            if ok:
+                self.shipped.append(str(report["shipped"]))
+            else:
+                self.ship_failures += 1
+            self.unshipped = pending
+        if self._on_ship:
+            self._on_ship(ok, pending)
+
     def _lost(self, n: int) -> None:
         if n <= 0:
             return
@@ -544,6 +573,20 @@ class PredictionLog:
             self.dropped += n
         if self._on_drop:
             self._on_drop(n)
+
+
+def _check_remote(remote: str) -> None:
+    """A remote the writer can ship to, or a clear error now (not a writer that fails later)."""
+    import importlib.util
+
+    from noria.errors import MissingExtraError
+    from noria.remote_log import parse_remote
+
+    parse_remote(remote)
+    if importlib.util.find_spec("boto3") is None:
+        raise MissingExtraError(
+            f"shipping the prediction log to {remote} needs boto3", fix="pip install 'noria[cluster]'"
+        )
 
 
 def _picklable(row: Any) -> bool:
@@ -567,9 +610,8 @@ class _Writer:
         argv = [
             sys.executable, "-m", "noria.serving.predlog", str(owner.folder),
             str(owner.roll_rows), str(owner.roll_seconds), f"{os.getpid()}-{number}",
+            str(owner.project_root or ""), owner.profile or "", owner.remote or "",
         ]  # fmt: skip
-        if owner.project_root is not None:
-            argv += [str(owner.project_root), owner.profile or ""]
         # Its own session: a Ctrl-C or a signal to the service's process group does not reach it; it
         # ends when the service closes the pipe (or dies, which closes it too).
         self.proc = subprocess.Popen(
@@ -627,6 +669,13 @@ class _Writer:
             if "ready" in report:
                 self.ready.set()
                 continue
+            if "shipped" in report or "ship_failed" in report:
+                self.owner._shipping(report)
+                continue
+            if "unshipped" in report:
+                with self.owner._lock:
+                    self.owner.unshipped = int(report["unshipped"])
+                continue
             rows = int(report.get("rows", 0))
             self.settled += rows
             if "file" in report:
@@ -640,6 +689,14 @@ class _Writer:
             log.error("the prediction log writer (pid %d) ended without writing %d rows", self.proc.pid, unsettled)
             self.owner._lost(unsettled)
             self.settled = self.sent
+
+
+class _Sink(Protocol):
+    """Where the writer's reports go (its stdout)."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 def _write_file(folder: Path, table: Any, tag: str, seq: int) -> Path:
@@ -660,10 +717,18 @@ def _write_file(folder: Path, table: Any, tag: str, seq: int) -> Path:
 
 
 def _flush(
-    folder: Path, tables: list[Any], roll_rows: int, tag: str, seq: Iterator[int], out: IO[str], *, whole: bool
+    folder: Path,
+    tables: list[Any],
+    roll_rows: int,
+    tag: str,
+    seq: Iterator[int],
+    out: _Sink,
+    *,
+    whole: bool,
+    on_file: Callable[[Path], None] | None = None,
 ) -> Any:
     """Write the converted tables as files of ``roll_rows`` rows (the last one shorter unless ``whole``:
-    then the rest is returned, for the next file); report each file on ``out``."""
+    then the rest is returned, for the next file); report each file on ``out``, then hand it to ``on_file``."""
     import pyarrow as pa
 
     if not tables:
@@ -687,10 +752,12 @@ def _flush(
                 report = {"lost": str(exc), "rows": table.num_rows}
             out.write(json.dumps(report) + "\n")
             out.flush()
+            if on_file is not None and "file" in report:
+                on_file(Path(report["file"]))
     return rest
 
 
-def _convert(rows: list[Any], out: IO[str], keyer: EventKeyer | None = None) -> Any:
+def _convert(rows: list[Any], out: _Sink, keyer: EventKeyer | None = None) -> Any:
     try:
         return rows_to_table(rows, keyer)
     except Exception as exc:  # a malformed row must not kill the writer; the rows are counted as lost
@@ -724,16 +791,44 @@ def _read_frame(fd: int) -> list[Any] | None:
     return rows
 
 
+class _Reports:
+    """The writer's stdout, shared by its main thread and the shipper: one whole JSON line per write."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            n = self._stream.write(text)
+            self._stream.flush()
+            return n
+
+    def flush(self) -> None:
+        pass
+
+    def send(self, report: Mapping[str, Any]) -> None:
+        self.write(json.dumps(report) + "\n")
+
+
+SHIP_DRAIN_SECONDS = 20.0  # at the end, how long the writer keeps shipping what is left
+
+
 def writer_main(argv: Sequence[str]) -> int:
-    """The writer process: frames of rows from stdin, Parquet files out, one JSON report per file on stdout."""
+    """The writer process: frames of rows from stdin, Parquet files out, one JSON report per file on stdout.
+
+    Arguments: folder, roll_rows, roll_seconds, tag, and optionally the project root, the profile
+    (event keys) and the remote (shipping); an empty argument means none.
+    """
     folder, roll_rows, roll_seconds, tag = Path(argv[0]), int(argv[1]), float(argv[2]), argv[3]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when the log ends: by closing the pipe
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    keyer = _keyer(argv[4], argv[5] or None) if len(argv) > 5 else None
-    stdin, out = sys.stdin.fileno(), sys.stdout
-    out.write(json.dumps({"ready": os.getpid()}) + "\n")
-    out.flush()
+    keyer = _keyer(argv[4], argv[5] or None) if len(argv) > 5 and argv[4] else None
+    remote = argv[6] if len(argv) > 6 and argv[6] else None
+    stdin, out = sys.stdin.fileno(), _Reports(sys.stdout)
+    shipper = _shipper(remote, folder, out) if remote else None
+    out.send({"ready": os.getpid()})
     seq = itertools.count()
     tables: list[Any] = []
     rows = 0
@@ -756,10 +851,39 @@ def writer_main(argv: Sequence[str]) -> int:
         aged = bool(rows) and time.monotonic() - first_at >= roll_seconds
         if rows >= roll_rows or aged or (ended and rows):
             # Full files of roll_rows rows; the rest waits for the next one, unless it has waited long enough.
-            rest = _flush(folder, tables, roll_rows, tag, seq, out, whole=not (aged or ended))
+            rest = _flush(
+                folder,
+                tables,
+                roll_rows,
+                tag,
+                seq,
+                out,
+                whole=not (aged or ended),
+                on_file=shipper.ship if shipper is not None else None,
+            )
             tables, rows = ([rest], rest.num_rows) if rest is not None else ([], 0)
         if ended:
+            if shipper is not None:
+                left = shipper.drain(SHIP_DRAIN_SECONDS)
+                if left:
+                    log.warning(
+                        "%d prediction log files in %s are not shipped yet: the next start ships them", left, folder
+                    )
+                out.send({"unshipped": left})
             return 0
+
+
+def _shipper(remote: str, folder: Path, out: _Reports) -> Any:
+    """The shipper thread of this writer; None (files stay local, and say so) if it cannot start."""
+    try:
+        from noria.remote_log import Shipper
+
+        folder.mkdir(parents=True, exist_ok=True)
+        return Shipper(remote, folder, out.send)
+    except Exception as exc:
+        log.exception("the prediction log cannot ship to %s; files stay in %s", remote, folder)
+        out.send({"ship_failed": f"{type(exc).__name__}: {exc}", "path": str(folder), "pending": 0})
+        return None
 
 
 def _keyer(root: str, profile: str | None) -> EventKeyer | None:

@@ -121,7 +121,7 @@ def add(app: FastAPI, state: ServingState) -> None:
 
     @app.get(
         "/version",
-        summary="The model version serving: name, version, alias, run id, feature definition hash",
+        summary="The model version serving (name, version, alias, run id, feature definition hash) and the code",
         response_model=VersionResponse,
         responses={503: ERRORS[503]},
         tags=["operations"],
@@ -131,7 +131,7 @@ def add(app: FastAPI, state: ServingState) -> None:
         if champion is None:
             return error_response(503, "no model is loaded yet", request_id_of(request), fix="wait for /ready")
         challenger = holder.challenger
-        body = champion.describe() | {"challenger": challenger.describe() if challenger else None}
+        body = champion.describe() | {"challenger": challenger.describe() if challenger else None, "code": state.code}
         return _json(body)
 
     @app.get(

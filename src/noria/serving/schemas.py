@@ -143,8 +143,19 @@ class ModelVersionResponse(BaseModel):
     loaded_at: str
 
 
+class CodeVersion(BaseModel):
+    """The code the service runs: from its git checkout, or the image's build arguments."""
+
+    noria: str = Field(description="Noria's version.")
+    git_commit: str | None = Field(default=None, description="The git commit (in an image: GIT_COMMIT).")
+    git_dirty: bool | None = Field(default=None, description="Whether the tree differed from the commit.")
+    uv_lock_sha256: str | None = Field(default=None, description="sha256 of uv.lock (in an image: UV_LOCK_SHA256).")
+    image_version: str | None = Field(default=None, description="The container image's version (IMAGE_VERSION).")
+
+
 class VersionResponse(ModelVersionResponse):
     challenger: ModelVersionResponse | None = None
+    code: CodeVersion | None = None
 
 
 class ReloadResponse(BaseModel):

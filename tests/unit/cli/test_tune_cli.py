@@ -16,12 +16,6 @@ from noria.training.study import create_study
 runner = CliRunner()
 
 
-def test_help_gives_examples() -> None:
-    for command in ("worker", "show"):
-        result = runner.invoke(app, [command, "--help"])
-        assert result.exit_code == 0 and "Example: noria tune " + command in result.output
-
-
 def test_show_prints_the_best_trial(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     create_study(url, "s")

@@ -69,7 +69,8 @@ def test_params_tags_and_model_card(project: Project, tmp_path: Any) -> None:
     assert {"model_card.md", "extra"} <= names
 
 
-def test_every_lineage_tag_is_recorded(project: Project) -> None:
+def test_every_lineage_tag_is_recorded(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGE_VERSION", "0.1.0")  # set by the images' Dockerfiles (deploy/docker)
     git(project.root, "init", "-q", "-b", "main")
     (project.root / "uv.lock").write_text("version = 1\n", encoding="utf-8")
     git(project.root, "add", "noria.yaml", "uv.lock")
@@ -89,6 +90,7 @@ def test_every_lineage_tag_is_recorded(project: Project) -> None:
     assert tags["noria.features.service"] == "flights_v1"
     assert tags["noria.features.definition_hash"] == "f00d"
     assert tags["noria.pipeline.run_id"] == "pipe-7"
+    assert tags["noria.image.version"] == "0.1.0"
     assert tags["noria.env.uv_lock_sha256"] == hashlib.sha256(b"version = 1\n").hexdigest()
     assert tags["noria.infra.tracking_backend"] == "sqlite"
     assert tags["noria.env.python"].split()[-1].startswith("3.")

@@ -1,0 +1,168 @@
+"""Snapshot records on the S3 DVC remote: how a pod with an empty project folder finds the data.
+
+DVC keeps the data of every snapshot on the remote, but the lineage records that say which
+snapshots exist (``data/snapshots/<id>.json``) live in the project folder, committed with git. A
+Kubernetes Job starts from the image, with no record: its first step would fail with "no data
+snapshot yet". So with an ``s3://`` remote, every ingest also publishes its record beside the
+data, at ``<storage.dvc_remote>/noria-snapshots/<id>.json`` (one PUT: a reader sees the whole
+record or none; it is written after ``dvc push`` succeeded, so a published record always names
+data that is on the remote), and :func:`pull` brings the records a folder lacks into it and
+checks the newest snapshot out into ``data/dataset`` (the files from the remote through DVC's
+cache, ``data/dataset.dvc`` naming it), so an ingest of later months builds on it exactly as on
+the machine that made it. ``noria data pull`` runs it; the cluster's Jobs run it first.
+
+The key prefix is not one DVC uses (its objects are under ``files/md5/``), so ``dvc gc`` leaves
+the records alone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from noria.errors import DataError, ExternalToolError, MissingExtraError
+
+if TYPE_CHECKING:
+    from noria.config import Project
+    from noria.data.snapshots import SnapshotRecord
+    from noria.data.versioning import Remote
+
+PREFIX = "noria-snapshots"
+
+
+@dataclass
+class PullResult:
+    """What :func:`pull` did: records copied, the snapshot checked out (None: none published)."""
+
+    remote: str
+    pulled: list[str] = field(default_factory=list)
+    known: int = 0
+    checked_out: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"remote": self.remote, "pulled": self.pulled, "known": self.known, "checked_out": self.checked_out}
+
+
+def _client(remote: Remote) -> Any:
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise MissingExtraError(
+            f"the snapshot records on {remote.url} need boto3", fix="pip install 'noria[cluster]'"
+        ) from None
+    config = Config(connect_timeout=10, read_timeout=60, retries={"max_attempts": 4, "mode": "standard"})
+    return boto3.session.Session().client("s3", endpoint_url=remote.endpoint_url, config=config)
+
+
+def _where(remote: Remote) -> tuple[str, str]:
+    bucket, _, prefix = remote.url.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/{PREFIX}" if prefix else PREFIX
+
+
+def publish(project: Project, record: SnapshotRecord) -> str | None:
+    """Put ``record`` beside the data on an S3 remote; its key (None for a folder remote)."""
+    from noria.data.versioning import project_remote
+
+    remote = project_remote(project)
+    if not remote.is_s3:
+        return None
+    bucket, prefix = _where(remote)
+    key = f"{prefix}/{record.id}.json"
+    body = json.dumps(record.to_dict(), indent=2, sort_keys=True, default=str).encode()
+    try:
+        _client(remote).put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    except Exception as exc:
+        raise ExternalToolError(
+            f"snapshot {record.short_id} is on the DVC remote, but its record could not be published to "
+            f"s3://{bucket}/{key}: {type(exc).__name__}: {exc}",
+            fix=remote.fix() + "; then run the same ingest again (it publishes the unchanged snapshot's record)",
+        ) from exc
+    return key
+
+
+def pull(project: Project, *, checkout: bool = True) -> PullResult:
+    """Copy the published snapshot records this project lacks; check the newest out into data/dataset."""
+    from noria.data.snapshots import SnapshotRecord, list_snapshots, records_dir, write_json_atomic
+    from noria.data.versioning import project_remote
+
+    remote = project_remote(project)
+    if not remote.is_s3:
+        raise DataError(
+            f"storage.dvc_remote is {remote.url}: snapshot records are published only to an s3:// remote",
+            fix="run this with the profile whose storage.dvc_remote is s3://... (e.g. --profile cluster)",
+        )
+    bucket, prefix = _where(remote)
+    client = _client(remote)
+    result = PullResult(remote=f"s3://{bucket}/{prefix}")
+    folder = records_dir(project)
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
+        keys = [item["Key"] for page in pages for item in page.get("Contents", []) if item["Key"].endswith(".json")]
+        for key in sorted(keys):
+            local = folder / key.rsplit("/", 1)[1]
+            if local.is_file():
+                continue
+            data = json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+            SnapshotRecord.from_dict(data)  # a damaged record is refused, not written
+            write_json_atomic(local, data)
+            result.pulled.append(local.stem)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise DataError(
+            f"a snapshot record in s3://{bucket}/{prefix} is damaged: {exc}",
+            fix="delete it from the bucket (the data stays on the DVC remote) and re-run the ingest that made it",
+        ) from None
+    except Exception as exc:
+        raise ExternalToolError(
+            f"cannot read the snapshot records in s3://{bucket}/{prefix}: {type(exc).__name__}: {exc}",
+            fix=remote.fix(),
+        ) from exc
+    records = list_snapshots(project)
+    result.known = len(records)
+    if checkout and records:
+        result.checked_out = _checkout(project, records[-1], remote)
+    return result
+
+
+def _checkout(project: Project, record: SnapshotRecord, remote: Remote) -> str | None:
+    """Make ``data/dataset`` (and ``data/dataset.dvc``) the newest snapshot, unless it already is."""
+    from noria.data.snapshots import dataset_dir, dataset_dvc_file, tracked_version
+    from noria.data.versioning import TrackedVersion, ensure_repo, version_files
+
+    tracked = tracked_version(project)
+    current = dataset_dir(project)
+    if tracked is not None and tracked.md5 == record.id and current.is_dir():
+        return None
+    version = TrackedVersion(**{k: record.dvc[k] for k in ("md5", "size", "nfiles", "path")})
+    ensure_repo(project.root, remote)
+    files = version_files(project.root, dataset_dvc_file(project), version, remote)
+    current.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=".checkout-", dir=current.parent))
+    try:
+        for rel, cached in files.items():
+            dest = staged / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cached, dest)
+        old = current.with_name(f".{current.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if current.exists():
+            current.rename(old)
+        staged.rename(current)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    dvc_file = dataset_dvc_file(project)
+    tmp = dvc_file.with_name(f".{dvc_file.name}.tmp")
+    tmp.write_text(yaml.safe_dump({"outs": [version.dvc_out()]}, sort_keys=False), encoding="utf-8")
+    tmp.replace(dvc_file)
+    return record.id
+
+
+__all__ = ["PREFIX", "PullResult", "publish", "pull"]
