@@ -36,7 +36,15 @@ CONFIG_FILE = "noria.yaml"
 DEFAULT_PROFILE = "local"
 # Variables Noria reads itself; everything else starting with NORIA_ is a config override.
 RESERVED_ENV = frozenset(
-    {"NORIA_PROFILE", "NORIA_PROJECT_DIR", "NORIA_DEBUG", "NORIA_API_KEYS", "NORIA_LOG_LEVEL", "NORIA_SERVE_CONFIG"}
+    {
+        "NORIA_PROFILE",
+        "NORIA_PROJECT_DIR",
+        "NORIA_DEBUG",
+        "NORIA_API_KEYS",
+        "NORIA_ADMIN_KEYS",  # the console's admin keys (noria.console.auth)
+        "NORIA_LOG_LEVEL",
+        "NORIA_SERVE_CONFIG",
+    }
 )
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 

@@ -73,7 +73,14 @@ def run_demo(folder: Path, console: Console | None = None, until: int = CHAPTERS
 
 
 def _done(console: Console, started: float, project: Project) -> Project:
+    from noria.console.server import console_url
+
     console.print(Rule(f"done in {time.perf_counter() - started:.0f} s"))
+    console.print(
+        f"See the whole loop in the Noria console: noria --project {project.root} ui --insecure-local"
+        f"  ->  {console_url()}",
+        soft_wrap=True,
+    )
     return project
 
 

@@ -135,6 +135,10 @@ def show_cmd(
         bool, typer.Option("--quarantine", help="Print the rows its ingest quarantined, with their reasons.")
     ] = False,
     table: Annotated[str | None, typer.Option("--table", help="With --quarantine: only this table.")] = None,
+    rule: Annotated[
+        str | None,
+        typer.Option("--rule", help="With --quarantine: only rows whose reasons contain this text (a rule, a column)."),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=0, help="With --quarantine: at most this many rows (0: all).")
     ] = 20,
@@ -156,7 +160,7 @@ def show_cmd(
     project = ctx.obj.load()
     record = get_record(project, snapshot)
     if quarantine:
-        rows = quarantined_rows(project, record, table=table, limit=limit or None)
+        rows = quarantined_rows(project, record, table=table, limit=limit or None, rule=rule)
         if as_json:
             print_json({"snapshot": record.id, "rows": rows})
             return

@@ -1,7 +1,7 @@
-"""``noria models``, ``noria promote``, ``noria rollback``, ``noria lineage``, ``noria ui``.
+"""``noria models``, ``noria promote``, ``noria rollback``, ``noria lineage``, ``noria ui``, ``noria status``.
 
 The sub-app ``app`` holds ``noria models list``; ``promote``, ``rollback``, ``lineage`` and
-``ui`` are top-level commands (plain functions the root app registers).
+``ui`` (the console) and ``status`` are top-level commands (plain functions the root app registers).
 """
 
 from __future__ import annotations
@@ -129,17 +129,90 @@ def ui(
     ctx: typer.Context,
     port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 5000,
     host: Annotated[str, typer.Option("--host", help="Interface to bind (127.0.0.1 keeps it local).")] = "127.0.0.1",
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow", help="Open MLflow's own UI on the project's tracking store instead.")
+    ] = False,
+    insecure_local: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-local", help="Console without API keys (loopback only): pages open, actions off. For a laptop."
+        ),
+    ] = False,
+    serving_url: Annotated[
+        str | None, typer.Option("--serving-url", help="The service's address, for its health on the overview.")
+    ] = None,
+    mlflow_url: Annotated[
+        str | None, typer.Option("--mlflow-url", help="A running MLflow UI to link to (e.g. from noria ui --mlflow).")
+    ] = None,
 ) -> None:
-    """Open the MLflow UI on the project's tracking store (Ctrl-C stops it).
+    """Open the Noria console: the whole loop of the project in a browser (Ctrl-C stops it).
 
-    Example:  noria ui --port 5001
+    Reading needs a key from NORIA_API_KEYS (or serving.api_key_hashes) unless --insecure-local;
+    actions (promote, rollback, reload, review marks) need one from NORIA_ADMIN_KEYS.
+    With --mlflow, MLflow's UI on the project's tracking store, as before.
+
+    \b
+    Examples:
+      noria ui --insecure-local
+      noria ui --serving-url http://127.0.0.1:8000 --port 5050
+      noria ui --mlflow --port 5001
     """
-    from noria.registry import mlflow_ui_command, run_mlflow_ui
-
     project = _state(ctx).load()
-    command = mlflow_ui_command(project, port, host)
-    if command.remote:
-        typer.echo(f"this project tracks to an MLflow server: open {command.url}")
+    if mlflow:
+        from noria.registry import mlflow_ui_command, run_mlflow_ui
+
+        command = mlflow_ui_command(project, port, host)
+        if command.remote:
+            typer.echo(f"this project tracks to an MLflow server: open {command.url}")
+            return
+        typer.echo(f"MLflow UI on {command.url} (Ctrl-C to stop)")
+        raise typer.Exit(run_mlflow_ui(project, port, host))
+    from noria.console.server import serve_console
+
+    serve_console(
+        project,
+        host=host,
+        port=port,
+        insecure_local=insecure_local,
+        serving_url=serving_url,
+        mlflow_url=mlflow_url,
+        announce=lambda url: typer.echo(f"Noria console on {url} (Ctrl-C to stop)"),
+    )
+
+
+def status(
+    ctx: typer.Context,
+    serving_url: Annotated[
+        str | None, typer.Option("--serving-url", help="The service's address, to ask for its health.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (what the console's overview shows).")] = False,
+) -> None:
+    """The state of every stage of the loop, with its age and the command that fixes it.
+
+    The stale, failing or missing stages are named last; the exit code is 0 either way.
+
+    \b
+    Examples:
+      noria status
+      noria status --serving-url http://127.0.0.1:8000 --json
+    """
+    from noria.cli._output import print_json, print_table
+    from noria.console.status import age_text, loop_status
+
+    result = loop_status(_state(ctx).load(), serving_url)
+    if as_json:
+        print_json(result)
         return
-    typer.echo(f"MLflow UI on {command.url} (Ctrl-C to stop)")
-    raise typer.Exit(run_mlflow_ui(project, port, host))
+    rows = [
+        {
+            "stage": s["stage"],
+            "state": s["state"].upper(),
+            "summary": s["summary"],
+            "age": age_text(s["at"]),
+            "fix": s["fix"] if s["state"] != "ok" else "",
+        }
+        for s in result["stages"]
+    ]
+    print_table(rows, title=f"the loop of {result['project']} ({result['model']})")
+    red = result["red"]
+    typer.echo(f"needs attention: {', '.join(red)}" if red else "every stage is ok")

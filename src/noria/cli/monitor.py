@@ -197,6 +197,94 @@ def feedback_cmd(
         typer.echo(f"review queue {name}: {path}")
 
 
+@app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print everything as JSON (the console's monitoring page).")
+    ] = False,
+) -> None:
+    """What monitoring knows of the model: windows, drift, performance, decisions, review queues.
+
+    \b
+    Examples:
+      noria monitor show
+      noria monitor show --json
+    """
+    from noria.cli._output import print_json, print_table
+    from noria.monitoring.summary import monitoring_summary
+
+    summary = monitoring_summary(ctx.obj.load())
+    if as_json:
+        print_json(summary)
+        return
+    drift = {r["window"]: r for r in summary["drift"]}
+    performance = {r["window"]: r for r in summary["performance"]}
+    windows = sorted(set(summary["windows"]) | set(drift) | set(performance))
+    rows = []
+    for w in windows:
+        p = performance.get(w) or {}
+        metric = p.get("primary_metric") or ""
+        live = (p.get("metrics") or {}).get(metric)
+        rows.append(
+            {
+                "window": w,
+                "predictions": summary["windows"].get(w, 0),
+                "drift alerts": ", ".join((drift.get(w) or {}).get("alerts") or []),
+                "live": f"{metric} {live:.4f}" if isinstance(live, float) else "",
+                "to review": summary["review_queues"].get(w, ""),
+            }
+        )
+    print_table(rows, title=f"monitoring of {summary['model_name']}")
+    typer.echo(f"{len(summary['decisions'])} retraining decision(s)")
+
+
+@app.command("review")
+def review_cmd(
+    ctx: typer.Context,
+    window: Annotated[str, typer.Option("--window", help="The window whose review queue to show.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Only rows whose reason contains this text.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="At most this many rows (0: all).")] = 100,
+    mark: Annotated[str | None, typer.Option("--mark", help="Record a verdict on this request id.")] = None,
+    verdict: Annotated[str | None, typer.Option("--verdict", help="With --mark: right, wrong or unclear.")] = None,
+    note: Annotated[str, typer.Option("--note", help="With --mark: a note kept with the verdict.")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The review queue of a window (low-certainty and out-of-distribution predictions), or mark one.
+
+    A mark (who, when, the verdict and a note) is appended to <monitoring.dir>/review/marks.jsonl;
+    the newest mark of a request is shown beside it.
+
+    \b
+    Examples:
+      noria monitor review --window 2013-07 --reason "out of distribution" --limit 20
+      noria monitor review --window 2013-07 --mark 0f3c2a --verdict wrong --note "gate change"
+    """
+    from noria.cli._output import print_json, print_table
+    from noria.monitoring.review import mark_review, review_rows
+
+    project = ctx.obj.load()
+    if mark is not None:
+        if verdict is None:
+            raise typer.BadParameter("--mark needs --verdict (right, wrong or unclear)")
+        record = mark_review(project, window, mark, verdict, note)
+        if as_json:
+            print_json(record)
+        else:
+            typer.echo(f"request {mark} of {window} marked {record['verdict']} by {record['by']}")
+        return
+    queue = review_rows(project, window, reason=reason, limit=limit or None)
+    if as_json:
+        print_json(queue)
+        return
+    rows = [
+        {k: v for k, v in r.items() if k not in ("probabilities", "mark")}
+        | {"mark": (r["mark"] or {}).get("verdict", "")}
+        for r in queue["rows"]
+    ]
+    print_table(rows, title=f"review queue of {window}: {len(rows)} of {queue['matching']} matching")
+
+
 @app.command("report")
 def report_cmd(
     ctx: typer.Context,

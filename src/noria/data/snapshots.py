@@ -230,10 +230,16 @@ def open_snapshot(project: Project, snapshot_id: str | None = None) -> Snapshot:
 
 
 def quarantined_rows(
-    project: Project, record: SnapshotRecord, *, table: str | None = None, limit: int | None = None
+    project: Project,
+    record: SnapshotRecord,
+    *,
+    table: str | None = None,
+    limit: int | None = None,
+    rule: str | None = None,
 ) -> list[dict[str, Any]]:
     """The rows the ingest that made ``record`` quarantined: table, source line, every rule the
-    row broke, and the row as the source file wrote it (missing cells left out)."""
+    row broke, and the row as the source file wrote it (missing cells left out). ``rule`` keeps
+    the rows whose reasons contain that text (a rule's name, a column)."""
     import pandas as pd
 
     from noria.data.validate import ROW_COLUMN, RULE_COLUMN
@@ -253,6 +259,8 @@ def quarantined_rows(
                 fix="they stay on the machine that ran the ingest; re-run that ingest to quarantine them again",
             )
         frame = pd.read_parquet(path)
+        if rule:
+            frame = frame[frame[RULE_COLUMN].astype(str).str.contains(rule, regex=False)]
         if limit is not None:
             frame = frame.head(limit - len(out))
         values = [c for c in frame.columns if not c.startswith("_")]

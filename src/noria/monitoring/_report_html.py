@@ -61,9 +61,19 @@ class _Page:
 
 
 def document(data: ReportData) -> str:
+    parts, plots = body(data)
+    title = f"Noria monitoring - {data.project} / {data.model_name}"
+    attributes = {"data-plots": str(plots), "data-plots-drawn": ""}
+    return report_html.page(title, parts, script=SCRIPT, body_attributes=attributes)
+
+
+def body(data: ReportData, *, header: bool = True) -> tuple[list[str], int]:
+    """The report's parts (the summary header unless ``header`` is False, then its five sections)
+    and the number of plots among them: what the report file and the console's monitoring page show."""
     page = _Page()
     windows = _windows(data)
-    page.add(_summary(data, windows))
+    if header:
+        page.add(_summary(data, windows))
     page.add('<section id="drift"><h2>1. Drift per feature over time</h2>')
     _drift(page, data)
     page.add('</section><section id="score"><h2>2. Score distribution vs reference</h2>')
@@ -75,9 +85,7 @@ def document(data: ReportData) -> str:
     page.add('</section><section id="champion"><h2>5. Champion history</h2>')
     _champion(page, data)
     page.add("</section>")
-    title = f"Noria monitoring - {data.project} / {data.model_name}"
-    attributes = {"data-plots": str(page.plots), "data-plots-drawn": ""}
-    return report_html.page(title, page.parts, script=SCRIPT, body_attributes=attributes)
+    return page.parts, page.plots
 
 
 # --- summary -----------------------------------------------------------------------------------

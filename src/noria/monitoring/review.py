@@ -14,7 +14,7 @@ the columns are the request (id, times, ``key.<id>`` event key), who served it, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from noria.errors import NotFoundError, ValidationError
 from noria.monitoring.labels import Y, decode_labels
@@ -123,4 +123,105 @@ def build_review_queue(project: Project, window: str, labels: Labels | None = No
     return MonitoringStore.of(project).save_review(window, frame)
 
 
-__all__ = ["REVIEW_COLUMNS", "TASK_COLUMNS", "build_review_queue", "review_columns", "review_frame"]
+def review_rows(
+    project: Project, window: str, *, reason: str | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    """The review queue of ``window`` as JSON-ready rows (``reason``: only rows whose reason contains
+    it; ``limit``: at most that many), with each row's marks (:func:`mark_review`) merged in."""
+    import json
+
+    import pandas as pd
+
+    store = MonitoringStore.of(project)
+    path = store.review_path(window)
+    if not path.is_file():
+        raise NotFoundError(
+            f"no review queue for window {window}",
+            fix="noria monitor feedback writes one per scored window; noria monitor show lists them",
+        )
+    frame = pd.read_parquet(path)
+    total = len(frame)
+    if reason:
+        frame = frame[frame["reason"].astype(str).str.contains(reason, regex=False)]
+    matching = len(frame)
+    if limit:
+        frame = frame.head(limit)
+    marks = latest_marks(project, window)
+    rows = json.loads(frame.to_json(orient="records", date_format="iso", default_handler=str))
+    for row in rows:
+        row["mark"] = marks.get(str(row.get("request_id")))
+    return {"window": window, "total": total, "matching": matching, "rows": rows}
+
+
+VERDICTS = ("right", "wrong", "unclear")  # what a reviewer says of a queued prediction
+
+
+def marks_path(project: Project) -> Path:
+    return MonitoringStore.of(project).root / "review" / "marks.jsonl"
+
+
+def mark_review(project: Project, window: str, request_id: str, verdict: str, note: str = "") -> dict[str, Any]:
+    """Record a reviewer's verdict on one queued prediction (one appended JSON line, who and when)
+    and return the record; the newest mark of a request is the one shown."""
+    import json
+    import os
+
+    from noria.monitoring.store import now_iso
+    from noria.registry.records import current_actor
+
+    if verdict not in VERDICTS:
+        raise ValidationError(f"verdict {verdict!r} is not one of {', '.join(VERDICTS)}", fix="e.g. --verdict wrong")
+    queue = review_rows(project, window)
+    if not any(str(r.get("request_id")) == request_id for r in queue["rows"]):
+        raise NotFoundError(
+            f"request {request_id!r} is not in the review queue of {window}",
+            fix=f"see the queue with: noria monitor review --window {window}",
+        )
+    record = {
+        "at": now_iso(),
+        "by": current_actor(),
+        "window": window,
+        "request_id": request_id,
+        "verdict": verdict,
+        "note": note,
+    }
+    path = marks_path(project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))  # one write: a line is whole or absent
+    finally:
+        os.close(fd)
+    return record
+
+
+def latest_marks(project: Project, window: str) -> dict[str, dict[str, Any]]:
+    """The newest mark of each request of ``window`` (a torn last line from a crash is skipped)."""
+    import json
+
+    path = marks_path(project)
+    found: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return found
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("window") == window:
+            found[str(record.get("request_id"))] = record
+    return found
+
+
+__all__ = [
+    "REVIEW_COLUMNS",
+    "TASK_COLUMNS",
+    "VERDICTS",
+    "build_review_queue",
+    "latest_marks",
+    "mark_review",
+    "marks_path",
+    "review_columns",
+    "review_frame",
+    "review_rows",
+]

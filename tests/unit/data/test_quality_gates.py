@@ -165,6 +165,9 @@ def test_data_show_quarantine_prints_the_rows_with_their_reasons(root: Path) -> 
         "reasons": "day=40 is above the maximum 31",
         "row": {"year": "2013", "month": "1", "day": "40", "minutes": "1", "note": "x"},
     }
+    ruled = json.loads(runner.invoke(app, [*base, "--json", "--rule", "above the maximum"]).output)
+    assert len(ruled["rows"]) == 3
+    assert json.loads(runner.invoke(app, [*base, "--json", "--rule", "below the minimum"]).output)["rows"] == []
     none = runner.invoke(app, [*base, "--table", "places"])
     assert "its ingest quarantined no rows of places" in none.output
     wrong = runner.invoke(app, [*base, "--table", "nope"])
