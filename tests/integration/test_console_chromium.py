@@ -173,9 +173,21 @@ def _linked_pages(page: Any, base: str) -> list[str]:
     return found
 
 
-def test_every_page_loads_cleanly_is_accessible_and_fits_a_phone(browser: Any, console: str) -> None:
+def _a_request_id(loop: Path) -> str:
+    """A request the replay sent, from the project's prediction log."""
+    from noria.config import load_project
+    from noria.monitoring.window import log_folder
+    from noria.serving.predlog import read_prediction_log
+
+    log = read_prediction_log(log_folder(load_project(loop)))
+    served = log[log["model_version"].notna()]
+    assert len(served), "the replay logged no served request"
+    return str(served["request_id"].iloc[len(served) // 2])
+
+
+def test_every_page_loads_cleanly_is_accessible_and_fits_a_phone(browser: Any, console: str, loop: Path) -> None:
     context, page = _signed_in(browser, console, READ, bypass_csp=True)  # the CSP would refuse axe's script
-    pages = _linked_pages(page, console)
+    pages = [*_linked_pages(page, console), f"/requests?id={_a_request_id(loop)}"]
     problems: dict[str, Any] = {}
     errors = _watch(page)
     for path in pages:
@@ -251,6 +263,7 @@ def test_the_json_twin_of_every_page_equals_the_cli(console: str, loop: Path) ->
     window = max(cli("monitor", "show", "--json")["review_queues"])
     maturity = cli("maturity", "--json")
     maturity.pop("assessed_at")
+    request_id = _a_request_id(loop)
     pairs = [
         (page("/"), cli("status", "--json")),
         (page("/data"), cli("data", "list", "--json")),
@@ -265,6 +278,7 @@ def test_the_json_twin_of_every_page_equals_the_cli(console: str, loop: Path) ->
         ),
         (page("/models"), cli("models", "list", "--json")),
         (page(f"/models/{MODEL}/1"), cli("lineage", f"{MODEL}/1", "--json")),
+        (page("/requests", id=request_id), cli("lineage", "--request", request_id, "--json")),
         (page("/monitoring"), cli("monitor", "show", "--json")),
         (
             page("/monitoring/review", window=window, limit="10"),

@@ -108,17 +108,46 @@ def rollback(
 
 def lineage(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="MODEL, MODEL@alias or MODEL/version (MODEL means @champion).")],
+    ref: Annotated[
+        str | None, typer.Argument(help="MODEL, MODEL@alias or MODEL/version (MODEL means @champion).")
+    ] = None,
+    request: Annotated[
+        str | None,
+        typer.Option("--request", help="A request id from the prediction log: start from the prediction it got."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Walk from a model version to its run, commit, environment, features and data snapshot.
+    """Walk from a model version (or one prediction) to its run, commit, environment, features and data.
 
-    Example:  noria lineage flight-delay@champion --json
+    With --request, the prediction log is searched for that request id first: the rows it
+    logged (time, model version, arm, answer) head the chain.
+
+    \b
+    Examples:
+      noria lineage flight-delay@champion --json
+      noria lineage --request 46b53602e44e8602
     """
     from noria.cli._output import print_json
     from noria.registry import format_lineage, lineage_of
 
-    report = lineage_of(_state(ctx).load(), ref)
+    if (ref is None) == (request is None):
+        raise typer.BadParameter("give a model reference or --request ID (one of them)")
+    project = _state(ctx).load()
+    if request is not None:
+        from noria.monitoring.requests import request_lineage
+
+        traced = request_lineage(project, request)
+        if as_json:
+            print_json(traced)
+            return
+        for row in traced["request"]:
+            answer = next((row[k] for k in ("decision", "predicted_class", "score") if row.get(k) is not None), None)
+            typer.echo(
+                f"request {row['request_id']} row {row.get('row')}: answered {row.get('timestamp')} by "
+                f"{row.get('model_name')} version {row.get('model_version')} ({row.get('arm')}): {answer}"
+            )
+        ref = f"{traced['request'][0]['model_name']}/{int(traced['request'][0]['model_version'])}"
+    report = lineage_of(project, str(ref))
     if as_json:
         print_json(report.to_dict())
     else:

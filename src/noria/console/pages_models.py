@@ -3,7 +3,7 @@ champion's history, and per version its lineage (request -> version -> run -> co
 features -> data snapshot) and model card.
 
 JSON twins: ``/models`` is ``noria models list --json``; ``/models/NAME/VERSION`` is
-``noria lineage NAME/VERSION --json``.
+``noria lineage NAME/VERSION --json``; ``/requests?id=ID`` is ``noria lineage --request ID --json``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,38 @@ def models(console: Console) -> Page:
         )
     if not summaries:
         parts.append(report_html.empty("no registered model yet: train with `noria pipeline run training`"))
+    parts.append(layout.section("Trace a prediction", _trace_form(""), "trace-h"))
     return Page("Models", payload, parts)
+
+
+def _trace_form(value: str) -> str:
+    return (
+        '<form method="get" action="/requests"><fieldset><legend>From a request id to the data</legend>'
+        f'<label for="t-id">request id</label> <input id="t-id" name="id" value="{escape(value)}">'
+        ' <button type="submit">Trace</button></fieldset></form>'
+    )
+
+
+def request(console: Console, id: str = "") -> Page:
+    """One prediction (``/requests?id=ID``): the rows the log holds for it, then its version's lineage."""
+    from noria.monitoring.requests import SHOWN, request_lineage
+    from noria.registry import lineage_of
+
+    if not id:
+        return Page("Trace a prediction", {}, [layout.section("Trace a prediction", _trace_form(""), "trace-h")])
+    traced = request_lineage(console.project, id)
+    rows = traced["request"]
+    header = [c for c in SHOWN if any(c in r for r in rows)]
+    logged = layout.table(header, [[_fmt(r.get(c)) for c in header] for r in rows], f"logged rows of request {id}")
+    report = lineage_of(console.project, f"{rows[0]['model_name']}/{int(rows[0]['model_version'])}")
+    first = rows[0]
+    prediction = f"request {id}, answered {first.get('timestamp')} ({first.get('arm') or 'champion'})"
+    parts = [
+        layout.section("Trace a prediction", _trace_form(id), "trace-h"),
+        layout.section("The prediction, as logged", logged, "logged-h"),
+        *_lineage_parts(console, report, prediction),
+    ]
+    return Page(f"Request {id}", traced, parts)
 
 
 def _history(events: list[dict[str, Any]], name: str) -> str:
@@ -86,11 +117,20 @@ def version(console: Console, name: str, version: str) -> Page:
     from noria.registry import lineage_of
 
     report = lineage_of(console.project, f"{name}/{version}")
-    payload = report.to_dict()
+    parts = _lineage_parts(console, report, None)
+    return Page(f"{report.model.name} version {report.model.version}", report.to_dict(), parts)
+
+
+def _lineage_parts(console: Console, report: Any, prediction: str | None) -> list[str]:
     m, lin = report.model, report.lineage
     gate = [(tag.removeprefix("noria.gate."), m.tags[tag]) for tag in GATE_TAGS if tag in m.tags]
     chain = [
-        ("a prediction", "the prediction log records model_name and model_version with every request id"),
+        (
+            "a prediction",
+            prediction
+            or "the prediction log records model_name and model_version with every request id "
+            "(trace one from the Models page)",
+        ),
         (f"model {m.name} version {m.version}", " ".join(f"@{a}" for a in m.aliases) or "no alias"),
         (f"training run {report.run_id}", f"{report.run_name} in {report.experiment}, started {report.started_at}"),
         ("code", f"git {lin.git_commit or 'not recorded'}" + (" (dirty)" if lin.git_dirty else "")),
@@ -104,7 +144,7 @@ def version(console: Console, name: str, version: str) -> Page:
     )
     graph = f'<ol class="loop lineage" aria-label="lineage, from a prediction back to the data">{items}</ol>{snap}'
     metrics = layout.table(["metric", "value"], [(k, _fmt(v)) for k, v in report.metrics.items()], "run metrics")
-    parts = [
+    return [
         layout.section("Lineage", graph, "lineage-h"),
         layout.section(
             "Gate decision",
@@ -115,7 +155,6 @@ def version(console: Console, name: str, version: str) -> Page:
         layout.section("Model card", _card(report.artifact_uri, report.model_card), "card-h"),
         layout.section("Actions", _actions(console, m.name, m.version, m.aliases), "actions-h"),
     ]
-    return Page(f"{m.name} version {m.version}", payload, parts)
 
 
 def _card(artifact_uri: str, name: str | None) -> str:
@@ -156,4 +195,4 @@ def _anchor(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text)
 
 
-__all__ = ["models", "version"]
+__all__ = ["models", "request", "version"]

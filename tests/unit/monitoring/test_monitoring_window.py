@@ -9,6 +9,7 @@ its rows cannot be windowed, and its columns must not hide the others'.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,31 @@ def test_read_window_keeps_only_served_rows_of_the_new_york_month(project: Proje
     with pytest.raises(ConfigError, match="window: 'July' is not a month window") as info:
         read_window(project, "July")
     assert info.value.fix and "YYYY-MM" in info.value.fix
+
+
+def test_a_request_is_traced_from_the_log_to_the_lineage_of_its_version(monitored: tuple[Project, int]) -> None:
+    """`noria lineage --request ID`: the request's logged rows, then its version's lineage."""
+    from typer.testing import CliRunner
+
+    from noria.cli import app
+    from noria.monitoring.requests import find_request, request_lineage
+
+    project, version = monitored
+    rows = read_window(project, "2013-08")
+    wanted = str(rows["request_id"].iloc[7])
+    found = find_request(project, wanted)
+    assert [r["request_id"] for r in found] == [wanted] * len(found) and found[0]["model_version"] == version
+    assert len(found) == int((rows["request_id"] == wanted).sum())
+    traced = request_lineage(project, wanted)
+    assert traced["request"] == found and traced["model"]["version"] == version and traced["run_id"]
+    done = CliRunner().invoke(app, ["--project", str(project.root), "lineage", "--request", wanted, "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout) == json.loads(json.dumps(traced, default=str))
+    with pytest.raises(NotFoundError, match="is not in the prediction log") as info:
+        find_request(project, "no-such-request")
+    assert info.value.fix
+    text = CliRunner().invoke(app, ["--project", str(project.root), "lineage", "--request", wanted])
+    assert text.exit_code == 0 and f"request {wanted} row" in text.output and f"version {version}" in text.output
 
 
 def test_columns_of_later_files_are_read_though_the_first_file_lacks_them(project: Project) -> None:
