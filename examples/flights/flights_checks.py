@@ -14,9 +14,9 @@ def schedule_is_consistent(frame: pd.DataFrame) -> pd.Series:
     """``hour`` and ``minute`` repeat ``sched_dep_time`` (HHMM), and ``time_hour`` is that
     local New York hour in UTC: the three ways the data writes one scheduled departure agree."""
     parts_agree = (frame["sched_dep_time"] // 100 == frame["hour"]) & (frame["sched_dep_time"] % 100 == frame["minute"])
-    local = pd.to_datetime(
-        {"year": frame["year"], "month": frame["month"], "day": frame["day"], "hour": frame["hour"]}, errors="coerce"
-    )
+    # as floats: a missing part (NA in an Int64 column) becomes NaT instead of stopping the check
+    parts = {part: frame[part].astype("float64") for part in ("year", "month", "day", "hour")}
+    local = pd.to_datetime(parts, errors="coerce")
     # ambiguous=True: the repeated autumn hour is read as daylight time, as the source writes it
     expected = local.dt.tz_localize("America/New_York", ambiguous=True, nonexistent="NaT").dt.tz_convert("UTC")
     unknown = expected.isna() | frame["time_hour"].isna()

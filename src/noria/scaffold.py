@@ -6,6 +6,13 @@ one's own. A wheel carries them as ``noria/_templates/<name>`` (pyproject's forc
 source checkout reads ``examples/<name>``. The lineage records Noria writes point at git commits,
 so a new project starts life as a repository with a first commit (and DVC initialised with a
 local remote).
+
+Every template also gets the project kit (:mod:`noria._kit`): CI and CD workflows, a pull-request
+template, CODEOWNERS, pre-commit hooks, tests of the project's own functions, docs pages (goals,
+owners, risk, architecture with its deployment, data, runbooks, cost), the API document, and
+deploy files (an image over Noria's, kustomize base and overlays, alerts, branch protection as
+code), rendered for the project's name, task and config. The CI workflow's ``noria maturity
+--min`` floor is set from the new project's own score, measured before the first commit is final.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from noria._kit import set_min_score, write_kit
 from noria.errors import ConfigError, ExternalToolError
 
 TEMPLATES = ("flights", "football", "glucose", "blank")
@@ -52,12 +60,27 @@ def init_project(target: Path, name: str | None = None, *, template: str = "flig
     from noria.data import versioning
 
     project = load_project(target)  # validates the copied (and renamed) config
+    write_kit(target, project, template)
+    write_api_document(target)
     versioning.ensure_repo(target, project.config.storage.dvc_remote)
     _git(target, "add", "-A")
     # A machine without a git identity still gets its first commit.
     identity = [] if _has_identity(target) else ["-c", "user.name=Noria", "-c", "user.email=noria@localhost"]
     _git(target, *identity, "commit", "-q", "-m", f"noria init --template {template}")
+    # The CI gate: the score of what was just committed (the first commit is what CI will see).
+    from noria.maturity import assess
+
+    set_min_score(target, project, template, assess(load_project(target)).score)
+    _git(target, "add", "-A")
+    _git(target, *identity, "commit", "-q", "--amend", "--no-edit")
     return target
+
+
+def write_api_document(root: Path) -> Path:
+    """The project's OpenAPI document (docs/api/openapi.json), as its service would serve it."""
+    from noria.serving.openapi import export
+
+    return export(root / "docs" / "api" / "openapi.json", root)
 
 
 def _git(root: Path, *args: str) -> None:

@@ -38,6 +38,9 @@ def test_the_wheel_carries_every_template_and_init_uses_them(tmp_path: Path) -> 
         assert f"noria/_templates/{template}/noria.yaml" in names, template
     assert "noria/_templates/football/football_features.py" in names
     assert "noria/_templates/flights/flights_api.py" in names
+    # the project kit every template gets (src/noria/_kit), dot-files spelled dot-
+    assert "noria/_kit/dot-github/workflows/ci.yml.tmpl" in names
+    assert "noria/_kit/tests/test_features.py.tmpl" in names
     # The installed package, not this checkout: templates come from noria/_templates.
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
@@ -52,6 +55,8 @@ def test_the_wheel_carries_every_template_and_init_uses_them(tmp_path: Path) -> 
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().startswith(str(site / "noria" / "_templates" / "glucose"))
     assert (tmp_path / "g" / "glucose_features.py").is_file()
+    assert (tmp_path / "g" / ".github" / "workflows" / "ci.yml").is_file()
+    assert (tmp_path / "g" / "deploy" / "k8s" / "overlays" / "prod" / "kustomization.yaml").is_file()
 
 
 def test_every_template_makes_a_valid_project(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from noria.maturity._context import Commit, Context, Section, Workflow
+from noria.maturity._context import PLACEHOLDER, Commit, Context, Section, Workflow
 from noria.maturity._model import Evidence
 
 PREPROD = re.compile(r"pre-?prod|stag(e|ing)|qa|test|uat|dev", re.I)
@@ -114,7 +114,8 @@ def _blocks(data: Any, key: str) -> list[Any]:
 @dataclass(frozen=True)
 class Owners:
     path: Path
-    rules: tuple[tuple[str, tuple[str, ...]], ...]  # (pattern, owners)
+    rules: tuple[tuple[str, tuple[str, ...]], ...]  # (pattern, owners); placeholder owners left out
+    placeholders: tuple[str, ...] = ()  # owners still a placeholder (@TODO-owner): not filled in
 
     def covers(self, rel: str) -> bool:
         """Whether some rule with owners matches a repository path (GitHub's last-match-wins, simplified)."""
@@ -130,11 +131,14 @@ def codeowners(ctx: Context) -> Owners | None:
     if path is None or not path.is_file():
         return None
     rules = []
+    placeholders: list[str] = []
     for line in ctx.text(path).splitlines():
         parts = line.split("#", 1)[0].split()
         if len(parts) >= 1:
-            rules.append((parts[0], tuple(parts[1:])))
-    return Owners(path, tuple(rules))
+            owners = tuple(o for o in parts[1:] if not PLACEHOLDER.search(o))
+            placeholders += [o for o in parts[1:] if PLACEHOLDER.search(o)]
+            rules.append((parts[0], owners))
+    return Owners(path, tuple(rules), tuple(dict.fromkeys(placeholders)))
 
 
 def _codeowners_match(pattern: str, rel: str) -> bool:

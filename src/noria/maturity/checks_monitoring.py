@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from noria.maturity import _evidence as ev
-from noria.maturity._context import Context, age_days
+from noria.maturity._context import Context, age_days, placeholder_lines
 from noria.maturity._model import Evidence, Finding, Status
 from noria.maturity._registry import check
 from noria.maturity.checks_documentation import filled
@@ -65,19 +65,30 @@ def cost(ctx: Context) -> Finding:
 
 def receivers(ctx: Context) -> list[Evidence]:
     """Alertmanager receivers that deliver somewhere (in YAML, Terraform or an AlertmanagerConfig)."""
+    return [e for e, filled_in in _receiver_files(ctx) if filled_in]
+
+
+def _receiver_files(ctx: Context) -> list[tuple[Evidence, bool]]:
+    """Files configuring Alertmanager receivers, and whether they are filled in (no TODO/TBD/FILL IN)."""
     found = []
     for path in ctx.deploy_files(".yml", ".yaml", ".tf", ".json"):
         text = ctx.text(path)
         if "receiver" in text and re.search(RECEIVER, text):
-            found.append(ev.file(ctx, path, "Alertmanager routes alerts to receivers"))
+            todo = placeholder_lines(text)
+            if todo:
+                found.append((ev.file(ctx, path, f"receivers still a placeholder: {todo[0][:80]!r}"), False))
+            else:
+                found.append((ev.file(ctx, path, "Alertmanager routes alerts to receivers"), True))
     return found
 
 
 @check(40, "Infrastructure health is monitored, with alerts.")
 def infrastructure_alerts(ctx: Context) -> Finding:
     rules = _rules_matching(ctx, INFRA_RULE)
-    routed = receivers(ctx)
-    evidence = _rule_evidence(rules, "infrastructure alerts") + routed[:1]
+    files = _receiver_files(ctx)
+    routed = [e for e, filled_in in files if filled_in]
+    unfilled = [e for e, filled_in in files if not filled_in]
+    evidence = _rule_evidence(rules, "infrastructure alerts") + (routed[:1] or unfilled[:1])
     if not rules:
         return Finding(
             Status.NOT_MET,
@@ -85,11 +96,10 @@ def infrastructure_alerts(ctx: Context) -> Finding:
             "add Prometheus alert rules on the service and cluster (service down, pods restarting, replicas missing)",
         )
     if not routed:
-        return Finding(
-            Status.PARTIAL,
-            tuple(evidence),
-            "route the alerts to people: Alertmanager receivers (webhook, e-mail, chat) as code",
-        )
+        todo = "route the alerts to people: Alertmanager receivers (webhook, e-mail, chat) as code"
+        if unfilled:
+            todo = f"name the real receiver in {unfilled[0].where} (replace its TODO): alerts reach nobody yet"
+        return Finding(Status.PARTIAL, tuple(evidence), todo)
     return Finding(Status.MET, tuple(evidence))
 
 

@@ -3,6 +3,7 @@ the bearer-key security scheme, and examples; exported to ``docs/api/openapi.jso
 
     python -m noria.serving.openapi            # rewrite docs/api/openapi.json
     python -m noria.serving.openapi --check    # exit 1 if it is out of date (CI, tests)
+    python -m noria.serving.openapi --project . --path docs/api/openapi.json   # a project's own
 """
 
 from __future__ import annotations
@@ -133,14 +134,14 @@ def document(root: Path = REFERENCE) -> dict[str, Any]:
     return app.openapi()
 
 
-def render() -> str:
-    return json.dumps(document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+def render(root: Path = REFERENCE) -> str:
+    return json.dumps(document(root), indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
 
 
-def export(path: Path = DOC) -> Path:
+def export(path: Path = DOC, root: Path = REFERENCE) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render(), encoding="utf-8")
+    tmp.write_text(render(root), encoding="utf-8")
     tmp.replace(path)
     return path
 
@@ -149,15 +150,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail if the file is not up to date")
     parser.add_argument("--path", type=Path, default=DOC)
+    parser.add_argument(
+        "--project", type=Path, default=REFERENCE, help="the project folder (default: Noria's reference)"
+    )
     args = parser.parse_args(argv)
     if args.check:
         current = args.path.read_text(encoding="utf-8") if args.path.is_file() else ""
-        if current != render():
+        if current != render(args.project):
             print(f"{args.path} is out of date: run python -m noria.serving.openapi", file=sys.stderr)
             return 1
         print(f"{args.path} is up to date")
         return 0
-    print(f"wrote {export(args.path)}")
+    print(f"wrote {export(args.path, args.project)}")
     return 0
 
 
