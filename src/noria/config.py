@@ -528,6 +528,51 @@ class TrackingConfig(_Section):
     artifact_location: str = ".noria/mlartifacts"
 
 
+PriceName = Literal["cpu_hour", "gib_memory_hour", "gib_storage_month", "object_storage_gib_month"]
+
+
+class CostPrices(_Section):
+    """What a unit of each resource costs, in ``cost.currency`` (list prices of a typical cloud by default)."""
+
+    # One CPU core requested for one hour (Kubernetes resources.requests.cpu).
+    cpu_hour: float = Field(default=0.035, ge=0)
+    # One GiB of memory requested for one hour (resources.requests.memory).
+    gib_memory_hour: float = Field(default=0.0045, ge=0)
+    # One GiB of persistent volume (PersistentVolumeClaim, StatefulSet volume claim) for a month.
+    gib_storage_month: float = Field(default=0.1, ge=0)
+    # One GiB kept in object storage (snapshots, artifacts, prediction logs) for a month.
+    object_storage_gib_month: float = Field(default=0.02, ge=0)
+
+
+class CostEnvironment(_Section):
+    """One environment's differences from the ``cost`` section's top level."""
+
+    # Prices that differ in this environment (cpu_hour, gib_memory_hour, gib_storage_month, object_storage_gib_month).
+    prices: dict[PriceName, float] = Field(default_factory=dict)
+    # The environment's kustomize folder, if it is not where cost.manifests says.
+    manifests: str | None = None
+    # GiB the environment keeps in object storage, if it differs from cost.object_storage_gib.
+    object_storage_gib: float | None = Field(default=None, ge=0)
+
+
+class CostConfig(_Section):
+    """``noria cost``: the price table and where each environment's manifests are."""
+
+    # ISO 4217 code the prices are in (EUR, USD, GBP, ...).
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    # The price table (per environment overrides under environments).
+    prices: CostPrices = CostPrices()
+    # Each environment's kustomize folder ({env} is the environment's name), looked up in the
+    # project folder, then in its parents up to the repository's root.
+    manifests: str = "deploy/k8s/overlays/{env}"
+    # GiB kept in object storage (manifests do not say): snapshots, artifacts, prediction logs.
+    object_storage_gib: float = Field(default=0, ge=0)
+    # Typical minutes one run of a Job or CronJob takes, by workload name (else its activeDeadlineSeconds).
+    job_minutes: dict[str, float] = Field(default_factory=dict)
+    # Per environment overrides (prices, manifests, object_storage_gib), by environment name.
+    environments: dict[str, CostEnvironment] = Field(default_factory=dict)
+
+
 class NoriaConfig(_Section):
     """The whole of ``noria.yaml``."""
 
@@ -561,6 +606,8 @@ class NoriaConfig(_Section):
     orchestrators: OrchestratorsConfig = OrchestratorsConfig()
     # The windows `noria replay` (and the demo's loop) replays by default.
     replay: ReplayConfig | None = None
+    # `noria cost`: prices per environment and where the manifests are.
+    cost: CostConfig = CostConfig()
     # Named overrides; merged over the top level before validation, kept for reference.
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

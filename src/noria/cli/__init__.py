@@ -17,6 +17,8 @@ import typer
 from typer.core import TyperGroup
 
 from noria import __version__
+from noria.cli import ab as ab_cmds
+from noria.cli import cost as cost_cmds
 from noria.cli import data as data_cmds
 from noria.cli import features as features_cmds
 from noria.cli import maturity as maturity_cmds
@@ -98,6 +100,7 @@ app.add_typer(data_cmds.app, name="data")
 app.add_typer(features_cmds.app, name="features")
 app.add_typer(pipeline_cmds.app, name="pipeline")
 app.add_typer(monitor_cmds.app, name="monitor")
+app.add_typer(ab_cmds.app, name="ab")
 app.add_typer(tune_cmds.app, name="tune")
 app.add_typer(orchestrate_cmds.airflow_app, name="airflow")
 app.add_typer(orchestrate_cmds.kfp_app, name="kfp")
@@ -111,6 +114,7 @@ app.command("status")(models_cmds.status)
 app.command("serve")(serve_cmds.serve)
 app.command("predict")(serve_cmds.predict)
 app.command("maturity")(maturity_cmds.maturity)
+app.command("cost")(cost_cmds.cost)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,6 +26,29 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class ABDecisionConfig(_Section):
+    """The decision rule of ``noria ab report``: when an A/B test ends, and which arm wins.
+
+    The challenger wins when the confidence interval of its gain on the task's primary metric
+    lies above zero and the gain is at least ``min_effect``; the champion stays when even the
+    interval's best end is below ``min_effect``, or when ``max_days`` have passed without a win.
+    """
+
+    # Labelled requests each arm needs before the test can conclude.
+    min_samples_per_arm: int = Field(default=1000, ge=1)
+    # The smallest gain on the primary metric worth a promotion, in the metric's own units
+    # (e.g. 0.005 of ROC AUC; for log loss and RMSE a decrease); 0 = any significant gain.
+    min_effect: float = Field(default=0.0, ge=0.0)
+    # Days after the challenger's first request with no conclusive win: the champion stays.
+    max_days: float = Field(default=28.0, gt=0.0)
+    # Confidence level of the interval of the difference (bootstrap percentiles).
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    # Bootstrap resamples of the requests of each arm.
+    resamples: int = Field(default=1000, ge=100, le=100_000)
+    # Seed of the bootstrap: the same log and labels give the same interval.
+    seed: int = 0
+
+
 class ABConfig(_Section):
     """Traffic split between @champion and @challenger, sticky per key."""
 
@@ -40,6 +63,8 @@ class ABConfig(_Section):
     shadow: bool = False
     # The registry alias of the challenger model.
     challenger_alias: str = "challenger"
+    # How `noria ab report` decides between the arms (minimum sample, minimum effect, maximum days).
+    decision: ABDecisionConfig = ABDecisionConfig()
 
     @field_validator("sticky_key")
     @classmethod
@@ -275,6 +300,7 @@ def serving_config(project: Project) -> ServingConfig:
 
 __all__ = [
     "ABConfig",
+    "ABDecisionConfig",
     "BatchConfig",
     "ExplanationConfig",
     "FeatureCacheConfig",
