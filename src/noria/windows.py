@@ -138,7 +138,6 @@ class Windows:
     def labels(self, times: Any) -> np.ndarray:
         """One label per timestamp (datetime64 UTC array, Series or DatetimeIndex; NaT -> None)."""
         import numpy as np
-        import pandas as pd
 
         index = _utc_index(times)
         if self.unit == "function":
@@ -152,19 +151,16 @@ class Windows:
             return out
         local = index if self.timezone == "UTC" else index.tz_convert(self.timezone)
         missing = np.asarray(local.isna())
-        if self.unit == "month":
-            text = local.strftime("%Y-%m")
-        elif self.unit == "day":
-            text = local.strftime("%Y-%m-%d")
+        if self.unit in ("month", "day"):
+            out = _calendar_labels(local, "M" if self.unit == "month" else "D")
         else:
             iso = local.isocalendar()
             years = iso["year"].to_numpy(dtype="float64", na_value=np.nan)
             weeks = iso["week"].to_numpy(dtype="float64", na_value=np.nan)
-            text = pd.Index(
-                [None if y != y else f"{int(y):04d}-W{int(w):02d}" for y, w in zip(years, weeks, strict=True)],
-                dtype=object,
-            )
-        out = np.asarray(text, dtype=object)
+            codes = np.where(np.isnan(years), -1, np.nan_to_num(years) * 100 + np.nan_to_num(weeks)).astype(np.int64)
+            uniques, inverse = np.unique(codes, return_inverse=True)
+            text = np.array([None if c < 0 else f"{c // 100:04d}-W{c % 100:02d}" for c in uniques], dtype=object)
+            out = text[inverse.reshape(-1)] if len(codes) else np.array([], dtype=object)
         out[missing] = None
         return out
 
@@ -234,6 +230,23 @@ class Windows:
         start = pd.Timestamp(span[0]).tz_convert(None) - pd.Timedelta(days=1)
         end = pd.Timestamp(span[1]).tz_convert(None) + pd.Timedelta(days=1)
         return [str(p) for p in pd.period_range(start, end, freq="M")]
+
+
+def _calendar_labels(local: pd.DatetimeIndex, unit: Literal["M", "D"]) -> np.ndarray:
+    """``strftime("%Y-%m")`` (unit ``M``) or ``("%Y-%m-%d")`` (``D``) of wall-clock times, formatted once per
+    distinct month or day instead of once per timestamp (a million rows: milliseconds, not seconds)."""
+    import numpy as np
+
+    wall = (local.tz_localize(None) if local.tz is not None else local).to_numpy()  # keeps the index's unit
+    uniques, inverse = np.unique(wall.astype(f"datetime64[{unit}]"), return_inverse=True)
+    known = uniques[~np.isnat(uniques)]
+    years = known.astype("datetime64[Y]").astype(np.int64) + 1970
+    if len(years) and (years.min() < 1000 or years.max() > 9999):
+        # numpy pads and signs such years unlike strftime, which stays the reference.
+        return np.asarray(local.strftime("%Y-%m" if unit == "M" else "%Y-%m-%d"), dtype=object)
+    text = np.datetime_as_string(uniques, unit=unit).astype(object)
+    out: np.ndarray = text[inverse.reshape(-1)] if len(wall) else np.array([], dtype=object)
+    return out
 
 
 def _utc_index(times: Any) -> pd.DatetimeIndex:

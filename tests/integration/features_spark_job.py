@@ -34,15 +34,17 @@ PERIODS = [("2013-01-01", "2013-01-14"), ("2013-10-20", "2013-11-03")]
 
 # A JVM that compiles less eagerly starts and runs these short jobs about twice as fast.
 SPARK_CONF = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
+# Entity rows per chunk: small, so both builds read, join and write the rows in several chunks.
+CHUNK_ROWS = 4_000
 
 
 def make_project(root: Path) -> Project:
-    """The reference project; its noria.yaml sets only how Spark runs (the definitions are features.yaml's)."""
+    """The reference project; its noria.yaml sets only how builds run (the definitions are features.yaml's)."""
     root.mkdir(parents=True, exist_ok=True)
     for name in ("features.yaml", "flights_features.py", "flights_api.py", "flights_checks.py"):
         shutil.copy(EXAMPLE / name, root / name)
     config = yaml.safe_load((EXAMPLE / "noria.yaml").read_text(encoding="utf-8"))
-    config["features"] = {"spark": {"conf": SPARK_CONF}}
+    config["features"] = {"spark": {"conf": SPARK_CONF}, "build_chunk_rows": CHUNK_ROWS}
     (root / "noria.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return load_project(root, environ={})
 
@@ -67,8 +69,8 @@ def two_weeks_twice(project: Project) -> FrameSnapshot:
     return frame_snapshot(project, raw, "5a1e2013")
 
 
-def build(project_dir: Path, out: Path, engine: str) -> TrainingSet:
-    project = load_project(project_dir, environ={})
+def build(project_dir: Path, out: Path, engine: str, environ: dict[str, str] | None = None) -> TrainingSet:
+    project = load_project(project_dir, environ=environ or {})
     return build_training_set(project, "2013-01", "2013-11", snapshot=two_weeks_twice(project), out=out, engine=engine)
 
 

@@ -253,7 +253,7 @@ class OnlineStoreSpec(_Section):
 OfflineEngine = Literal["duckdb", "spark"]
 # How training sets are computed, not what they hold: not part of the definition hash, and taken
 # from noria.yaml (so a profile or NORIA_FEATURES__OFFLINE_ENGINE can switch the engine).
-ENGINE_FIELDS = ("offline_engine", "spark")
+ENGINE_FIELDS = ("offline_engine", "spark", "duckdb", "build_chunk_rows")
 # Where online values are kept is a deployment choice (SQLite on a laptop, Redis in a cluster): a
 # profile or NORIA_FEATURES__ONLINE_STORE__* in noria.yaml overrides features.yaml key by key,
 # and it is not part of the definition hash either.
@@ -288,6 +288,25 @@ class SparkSpec(_Section):
         return value.strip().lower()
 
 
+class DuckDBSpec(_Section):
+    """How the ``duckdb`` offline engine runs a training set's join: within ``memory_limit``, spilling
+    what does not fit to ``temp_directory``, so a build's memory does not grow with its rows."""
+
+    # DuckDB's memory limit for the join (512MB, 2GB, 8GB); joins and sorts beyond it spill to disk.
+    memory_limit: str = "2GB"
+    # Where DuckDB spills (relative to the project); null: a temporary folder of the build, removed after it.
+    temp_directory: str | None = None
+    # Threads DuckDB joins with; null: one per core.
+    threads: int | None = Field(default=None, ge=1)
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        if not re.match(r"^\d+(\.\d+)?\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)$", value.strip().lower()):
+            raise ValueError(f"{value!r} is not a DuckDB memory size: write e.g. 512MB, 2GB, 8GB")
+        return value.strip().replace(" ", "").upper().replace("IB", "iB")
+
+
 class FeaturesConfig(_Section):
     """The whole ``features:`` section (empty when a project declares no features)."""
 
@@ -297,6 +316,10 @@ class FeaturesConfig(_Section):
     offline_engine: OfflineEngine = "duckdb"
     # The Spark session of the spark engine.
     spark: SparkSpec = SparkSpec()
+    # The duckdb engine's memory limit and spill folder.
+    duckdb: DuckDBSpec = DuckDBSpec()
+    # Entity rows a training-set build holds at once outside the join engine (memory grows with it, not the data).
+    build_chunk_rows: int = Field(default=250_000, ge=1)
     # What a prediction request is, and where training rows come from.
     request: RequestSpec | None = None
     # Things features are keyed by.

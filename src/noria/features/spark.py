@@ -2,9 +2,10 @@
 
 Everything before and after the join is shared with the default engine: the source functions
 (pandas) have already written each view's Parquet file (timestamps in microseconds, which is
-what Spark reads), and the looked-up values come back as Arrow and go through the same masking,
-typing and derived features. Only the as-of join itself runs on Spark, as built-in SQL
-functions (no Python code on the executors):
+what Spark reads), the entity rows are staged as Parquet, and Spark writes each view's joined
+rows to Parquet itself (sorted by entity row, never collected to the driver), which the build
+then reads back chunk by chunk through the same masking, typing and derived features. Only the
+as-of join itself runs on Spark, as built-in SQL functions (no Python code on the executors):
 
 for each view, the entity rows (``noria_row``, prediction time, join keys) and the view's rows
 are stacked; a window per join key, ordered by time with a view row before an entity row
@@ -22,7 +23,6 @@ and stopped afterwards.
 from __future__ import annotations
 
 import importlib
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,13 +30,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from noria.errors import ExternalToolError, MissingExtraError
 from noria.features.config import SparkSpec
 from noria.features.definitions import Definitions
-from noria.features.offline import empty_lookup, entity_table, prediction_window, view_values
+from noria.features.offline import (
+    PredictionWindow,
+    empty_lookup,
+    entity_schema,
+    entity_table,
+    prediction_window,
+    view_values,
+)
+from noria.features.staged import joined_count_error, joined_rows, staging_dir
 from noria.features.transform import Arrays
 
 INSTALL = "pip install 'pyspark>=4.0'"
@@ -127,58 +134,73 @@ def spark_asof_join(
 ) -> Arrays:
     """Per view, the latest row with the same keys and ``ts - ttl <= event_timestamp <= ts``, joined on Spark.
 
-    Same inputs and outputs as :func:`noria.features.offline.asof_join` (arrays in entity-row order);
+    Same inputs and outputs as :func:`noria.features.offline.asof_join` (arrays in entity-row order,
+    held in memory; a training set of any size goes through :func:`spark_join_files` chunk by chunk);
     ``details`` gets what ran the join (pyspark and Spark versions, master, whether the session was ours).
     """
     pyspark_modules()  # fail before any work when pyspark is missing
     if len(ts) == 0:
         return empty_lookup(defs, views)
-    staging = defs.repo_dir / "spark"
-    staging.mkdir(parents=True, exist_ok=True)
     out: Arrays = {}
-    with tempfile.TemporaryDirectory(prefix="entity_rows.", dir=staging) as tmp:
-        entity_path = Path(tmp) / "entity_rows.parquet"
-        pq.write_table(_typed_entity(defs, views, keys, ts, paths), entity_path, coerce_timestamps="us")
-        started = time.perf_counter()
-        with spark_session(defs.config.spark) as (session, started_here):
-            if timings is not None:
-                timings["spark_session"] = time.perf_counter() - started
-            if details is not None:
-                details["spark"] = {
-                    "pyspark": _pyspark_version(),
-                    "spark": str(session.version),
-                    "master": str(session.conf.get("spark.master", "unknown")),
-                    "session": "started" if started_here else "active",
-                }
-            entity = session.read.parquet(entity_path.resolve().as_uri())
-            for view in views:
-                result = _view_join(defs, session, view, entity, paths[view], ts)
-                out |= view_values(defs, view, result, ts, matched)
+    with staging_dir(defs) as folder:
+        entity_path = folder / "entity_rows.parquet"
+        pq.write_table(entity_table(keys, ts, schema=entity_schema(defs, views, paths)), entity_path)
+        joined = spark_join_files(
+            defs, views, entity_path, paths, prediction_window(ts), folder, timings=timings, details=details
+        )
+        for view in views:
+            table = joined_rows(joined[view])
+            if table.num_rows != len(ts):
+                raise joined_count_error(view, table.num_rows, len(ts))
+            out |= view_values(defs, view, table, ts, matched)
     return out
 
 
-def _typed_entity(
-    defs: Definitions, views: list[str], keys: Arrays, ts: np.ndarray, paths: dict[str, Path]
-) -> pa.Table:
-    """Entity rows with each join key cast to its type in the view files (a key that is all missing
-    would otherwise be Arrow's null type, and a nullable int key float)."""
-    table = entity_table({k: keys[k] for k in dict.fromkeys(k for v in views for k in defs.join_keys(v))}, ts)
-    for view in views:
-        schema = pq.read_schema(paths[view])
-        for key in defs.join_keys(view):
-            column = table.column(key)
-            wanted = schema.field(key).type
-            if column.type != wanted:
-                table = table.set_column(table.schema.get_field_index(key), key, column.cast(wanted))
-    return table
+def spark_join_files(
+    defs: Definitions,
+    views: list[str],
+    entity_path: Path,
+    paths: dict[str, Path],
+    window: PredictionWindow,
+    folder: Path,
+    *,
+    timings: dict[str, float] | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Each view's as-of join of the entity rows staged in ``entity_path``, written by Spark itself
+    (``DataFrame.write.parquet``) to a folder per view in ``folder``: nothing is collected to the
+    driver. Each task's part file is sorted by ``noria_row`` (``sortWithinPartitions``: no global
+    sort, no second shuffle); :func:`~noria.features.staged.joined_batches` merges the parts back
+    into entity-row order chunk by chunk. ``timings`` gets ``spark_session``, ``details`` what ran
+    the join."""
+    pyspark_modules()
+    out: dict[str, Path] = {}
+    started = time.perf_counter()
+    with spark_session(defs.config.spark) as (session, started_here):
+        if timings is not None:
+            timings["spark_session"] = time.perf_counter() - started
+        if details is not None:
+            details["spark"] = {
+                "pyspark": _pyspark_version(),
+                "spark": str(session.version),
+                "master": str(session.conf.get("spark.master", "unknown")),
+                "session": "started" if started_here else "active",
+            }
+        entity = session.read.parquet(entity_path.resolve().as_uri())
+        for view in views:
+            target = folder / f"{view}.joined"
+            result = _view_join(defs, session, view, entity, paths[view], window)
+            result.sortWithinPartitions("noria_row").write.parquet(target.resolve().as_uri())
+            out[view] = target
+    return out
 
 
-def _view_join(defs: Definitions, session: Any, view: str, entity: Any, path: Path, ts: np.ndarray) -> pa.Table:
-    """One view's as-of join: ``noria_row``, the features and ``noria_feature_ts``, one row per entity row."""
+def _view_join(defs: Definitions, session: Any, view: str, entity: Any, path: Path, window: PredictionWindow) -> Any:
+    """One view's as-of join as a Spark DataFrame: ``noria_row``, the features and ``noria_feature_ts``,
+    one row per entity row."""
     _, F, Window = pyspark_modules()  # noqa: N806 (pyspark's conventional names)
     spec = defs.config.feature_views[view]
     key_cols = defs.join_keys(view)
-    window = prediction_window(ts)
     rows = session.read.parquet(path.resolve().as_uri())
     # As in the DuckDB engine: only rows that can be matches reach the shuffle.
     rows = rows.where(F.unix_micros("event_timestamp") <= window.last_us)
@@ -217,10 +239,4 @@ def _view_join(defs: Definitions, session: Any, view: str, entity: Any, path: Pa
         joined = joined.withColumn("noria_latest", F.when(fresh, F.col("noria_latest")))
     names = [*spec.features, "noria_feature_ts"]
     result = joined.select("noria_row", *[F.col("noria_latest").getField(n).alias(n) for n in names])
-    table: pa.Table = result.toArrow()
-    if table.num_rows != len(ts):
-        raise ExternalToolError(
-            f"feature view {view!r}: the Spark join returned {table.num_rows} rows for {len(ts)} entity rows",
-            fix="report this as a Noria bug (with the Spark version and the feature view)",
-        )
-    return table
+    return result
