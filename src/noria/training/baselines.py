@@ -25,7 +25,7 @@ probabilities (order of ``model.target.classes``); regression, one value per row
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ from noria.errors import ConfigError, DataError
 from noria.tasks import BinaryTask, Task
 from noria.training.model import model_frame, train
 from noria.training.settings import TASK_BASELINES, BaselineFunction
-from noria.training.split import Split
+from noria.training.split import Split, sample_positions
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -222,6 +222,18 @@ def check_predictions(values: Any, task: Task, rows: int, who: str) -> np.ndarra
                 fix="normalise each row (divide by its sum)",
             )
     return out
+
+
+def sample_split(split: Split, rows: int | None, seed: int = 42) -> Split:
+    """``split`` with its train rows cut to a seeded sample of at most ``rows`` (None: all), in
+    their order; the sampled rows before the validation slice are the fit part, the others the
+    validation part (``train`` is ``fit`` then ``valid``, as :func:`split_by_time` makes it)."""
+    if rows is None or len(split.train) <= rows:
+        return split
+    positions = sample_positions(len(split.train), rows, seed)
+    train = split.train.iloc[positions]
+    fit_rows = int(np.searchsorted(positions, len(split.fit)))
+    return replace(split, train=train, fit=train.iloc[:fit_rows], valid=train.iloc[fit_rows:])
 
 
 def fit_baselines(

@@ -37,7 +37,7 @@ IMAGE_DIR = "model_card_files"
 
 def model_info(
     model: TrainedModel,
-    split: Split,
+    split: Split | Mapping[str, Any],
     *,
     name: str,
     version: str | int | None = None,
@@ -45,7 +45,10 @@ def model_info(
     intended_use: str | None = None,
     limitations: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The ``info`` mapping :func:`write_model_card` reads, built from the training objects."""
+    """The ``info`` mapping :func:`write_model_card` reads, built from the training objects.
+
+    ``split``: the split, or its :meth:`Split.summary` (what the training pipeline passes on).
+    """
     task = model.task
     return {
         "name": name,
@@ -62,7 +65,7 @@ def model_info(
         "num_trees": int(model.booster.num_trees()),
         "refit_on_train": model.refit_on_train,
         "validation": _validation_scores(model),
-        "split": split.summary(),
+        "split": split.summary() if isinstance(split, Split) else dict(split),
         "tuning": None if tuning is None else {k: v for k, v in tuning.to_dict().items() if k != "trials"},
         "intended_use": intended_use,
         "limitations": list(limitations),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,21 +125,76 @@ def model_frame(frame: pd.DataFrame, features: Sequence[str], categorical: Seque
     return out
 
 
-def make_dataset(
-    frame: pd.DataFrame,
-    label: str,
-    features: Sequence[str],
-    categorical: Sequence[str],
-    reference: lgb.Dataset | None = None,
-) -> lgb.Dataset:
-    return lgb.Dataset(
-        model_frame(frame, features, categorical),
-        label=frame[label].to_numpy(),
-        categorical_feature=list(categorical) or "auto",
-        reference=reference,
-        params={"verbosity": -1, "feature_pre_filter": False},
-        free_raw_data=False,
-    )
+@dataclass
+class Matrix:
+    """Rows as LightGBM learns from them: one float64 array (rows x features, C order) and the labels.
+
+    A categorical feature holds codes: code ``i`` is ``categories[feature][i]`` and NaN is missing
+    (or a value outside the list), which is what LightGBM makes of a pandas categorical. The
+    lists go into the model (``pandas_categorical``), so a model learnt from a matrix scores
+    pandas frames as one learnt from frames does. A slice of rows (:meth:`rows`) is a view: no copy.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    features: list[str]
+    categories: dict[str, list[Any]]  # categorical feature -> its values, in code order
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def categorical(self) -> list[str]:
+        return list(self.categories)
+
+    def rows(self, which: slice | np.ndarray) -> Matrix:
+        """Some of the rows: a view for a slice, a copy for an array of positions."""
+        return Matrix(self.x[which], self.y[which], self.features, self.categories)
+
+    def dataset(self, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+        """A LightGBM Dataset of these rows (binned with ``reference``'s bins when given).
+
+        LightGBM keeps no copy of the array (``free_raw_data``): the matrix is the only one.
+        """
+        data = lgb.Dataset(
+            self.x,
+            label=self.y,
+            feature_name=self.features,
+            categorical_feature=self.categorical or "auto",
+            reference=reference,
+            params={"verbosity": -1, "feature_pre_filter": False},
+            free_raw_data=True,
+        )
+        if reference is None:
+            data.pandas_categorical = [self.categories[c] for c in self.categorical]
+        return data
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        label: str,
+        features: Sequence[str],
+        categorical: Sequence[str] = (),
+        categories: dict[str, list[Any]] | None = None,
+    ) -> Matrix:
+        """The matrix of ``frame``: a categorical feature's codes index ``categories[feature]`` when
+        given (other values become missing), else its own sorted values, as pandas orders a category."""
+        table = model_frame(frame, features, categorical)
+        x = np.empty((len(table), len(table.columns)), dtype=np.float64)
+        found: dict[str, list[Any]] = {}
+        cats = set(categorical)
+        for j, col in enumerate(table.columns):
+            values = table[col]
+            if col in cats:
+                if categories is not None:
+                    values = values.cat.set_categories(categories[col])
+                found[col] = values.cat.categories.tolist()
+                codes = values.cat.codes.to_numpy()
+                x[:, j] = np.where(codes < 0, np.nan, codes)
+            else:
+                x[:, j] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        return cls(x, frame[label].to_numpy(dtype=np.float64), list(table.columns), {c: found[c] for c in categorical})
 
 
 @dataclass
@@ -269,17 +324,48 @@ def train(
     trained on the whole training period (fit + valid) for the best number of rounds found, so
     the most recent weeks are not left out.
     """
-    task = split.task or BinaryTask()
     features, categorical = list(features), list(categorical)
+    fit = Matrix.from_frame(split.fit, split.label, features, categorical)
+    valid = Matrix.from_frame(split.valid, split.label, features, categorical, fit.categories)
+    return fit_model(
+        fit,
+        valid,
+        (lambda: Matrix.from_frame(split.train, split.label, features, categorical)) if refit else None,
+        label=split.label,
+        task=split.task or BinaryTask(),
+        params=params,
+        seed=seed,
+        num_threads=num_threads,
+        metric=metric,
+        max_rounds=max_rounds,
+        early_stopping_rounds=early_stopping_rounds,
+    )
+
+
+def fit_model(
+    fit: Matrix,
+    valid: Matrix,
+    whole: Matrix | Callable[[], Matrix] | None,
+    *,
+    label: str,
+    task: Task,
+    params: dict[str, Any] | None = None,
+    seed: int = 42,
+    num_threads: int = 1,
+    metric: str | None = None,
+    max_rounds: int = 1000,
+    early_stopping_rounds: int = 50,
+) -> TrainedModel:
+    """What :func:`train` does, on matrices: early stopping on ``valid``, then (``whole``: the
+    train rows, or a function giving them) the refit on every train row for the best rounds."""
     full = lgb_params(params, seed=seed, num_threads=num_threads, metric=metric or task.tune_metric, task=task)
-    fit_ds = make_dataset(split.fit, split.label, features, categorical)
-    valid_ds = make_dataset(split.valid, split.label, features, categorical, reference=fit_ds)
+    fit_ds = fit.dataset()
     record: dict[str, Any] = {}
     booster = lgb.train(
         full,
         fit_ds,
         num_boost_round=max_rounds,
-        valid_sets=[valid_ds],
+        valid_sets=[valid.dataset(reference=fit_ds)],
         valid_names=["valid"],
         callbacks=[
             lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False),
@@ -288,20 +374,21 @@ def train(
     )
     best = int(booster.best_iteration) or int(booster.current_iteration())
     curve = {name: [float(v) for v in values] for name, values in record.get("valid", {}).items()}
-    if refit:
-        train_ds = make_dataset(split.train, split.label, features, categorical)
-        booster = lgb.train(full, train_ds, num_boost_round=best)
+    del fit_ds
+    if whole is not None:
+        rows = whole() if callable(whole) else whole
+        booster = lgb.train(full, rows.dataset(), num_boost_round=best)
     # Rebuild from text so the model in memory is exactly the one that gets saved.
     final = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     return TrainedModel(
         booster=final,
-        label=split.label,
-        features=features,
-        categorical=categorical,
+        label=label,
+        features=list(fit.features),
+        categorical=fit.categorical,
         params=full,
         best_iteration=best,
         valid_curve=curve,
-        refit_on_train=refit,
+        refit_on_train=whole is not None,
         task=task,
     )
 

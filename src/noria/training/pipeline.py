@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from noria.pipelines import Pipeline, current_project, current_run_id, scratch_dir, step
@@ -94,8 +95,12 @@ def _module_digest(project: Any, ref: str | None) -> str | None:
 
 
 @step(outputs=("training_set", "training_set_info"))
-def training_set(context: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Point-in-time correct rows for the train and test periods, from the feature store."""
+def training_set(context: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """Point-in-time correct rows for the train and test periods, from the feature store.
+
+    The output is the training set as the build wrote it (a Parquet file, or a folder of them),
+    not a frame: the split step reads only the columns it needs from it.
+    """
     from noria.features import build_training_set
 
     period = context["training"]
@@ -103,11 +108,12 @@ def training_set(context: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]
         current_project(), period["train"]["from"], period["test"]["to"], snapshot_id=context["snapshot_id"]
     )
     info = built.record.to_dict()
+    del built  # the build's frame, if it kept one: the file is what the steps below read
     # What varies from run to run without the rows changing (wall-clock timings, when, whether
     # the sources were reused) stays out: an identical training set leaves the steps below cached.
     for volatile in ("timings", "created_at", "sources_reused"):
         info.pop(volatile, None)
-    return built.frame, info
+    return Path(info["path"]), info
 
 
 def _settings(context: dict[str, Any]) -> Any:
@@ -120,25 +126,6 @@ def _columns(info: dict[str, Any]) -> tuple[list[str], list[str]]:
     features = list(info["features"])
     categorical = [f for f in features if info["feature_types"].get(f) == "str"]
     return features, categorical
-
-
-def _split_frame(frame: pd.DataFrame, context: dict[str, Any], label: str) -> Any:
-    """The time-based split of ``frame`` by the run's settings (deterministic, so steps can redo it)."""
-    from noria.training import split_by_time
-
-    s = _settings(context)
-    train, test = s.periods()
-    return split_by_time(
-        frame,
-        s.time_column,
-        label,
-        train=train,
-        test=test,
-        valid_fraction=s.validation_fraction,
-        valid_windows=s.validation_windows,
-        windows=_windows(context),
-        task=_task(context),
-    )
 
 
 def _windows(context: dict[str, Any]) -> Any:
@@ -158,24 +145,48 @@ def _task(context: dict[str, Any]) -> Any:
     )
 
 
-def _split(train_rows: pd.DataFrame, test_rows: pd.DataFrame, context: dict[str, Any], label: str) -> Any:
-    """Rebuild the split (with its validation slice) from the split step's two outputs."""
-    return _split_frame(pd.concat([train_rows, test_rows], ignore_index=True), context, label)
+def _rows(train_rows: Path, context: dict[str, Any]) -> Any:
+    from noria.training.rows import TrainRows
+
+    return TrainRows.open(train_rows, _task(context))
 
 
 @step(outputs=("train_rows", "test_rows", "split_info"))
 def split(
-    training_set: pd.DataFrame, training_set_info: dict[str, Any], context: dict[str, Any]
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Time-based split: train months vs later test months; unlabelled rows counted and dropped."""
-    parts = _split_frame(training_set, context, training_set_info["label"]["name"])
-    return parts.train, parts.test, parts.summary()
+    training_set: Path, training_set_info: dict[str, Any], context: dict[str, Any]
+) -> tuple[Path, pd.DataFrame, dict[str, Any]]:
+    """Time-based split: train months vs later test months; unlabelled rows counted and dropped.
+
+    The train rows (time order, fit rows first; the time, the label, the features and the
+    baseline features) go to a Parquet file, read column by column below; the test rows (one
+    holdout period, every column) stay a frame.
+    """
+    from noria.training.rows import split_files
+
+    s = _settings(context)
+    train, test = s.periods()
+    features, _ = _columns(training_set_info)
+    out = scratch_dir() / "train_rows"
+    parts = split_files(
+        training_set,
+        out,
+        time_col=s.time_column,
+        label=training_set_info["label"]["name"],
+        columns=features,
+        optional=s.baseline_features or (),
+        train=train,
+        test=test,
+        valid_fraction=s.validation_fraction,
+        valid_windows=s.validation_windows,
+        windows=_windows(context),
+        task=_task(context),
+    )
+    return out, parts.test, parts.plan.summary()
 
 
 @step
 def tune(
-    train_rows: pd.DataFrame,
-    test_rows: pd.DataFrame,
+    train_rows: Path,
     training_set_info: dict[str, Any],
     context: dict[str, Any],
     study_storage: str = "",
@@ -184,6 +195,7 @@ def tune(
 ) -> dict[str, Any]:
     """Optuna search on the validation slice at the end of the train period (the test stays unseen).
 
+    Trials read only the sampled rows (``training.tune_sample_rows``) from the train rows' file.
     ``study_storage`` (an Optuna storage URL; PostgreSQL at scale) makes the search a shared
     study that tune workers (``noria.training.study.tune_worker``, one pod each) add trials
     to. This step is worker 0: it runs ``study_trials`` trials itself (-1: ``training.trials``;
@@ -191,8 +203,8 @@ def tune(
     derived from the model, snapshot and settings; pass a new one (e.g. with the run id) to
     start a fresh search, since a finished step is cached like any other.
     """
-    from noria.training import tune as run_tune
     from noria.training.study import default_study_name, redact, resolve_storage, study_result, tune_options
+    from noria.training.tuning import tune_rows
 
     s = _settings(context)
     trials = s.trials if study_trials < 0 else study_trials
@@ -202,9 +214,8 @@ def tune(
     name = (study_name or default_study_name(context)) if storage else None
     if trials > 0:
         features, categorical = _columns(training_set_info)
-        parts = _split(train_rows, test_rows, context, training_set_info["label"]["name"])
-        result = run_tune(
-            parts,
+        result = tune_rows(
+            _rows(train_rows, context),
             features,
             categorical,
             trials=trials,
@@ -223,30 +234,37 @@ def tune(
 
 @step
 def train(
-    train_rows: pd.DataFrame,
-    test_rows: pd.DataFrame,
+    train_rows: Path,
     tune: dict[str, Any],
     training_set_info: dict[str, Any],
     context: dict[str, Any],
 ) -> Path:
-    """LightGBM with the tuned parameters, saved in its native text format."""
-    from noria.training import train as fit
+    """LightGBM with the tuned parameters, saved in its native text format.
+
+    The train rows are read once into one float64 matrix (LightGBM bins it without a copy; the
+    fit and validation parts are views of it): the same model as from frames, in a fraction of
+    the memory.
+    """
+    from noria.training.model import fit_model
 
     s = _settings(context)
     features, categorical = _columns(training_set_info)
-    parts = _split(train_rows, test_rows, context, training_set_info["label"]["name"])
-    model = fit(
-        parts,
-        features,
-        categorical,
-        tune.get("best_params"),
-        refit=s.refit_on_full_train,
+    rows = _rows(train_rows, context)
+    matrix = rows.matrix(features, categorical)
+    model = fit_model(
+        matrix.rows(slice(0, rows.fit_rows)),
+        matrix.rows(slice(rows.fit_rows, None)),
+        matrix if s.refit_on_full_train else None,
+        label=rows.label,
+        task=rows.task,
+        params=tune.get("best_params"),
         seed=s.seed,
         num_threads=s.num_threads,
         metric=s.metric_for(context["task"]),
         max_rounds=s.max_boost_rounds,
         early_stopping_rounds=s.early_stopping_rounds,
     )
+    del matrix
     folder = scratch_dir() / "model"
     model.save(folder)
     return folder
@@ -255,8 +273,9 @@ def train(
 @step(outputs=("evaluation", "report"))
 def evaluate(
     train: Path,
-    train_rows: pd.DataFrame,
+    train_rows: Path,
     test_rows: pd.DataFrame,
+    split_info: dict[str, Any],
     tune: dict[str, Any],
     training_set_info: dict[str, Any],
     context: dict[str, Any],
@@ -265,13 +284,18 @@ def evaluate(
 
     Everything in the task's terms (``context.task``). ``report/test_scores.json`` holds the
     model's holdout predictions for the gate: one number per row (binary P(positive),
-    regression value) or one list of K class probabilities per row (multi-class).
+    regression value) or one list of K class probabilities per row (multi-class). Baselines
+    learn on a seeded sample of the train rows (``training.baseline_sample_rows``) and the
+    reference profile summarises another (``training.profile_sample_rows``): only those rows
+    are read.
     """
     from noria.monitoring import ReferenceProfile
     from noria.training import TrainedModel, feature_importance, fit_baselines, slice_specs
     from noria.training import evaluate as run_evaluate
     from noria.training.card import model_info, write_model_card
     from noria.training.model import row_scores
+    from noria.training.rows import split_of
+    from noria.training.split import sample_positions
 
     s = _settings(context)
     task = _task(context)
@@ -279,10 +303,15 @@ def evaluate(
     features, categorical = _columns(training_set_info)
     model = TrainedModel.load(train)
     _check_task(model, task)
-    parts = _split(train_rows, test_rows, context, label)
+    rows = _rows(train_rows, context)
+    kinds = s.baseline_kinds(task.name)
+    learned = [k for k in kinds if k in ("logistic_regression", "linear_regression", "context_lightgbm")]
+    sample = sample_positions(rows.rows, s.baseline_sample_rows, s.seed)
+    columns = [*features, *(s.baseline_features or [])] if learned else []
+    baseline_rows = rows.frame(columns, sample)
     baselines = fit_baselines(
-        parts,
-        s.baseline_kinds(task.name),
+        split_of(baseline_rows, int(np.searchsorted(sample, rows.fit_rows)), test_rows, split_info, task),
+        kinds,
         features,
         categorical,
         context_features=s.baseline_features,
@@ -290,9 +319,10 @@ def evaluate(
         functions=s.baseline_functions(),
         root=current_project().root,
     )
+    del baseline_rows
     evaluation = run_evaluate(
         model,
-        parts.test,
+        test_rows,
         label,
         task=task,
         slices=slice_specs(s.slices, s.hour_band_column),
@@ -305,9 +335,7 @@ def evaluate(
     report = scratch_dir() / "report"
     report.mkdir()
     shares = dict(zip(importance["feature"], importance["gain"], strict=True))
-    reference = parts.train
-    if s.profile_sample_rows is not None and len(reference) > s.profile_sample_rows:
-        reference = reference.sample(n=s.profile_sample_rows, random_state=s.seed).sort_index()
+    reference = rows.frame(features, sample_positions(rows.rows, s.profile_sample_rows, s.seed))
     profile = ReferenceProfile.build(
         reference[features],
         scores=row_scores(task, model.predict(reference)),  # what the service logs as `score`
@@ -316,13 +344,13 @@ def evaluate(
         metadata={
             "snapshot_id": context["snapshot_id"],
             "definition_hash": context["definition_hash"],
-            "training_rows": str(len(parts.train)),
+            "training_rows": str(rows.rows),
             "profiled_rows": str(len(reference)),
         },
     )
     profile.save(report / "reference_profile.json")
     importance.to_csv(report / "feature_importance.csv", index=False)
-    info = model_info(model, parts, name=context["model_name"], tuning=None)
+    info = model_info(model, split_info, name=context["model_name"], tuning=None)
     lineage = {
         "data snapshot": context["snapshot_id"],
         "feature definition hash": context["definition_hash"],
@@ -330,8 +358,8 @@ def evaluate(
         "training set": f"{training_set_info['rows']:,} rows, {training_set_info['period']}",
     }
     write_model_card(report, info, evaluation, importance, lineage)
-    (report / "test_scores.json").write_text(json.dumps(model.predict(parts.test).tolist()))
-    return evaluation.to_dict() | {"flat": evaluation.flat_metrics(), "split": parts.summary()}, report
+    (report / "test_scores.json").write_text(json.dumps(model.predict(test_rows).tolist()))
+    return evaluation.to_dict() | {"flat": evaluation.flat_metrics(), "split": split_info}, report
 
 
 def _check_task(model: Any, task: Any) -> None:

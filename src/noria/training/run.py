@@ -24,7 +24,7 @@ import pandas as pd
 
 from noria.tasks import BinaryTask, Task
 from noria.training._io import write_text_atomic
-from noria.training.baselines import fit_baselines
+from noria.training.baselines import fit_baselines, sample_split
 from noria.training.card import model_info, write_model_card
 from noria.training.evaluation import Evaluation, evaluate, slice_specs
 from noria.training.model import TrainedModel, feature_importance, train
@@ -142,7 +142,7 @@ def run_training(
     )
     lap("train")
     baselines = fit_baselines(
-        split,
+        sample_split(split, s.baseline_sample_rows, s.seed),
         s.baseline_kinds(task.name),
         features,
         categorical,

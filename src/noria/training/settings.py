@@ -100,6 +100,10 @@ class TrainingSettings(BaseModel):
     # validation rows (seeded random samples); the final model learns on all of them. About one
     # year of a busy table: a trial costs the same on ten years; None tunes on every row.
     tune_sample_rows: int | None = Field(default=400_000, ge=1_000)
+    # Baselines learn on at most this many training rows, a seeded sample (the same rows on every
+    # rerun; fit and validation rows as the split has them): a logistic regression on millions of
+    # rows costs minutes and tells no more about what the model adds. None: every row.
+    baseline_sample_rows: int | None = Field(default=400_000, ge=1_000)
     # The monitoring reference profile (feature and score distributions) summarises at most this
     # many training rows, a seeded sample: scoring millions of rows on one thread only to fill
     # histograms costs minutes and changes nothing a drift test can see. None: every row.

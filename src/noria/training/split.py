@@ -13,7 +13,7 @@ day; a ``datetime``/``Timestamp`` end is exclusive.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -77,10 +77,7 @@ class Split:
 
     @property
     def fit_window(self) -> TimeWindow:
-        start = self.train_window.label.split("..")[0]
-        return TimeWindow(
-            self.train_window.start, self.valid_window.start, f"{start}..{self.valid_window.start:%Y-%m-%d %H:%M}"
-        )
+        return _fit_window(self.train_window, self.valid_window)
 
     # Rows inside a window whose label is missing (or not mature yet): dropped, but counted.
     dropped_unlabelled: dict[str, int] = field(default_factory=dict)
@@ -89,21 +86,96 @@ class Split:
 
     def summary(self) -> dict[str, Any]:
         """Rows and label statistics of each part with its window, JSON-ready (model card, MLflow)."""
-        parts: dict[str, Any] = {}
-        for name in ("train", "fit", "valid", "test"):
-            part: pd.DataFrame = getattr(self, name)
-            parts[name] = {"rows": len(part), **label_stats(part[self.label].to_numpy(), self.task)}
-        parts["train"]["window"] = self.train_window.to_dict()
-        parts["fit"]["window"] = self.fit_window.to_dict()
-        parts["valid"]["window"] = self.valid_window.to_dict()
-        parts["test"]["window"] = self.test_window.to_dict()
-        return {
-            "label": self.label,
-            "time_column": self.time_col,
-            "task": (self.task or BinaryTask()).name,
-            "parts": parts,
-            "dropped_unlabelled": dict(self.dropped_unlabelled),
-        }
+        labels = {name: getattr(self, name)[self.label].to_numpy() for name in ("train", "fit", "valid", "test")}
+        windows = (self.train_window, self.valid_window, self.test_window)
+        return _summary(self.label, self.time_col, self.task, labels, windows, self.dropped_unlabelled)
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Where the parts of a time-based split are: positions of rows in the input, in time order.
+
+    ``train`` and ``test`` hold row positions (stable time order: rows at the same moment keep
+    their input order); the first ``fit_rows`` of ``train`` are the fit part, the rest the
+    validation slice. This is what :func:`split_by_time` decides before it copies a row; the
+    training pipeline's ``split`` step uses it to write the parts to files from a training set it
+    reads column by column, never holding it whole as a frame.
+    """
+
+    train: np.ndarray
+    test: np.ndarray
+    fit_rows: int
+    label: str
+    time_col: str
+    train_window: TimeWindow
+    valid_window: TimeWindow
+    test_window: TimeWindow
+    dropped_unlabelled: dict[str, int]
+    task: Task
+    times: pd.Series  # every input row's time in UTC (positional index)
+    values: np.ndarray  # every input row's label as float64 (NaN: unknown)
+
+    @property
+    def fit(self) -> np.ndarray:
+        return self.train[: self.fit_rows]
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.train[self.fit_rows :]
+
+    def labels(self, positions: np.ndarray) -> np.ndarray:
+        """The labels of rows at ``positions`` as a part stores them: int8 (binary), int16 (class
+        index) or float64 (regression)."""
+        return _stored_labels(self.values[positions], self.task)
+
+    def summary(self) -> dict[str, Any]:
+        """The same summary :meth:`Split.summary` gives for the split this plan describes."""
+        labels = {name: self.labels(getattr(self, name)) for name in ("train", "fit", "valid", "test")}
+        windows = (self.train_window, self.valid_window, self.test_window)
+        return _summary(self.label, self.time_col, self.task, labels, windows, self.dropped_unlabelled)
+
+
+def sample_positions(rows: int, size: int | None, seed: int) -> np.ndarray:
+    """Positions of at most ``size`` of ``rows`` rows, a seeded sample in order: the rows that
+    ``frame.sample(n=size, random_state=seed).sort_index()`` keeps of a frame of ``rows`` rows
+    with a default index. Every row when ``size`` is None or not smaller."""
+    if size is None or rows <= size:
+        return np.arange(rows, dtype=np.int64)
+    return np.sort(np.random.RandomState(seed).choice(rows, size=size, replace=False)).astype(np.int64)
+
+
+def _fit_window(train: TimeWindow, valid: TimeWindow) -> TimeWindow:
+    start = train.label.split("..")[0]
+    return TimeWindow(train.start, valid.start, f"{start}..{valid.start:%Y-%m-%d %H:%M}")
+
+
+def _summary(
+    label: str,
+    time_col: str,
+    task: Task | None,
+    labels: dict[str, np.ndarray],
+    windows: tuple[TimeWindow, TimeWindow, TimeWindow],
+    dropped: dict[str, int],
+) -> dict[str, Any]:
+    train_w, valid_w, test_w = windows
+    parts: dict[str, Any] = {name: {"rows": len(y), **label_stats(y, task)} for name, y in labels.items()}
+    parts["train"]["window"] = train_w.to_dict()
+    parts["fit"]["window"] = _fit_window(train_w, valid_w).to_dict()
+    parts["valid"]["window"] = valid_w.to_dict()
+    parts["test"]["window"] = test_w.to_dict()
+    return {
+        "label": label,
+        "time_column": time_col,
+        "task": (task or BinaryTask()).name,
+        "parts": parts,
+        "dropped_unlabelled": dict(dropped),
+    }
+
+
+def _stored_labels(values: np.ndarray, task: Task) -> np.ndarray:
+    if task.name == "regression":
+        return values
+    return values.astype("int8" if task.name == "binary" else "int16")
 
 
 def label_stats(y: np.ndarray, task: Task | None) -> dict[str, Any]:
@@ -149,20 +221,77 @@ def split_by_time(
     are dropped and counted in ``dropped_unlabelled``. ``task`` (default binary) says what a
     label is and which parts a model cannot learn from.
     """
+    check_columns(frame.columns, time_col, label)
+    plan = plan_split(
+        frame[time_col],
+        frame[label],
+        time_col,
+        label,
+        train=train,
+        test=test,
+        valid_fraction=valid_fraction,
+        valid_windows=valid_windows,
+        windows=windows,
+        task=task,
+    )
+    parts: dict[str, pd.DataFrame] = {}
+    for name in ("train", "test"):
+        positions = getattr(plan, name)
+        part = frame.iloc[positions].copy()
+        # Positional assignment (.array / numpy): the frame's index may hold duplicates.
+        part[time_col] = plan.times.iloc[positions].array
+        part[label] = plan.labels(positions)
+        parts[name] = part
+    train_part = parts["train"]
+    is_valid = np.arange(len(train_part)) >= plan.fit_rows
+    return Split(
+        train=train_part,
+        fit=train_part.loc[~is_valid],
+        valid=train_part.loc[is_valid],
+        test=parts["test"],
+        label=label,
+        time_col=time_col,
+        train_window=plan.train_window,
+        valid_window=plan.valid_window,
+        test_window=plan.test_window,
+        dropped_unlabelled=plan.dropped_unlabelled,
+        task=plan.task,
+    )
+
+
+def check_columns(columns: Iterable[Any], time_col: str, label: str) -> None:
+    """The time and label columns are there, or a DataError naming the ones that are."""
+    names = list(columns)
+    for col in (time_col, label):
+        if col not in names:
+            raise DataError(
+                f"the training frame has no column {col!r} (columns: {', '.join(map(str, names[:20]))})",
+                fix="pass the right time/label column name, or add the column to the training set",
+            )
+
+
+def plan_split(
+    time_values: pd.Series,
+    label_values: pd.Series,
+    time_col: str,
+    label: str,
+    *,
+    train: PeriodLike,
+    test: PeriodLike,
+    valid_fraction: float | None = None,
+    valid_windows: int | None = None,
+    windows: Windows | None = None,
+    task: Task | None = None,
+) -> SplitPlan:
+    """The split of :func:`split_by_time` from the time and label columns alone (same checks, same errors)."""
     task = task or BinaryTask()
     if valid_fraction is not None and valid_windows is not None:
         raise ConfigError(
             f"both valid_fraction ({valid_fraction}) and valid_windows ({valid_windows}) are set",
             fix="set only one of them",
         )
-    for col in (time_col, label):
-        if col not in frame.columns:
-            raise DataError(
-                f"the training frame has no column {col!r} (columns: {', '.join(map(str, frame.columns[:20]))})",
-                fix="pass the right time/label column name, or add the column to the training set",
-            )
-    times = _utc_times(frame[time_col], time_col)
-    y = _label_values(frame[label], label, task)
+    times = _utc_times(time_values.reset_index(drop=True), time_col)
+    y = _label_values(label_values.reset_index(drop=True), label, task)
     if windows is not None:
         labels = windows.labels(times)
         train_w = _labelled_window(train, "train", windows, times, labels)
@@ -177,51 +306,44 @@ def split_by_time(
             "test": in_period(labels, test_w.first, test_w.last),
         }
     else:
-        labels = None
         train_w, test_w = time_window(train, "train"), time_window(test, "test")
         _check_order(train_w, test_w)
         masks = {"train": train_w.contains(times).to_numpy(), "test": test_w.contains(times).to_numpy()}
 
-    parts: dict[str, pd.DataFrame] = {}
+    values = y.to_numpy(dtype=np.float64)
+    clock = times.to_numpy(dtype="datetime64[ns]")
+    positions: dict[str, np.ndarray] = {}
     dropped: dict[str, int] = {}
     for name, window in (("train", train_w), ("test", test_w)):
         inside = masks[name]
-        labelled = inside & y.notna().to_numpy()
+        labelled = inside & ~np.isnan(values)
         dropped[name] = int(inside.sum() - labelled.sum())
-        part = frame.loc[labelled].copy()
-        # Positional assignment (.array / .to_numpy): the frame's index may hold duplicates.
-        part[time_col] = times[labelled].array
-        values = y[labelled].to_numpy()
-        part[label] = (
-            values if task.name == "regression" else values.astype("int8" if task.name == "binary" else "int16")
-        )
-        parts[name] = part.sort_values(time_col, kind="mergesort")
-        _check_part(parts[name], name, window, label, times, task)
+        rows = np.flatnonzero(labelled)
+        positions[name] = rows[np.argsort(clock[rows], kind="stable")]
+        _check_part(_stored_labels(values[positions[name]], task), name, window, label, times, task)
 
-    train_part = parts["train"]
-    train_labels = windows.labels(train_part[time_col]) if windows is not None else None
-    cut = _valid_cut(train_part[time_col], train_w, valid_fraction, valid_windows, train_labels)
-    is_valid = (train_part[time_col] >= cut).to_numpy()
-    fit, valid = train_part.loc[~is_valid], train_part.loc[is_valid]
+    train_times = times.iloc[positions["train"]].reset_index(drop=True)
+    train_labels = windows.labels(train_times) if windows is not None else None
+    cut = _valid_cut(train_times, train_w, valid_fraction, valid_windows, train_labels)
+    fit_rows = int((train_times < cut).sum())  # the times are sorted: validation is the tail
     valid_w = TimeWindow(cut, train_w.end, f"{cut:%Y-%m-%d %H:%M}..{train_w.label.split('..')[-1]}")
-    for name, part in (("fit", fit), ("valid", valid)):
+    for name, part in (("fit", positions["train"][:fit_rows]), ("valid", positions["train"][fit_rows:])):
         if len(part) == 0:
             raise DataError(
                 f"the {name} part of the training period ({valid_w.label}) holds no rows",
                 fix="change validation_fraction/validation_windows so that both parts hold enough rows",
             )
         try:
-            task.check_training_labels(part[label].to_numpy(), f"{name} part of the training period")
+            task.check_training_labels(_stored_labels(values[part], task), f"{name} part of the training period")
         except DataError as exc:
             raise DataError(
                 f"{exc.message} ({len(part)} rows from {valid_w.label})",
                 fix="change validation_fraction/validation_windows so that both parts hold enough rows",
             ) from None
-    return Split(
-        train=train_part,
-        fit=fit,
-        valid=valid,
-        test=parts["test"],
+    return SplitPlan(
+        train=positions["train"],
+        test=positions["test"],
+        fit_rows=fit_rows,
         label=label,
         time_col=time_col,
         train_window=train_w,
@@ -229,6 +351,8 @@ def split_by_time(
         test_window=test_w,
         dropped_unlabelled=dropped,
         task=task,
+        times=times,
+        values=values,
     )
 
 
@@ -360,23 +484,23 @@ def _label_values(values: pd.Series, col: str, task: Task) -> pd.Series:
     return numeric
 
 
-def _check_part(part: pd.DataFrame, name: str, window: TimeWindow, label: str, times: pd.Series, task: Task) -> None:
+def _check_part(values: np.ndarray, name: str, window: TimeWindow, label: str, times: pd.Series, task: Task) -> None:
     span = f"data spans {times.min().isoformat()} to {times.max().isoformat()}" if len(times) else "no data"
-    if len(part) == 0:
+    if len(values) == 0:
         raise DataError(
             f"the {name} period {window.label} holds no labelled rows ({span})",
             fix=f"choose a {name} period inside the data, or load the missing months",
         )
     if task.name == "binary":
-        positives = int(part[label].sum())
-        if positives in (0, len(part)):
+        positives = int(values.sum(dtype=np.int64))
+        if positives in (0, len(values)):
             which = "no positive" if positives == 0 else "only positive"
             raise DataError(
-                f"the {name} set ({window.label}, {len(part)} rows) has {which} labels ({label} == 1)",
+                f"the {name} set ({window.label}, {len(values)} rows) has {which} labels ({label} == 1)",
                 fix=_BOTH_CLASSES_FIX,
             )
         return
-    task.check_training_labels(part[label].to_numpy(), f"{name} set ({window.label})")
+    task.check_training_labels(values, f"{name} set ({window.label})")
 
 
 def _valid_cut(

@@ -38,7 +38,10 @@ from noria.training.split import Split
 from noria.training.tuning import METRICS, START_PARAMS, TrialSummary, TuneResult
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from noria.config import Project
+    from noria.training.rows import TrainRows
 
 HEARTBEAT_SECONDS = 60
 # Fields of training settings that change what a trial measures; a study is only shared by
@@ -263,13 +266,26 @@ def tune_options(settings: TrainingSettings, task: str = "binary") -> dict[str, 
 
 @dataclass
 class RunSplit:
-    """The time-based split of one training-pipeline run, with what tuning needs around it."""
+    """The time-based split of one training-pipeline run, with what tuning needs around it.
 
-    split: Split
+    ``rows`` are the train rows as the split step wrote them (read column by column);
+    :attr:`split` holds every row in memory as frames, for small data and tests.
+    """
+
+    rows: TrainRows
+    test: pd.DataFrame
+    summary: dict[str, Any]
     features: list[str]
     categorical: list[str]
     settings: TrainingSettings
     context: dict[str, Any]
+
+    @property
+    def split(self) -> Split:
+        from noria.training.rows import split_of
+
+        train = self.rows.frame(self.features)
+        return split_of(train, self.rows.fit_rows, self.test, self.summary, self.rows.task)
 
 
 def load_run_split(
@@ -281,18 +297,18 @@ def load_run_split(
     run here, so give the same ``params`` as the run's other tasks.
     """
     from noria.pipelines import run_project_pipeline
-    from noria.training.pipeline import _columns, _settings, _split
+    from noria.training.pipeline import _columns, _rows, _settings
 
     loaded: dict[str, Any] = {}
-    wanted = {"context", "training_set_info", "train_rows", "test_rows"}
+    wanted = {"context", "training_set_info", "train_rows", "test_rows", "split_info"}
     for step_name in ("context", "training_set", "split"):
         result = run_project_pipeline(project, pipeline, step=step_name, run_id=run_id, params=params, progress=False)
         for output in set(result.steps[step_name].outputs) & wanted:
             loaded[output] = result.load(output)
     context, info = loaded["context"], loaded["training_set_info"]
     features, categorical = _columns(info)
-    split = _split(loaded["train_rows"], loaded["test_rows"], context, info["label"]["name"])
-    return RunSplit(split, features, categorical, _settings(context), context)
+    rows = _rows(loaded["train_rows"], context)
+    return RunSplit(rows, loaded["test_rows"], loaded["split_info"], features, categorical, _settings(context), context)
 
 
 def tune_worker(
@@ -311,11 +327,11 @@ def tune_worker(
     What one worker pod runs. ``study_name`` None uses :func:`default_study_name`, the name
     the ``tune`` step derives too. Worker 0 is the ``tune`` step itself: number pods from 1.
     """
-    from noria.training.tuning import tune
+    from noria.training.tuning import tune_rows
 
     run = load_run_split(project, run_id, params=params, pipeline=pipeline)
-    return tune(
-        run.split,
+    return tune_rows(
+        run.rows,
         run.features,
         run.categorical,
         trials=n_trials,

@@ -38,15 +38,18 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import lightgbm as lgb
+import numpy as np
 import optuna
 
 from noria.errors import ConfigError
-from noria.tasks import BinaryTask
-from noria.training.model import DEFAULT_PARAMS, check_metric, lgb_params, make_dataset
+from noria.tasks import BinaryTask, Task
+from noria.training.model import DEFAULT_PARAMS, Matrix, check_metric, lgb_params
 from noria.training.split import Split
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from noria.training.rows import TrainRows
 
 # name -> (low, high, log scale, integer)
 SEARCH_SPACE: dict[str, tuple[float, float, bool, bool]] = {
@@ -153,7 +156,87 @@ def tune(
     quarter as many validation rows (seeded samples), so a trial costs the same however much
     history there is; the final model (``train``) still learns on every row.
     """
-    task = split.task or BinaryTask()
+    fit, valid = split.fit, split.valid
+    if sample_rows is not None:
+        fit = _sample(fit, sample_rows, seed)
+        valid = _sample(valid, valid_sample_rows(sample_rows), seed)
+    features, categorical = list(features), list(categorical)
+    fit_m = Matrix.from_frame(fit, split.label, features, categorical)
+    valid_m = Matrix.from_frame(valid, split.label, features, categorical, fit_m.categories)
+    return tune_matrices(
+        fit_m,
+        valid_m,
+        task=split.task or BinaryTask(),
+        sampled=len(fit) < len(split.fit) or len(valid) < len(split.valid),
+        trials=trials,
+        seed=seed,
+        timeout=timeout,
+        num_threads=num_threads,
+        metric=metric,
+        max_rounds=max_rounds,
+        early_stopping_rounds=early_stopping_rounds,
+        storage=storage,
+        study_name=study_name,
+        worker=worker,
+        heartbeat_seconds=heartbeat_seconds,
+        on_trial=on_trial,
+    )
+
+
+def tune_rows(
+    rows: TrainRows,
+    features: Sequence[str],
+    categorical: Sequence[str] = (),
+    *,
+    sample_rows: int | None = None,
+    seed: int = 42,
+    **options: Any,
+) -> TuneResult:
+    """:func:`tune` on the train rows the pipeline's ``split`` step wrote: only the sampled rows
+    are read (``sample_rows`` fit rows and a quarter as many validation rows, the rows
+    :func:`tune` samples from frames), so memory does not grow with the history."""
+    from noria.training.split import sample_positions
+
+    fit = sample_positions(rows.fit_rows, sample_rows, seed)
+    valid_size = None if sample_rows is None else valid_sample_rows(sample_rows)
+    valid = rows.fit_rows + sample_positions(rows.rows - rows.fit_rows, valid_size, seed)
+    matrix = rows.matrix(features, categorical, np.concatenate([fit, valid]))
+    return tune_matrices(
+        matrix.rows(slice(0, len(fit))),
+        matrix.rows(slice(len(fit), None)),
+        task=rows.task,
+        sampled=len(fit) < rows.fit_rows or len(valid) < rows.rows - rows.fit_rows,
+        seed=seed,
+        **options,
+    )
+
+
+def valid_sample_rows(sample_rows: int) -> int:
+    """Validation rows a trial is judged on when it learns on ``sample_rows`` fit rows: a quarter."""
+    return max(sample_rows // 4, 1)
+
+
+def tune_matrices(
+    fit: Matrix,
+    valid: Matrix,
+    *,
+    task: Task,
+    sampled: bool = False,
+    trials: int = 20,
+    seed: int = 42,
+    timeout: float | None = None,
+    num_threads: int = 1,
+    metric: str | None = None,
+    max_rounds: int = 1000,
+    early_stopping_rounds: int = 50,
+    storage: str | None = None,
+    study_name: str | None = None,
+    worker: int = 0,
+    heartbeat_seconds: int | None = None,
+    on_trial: Callable[[TrialSummary], None] | None = None,
+) -> TuneResult:
+    """:func:`tune` on the (already sampled) fit and validation rows as matrices; ``sampled`` says
+    whether they are samples (recorded in the result)."""
     metric = metric or task.tune_metric
     if storage is not None and not study_name:
         raise ConfigError("a shared study (storage given) needs a study_name", fix="name the study all workers join")
@@ -166,14 +249,8 @@ def tune(
     check_metric(metric, task)
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"timeout = {timeout}; expected a positive number of seconds", fix="omit it or make it > 0")
-    features, categorical = list(features), list(categorical)
-    fit, valid = split.fit, split.valid
-    if sample_rows is not None:
-        fit = _sample(fit, sample_rows, seed)
-        valid = _sample(valid, max(sample_rows // 4, 1), seed)
-    sampled = len(fit) < len(split.fit) or len(valid) < len(split.valid)
-    fit_ds = make_dataset(fit, split.label, features, categorical)
-    valid_ds = make_dataset(valid, split.label, features, categorical, reference=fit_ds)
+    fit_ds = fit.dataset()
+    valid_ds = valid.dataset(reference=fit_ds)
     summaries: list[TrialSummary] = []
 
     def objective(trial: optuna.Trial) -> float:
