@@ -64,8 +64,8 @@ lint: $(STAMP) ## ruff, mypy, actionlint, CLI docs, Dockerfiles, k8s manifests, 
 docker-test: $(STAMP) ## build the serving + pipeline images, run them read-only, serve a prepared project (DOCKER_TEST_PROJECT=DIR|none)
 	scripts/docker_test.sh
 
-bench: $(STAMP) ## run the benchmarks side by side with their peers (results in benchmarks/results, table in README)
-	$(BIN)/python benchmarks/run.py
+bench: $(STAMP) ## run the benchmarks side by side with their peers (results in benchmarks/results, table in README; BENCH="serving ..." for some)
+	$(BIN)/python benchmarks/run.py $(BENCH)
 	$(BIN)/python scripts/bench_table.py
 
 fmt: $(STAMP) ## format and auto-fix

@@ -156,6 +156,12 @@ def check_project_config() -> None:
         )
 
 
+def check_deployment_view() -> None:
+    """docs/architecture.md's deployment view is the one the prod overlay gives (scripts/deployment_view.py)."""
+    _needs_render()
+    _run([sys.executable, ROOT / "scripts" / "deployment_view.py", "--check", "--rendered", _rendered("prod")])
+
+
 def check_k8s_monitoring() -> None:
     """The Kubernetes base's model alert rules and Grafana dashboard are current copies of their sources."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -234,6 +240,7 @@ CHECKS: dict[str, Callable[[], None]] = {
     "environments-alike": check_environments_alike,
     "project-config": check_project_config,
     "k8s-monitoring": check_k8s_monitoring,
+    "deployment-view": check_deployment_view,
     "kserve": check_kserve,
     "terraform-fmt": check_terraform_fmt,
     "terraform-consistency": check_terraform_consistency,
