@@ -17,7 +17,7 @@ export UV_LINK_MODE ?= copy
 # OpenMP threads that spin while waiting slow LightGBM down badly on a busy 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help demo test lint bench fmt docs clean docker-test faults faults-ci
+.PHONY: help demo test lint bench fmt docs clean docker-test faults faults-ci release
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -76,6 +76,11 @@ docs: $(STAMP) ## regenerate docs/cli.md (from --help), docs/configuration.md's 
 	$(BIN)/python scripts/cli_docs.py
 	$(BIN)/python scripts/config_docs.py
 	$(BIN)/python -m noria.serving.openapi
+
+# VERSION=X.Y.Z or PART=patch|minor|major; DRY_RUN=1 shows the plan and changes nothing. Plain python3
+# (standard library only): no environment needed. Push with `git push --follow-tags` afterwards.
+release: ## cut a release from a clean tree: CHANGELOG section, version, notes in dist/, commit, tag vX.Y.Z
+	$(PYTHON) scripts/release.py $(if $(VERSION),--version $(VERSION)) $(if $(PART),--part $(PART)) $(if $(DRY_RUN),--dry-run)
 
 clean: ## remove the environment, caches and the demo project
 	rm -rf $(VENV) .tools demo .pytest_cache .mypy_cache .ruff_cache

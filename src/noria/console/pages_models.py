@@ -151,6 +151,13 @@ def _lineage_parts(console: Console, report: Any, prediction: str | None) -> lis
             layout.table(["field", "value"], gate, "gate decision") if gate else report_html.empty("never judged"),
             "gate-h",
         ),
+        layout.section(
+            "Release notes",
+            f"<pre>{escape(m.release_notes)}</pre>"
+            if m.release_notes
+            else report_html.empty("never made @champion through Noria (each promotion writes its notes)"),
+            "notes-h",
+        ),
         layout.section("Metrics of the training run", metrics, "metrics-h"),
         layout.section("Model card", _card(report.artifact_uri, report.model_card), "card-h"),
         layout.section("Actions", _actions(console, m.name, m.version, m.aliases), "actions-h"),

@@ -285,27 +285,56 @@ def docs_as_code(ctx: Context) -> Finding:
 
 @check(38, "Release notes for every release.")
 def release_notes(ctx: Context) -> Finding:
+    """A changelog with a section per tagged release, one command or workflow that cuts or publishes a
+    release from it, and release notes on the champion model version (every promotion is a release)."""
     changelog = ctx.find("CHANGELOG.md", "CHANGES.md", "HISTORY.md")
     if changelog is None:
         return Finding(Status.NOT_MET, (), "keep a CHANGELOG.md (Keep a Changelog) and tag each release")
     text = ctx.text(changelog)
     versions = set(re.findall(r"(?m)^#{1,3}\s*\[?v?(\d+\.\d+(?:\.\d+)?[\w.-]*)\]?", text))
     evidence = [ev.file(ctx, changelog, f"{len(versions)} released versions written up")]
+    todo: list[str] = []
     release = [
         w for w in ctx.workflows if "CHANGELOG" in w.commands and ("push" in w.triggers or "release" in w.triggers)
     ]
     evidence += [ev.workflow(w, "publishes a release's notes from the changelog") for w in release[:1]]
+    makefile = ctx.find("Makefile", "makefile", "GNUmakefile")
+    target = ctx.make_recipe("release").strip()
+    script = ctx.find("scripts/release.py", "scripts/release.sh", "scripts/release")
+    if makefile is not None and target:
+        evidence.append(ev.file(ctx, makefile, f"`make release`: {target.splitlines()[0][:100]}"))
+    elif script is not None:
+        evidence.append(ev.file(ctx, script, "a release script"))
+    if not (release or target or script):
+        todo.append(
+            "make a release one step that writes its notes: a `release` Makefile target (e.g. Noria's "
+            "scripts/release.py) or a workflow publishing CHANGELOG.md's section when a tag is pushed"
+        )
     tags = [t for t in ctx.tags if re.match(r"^v?\d+\.\d+", t)]
     if not tags:
-        return Finding(
-            Status.PARTIAL,
-            tuple(evidence),
-            "no release yet: move Unreleased to a version section in CHANGELOG.md, then git tag vX.Y.Z and push it",
+        how = (
+            "`make release VERSION=X.Y.Z` (it moves Unreleased to a version section and tags vX.Y.Z), then push it"
+            if target
+            else "move Unreleased to a version section in CHANGELOG.md, then git tag vX.Y.Z and push it"
         )
-    noteless = [t for t in tags if t.lstrip("v") not in versions]
-    evidence.append(ev.git("git tag", f"{len(tags)} release tags"))
-    if noteless:
-        return Finding(
-            Status.PARTIAL, tuple(evidence), f"write the notes of {', '.join(noteless[:5])} in {changelog.name}"
-        )
+        todo.insert(0, f"no release yet: {how}")
+    else:
+        evidence.append(ev.git("git tag", f"{len(tags)} release tags"))
+        noteless = [t for t in tags if t.lstrip("v") not in versions]
+        if noteless:
+            todo.insert(0, f"write the notes of {', '.join(noteless[:5])} in {changelog.name}")
+    view = ctx.records.registry
+    champion = next((v for v in view.versions if v.version == view.champion), None)
+    if champion is not None:
+        where = f"registry: {view.model}/{champion.version} (@champion)"
+        if champion.release_notes:
+            evidence.append(ev.record(where, "release notes: " + champion.release_notes.splitlines()[0][:160]))
+        else:
+            todo.append(
+                f"the champion {view.model}/{champion.version} has no release notes in the registry (it was "
+                "promoted outside Noria or before notes existed): the next promotion through the gate or "
+                "`noria promote` writes them"
+            )
+    if todo:
+        return Finding(Status.PARTIAL, tuple(evidence), "; ".join(todo))
     return Finding(Status.MET, tuple(evidence))

@@ -248,4 +248,7 @@ def format_lineage(report: LineageReport) -> str:
         f"  pipeline run {show(lin.pipeline_run_id)}",
         f"  artifacts {report.artifact_uri}; model card {show(report.model_card)}",
     ]
+    if m.release_notes:  # written when the version became @champion (registry.notes)
+        lines.append("  release notes")
+        lines += [f"    {line}" for line in m.release_notes.splitlines()]
     return "\n".join(lines)

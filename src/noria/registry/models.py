@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.lgb"
 EVALUATION_TAG = "noria.evaluation"
+RELEASE_NOTES_TAG = "noria.release_notes"  # written when the version becomes champion (registry.notes)
 ABANDONED_TAG = "noria.abandoned"  # a version a killed register step left (see tracking.close_abandoned)
 
 
@@ -74,6 +75,11 @@ class ModelVersionInfo:
             return {k: float(v) for k, v in json.loads(raw).get("metrics", {}).items()}
         except (ValueError, AttributeError):
             return {}
+
+    @property
+    def release_notes(self) -> str:
+        """The note written when the version last became @champion ("" if it never did through Noria)."""
+        return self.tags.get(RELEASE_NOTES_TAG, "")
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -8,7 +8,8 @@ alias is re-read before and after it is moved (compare-and-set), and the alias i
 single-valued, so there is never more than one champion and never none once there was one.
 
 The champion history (see :mod:`noria.registry.records`) is the stack rollback walks back;
-each decision is also tagged on the version and stored as JSON with its run.
+each decision is also tagged on the version and stored as JSON with its run, and the version
+that becomes champion gets its release notes (:mod:`noria.registry.notes`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from noria.registry._names import CHALLENGER, CHAMPION, ModelRef, parse_version,
 from noria.registry.config import GateConfig, registry_config
 from noria.registry.gate import Check, Evaluation, judge
 from noria.registry.models import ABANDONED_TAG, ModelVersionInfo, get_registered, resolve
+from noria.registry.notes import write_note
 from noria.registry.records import (
     champion_history,
     current_actor,
@@ -106,7 +108,15 @@ class _ChampionMovedError(Exception):
     """@champion changed between the comparison and the write (a promotion elsewhere)."""
 
 
-def _record_decision(client: MlflowClient, info: ModelVersionInfo, decision: GateDecision) -> None:
+def _record_decision(
+    client: MlflowClient,
+    info: ModelVersionInfo,
+    decision: GateDecision,
+    *,
+    evaluation: Evaluation | None = None,
+    via: str = "",
+) -> None:
+    """Tag the decision on the version, store it as JSON with its run, and write a new champion's notes."""
     tags = {
         "noria.gate.decision": "forced" if decision.forced else (decision.alias or "unchanged"),
         "noria.gate.reason": decision.reason[:5000],
@@ -120,6 +130,19 @@ def _record_decision(client: MlflowClient, info: ModelVersionInfo, decision: Gat
         if info.run_id:
             stamp = decision.at.replace(":", "").replace("-", "") + "-" + uuid.uuid4().hex[:6]
             client.log_dict(info.run_id, decision.to_dict(), f"noria/gate/{info.name}-v{info.version}-{stamp}.json")
+    if decision.promoted:  # every promotion (gate, forced, console, A/B) passes here
+        write_note(
+            client,
+            info,
+            action="forced" if decision.forced else "gate",
+            by=decision.by,
+            at=decision.at,
+            previous=decision.previous_champion,
+            reason=decision.reason.removeprefix("forced: ") if decision.forced else decision.reason,
+            checks=decision.checks,
+            evaluation=evaluation,
+            via=via,
+        )
 
 
 # --- the three ways @champion moves ------------------------------------------------------------
@@ -197,7 +220,7 @@ def promote_if_better(
                         client.set_registered_model_alias(name, CHALLENGER, str(number))
             except _ChampionMovedError:
                 continue
-            _record_decision(client, info, decision)
+            _record_decision(client, info, decision, evaluation=candidate, via=note)
             return decision
     raise ExternalToolError(
         f"@champion of {name!r} kept moving while version {number} was being judged",
@@ -296,7 +319,7 @@ def promote(
             "reason": reason.strip(),
         }
         push_history(client, name, history, event)
-        _record_decision(client, info, decision)
+        _record_decision(client, info, decision, evaluation=recorded_evaluation(info))
     return decision
 
 
@@ -325,7 +348,7 @@ def rollback(project: Project, name: str, reason: str, *, client: MlflowClient |
                 fix=f"promote another version instead: noria promote {name} VERSION",
             )
         target = history.stack[-2]
-        resolve(client, ModelRef(name, version=target))  # still registered?
+        target_info = resolve(client, ModelRef(name, version=target))  # still registered?
         try:
             _move_champion(client, name, target, current)
         except _ChampionMovedError:
@@ -345,4 +368,14 @@ def rollback(project: Project, name: str, reason: str, *, client: MlflowClient |
             client.set_model_version_tag(
                 name, str(current), "noria.rolled_back", f"{result.at} by {result.by}: {result.reason}"
             )
+        write_note(
+            client,
+            target_info,
+            action="rollback",
+            by=result.by,
+            at=result.at,
+            previous=current,
+            reason=result.reason,
+            evaluation=recorded_evaluation(target_info),
+        )
     return result

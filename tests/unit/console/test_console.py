@@ -140,6 +140,10 @@ def test_a_promotion_through_the_console_is_what_the_cli_records(client: TestCli
     assert done.status_code == 200 and "is now @champion" in done.text, done.text
     models = _cli(project, "models", "list", "--json")
     assert models[0]["aliases"]["champion"] == 2
+    notes = next(v for v in models[0]["versions"] if v["version"] == 2)["description"]  # registry.notes
+    assert f"Promoted {MODEL} version 2 to @champion, forced" in notes and "- Reason: console test" in notes
+    page = client.get(f"/models/{MODEL}/2").text
+    assert 'id="notes-h"' in page and "- Reason: console test" in page
     history = client.get("/models").text
     assert "console test" in history
 

@@ -242,6 +242,36 @@ def test_a_tag_without_notes(mature: Path, tmp_path: Path) -> None:
     assert "no release yet" in run(38, root).todo
 
 
+def test_releases_need_one_step_that_writes_the_notes(mature: Path, tmp_path: Path) -> None:
+    root = copy(mature, tmp_path / "shop")
+    met = run(38, root)
+    assert any(e.where.startswith("registry: order-returns/2 (@champion)") for e in met.evidence), met
+    assert any("release notes: Promoted order-returns version 2 to @champion" in e.detail for e in met.evidence)
+    (root / ".github/workflows/release.yml").unlink()
+    finding = run(38, root)
+    assert finding.status is PARTIAL and "a `release` Makefile target" in finding.todo
+    makefile = root / "Makefile"
+    makefile.write_text(makefile.read_text() + "\nrelease:\n\tpython scripts/release.py --version $(VERSION)\n")
+    finding = run(38, root)
+    assert finding.status is MET, finding
+    assert any("`make release`: python scripts/release.py" in e.detail for e in finding.evidence)
+    git(root, "tag", "-d", "v0.1.0")
+    assert "`make release VERSION=X.Y.Z`" in run(38, root).todo
+
+
+def test_a_champion_without_release_notes(mature: Path, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    root = copy(mature, tmp_path / "shop")
+    uri = f"sqlite:///{root / '.noria' / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri, registry_uri=uri).delete_model_version_tag(
+        "order-returns", "2", "noria.release_notes"
+    )
+    finding = run(38, root)
+    assert finding.status is PARTIAL
+    assert "the champion order-returns/2 has no release notes in the registry" in finding.todo
+
+
 def test_untested_project_code_and_tests_only_on_push(mature: Path, tmp_path: Path) -> None:
     root = copy(mature, tmp_path / "shop")
     write(root, {"tests/test_shop.py": "# ingest, train, TestClient\nimport shop_features\n"})
