@@ -6,7 +6,7 @@ Every threshold has a default that works on monthly windows of a few thousand ro
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class DriftConfig(BaseModel):
@@ -135,10 +135,21 @@ class MonitoringConfig(BaseModel):
     # drift reports, performance records, the review queue and retraining decisions, relative to the
     # project. The prediction log monitoring reads is the one serving writes (serving.prediction_log.dir).
     dir: str = ".noria/monitoring"
+    # s3://BUCKET/PREFIX: the monitoring folder mirrored in object storage, for pods that start with an
+    # empty folder (the cluster's monitoring CronJob). Pulled once per process when the records are
+    # first read; every record written is uploaded at once (a failed upload fails the command). None: local only.
+    remote: str | None = None
     drift: DriftConfig = DriftConfig()
     feedback: FeedbackConfig = FeedbackConfig()
     policy: RetrainPolicy = RetrainPolicy()
     kpi: KpiConfig = KpiConfig()
+
+    @field_validator("remote")
+    @classmethod
+    def _remote_is_s3(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith("s3://") and value.removeprefix("s3://").split("/")[0]):
+            raise ValueError(f"{value!r} is not an s3://BUCKET/PREFIX URL (e.g. s3://noria-data/monitoring)")
+        return value
 
 
 __all__ = ["DriftConfig", "FeedbackConfig", "KpiConfig", "MonitoringConfig", "RetrainPolicy"]

@@ -185,13 +185,15 @@ def mark_review(project: Project, window: str, request_id: str, verdict: str, no
         "verdict": verdict,
         "note": note,
     }
-    path = marks_path(project)
+    store = MonitoringStore.of(project)
+    path = store.root / "review" / "marks.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))  # one write: a line is whole or absent
     finally:
         os.close(fd)
+    store.publish(path)
     return record
 
 

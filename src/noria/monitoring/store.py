@@ -25,7 +25,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from noria.config import Project
+    from noria.monitoring.remote import RemoteRecords
 
 Kind = Literal["drift", "performance"]
 # A window label (noria.windows): a month, an ISO week, a day or a project's own label; it names files.
@@ -82,10 +83,21 @@ class MonitoringStore:
     """The monitoring folder of one project; see the module docstring for the layout."""
 
     root: Path
+    # monitoring.remote: every record written is also uploaded there (noria.monitoring.remote).
+    remote: RemoteRecords | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, project: Project) -> MonitoringStore:
-        return cls(project.path(project.config.monitoring.dir))
+        """The project's store; with ``monitoring.remote``, its records pulled (once per process)."""
+        from noria.monitoring.remote import remote_of
+
+        root = project.path(project.config.monitoring.dir)
+        return cls(root, remote_of(root, project.config.monitoring.remote))
+
+    def publish(self, path: Path) -> None:
+        """Upload a file of the store to ``monitoring.remote`` (nothing without one); raises on failure."""
+        if self.remote is not None:
+            self.remote.push(path)
 
     # --- records (drift, performance) -------------------------------------------------------
 
@@ -104,6 +116,7 @@ class MonitoringStore:
         }
         path = self.record_path(kind, window, version)
         atomic_write_text(path, json.dumps(record, indent=1, sort_keys=False, default=_json_default) + "\n")
+        self.publish(path)
         return path
 
     def records(self, kind: Kind) -> list[dict[str, Any]]:
@@ -130,6 +143,7 @@ class MonitoringStore:
         """Write the review queue of a window (atomically; replaces an earlier one)."""
         path = self.review_path(window)
         _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        self.publish(path)
         return path
 
     # --- retraining decisions ----------------------------------------------------------------
@@ -148,6 +162,7 @@ class MonitoringStore:
             os.write(fd, line)
         finally:
             os.close(fd)
+        self.publish(self.decisions_path)
         return record
 
     def decisions(self) -> list[dict[str, Any]]:

@@ -1,0 +1,165 @@
+"""Monitoring records in object storage, for processes that start with an empty project folder.
+
+A Kubernetes CronJob runs ``noria monitor drift``, ``feedback`` and ``run`` in a pod whose
+project folder is an ``emptyDir``: the drift and performance records, review queues and the
+retraining decisions it writes would die with the pod, and the next run would judge the policy
+(cool-downs, how many windows in a row drifted) on no history. With ``monitoring.remote``
+(``s3://bucket/prefix``) the monitoring folder is mirrored there:
+
+- **pull**, once per process, the first time the project's :class:`MonitoringStore` is opened:
+  every object under the prefix whose local copy is missing or differs (size, then MD5 against
+  the object's ETag) is downloaded to a hidden temporary name and renamed into place;
+- **push**, write-through: every record the store writes (a drift or performance record, a
+  review queue, a decision line, a reviewer's mark) is uploaded as soon as it is on disk, in one
+  PUT (a reader sees the whole object or the previous one). A failed upload fails the command
+  with the bucket and the fix, so a CronJob's retry recomputes it; nothing is silently local.
+
+The records are small (kB per window) and plain (JSON, JSONL, Parquet), so they are mirrored
+whole rather than merged. Writers are the monitoring Job (``concurrencyPolicy: Forbid``) and a
+person acting through the CLI or the console; two writers of the same ``decisions.jsonl`` at the
+same moment would keep the last upload (the CronJob's policy forbids that in the cluster).
+
+The endpoint and credentials come from the environment as for every S3 client of Noria.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from noria.errors import ConfigError, ExternalToolError, MissingExtraError
+
+log = logging.getLogger("noria.monitoring")
+
+_OPENED: dict[tuple[str, str], RemoteRecords] = {}  # (local root, remote) -> pulled in this process
+_LOCK = threading.Lock()
+
+
+def parse_remote(url: str) -> tuple[str, str]:
+    """(bucket, prefix) of ``s3://bucket/prefix``; a clear error for anything else."""
+    text = url.strip()
+    bucket, _, prefix = text.removeprefix("s3://").partition("/")
+    if not text.startswith("s3://") or not bucket:
+        raise ConfigError(
+            f"monitoring.remote: {url!r} is not an s3://BUCKET/PREFIX URL",
+            fix="write s3://BUCKET/PREFIX (e.g. s3://noria-data/monitoring), or leave it unset to keep records local",
+        )
+    return bucket, prefix.strip("/")
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class RemoteRecords:
+    """One ``s3://bucket/prefix`` holding a project's monitoring folder."""
+
+    def __init__(self, url: str, root: Path) -> None:
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            raise MissingExtraError(
+                f"monitoring records in {url} need boto3", fix="pip install 'noria[cluster]'"
+            ) from None
+        from noria.pipelines._store import s3_endpoint_url
+
+        self.url = url
+        self.root = Path(root)
+        self.bucket, self.prefix = parse_remote(url)
+        self.endpoint = s3_endpoint_url(None)
+        config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 4, "mode": "standard"})
+        self.client: Any = boto3.session.Session().client("s3", endpoint_url=self.endpoint, config=config)
+
+    def where(self) -> str:
+        return f"{self.url} (endpoint {self.endpoint or 'AWS'})"
+
+    def key(self, path: Path) -> str:
+        relative = Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def _fail(self, what: str, exc: BaseException) -> ExternalToolError:
+        from noria.pipelines._store import _error_code
+
+        if _error_code(exc) == "NoSuchBucket":
+            return ExternalToolError(
+                f"the bucket {self.bucket!r} of the monitoring records {self.where()} does not exist",
+                fix=f"create it (`aws s3 mb s3://{self.bucket}`) or fix monitoring.remote",
+            )
+        return ExternalToolError(
+            f"cannot {what} the monitoring records in {self.where()}: {type(exc).__name__}: {exc}",
+            fix="check that the S3 endpoint is reachable (AWS_ENDPOINT_URL) and the credentials "
+            "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) may read and write the bucket; then run the command again",
+        )
+
+    def pull(self) -> list[str]:
+        """Copy every object whose local file is missing or differs; returns the relative paths copied."""
+        start = f"{self.prefix}/" if self.prefix else ""
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start)
+            objects = [item for page in pages for item in page.get("Contents", [])]
+        except Exception as exc:
+            raise self._fail("list", exc) from exc
+        copied = []
+        for item in objects:
+            relative = item["Key"][len(start) :]
+            if not relative or relative.endswith("/") or any(p.startswith(".") for p in relative.split("/")):
+                continue
+            local = self.root / relative
+            etag = str(item.get("ETag", "")).strip('"')
+            same_size = local.is_file() and local.stat().st_size == int(item.get("Size", -1))
+            if same_size and ("-" in etag or _md5(local) == etag):  # a multipart ETag is no MD5: size it is
+                continue
+            local.parent.mkdir(parents=True, exist_ok=True)
+            tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
+            try:
+                self.client.download_file(self.bucket, item["Key"], str(tmp))
+                tmp.replace(local)
+            except Exception as exc:
+                raise self._fail(f"copy {item['Key']} of", exc) from exc
+            finally:
+                tmp.unlink(missing_ok=True)
+            copied.append(relative)
+        return copied
+
+    def push(self, path: Path) -> str:
+        """Upload one file (one PUT); returns its key."""
+        key = self.key(path)
+        try:
+            self.client.upload_file(str(path), self.bucket, key)
+        except Exception as exc:
+            raise self._fail(f"upload {key} to", exc) from exc
+        return key
+
+
+def remote_of(root: Path, url: str | None) -> RemoteRecords | None:
+    """The remote of a monitoring folder (None without ``monitoring.remote``), pulled once per process."""
+    if not url:
+        return None
+    marker = (str(Path(root).resolve()), url)
+    with _LOCK:
+        remote = _OPENED.get(marker)
+        if remote is None:
+            remote = RemoteRecords(url, root)
+            copied = remote.pull()
+            _OPENED[marker] = remote
+            if copied:
+                log.info("pulled %d monitoring records from %s", len(copied), remote.where())
+    return remote
+
+
+def forget_pulls() -> None:
+    """Pull again on the next open (tests; a long-lived process that wants fresh records)."""
+    with _LOCK:
+        _OPENED.clear()
+
+
+__all__ = ["RemoteRecords", "forget_pulls", "parse_remote", "remote_of"]
