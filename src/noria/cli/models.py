@@ -218,7 +218,9 @@ def status(
 ) -> None:
     """The state of every stage of the loop, with its age and the command that fixes it.
 
-    The stale, failing or missing stages are named last; the exit code is 0 either way.
+    The serving stage also counts the requests of the last 5 and 60 minutes in the prediction
+    log (stale: ready, but no request in the hour). The stale, failing or missing stages are
+    named last; the exit code is 0 either way.
 
     \b
     Examples:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from html import escape
@@ -24,6 +25,8 @@ from noria.console import layout
 from noria.console.auth import COOKIE, Access, presented
 from noria.console.cache import PageCache
 from noria.console.pages import Page
+from noria.console.plots import PREFIX as PLOTS
+from noria.console.plots import PlotStore
 from noria.errors import NoriaError
 
 if TYPE_CHECKING:
@@ -37,6 +40,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+PLOT_CACHE = "private, max-age=31536000, immutable"  # a plot's address is its content's digest
+PLOT_NAME = re.compile(r"[0-9a-f]{24}\.svg")
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Console:
     serving_url: str | None = None
     mlflow_url: str | None = None
     cache: PageCache = field(init=False)
+    plots: PlotStore = field(init=False, default_factory=PlotStore)
 
     def __post_init__(self) -> None:
         from noria.registry._client import is_remote, tracking_uri
@@ -103,6 +109,29 @@ def create_app(
 
     for path, build in pages.routes().items():
         show(path, _key_of, build)
+
+    @app.get(PLOTS + "{name}", include_in_schema=False)
+    async def plot(request: Request, name: str) -> Response:
+        """A plot of the monitoring page by its content's digest: the browser may keep it for good."""
+        digest = name.removesuffix(".svg")
+        if not PLOT_NAME.fullmatch(name):
+            return Response("no such plot\n", status_code=404, headers=SECURITY_HEADERS)
+        etag = f'"{digest}"'
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers={"ETag": etag, "Cache-Control": PLOT_CACHE})
+        svg = console.plots.get(digest)
+        if svg is None:  # drawn by a page this process has not built (yet): build it, look again
+            try:
+                await run_in_threadpool(
+                    console.cache.get, "/monitoring?[]", lambda: pages.routes()["/monitoring"](console)
+                )
+            except NoriaError as exc:
+                return _error(console, request, exc)
+            svg = console.plots.get(digest)
+        if svg is None:
+            return Response("no such plot: reload the monitoring page\n", status_code=404, headers=SECURITY_HEADERS)
+        headers = SECURITY_HEADERS | {"Cache-Control": PLOT_CACHE, "ETag": etag}
+        return Response(svg, media_type="image/svg+xml", headers=headers)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> Response:

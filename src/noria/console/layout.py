@@ -51,7 +51,7 @@ button,input[type=submit]{font:inherit;padding:4px 12px;border-radius:4px;border
 cursor:pointer}
 button.danger{border-color:#b3261e;color:#b3261e}
 footer{margin-top:40px;color:#666;font-size:.8rem;border-top:1px solid #ddd;padding-top:8px}
-pre{white-space:pre-wrap;overflow-wrap:anywhere}main{min-width:0}
+pre{white-space:pre-wrap;overflow-wrap:anywhere}main{min-width:0}figure.plot img{max-width:100%;height:auto}
 @media (max-width:600px){body{padding:0 10px 32px}ol.loop li::after{display:none}table{font-size:.75rem}
 main table{display:block;overflow-x:auto;max-width:100%}figure.plot{overflow-x:auto;margin:8px 0}
 .summary .card{min-width:0;flex:1 1 40%}main p,main li{overflow-wrap:anywhere}}

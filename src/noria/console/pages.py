@@ -40,12 +40,16 @@ def overview(console: Console) -> Page:
 
 
 def live(console: Console, page: Page) -> Page:
-    """Fill in what a cached page must not keep: the service's health, asked on every request."""
+    """Fill in what a cached page must not keep: the service's health, asked on every request, and
+    its request rate (the prediction log's newest files, whose counts are kept per file)."""
     if not isinstance(page.payload, dict) or "stages" not in page.payload or "red" not in page.payload:
         return page
     from noria.console.status import RED, serving_stage
 
-    stages = [serving_stage(console.serving_url) if s["stage"] == "serving" else s for s in page.payload["stages"]]
+    stages = [
+        serving_stage(console.serving_url, console.project) if s["stage"] == "serving" else s
+        for s in page.payload["stages"]
+    ]
     payload = page.payload | {"stages": stages, "red": [s["stage"] for s in stages if s["state"] in RED]}
     return replace(page, payload=payload, parts=_overview_parts(payload))
 
@@ -79,7 +83,45 @@ def _overview_parts(status: dict[str, Any]) -> list[str]:
         if red
         else "<p>" + layout.badge("ok") + " No stage is stale or failing.</p>"
     )
-    return [summary, attention, layout.loop_picture(stages)]
+    return [summary, attention, layout.loop_picture(stages), _requests_part(by_name.get("serving"))]
+
+
+def _requests_part(stage: dict[str, Any] | None) -> str:
+    """The serving stage's request rate as a table: requests and predictions per window, per minute
+    and per second, the newest request's age; "no request" in words when a window is empty."""
+    from noria.console.status import age_text
+
+    rate = ((stage or {}).get("details") or {}).get("requests")
+    if not rate:
+        return ""
+    if rate.get("log") == "off":
+        body = report_html.empty("the prediction log is off (serving.prediction_log.enabled): no request rate")
+        return layout.section("Requests served", body, "requests-h")
+    rows = [
+        [
+            f"last {w['minutes']} min",
+            f"{w['requests']:,}" if w["requests"] else "0 (no request)",
+            f"{w['predictions']:,}",
+            f"{w['per_minute']:.3g}",
+            f"{w['per_second']:.3g}",
+        ]
+        for w in rate["windows"]
+    ]
+    table = layout.table(
+        ["window", "requests", "predictions (rows)", "requests per minute", "requests per second"],
+        rows,
+        "requests served, from the prediction log",
+    )
+    last = rate.get("last_request_at")
+    age = age_text(last) if last else ""
+    newest = f"newest request {age} ({last})" if last else "no request logged yet"
+    state = str((stage or {}).get("state", "unknown"))
+    note = (
+        f"<p>{layout.badge(state)} {escape(newest)}; windows end at {escape(str(rate['as_of']))} (whole minutes; "
+        "rows reach the log when the service rolls a file, every <code>serving.prediction_log.roll_seconds</code>)."
+        " The same numbers: <code>noria status --json</code>.</p>"
+    )
+    return layout.section("Requests served", note + table, "requests-h")
 
 
 def _champion_text(stage: dict[str, Any] | None) -> str:

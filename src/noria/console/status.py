@@ -2,8 +2,9 @@
 
 Each stage of the loop (data -> features -> training -> registry -> serving -> monitoring ->
 retraining, and the maturity score beside it) is read from the records the CLI reads: the newest
-snapshot record, the feature store's files, the registry, the serving endpoint when one is named,
-the monitoring store and the maturity assessment. A stage is ``ok``, ``warn`` (worth a look),
+snapshot record, the feature store's files, the registry, the serving endpoint when one is named
+and the prediction log's newest files (the request rate, :mod:`noria.monitoring.traffic`), the
+monitoring store and the maturity assessment. A stage is ``ok``, ``warn`` (worth a look),
 ``stale`` or ``failing`` (both shown red, with the command that fixes it), ``missing`` (never run:
 red too, with the command that starts it), ``off`` (the project does not use it) or ``unknown``
 (nothing to ask, e.g. no serving URL). Times are ISO 8601 UTC; ages are computed by the reader, so
@@ -50,7 +51,7 @@ def loop_status(project: Project, serving_url: str | None = None) -> dict[str, A
         snapshot,
         features_stage(project, snapshot.at),
         *_registry(project, name),
-        _serving(serving_url),
+        _serving(serving_url, project),
         *_monitoring(project, name),
         _maturity(project),
     ]
@@ -202,14 +203,37 @@ def _registry(project: Project, name: str) -> list[Stage]:
     return [training, registry]
 
 
-def serving_stage(url: str | None) -> dict[str, Any]:
-    """The service's health, asked now (``url`` None: not known)."""
-    return asdict(_serving(url))
+def serving_stage(url: str | None, project: Project | None = None) -> dict[str, Any]:
+    """The service's health, asked now (``url`` None: not known), and, given the ``project``, its
+    request rate from the prediction log."""
+    return asdict(_serving(url, project))
 
 
-def _serving(url: str | None) -> Stage:
+def _serving(url: str | None, project: Project | None = None) -> Stage:
+    """The service's health (``/ready``) and its recent request rate (the prediction log).
+
+    A service that is ready but logged no request in the last hour is STALE: it is expected to
+    answer, nobody asks it (or the log is not written). Without a URL the rate is still given.
+    """
+    rate: dict[str, Any] | None = None
+    at: str | None = None
+    words = ""
+    if project is not None:
+        from noria.monitoring.traffic import rate_text, request_rate
+
+        rate = request_rate(project)
+        at = rate.get("last_request_at")
+        words = "; " + rate_text(rate)
+    extra = {} if rate is None else {"requests": rate}
     if not url:
-        return Stage("serving", "unknown", "no service URL given", fix="noria ui --serving-url http://HOST:PORT")
+        return Stage(
+            "serving",
+            "unknown",
+            "no service URL given" + words,
+            at=at,
+            fix="noria ui --serving-url http://HOST:PORT",
+            details=extra,
+        )
     import httpx
 
     base = url.rstrip("/")
@@ -218,14 +242,31 @@ def _serving(url: str | None) -> Stage:
         body = ready.json()
     except (httpx.HTTPError, ValueError) as exc:
         return Stage(
-            "serving", "failing", f"{base} does not answer: {type(exc).__name__}", fix="noria serve", details={}
+            "serving",
+            "failing",
+            f"{base} does not answer: {type(exc).__name__}" + words,
+            at=at,
+            fix="noria serve",
+            details={"url": base, **extra},
         )
     details = {"url": base, "ready": bool(body.get("ready")), "model": body.get("model")}
     details["problems"] = body.get("problems")
+    details |= extra
     if ready.status_code != 200 or not body.get("ready"):
         problems = "; ".join(body.get("problems") or []) or f"HTTP {ready.status_code}"
-        return Stage("serving", "failing", f"not ready: {problems}", fix="noria serve", details=details)
-    return Stage("serving", "ok", f"ready, serving {body.get('model')}", details=details)
+        return Stage("serving", "failing", f"not ready: {problems}" + words, at=at, fix="noria serve", details=details)
+    if rate is not None and rate.get("windows") and rate["windows"][-1]["requests"] == 0:
+        minutes = rate["windows"][-1]["minutes"]
+        last = f"the last at {at}" if at else "none ever"
+        return Stage(
+            "serving",
+            "stale",
+            f"ready, serving {body.get('model')}, but no request logged in the last {minutes} min ({last})",
+            at=at,
+            fix=f"check that clients reach {base} (and serving.prediction_log.dir holds the log)",
+            details=details,
+        )
+    return Stage("serving", "ok", f"ready, serving {body.get('model')}" + words, at=at, details=details)
 
 
 def _monitoring(project: Project, name: str) -> list[Stage]:

@@ -84,11 +84,23 @@ def test_pages_need_a_key_and_a_login_cookie_carries_it(project: Project) -> Non
     ],
 )
 def test_each_json_twin_equals_the_cli(client: TestClient, project: Project, path: str, cli: list[str]) -> None:
-    page = client.get(path, params={"format": "json"})
-    assert page.status_code == 200, page.text
-    assert page.json() == _cli(project, *cli)
+    for _ in range(3):  # the overview's request rate is as of the current minute: both asked in the same one
+        page = client.get(path, params={"format": "json"})
+        assert page.status_code == 200, page.text
+        expected = _cli(project, *cli)
+        if rate_minute(page.json()) == rate_minute(expected):
+            break
+    assert page.json() == expected
     html = client.get(path)
     assert html.status_code == 200 and "<main" in html.text and 'nav aria-label="Sections"' in html.text
+
+
+def rate_minute(payload: Any) -> Any:
+    """The minute the overview's request rate is counted to (None for other pages)."""
+    if not isinstance(payload, dict) or "stages" not in payload:
+        return None
+    serving = next(s for s in payload["stages"] if s["stage"] == "serving")
+    return serving["details"].get("requests", {}).get("as_of")
 
 
 def test_the_overview_shows_each_stage_with_its_state_and_fix(client: TestClient) -> None:
