@@ -294,8 +294,19 @@ def _check_tfvars(env: Path, d: _Dir, root: Path) -> list[str]:
     if not tfvars.exists():
         return [f"{env.relative_to(root)}: no terraform.tfvars"]
     values = {k for k in hcl2.loads(tfvars.read_text()) if not k.startswith("__")}
-    required = {v for v, spec in d.variables.items() if "default" not in spec}
+    # A sensitive variable is a secret: never in terraform.tfvars (committed), but passed by the
+    # deploy workflow from the environment's secrets, as TF_VAR_<name>.
+    secret = {v for v, spec in d.variables.items() if spec.get("sensitive") in (True, "true")}
+    required = {v for v, spec in d.variables.items() if "default" not in spec} - secret
     out = [f"{tfvars.relative_to(root)}: {v} is not a declared variable" for v in sorted(values - d.variables.keys())]
+    out += [f"{tfvars.relative_to(root)}: {v} is a secret, it must not be committed" for v in sorted(secret & values)]
+    deploy = root.parents[1] / ".github" / "workflows" / "deploy.yml"
+    passed = deploy.read_text() if deploy.is_file() else ""
+    out += [
+        f"{env.relative_to(root)}: secret {v} is not passed by .github/workflows/deploy.yml (TF_VAR_{v})"
+        for v in sorted(secret)
+        if f"TF_VAR_{v}:" not in passed
+    ]
     return out + [f"{tfvars.relative_to(root)}: required {v} is missing" for v in sorted(required - values)]
 
 

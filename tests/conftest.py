@@ -115,7 +115,7 @@ def require_binary(name: str) -> str:
     if path is None:
         message = (
             f"{name} is not installed: run scripts/system_deps.sh "
-            "(apt-get install prometheus chromium docker-compose wrk openjdk-17-jre-headless)"
+            "(apt-get install prometheus prometheus-alertmanager chromium docker-compose wrk openjdk-17-jre-headless)"
         )
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(message + " -- CI must not skip this test")

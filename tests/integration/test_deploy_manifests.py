@@ -2,7 +2,8 @@
 
 `make lint` runs them on the real manifests (scripts/check_deploy.py); here each one is fed a
 small good and a small broken input. The Terraform and KServe checkers need python-hcl2 and
-KServe's classes, which live in .tools/deploy-venv only, so they are exercised by make lint.
+KServe's classes, which live in .tools/deploy-venv only, so they are exercised by make lint
+(and the Terraform checker's rule on secrets here, under that interpreter).
 """
 
 from __future__ import annotations
@@ -121,3 +122,34 @@ def test_k8s_monitoring_copies_are_generated_and_checked(tmp_path: Path, monkeyp
     assert sync.stale() == [tmp_path / "noria-dashboard.json"]
     monkeypatch.undo()
     assert sync.stale() == []  # the committed copies are current
+
+
+def test_a_terraform_secret_comes_from_the_deploy_workflow_never_from_tfvars(tmp_path: Path) -> None:
+    """Sensitive variables (the alert webhooks) are passed by deploy.yml as TF_VAR_..., not committed.
+
+    Runs the checker under the tools' interpreter (python-hcl2), made as `make lint` makes it.
+    """
+    import shutil
+    import subprocess
+
+    import check_deploy
+
+    repo = Path(__file__).resolve().parents[2]
+    python = check_deploy._deploy_tools() / "python"
+    shutil.copytree(repo / "deploy" / "terraform", tmp_path / "deploy" / "terraform")
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    deploy = tmp_path / ".github" / "workflows" / "deploy.yml"
+    shutil.copy(repo / ".github" / "workflows" / "deploy.yml", deploy)
+
+    def check() -> subprocess.CompletedProcess[str]:
+        command = [python, repo / "scripts" / "check_deploy.py", "_terraform", tmp_path / "deploy" / "terraform"]
+        return subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=120)
+
+    assert check().returncode == 0, check().stderr
+    deploy.write_text(deploy.read_text().replace("TF_VAR_alert_webhook_urls:", "ALERT_URLS:"))
+    tfvars = tmp_path / "deploy" / "terraform" / "envs" / "prod" / "terraform.tfvars"
+    tfvars.write_text(tfvars.read_text() + 'alert_webhook_urls = { platform = "https://chat/hook" }\n')
+    done = check()
+    assert done.returncode == 1
+    assert "envs/prod/terraform.tfvars: alert_webhook_urls is a secret, it must not be committed" in done.stderr
+    assert "envs/preprod: secret alert_webhook_urls is not passed by .github/workflows/deploy.yml" in done.stderr

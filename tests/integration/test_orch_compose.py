@@ -19,7 +19,7 @@ COMPOSE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "compose"
 REPO = COMPOSE_DIR.parents[1]
 EXPECTED = {
     "postgres", "seaweedfs", "s3-init", "mlflow", "redis", "airflow-init", "airflow-api-server",
-    "airflow-scheduler", "airflow-dag-processor", "noria", "prometheus", "grafana",
+    "airflow-scheduler", "airflow-dag-processor", "noria", "prometheus", "alertmanager", "grafana",
 }  # fmt: skip
 ONE_SHOT = {"s3-init", "airflow-init"}
 
@@ -106,3 +106,21 @@ def test_prometheus_scrapes_the_noria_service(resolved: dict[str, Any]) -> None:
     targets = [t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
     assert "noria:8000" in targets  # the compose service name of the Noria API
     assert list(mounted["/etc/prometheus/rules"].glob("*.yml"))
+
+
+def test_prometheus_sends_to_the_alertmanager_of_the_repository(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    config = yaml.safe_load(binds(services["prometheus"])["/etc/prometheus/prometheus.yml"].read_text())
+    targets = [t for am in config["alerting"]["alertmanagers"] for c in am["static_configs"] for t in c["targets"]]
+    assert targets == ["alertmanager:9093"]  # the compose service below, on Alertmanager's port
+    alertmanager = services["alertmanager"]
+    assert binds(alertmanager)["/etc/alertmanager/alertmanager.yml"] == REPO / "deploy/alertmanager/alertmanager.yml"
+    routes = yaml.safe_load((REPO / "deploy/alertmanager/alertmanager.yml").read_text())
+    files = {w["url_file"] for r in routes["receivers"] for w in r.get("webhook_configs", [])}
+    # the entrypoint writes every file the receivers read, from .env, into the memory-only folder
+    script = " ".join(alertmanager["command"])
+    assert files and all(f'"$$dir/{Path(f).name}"' in script for f in files), script
+    assert all(str(Path(f).parent) in alertmanager["tmpfs"][0] for f in files)
+    assert {alertmanager["environment"][k] for k in ("ALERT_WEBHOOK_URL_PLATFORM", "ALERT_WEBHOOK_URL_ML")} == {
+        "CHANGE_ME"
+    }

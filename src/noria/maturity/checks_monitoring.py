@@ -27,6 +27,12 @@ CADENCE = r"daily|weekly|monthly|every (day|week|month|morning|monday|tuesday|we
 REVIEWER = r"reviewed by|reviewer|owner|on-call|responsible|analyst"
 REVIEW = r"review (queue|of (the )?predictions)|reviewing predictions|low.certainty|review runbook"
 RECEIVER = r"(webhook|email|slack|pagerduty|opsgenie|msteams|telegram|sns|pushover|victorops|discord)_configs"
+# What a delivery alert's expression reads, by the failure it catches.
+DELIVERY_ALERTS = {
+    "late": r"time\(\)|late_after",
+    "failed": r"fail",
+    "short": r"rows",
+}
 
 
 def _rules_matching(ctx: Context, pattern: str) -> list[tuple[str, str]]:
@@ -139,6 +145,13 @@ def request_monitoring(ctx: Context) -> Finding:
 
 @check(42, "Batch use: continuity of delivery to the target system is monitored.")
 def batch_continuity(ctx: Context) -> Finding:
+    """Delivery records, alerts on them (late, failed, short) and, for a project that batches, its schedule.
+
+    Every ``noria predict`` run leaves a delivery record; ``noria serve`` exports them as the
+    ``noria_batch_delivery_*`` series (newest success and its rows, typical rows, newest failure,
+    the project's thresholds) which the alert rules read.
+    """
+    batch = ctx.project.config.serving.batch
     deliveries = ctx.records.deliveries
     evidence = [
         ev.config(ctx, "serving", "batch", "deliveries_dir", detail="every noria predict run leaves a delivery record")
@@ -147,20 +160,46 @@ def batch_continuity(ctx: Context) -> Finding:
         last = deliveries[-1]
         evidence.append(
             ev.record(
-                ctx.rel(ctx.project.path(ctx.project.config.serving.batch.deliveries_dir)),
+                ctx.rel(ctx.project.path(batch.deliveries_dir)),
                 f"{len(deliveries)} deliveries, newest {last.get('finished_at') or last.get('started_at', '?')}: "
                 f"{last.get('status', '?')}",
             )
         )
-    alerts = _rules_matching(ctx, r"deliver|batch")
-    evidence += _rule_evidence(alerts, "delivery alerts")
-    if alerts:
-        return Finding(Status.MET, tuple(evidence))
-    return Finding(
-        Status.PARTIAL,
-        tuple(evidence),
-        "export the delivery records as metrics and alert when a scheduled batch is late, failed or short",
-    )
+    rules = [(p, r) for p, r in alert_rules(ctx) if re.search(r"deliver|batch", str(r.get("expr", "")), re.I)]
+    evidence += _rule_evidence([(ctx.rel(p), str(r.get("alert"))) for p, r in rules], "delivery alerts")
+    if batch.late_after_seconds:
+        evidence.append(
+            ev.config(
+                ctx,
+                "serving",
+                "batch",
+                "late_after_seconds",
+                detail=f"late after {batch.late_after_seconds / 3600:g} h without a successful delivery",
+            )
+        )
+    if not rules:
+        return Finding(
+            Status.PARTIAL,
+            tuple(evidence),
+            "alert when a scheduled batch is late, failed or short: Prometheus rules on the noria_batch_delivery_* "
+            "series `noria serve` exports from the delivery records (as in Noria's deploy/prometheus/rules/noria.yml)",
+        )
+    todo = []
+    missing = [kind for kind, pattern in DELIVERY_ALERTS.items() if not any(_reads(r, pattern) for _, r in rules)]
+    if missing:
+        todo.append(f"alert also when a batch delivery is {' or '.join(missing)} (rules on noria_batch_delivery_*)")
+    if deliveries and not batch.late_after_seconds and any(_reads(r, "late_after_seconds") for _, r in rules):
+        todo.append(
+            "declare the batch schedule (serving.batch.late_after_seconds: its period plus slack): "
+            "without it the lateness alert never fires"
+        )
+    if todo:
+        return Finding(Status.PARTIAL, tuple(evidence), "; ".join(todo))
+    return Finding(Status.MET, tuple(evidence))
+
+
+def _reads(rule: dict[str, object], pattern: str) -> bool:
+    return bool(re.search(pattern, str(rule.get("expr", "")), re.I))
 
 
 @check(43, "Offline evaluation metrics are stored and monitored.")

@@ -22,12 +22,19 @@ rules and one dashboard serve every project:
 ``noria_model_metric_drop_threshold``      ``monitoring.policy.metric_drop`` (when set)
 ``noria_model_kpi``, ``..._kpi_target``    the project's KPI and its target; ``..._kpi_shortfall``:
                                            how far it misses the target (positive = misses)
+``noria_batch_delivery_*``                 batch deliveries (``noria predict``), per project and
+                                           model: when the newest successful one finished, its
+                                           rows, the median rows of the ones before it, when the
+                                           newest failed one finished, deliveries by status, and
+                                           the project's ``serving.batch`` thresholds
 =========================================  ====================================================
 
 Nothing is computed on scrape: the collector reads the records of the monitoring store
-(``<dir>/drift/*.json``, ``<dir>/performance/*.json``). File names carry the window and the
-version, so a scrape lists two folders, picks the files it exports and parses only those
-that changed since the last scrape (cached by path, modification time and size).
+(``<dir>/drift/*.json``, ``<dir>/performance/*.json``) and the delivery records every
+``noria predict`` run leaves (``serving.batch.deliveries_dir``, when given a :class:`Deliveries`).
+File names carry the window and the version, so a scrape lists two folders, picks the files it
+exports and parses only those that changed since the last scrape (cached by path, modification
+time and size); delivery records are parsed once each, likewise.
 
 Label values stay bounded: per kind, the ``max_versions`` model versions with the newest
 records, each at its newest window only; features are the profile's features, metrics the
@@ -43,6 +50,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +59,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from noria.monitoring.store import WINDOW, Kind, MonitoringStore
 
 if TYPE_CHECKING:
+    from noria.config import Project
     from noria.tasks import Task
 
 log = logging.getLogger("noria.monitoring")
@@ -61,6 +70,8 @@ DEFAULT_MIN_IMPORTANCE = 0.05  # DriftConfig.min_importance, for records written
 NOT_METRICS = frozenset({"rows", "labelled", "predictions"})
 _WINDOW_LABELS = ["model_version", "window"]
 _KPI_LABELS = [*_WINDOW_LABELS, "metric", "name"]
+_DELIVERY_LABELS = ["project", "model"]
+TYPICAL_DELIVERIES = 10  # "recent" deliveries: the successful ones before the newest, at most this many
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,123 @@ class ServedVersion:
     trained_at: float | None = None  # Unix seconds
     holdout: float | None = None  # the task's primary metric on the holdout, recorded at promotion
     metric: str | None = None  # which metric ``holdout`` is (the task's primary metric)
+
+
+@dataclass(frozen=True)
+class Deliveries:
+    """Where a project's batch delivery records are, and its ``serving.batch`` alert thresholds."""
+
+    folder: Path
+    project: str
+    late_after_seconds: float = 0.0  # 0: no schedule declared (no threshold series, no lateness alert)
+    short_ratio: float = 0.0  # 0: no alert on short deliveries
+
+    @classmethod
+    def of(cls, project: Project) -> Deliveries:
+        from noria.serving.config import serving_config
+
+        batch = serving_config(project).batch
+        return cls(
+            project.path(batch.deliveries_dir),
+            project.config.project,
+            float(batch.late_after_seconds),
+            float(batch.short_ratio),
+        )
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """The part of a delivery record the exporter needs."""
+
+    model: str
+    succeeded: bool
+    finished: float  # Unix seconds
+    rows: float
+
+
+class _DeliveryFiles:
+    """Reads the delivery records of a folder; parsed files are kept until they change."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._parsed: dict[str, tuple[tuple[int, int], _Delivery | None]] = {}
+
+    def scan(self) -> tuple[list[_Delivery], int]:
+        """The readable deliveries, oldest first, and how many records could not be read."""
+        try:
+            with os.scandir(self.folder) as entries:
+                found = sorted(
+                    (e for e in entries if e.name.endswith(".json") and not e.name.startswith(".")),
+                    key=lambda e: e.name,
+                )
+                keys = {}
+                for entry in found:
+                    try:
+                        stat = entry.stat()
+                    except OSError:
+                        continue  # removed since the listing
+                    keys[entry.name] = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            self._parsed.clear()
+            return [], 0
+        except OSError as exc:
+            log.warning("cannot list delivery records in %s: %s", self.folder, exc)
+            return [], 0
+        deliveries, unreadable = [], 0
+        for name, key in keys.items():
+            cached = self._parsed.get(name)
+            if cached is None or cached[0] != key:
+                cached = self._parsed[name] = (key, _read_delivery(self.folder / name))
+            if cached[1] is None:
+                unreadable += 1
+            else:
+                deliveries.append(cached[1])
+        for name in set(self._parsed) - set(keys):
+            del self._parsed[name]
+        deliveries.sort(key=lambda d: d.finished)
+        return deliveries, unreadable
+
+
+def _read_delivery(path: Path) -> _Delivery | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        finished = datetime.fromisoformat(str(record.get("finished_at") or record["started_at"])).timestamp()
+        rows = _number(record.get("rows_out"))
+        return _Delivery(
+            model=str(record.get("model_name") or ""),
+            succeeded=record.get("status") == "succeeded",
+            finished=finished,
+            rows=0.0 if rows is None else rows,
+        )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        log.warning("delivery record %s is unreadable, not exported: %s", path, exc)
+        return None
+
+
+def _add_deliveries(families: dict[str, GaugeMetricFamily], watch: Deliveries, found: list[_Delivery]) -> None:
+    by_model: dict[str, list[_Delivery]] = {}
+    for delivery in found:
+        by_model.setdefault(delivery.model, []).append(delivery)
+    for model, deliveries in sorted(by_model.items()):
+        labels = [watch.project, model]
+        succeeded = [d for d in deliveries if d.succeeded]
+        failed = [d for d in deliveries if not d.succeeded]
+        families["deliveries"].add_metric([*labels, "succeeded"], float(len(succeeded)))
+        families["deliveries"].add_metric([*labels, "failed"], float(len(failed)))
+        if failed:
+            families["delivery_failed"].add_metric(labels, failed[-1].finished)
+        if succeeded:
+            families["delivery_success"].add_metric(labels, succeeded[-1].finished)
+            families["delivery_rows"].add_metric(labels, succeeded[-1].rows)
+        before = sorted(d.rows for d in succeeded[-TYPICAL_DELIVERIES - 1 : -1])
+        if before:
+            middle = len(before) // 2
+            typical = before[middle] if len(before) % 2 else (before[middle - 1] + before[middle]) / 2
+            families["delivery_typical_rows"].add_metric(labels, typical)
+    if watch.late_after_seconds > 0:
+        families["delivery_late_after"].add_metric([watch.project], watch.late_after_seconds)
+    if watch.short_ratio > 0:
+        families["delivery_short_ratio"].add_metric([watch.project], watch.short_ratio)
 
 
 @dataclass(frozen=True)
@@ -168,7 +296,8 @@ class MonitoringCollector:
     knows no project. ``task`` (the project's :class:`noria.tasks.Task`) names the primary
     metric and which way each metric is better, for records that do not say it themselves;
     ``metric_drop`` is the project's ``monitoring.policy.metric_drop``, exported as the one
-    threshold the metric-drop alert compares with.
+    threshold the metric-drop alert compares with; ``deliveries`` (:meth:`Deliveries.of`) adds the
+    batch delivery series the late, failed and short delivery alerts read.
     """
 
     def __init__(
@@ -179,6 +308,7 @@ class MonitoringCollector:
         max_versions: int = DEFAULT_MAX_VERSIONS,
         task: Task | None = None,
         metric_drop: float | None = None,
+        deliveries: Deliveries | None = None,
     ) -> None:
         if max_versions < 1:
             raise ValueError(f"max_versions must be at least 1, got {max_versions}")
@@ -188,6 +318,8 @@ class MonitoringCollector:
         self.metric_drop = metric_drop
         kinds: tuple[Kind, ...] = ("drift", "performance")
         self._files = {k: _RecordFiles(store.root / k, max_versions) for k in kinds} if store is not None else {}
+        self.deliveries = deliveries
+        self._delivery_files = _DeliveryFiles(deliveries.folder) if deliveries is not None else None
         self._lock = threading.Lock()  # scrapes may overlap; the file cache is not shared-safe
 
     def describe(self) -> Iterable[Metric]:
@@ -198,6 +330,10 @@ class MonitoringCollector:
         families = self._families()
         with self._lock:
             listings = {kind: files.scan() for kind, files in self._files.items()}
+            delivered = self._delivery_files.scan() if self._delivery_files is not None else None
+        if self.deliveries is not None and delivered is not None:
+            _add_deliveries(families, self.deliveries, delivered[0])
+            families["unreadable"].add_metric(["deliveries"], float(delivered[1]))
         holdout: dict[int, tuple[str, float]] = {}
         live: dict[int, tuple[str, str, float]] = {}  # version -> (window, metric, value) without a recorded drop
         for kind, listing in listings.items():
@@ -316,6 +452,41 @@ class MonitoringCollector:
                 "Newest records of this kind that could not be read (and are not exported).",
                 labels=["kind"],
             ),
+            "deliveries": g(
+                "noria_batch_deliveries",
+                "Batch delivery records (noria predict runs) by status: succeeded or failed.",
+                labels=[*_DELIVERY_LABELS, "status"],
+            ),
+            "delivery_success": g(
+                "noria_batch_delivery_last_success_timestamp_seconds",
+                "When the newest successful batch delivery finished (Unix time).",
+                labels=_DELIVERY_LABELS,
+            ),
+            "delivery_rows": g(
+                "noria_batch_delivery_last_success_rows",
+                "Rows delivered by the newest successful batch delivery.",
+                labels=_DELIVERY_LABELS,
+            ),
+            "delivery_typical_rows": g(
+                "noria_batch_delivery_typical_rows",
+                f"Median rows of the successful batch deliveries before the newest (at most {TYPICAL_DELIVERIES}).",
+                labels=_DELIVERY_LABELS,
+            ),
+            "delivery_failed": g(
+                "noria_batch_delivery_last_failure_timestamp_seconds",
+                "When the newest failed batch delivery finished (Unix time).",
+                labels=_DELIVERY_LABELS,
+            ),
+            "delivery_late_after": g(
+                "noria_batch_delivery_late_after_seconds",
+                "serving.batch.late_after_seconds: the longest gap allowed between two successful batch deliveries.",
+                labels=["project"],
+            ),
+            "delivery_short_ratio": g(
+                "noria_batch_delivery_short_ratio",
+                "serving.batch.short_ratio: a delivery with fewer rows than this share of the typical ones is short.",
+                labels=["project"],
+            ),
         }
 
 
@@ -426,4 +597,4 @@ def _higher_is_better(metric: str, task: Task | None) -> bool | None:
     return None
 
 
-__all__ = ["DEFAULT_MAX_VERSIONS", "MonitoringCollector", "ServedVersion", "primary_metric"]
+__all__ = ["DEFAULT_MAX_VERSIONS", "Deliveries", "MonitoringCollector", "ServedVersion", "primary_metric"]

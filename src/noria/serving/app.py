@@ -221,14 +221,14 @@ def _check_sticky_key(cfg: ServingConfig, request: RequestSchema) -> None:
 
 
 def _export_monitoring(metrics: ServingMetrics, holder: ModelHolder, project: Project | None, task: Task) -> None:
-    """Put the monitoring results (drift, performance) and the served versions' training facts on /metrics.
+    """Put the monitoring results (drift, performance), the batch deliveries and the served versions' facts on /metrics.
 
     The score histogram is described in ``task``'s terms, the holdout value of the served
     versions is the task's primary metric, and the project's ``monitoring.policy.metric_drop`` is
     the threshold the metric-drop alert reads. A collector runs only when Prometheus scrapes;
     /predict never touches it.
     """
-    from noria.monitoring.exporter import MonitoringCollector, ServedVersion
+    from noria.monitoring.exporter import Deliveries, MonitoringCollector, ServedVersion
     from noria.monitoring.store import MonitoringStore
 
     metrics.set_task(task)
@@ -242,7 +242,10 @@ def _export_monitoring(metrics: ServingMetrics, holder: ModelHolder, project: Pr
 
     store = MonitoringStore.of(project) if project is not None else None
     threshold = project.config.monitoring.policy.metric_drop if project is not None else None
-    metrics.registry.register(MonitoringCollector(store, served, task=task, metric_drop=threshold))
+    deliveries = Deliveries.of(project) if project is not None else None
+    metrics.registry.register(
+        MonitoringCollector(store, served, task=task, metric_drop=threshold, deliveries=deliveries)
+    )
 
 
 def _swapped(metrics: ServingMetrics, model: ServedModel) -> None:

@@ -200,6 +200,12 @@ class BatchConfig(_Section):
     chunk_size: int = Field(default=10_000, ge=1, le=1_000_000)
     # Where each run's delivery record goes.
     deliveries_dir: str = ".noria/deliveries"
+    # A scheduled batch is overdue when no delivery succeeded for this long: its schedule plus slack
+    # (93600 = 26 h for a daily run). 0: no schedule declared, no overdue-delivery alert.
+    late_after_seconds: int = Field(default=0, ge=0, le=366 * 86_400)
+    # A successful delivery is short when it has fewer rows than this share of the median of the
+    # previous successful ones (0: no alert on short deliveries).
+    short_ratio: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
 class FeatureCacheConfig(_Section):

@@ -484,6 +484,8 @@ REPO_FILES = {
               - {alert: ShopMetricDrop, expr: 'noria_model_metric_drop > noria_model_metric_drop_threshold'}
               - {alert: ShopKPI, expr: 'noria_model_kpi_shortfall > 0'}
               - {alert: ShopBatchLate, expr: 'time() - noria_batch_delivery_last_success_timestamp_seconds > 86400'}
+              - {alert: ShopBatchFailed, expr: 'noria_batch_delivery_last_failure_timestamp_seconds > noria_batch_delivery_last_success_timestamp_seconds'}
+              - {alert: ShopBatchShort, expr: 'noria_batch_delivery_last_success_rows < 0.5 * noria_batch_delivery_typical_rows'}
         """
     ),
     "deploy/alertmanager/alertmanager.yml": textwrap.dedent(

@@ -233,6 +233,42 @@ def test_alerts_nobody_receives(mature: Path, tmp_path: Path) -> None:
     assert finding.status is PARTIAL and "receivers" in finding.todo
 
 
+def test_batch_continuity_needs_late_failed_and_short_alerts_and_the_declared_schedule(
+    mature: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    root = copy(mature, tmp_path / "shop")
+    rules = root / "deploy/prometheus/rules.yml"
+    doc = yaml.safe_load(rules.read_text(encoding="utf-8"))
+    shop = doc["groups"][0]["rules"]
+    batch = {r["alert"]: r for r in shop if r["alert"].startswith("ShopBatch")}
+    doc["groups"][0]["rules"] = [r for r in shop if r["alert"] not in ("ShopBatchFailed", "ShopBatchShort")]
+    rules.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    finding = run(42, root)
+    assert finding.status is PARTIAL and "failed or short" in finding.todo
+
+    # Noria's own rule: late against the project's declared schedule, which this project (it batches) lacks
+    late = "time() - noria_batch_delivery_last_success_timestamp_seconds > on(project) group_left() "
+    late += "noria_batch_delivery_late_after_seconds"
+    doc["groups"][0]["rules"] = [
+        *(r for r in shop if not r["alert"].startswith("ShopBatch")),
+        {"alert": "ShopBatchLate", "expr": late},
+        batch["ShopBatchFailed"],
+        batch["ShopBatchShort"],
+    ]
+    rules.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    finding = run(42, root)
+    assert finding.status is PARTIAL and "serving.batch.late_after_seconds" in finding.todo
+    config = yaml.safe_load((root / "noria.yaml").read_text(encoding="utf-8"))
+    config["serving"].setdefault("batch", {})["late_after_seconds"] = 93600
+    (root / "noria.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    finding = run(42, root)
+    assert finding.status is MET, finding
+    details = " ".join(f"{e.where} {e.detail}" for e in finding.evidence)
+    assert "late after 26 h" in details and "ShopBatchFailed" in details and "1 deliveries" in details
+
+
 def test_a_tag_without_notes(mature: Path, tmp_path: Path) -> None:
     root = copy(mature, tmp_path / "shop")
     git(root, "tag", "v0.2.0")

@@ -4,13 +4,15 @@ and the score histogram in the task's terms."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from tests.unit.serving.conftest import AppFactory
-from tests.unit.serving.serving_support import KEY, register
+from tests.unit.serving.serving_support import FLIGHT, INLINE, KEY, make_project, register
 
 from noria.config import Project
 from noria.monitoring.store import MonitoringStore
@@ -57,6 +59,41 @@ def test_metrics_export_the_store_and_the_served_versions_registry_facts(
     # the serving metrics are still there, on the same registry, the score described in the task's terms
     assert any(labels["alias"] == "champion" for labels, _ in samples["noria_model_info"])
     assert f"# HELP noria_prediction_score {score_help(task_of(project))}" in response.text
+
+
+def test_every_noria_predict_run_reaches_metrics_as_delivery_series(
+    tmp_path: Path, migrated_db: Path, booster: lgb.Booster, make_app: AppFactory
+) -> None:
+    """Real batch runs (score_file, what `noria predict` runs) leave records; /metrics exports them."""
+    import pandas as pd
+
+    from noria.serving.batch import list_deliveries, score_file
+    from noria.serving.config import serving_config
+
+    extra = "serving:\n  batch: {late_after_seconds: 93600, short_ratio: 0.4}\n"
+    project = make_project(tmp_path / "proj", migrated_db, extra=extra)
+    register(project, booster)
+    assert serving_config(project).batch.late_after_seconds == 93600
+    rows = pd.DataFrame([{**FLIGHT, **INLINE}] * 12)  # the features in the file: nothing to look up
+    rows["scheduled_departure"] = pd.to_datetime(rows["scheduled_departure"], utc=True)
+    for n in (12, 10, 4):
+        rows.iloc[:n].to_parquet(tmp_path / f"in{n}.parquet")
+        score_file(project, tmp_path / f"in{n}.parquet", tmp_path / f"out{n}.parquet")
+    newest = list_deliveries(project)[-1]
+    assert newest.status == "succeeded" and newest.rows_out == 4
+
+    with TestClient(make_app(project)) as client:
+        samples = _samples(client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"}).text)
+    where = {"project": project.config.project, "model": newest.model_name}
+    finished = datetime.fromisoformat(newest.finished_at).timestamp()
+    assert samples["noria_batch_delivery_last_success_timestamp_seconds"] == [(where, finished)]
+    assert samples["noria_batch_delivery_last_success_rows"] == [(where, 4.0)]
+    assert samples["noria_batch_delivery_typical_rows"] == [(where, 11.0)]  # median of 12 and 10
+    assert sorted(samples["noria_batch_deliveries"], key=str) == sorted(
+        [({**where, "status": "succeeded"}, 3.0), ({**where, "status": "failed"}, 0.0)], key=str
+    )
+    assert samples["noria_batch_delivery_late_after_seconds"] == [({"project": project.config.project}, 93600.0)]
+    assert samples["noria_batch_delivery_short_ratio"] == [({"project": project.config.project}, 0.4)]
 
 
 def test_an_app_without_a_project_exports_only_what_it_serves(served_project: Project) -> None:

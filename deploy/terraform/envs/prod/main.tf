@@ -27,6 +27,7 @@ module "monitoring" {
   prometheus_retention = var.prometheus_retention
   prometheus_storage   = var.storage.prometheus
   grafana_hostname     = var.grafana_hostname
+  alert_webhook_urls   = var.alert_webhook_urls
 }
 
 module "noria" {

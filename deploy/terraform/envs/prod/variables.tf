@@ -64,3 +64,9 @@ variable "quota" {
     pods            = number
   })
 }
+
+variable "alert_webhook_urls" {
+  description = "Webhook URL of each Alertmanager receiver (platform, ml): a secret, so never in terraform.tfvars; CD passes TF_VAR_alert_webhook_urls from the environment's ALERT_WEBHOOK_URLS secret."
+  type        = map(string)
+  sensitive   = true
+}

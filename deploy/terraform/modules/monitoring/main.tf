@@ -1,9 +1,14 @@
 # Infrastructure health, monitored with alerts (maturity item 40): kube-prometheus-stack.
 # Prometheus picks up every ServiceMonitor and PrometheusRule in the cluster (deploy/k8s has
-# Noria's), Alertmanager routes the alerts, Grafana shows the dashboards in ConfigMaps
-# labelled grafana_dashboard=1 (the sidecar loads them from every namespace).
+# Noria's), Alertmanager routes the alerts with deploy/alertmanager/alertmanager.yml to its
+# webhook receivers, Grafana shows the dashboards in ConfigMaps labelled grafana_dashboard=1
+# (the sidecar loads them from every namespace).
 locals {
   labels = merge(var.labels, { environment = var.environment })
+  # The routes and receivers, as the compose stack and the tests use them; each receiver reads
+  # its URL from a file of the Secret below, mounted by the operator under /etc/alertmanager/secrets/.
+  alertmanager_config = yamldecode(file("${path.module}/../../../alertmanager/alertmanager.yml"))
+  webhooks_secret     = "noria-alert-webhooks"
 }
 
 resource "kubernetes_namespace_v1" "monitoring" {
@@ -28,6 +33,15 @@ resource "kubernetes_secret_v1" "grafana_admin" {
     "admin-user"     = "admin"
     "admin-password" = random_password.grafana_admin.result
   }
+}
+
+resource "kubernetes_secret_v1" "alert_webhooks" {
+  metadata {
+    name      = local.webhooks_secret
+    namespace = kubernetes_namespace_v1.monitoring.metadata[0].name
+    labels    = local.labels
+  }
+  data = var.alert_webhook_urls
 }
 
 resource "helm_release" "kube_prometheus_stack" {
@@ -58,7 +72,13 @@ resource "helm_release" "kube_prometheus_stack" {
         }
       }
     }
-    alertmanager = { alertmanagerSpec = { podMetadata = { labels = local.labels } } }
+    alertmanager = {
+      config = local.alertmanager_config
+      alertmanagerSpec = {
+        podMetadata = { labels = local.labels }
+        secrets     = [kubernetes_secret_v1.alert_webhooks.metadata[0].name]
+      }
+    }
     grafana = {
       podLabels = local.labels
       admin = {

@@ -40,3 +40,13 @@ variable "grafana_hostname" {
   description = "Public hostname of Grafana (ingress with TLS from cert-manager)."
   type        = string
 }
+
+variable "alert_webhook_urls" {
+  description = "Webhook URL of each receiver of deploy/alertmanager/alertmanager.yml, by key: platform (service and cluster alerts) and ml (model and batch delivery alerts)."
+  type        = map(string)
+  sensitive   = true
+  validation {
+    condition     = alltrue([for k in ["platform", "ml"] : can(regex("^https://", lookup(var.alert_webhook_urls, k, "")))])
+    error_message = "alert_webhook_urls needs an https:// URL for platform and for ml: the receivers of deploy/alertmanager/alertmanager.yml post there."
+  }
+}
