@@ -8,8 +8,8 @@ A new flights project (``noria init``) ingests its default range (January-June 2
   promotes version 1);
 - first re-run: right after the gate promoted; the only change in the registry is that
   promotion, which ``champion_now`` recognises as the gate's own, so its decision is reused;
-- warm: nothing changed (every step cached but ``context`` and ``champion_now``, which read
-  the snapshot and the registry; the gate's decision is reused).
+- warm: nothing changed (every step cached but ``context``, ``card_docs`` and ``champion_now``,
+  which read the snapshot, the model card's pages and the registry; the gate's decision is reused).
 
 Reported as command wall time (what a user or an orchestrator waits for, Python start-up and
 imports included) and as the runner's own time. Target (scale issue): warm <= 5 % of cold.

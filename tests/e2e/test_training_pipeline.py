@@ -42,7 +42,7 @@ def test_training_pipeline_registers_a_gated_champion_with_lineage(tmp_path: Pat
     snapshot = ingest(project, "2013-01", "2013-02").record
 
     first = run_project_pipeline(project, "training", progress=False)
-    assert first.count("ran") == 9
+    assert first.count("ran") == 10
     evaluation = first.load("evaluation")
     assert evaluation["metrics"]["roc_auc"] > 0.65  # a real signal on a month we did not train on
     assert evaluation["split"]["parts"]["test"]["rows"] > 20_000
@@ -57,18 +57,49 @@ def test_training_pipeline_registers_a_gated_champion_with_lineage(tmp_path: Pat
     usage = list_usage(project, "flight-delay")
     assert usage and usage[0].service == "flight_delay"
 
-    # `context` and `champion_now` always run; the only change since is the gate's own promotion
-    # of this candidate, so its decision is reused, keyed on (candidate, champion, settings)
+    # `context`, `card_docs` and `champion_now` always run; the only change since is the gate's own
+    # promotion of this candidate, so its decision is reused, keyed on (candidate, champion, settings)
     again = run_project_pipeline(project, "training", progress=False)
-    assert again.count("cached") == 7 and again.count("ran") == 2
+    assert again.count("cached") == 7 and again.count("ran") == 3
     assert again.load("gate") == decision
     warm = run_project_pipeline(project, "training", progress=False)
-    assert warm.count("cached") == 7 and warm.count("ran") == 2
+    assert warm.count("cached") == 7 and warm.count("ran") == 3
     assert warm.load("gate") == decision
 
     # The same holdout period named explicitly changes nothing.
     same = run_project_pipeline(project, "training", params={"test_from": "2013-02"}, progress=False)
     assert same.count("cached") == 7
+
+    # The card quotes the project's pages: `noria init` leaves them to fill in, so it says so.
+    card = (first.load("report") / "model_card.md").read_text(encoding="utf-8")
+    assert "docs/risk.md is not filled in yet" in card and "TODO" not in card
+    # Filling in the risk page re-renders the card: evaluate and what follows it run again, while
+    # the training set, the split, the tuning and the model stay cached.
+    (root / "docs" / "risk.md").write_text(RISK_PAGE, encoding="utf-8")
+    edited = run_project_pipeline(project, "training", progress=False)
+    cached = {name for name, result in edited.steps.items() if result.status == "cached"}
+    assert cached == {"training_set", "split", "tune", "train"}
+    assert edited.load("evaluation") == first.load("evaluation")  # the same numbers, a new card
+    card = (edited.load("report") / "model_card.md").read_text(encoding="utf-8")
+    risks = card.split("## Risks and mitigations", 1)[1]
+    assert "| a delayed flight is not flagged | medium | low | the dispatcher's own check |" in risks
+    assert "Agreed by Ana Lima (operations) on 2026-11-30" in risks
+    assert "docs/risk.md is not filled in yet" not in card
+
+
+RISK_PAGE = """\
+# Model risk assessment
+
+## Risks and mitigations
+
+| risk | likelihood | impact | mitigation |
+|---|---|---|---|
+| a delayed flight is not flagged | medium | low | the dispatcher's own check |
+
+## Sign-off
+
+Agreed by Ana Lima (operations) on 2026-11-30.
+"""
 
 
 def test_impossible_split_fails_before_any_work(tmp_path: Path) -> None:
@@ -251,7 +282,9 @@ def test_training_pipeline_for_a_multiclass_and_a_regression_project(
     project = load_project(tiny_project(tmp_path / task, task), environ={})
     ingest(project, "2020-01", "2020-06")
     first = run_project_pipeline(project, "training", progress=False)
-    assert first.count("ran") == 9
+    assert first.count("ran") == 10
+    card = (first.load("report") / "model_card.md").read_text(encoding="utf-8")
+    assert "docs/goals.md is not written yet: the default below applies." in card  # no docs folder here
     evaluation = first.load("evaluation")
     assert evaluation["task"] == task and evaluation["primary_metric"] == primary
     flat = evaluation["flat"]

@@ -43,8 +43,10 @@ pytestmark = [
 ]
 
 MODEL = "flight-delay"
-STEPS = ("context", "training_set", "split", "tune", "train", "evaluate", "register", "champion_now", "gate")
-UNCACHED = {"context", "champion_now"}  # @step(cache=False) in noria.training.pipeline
+STEPS = (
+    "context", "card_docs", "training_set", "split", "tune", "train", "evaluate", "register", "champion_now", "gate"
+)  # fmt: skip
+UNCACHED = {"context", "card_docs", "champion_now"}  # @step(cache=False) in noria.training.pipeline
 DAYS = 7  # the first week of January (train) and of February (test)
 SMALL = {
     "NORIA_TRAINING__TRAIN__FROM": "2013-01",

@@ -25,19 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from noria.project_docs import PLACEHOLDER, SIGN_OFF, Doc, Section, placeholder_lines
+
 if TYPE_CHECKING:
     from noria.config import Project
     from noria.features.config import FeaturesConfig
     from noria.maturity._records import Records
 
-# Unfilled parts of a template: TODO, TBD, FILL IN (upper case, as whole words).
-PLACEHOLDER = re.compile(r"\b(TODO|TBD|FILL IN)\b")
-# A sign-off: "Agreed by Ana Lima (head of operations) on 2025-03-01", "Signed off: ..., 2025-03-01".
-SIGN_OFF = re.compile(r"(?im)^.*\b(signed[ -]off|agreed|approved|reviewed)\b.*?(\d{4}-\d{2}-\d{2}).*$")
 # A page generated from code (a CLI or config reference) documents the tool, not the project.
 GENERATED = re.compile(r"(?i)generated from|do not edit by hand")
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
 DEPLOY_DIRS = ("deploy", "infra", "infrastructure", "terraform", "k8s", "kubernetes", "helm", "charts")
 _SKIP_DIRS = {
     ".git",
@@ -58,65 +54,10 @@ _SKIP_DIRS = {
 }
 
 
-@dataclass(frozen=True)
-class Section:
-    """A Markdown heading and the text under it (its sub-sections included)."""
-
-    doc: Doc
-    heading: str
-    level: int
-    line: int
-    body: str
-
-    @property
-    def where(self) -> str:
-        return f"{self.doc.rel}#{self.heading}"
-
-    @property
-    def text(self) -> str:
-        return f"{self.heading}\n{self.body}"
-
-    def placeholders(self) -> list[str]:
-        return placeholder_lines(self.text)
-
-
-@dataclass(frozen=True)
-class Doc:
-    path: Path
-    rel: str  # relative to the repository
-    text: str
-
-    @functools.cached_property
-    def sections(self) -> list[Section]:
-        lines = self.text.splitlines()
-        heads: list[tuple[int, int, str]] = []  # (line index, level, heading)
-        fenced = False
-        for i, line in enumerate(lines):
-            if _FENCE.match(line):
-                fenced = not fenced
-                continue
-            m = None if fenced else _HEADING.match(line)
-            if m:
-                heads.append((i, len(m[1]), m[2].strip()))
-        out = []
-        for k, (i, level, heading) in enumerate(heads):
-            end = next((j for j, lv, _ in heads[k + 1 :] if lv <= level), len(lines))
-            out.append(Section(self, heading, level, i + 1, "\n".join(lines[i + 1 : end])))
-        return out
-
-    def __hash__(self) -> int:
-        return hash(self.path)
-
-
 def _words(names: Iterable[str]) -> re.Pattern[str] | None:
     """A pattern matching any of ``names`` as a whole word (None when there is none)."""
     escaped = [re.escape(n) for n in names if n]
     return re.compile(rf"(?<![\w-])({'|'.join(escaped)})(?![\w-])") if escaped else None
-
-
-def placeholder_lines(text: str) -> list[str]:
-    """Lines holding a placeholder (TODO, TBD, FILL IN), stripped."""
-    return [line.strip() for line in text.splitlines() if PLACEHOLDER.search(line)]
 
 
 @dataclass(frozen=True)

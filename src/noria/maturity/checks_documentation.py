@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from noria.maturity import _evidence as ev
-from noria.maturity._context import SIGN_OFF, Context, Section, age_days
+from noria.maturity._context import Context, Section, age_days
 from noria.maturity._model import Evidence, Finding, Status
 from noria.maturity._registry import check
+from noria.project_docs import sign_offs
 
 SIGN_OFF_DAYS = 365  # a sign-off older than this is not current
 STALE_DAYS = 180  # an architecture page this much older than the project's newest change is stale
@@ -47,13 +48,10 @@ def sign_off(sections: list[Section]) -> tuple[str, datetime] | None:
     """The newest sign-off line in the pages holding ``sections`` (the line and its date)."""
     best: tuple[str, datetime] | None = None
     for doc in dict.fromkeys(s.doc for s in sections):
-        for m in SIGN_OFF.finditer(doc.text):
-            try:
-                when = datetime.fromisoformat(m[2])
-            except ValueError:
-                continue
+        for signed in sign_offs(doc.text):
+            when = datetime(signed.date.year, signed.date.month, signed.date.day)
             if best is None or when > best[1]:
-                best = (m[0].strip(" -*|"), when)
+                best = (signed.line, when)
     return best
 
 

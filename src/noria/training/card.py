@@ -1,5 +1,10 @@
 """The model card: what the model is for, what it was trained on, how well it does, where it fails.
 
+Its intended use, its users and the decisions they take, and its risks with their mitigations
+come from the project's pages (``docs/goals.md``, ``docs/explanations.md``, ``docs/risk.md``;
+see :mod:`noria.training.card_docs`), each cited with its sign-off; a page not written or not
+filled in yet is said so, and the card's default text stands in for it.
+
 One card per model version, written twice from the same content: ``model_card.md`` (plots as
 PNG files in ``model_card_files/``) and ``model_card.html`` (one self-contained file, plots
 inline as base64 PNG). It speaks the task's language: a probability that the label is true
@@ -14,7 +19,7 @@ holdout, slices too small to judge) are written automatically.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from noria.tasks import BinaryTask, Task, make_task
 from noria.training import _plots
 from noria.training._doc import Doc, Image
 from noria.training._io import write_bytes_atomic, write_text_atomic
+from noria.training.card_docs import PART, citation, fallback_note, paragraphs
 from noria.training.evaluation import Evaluation
 from noria.training.model import TrainedModel
 from noria.training.split import Split
@@ -44,10 +50,14 @@ def model_info(
     tuning: TuneResult | None = None,
     intended_use: str | None = None,
     limitations: Sequence[str] = (),
+    docs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``info`` mapping :func:`write_model_card` reads, built from the training objects.
 
     ``split``: the split, or its :meth:`Split.summary` (what the training pipeline passes on).
+    ``docs``: what :func:`noria.training.card_docs.read_card_docs` read from the project's pages
+    (None: no project folder, the card's defaults apply and it says so). ``intended_use``, when
+    given, is used instead of the goals page.
     """
     task = model.task
     return {
@@ -69,6 +79,7 @@ def model_info(
         "tuning": None if tuning is None else {k: v for k, v in tuning.to_dict().items() if k != "trials"},
         "intended_use": intended_use,
         "limitations": list(limitations),
+        "docs": None if docs is None else dict(docs),
     }
 
 
@@ -142,8 +153,12 @@ def _build(info: Mapping[str, Any], ev: Evaluation, importance: pd.DataFrame, li
         summary += f" ({value - theirs:+.4f}; {direction} is better)"
     doc.para(summary + ".")
 
-    doc.heading("Intended use")
-    doc.para(str(info.get("intended_use") or _intended_use(task, label)))
+    if info.get("intended_use"):
+        doc.heading(PART["intended_use"].title)
+        doc.para(str(info["intended_use"]))
+    else:
+        _from_page(doc, info, "intended_use", lambda: doc.para(_intended_use(task, label)))
+    _from_page(doc, info, "users", lambda: doc.para(_users(task, label)))
 
     doc.heading("Data snapshot")
     doc.table(["item", "value"], [[k, _plain(v)] for k, v in lineage.items()] or [["lineage", "not recorded"]])
@@ -224,7 +239,57 @@ def _build(info: Mapping[str, Any], ev: Evaluation, importance: pd.DataFrame, li
 
     doc.heading("Limits")
     doc.bullets([*_measured_limits(info, ev, task), *[str(x) for x in info.get("limitations") or []]])
+    _from_page(doc, info, "risks", lambda: doc.table(["risk", "mitigation built into Noria"], _DEFAULT_RISKS))
     return doc
+
+
+def _from_page(doc: Doc, info: Mapping[str, Any], key: str, default: Callable[[], None]) -> None:
+    """A part of the card from the project's page (cited with its sign-off), or its default, saying why."""
+    part = PART[key]
+    doc.heading(part.title)
+    docs = info.get("docs")
+    entry = docs.get(key) if isinstance(docs, Mapping) else None
+    note = fallback_note(part, entry)
+    if note is not None or not isinstance(entry, Mapping):
+        doc.para(note or "")
+        default()
+        return
+    for kind, body in paragraphs(str(entry.get("text") or "")):
+        if kind == "table":
+            doc.table(*body)
+        elif kind == "ul":
+            doc.bullets(body)
+        else:
+            doc.para(body)
+    doc.para(citation(part, dict(entry)))
+
+
+# The safeguards every model served by Noria has: the risks table when docs/risk.md is not filled in.
+_DEFAULT_RISKS = [
+    [
+        "inputs drift away from the training data",
+        "drift alerts on important features; monitoring.policy.on_drift can retrain",
+    ],
+    [
+        "the live metric falls below the holdout",
+        "noria monitor feedback on matured labels, the metric-drop alert, retraining through the gate",
+    ],
+    [
+        "a worse model is promoted",
+        "the promotion gate (a challenger must beat the champion on the same holdout), noria rollback",
+    ],
+    [
+        "requests outside what the model learned",
+        "answers flag out-of-distribution inputs, which go to the review queue",
+    ],
+]
+
+
+def _users(task: Task, label: str) -> str:
+    return (
+        f"Whoever calls the service: each answer gives {_what(task, label)}, with its largest contributions "
+        "in words. Who acts on the answers, and which decision rests on them, is for the project to write down."
+    )
 
 
 def _rows(ev: Evaluation) -> int:

@@ -1,11 +1,14 @@
 """The reference training pipeline: ``noria pipeline run training``.
 
     context -> training_set -> split -> tune -> train -> evaluate -> register -> gate
+    card_docs ---------------------------------------------^
 
 Every step is cached by the pipeline runner (code, parameters, input artifacts), so a rerun
 with nothing changed skips everything. ``context`` is never cached: it resolves the data
 snapshot (``latest`` by default) and the project settings each time, and its output
-changes only when they do, which is what invalidates the steps below it.
+changes only when they do, which is what invalidates the steps below it. ``card_docs`` is
+never cached either: it reads the sections of the project's pages the model card quotes, so
+editing them re-renders the card (``evaluate`` and what follows it) and nothing before it.
 Each step can also run alone (``--step S --run-id R``): that is what Airflow and Kubeflow run.
 """
 
@@ -92,6 +95,20 @@ def _module_digest(project: Any, ref: str | None) -> str | None:
 
     path = module_file(project.root, ref.partition(":")[0])
     return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else None
+
+
+@step(cache=False)
+def card_docs() -> dict[str, Any]:
+    """The sections of the project's pages the model card quotes, with their sign-offs.
+
+    Intended use (docs/goals.md), users and decisions (docs/explanations.md), risks and
+    mitigations (docs/risk.md): :func:`noria.training.card_docs.read_card_docs`. Only those
+    sections and the pages' sign-off lines are in the output, so an edit elsewhere in the
+    pages leaves ``evaluate`` cached.
+    """
+    from noria.training.card_docs import read_card_docs
+
+    return read_card_docs(current_project().root)
 
 
 @step(outputs=("training_set", "training_set_info"))
@@ -279,6 +296,7 @@ def evaluate(
     tune: dict[str, Any],
     training_set_info: dict[str, Any],
     context: dict[str, Any],
+    card_docs: dict[str, Any],
 ) -> tuple[dict[str, Any], Path]:
     """Holdout metrics, slices, baselines, the model card and the monitoring reference profile.
 
@@ -350,7 +368,7 @@ def evaluate(
     )
     profile.save(report / "reference_profile.json")
     importance.to_csv(report / "feature_importance.csv", index=False)
-    info = model_info(model, split_info, name=context["model_name"], tuning=None)
+    info = model_info(model, split_info, name=context["model_name"], tuning=None, docs=card_docs)
     lineage = {
         "data snapshot": context["snapshot_id"],
         "feature definition hash": context["definition_hash"],
@@ -543,6 +561,6 @@ def _predict(booster: Any, frame: pd.DataFrame) -> Any:
 def training_pipeline() -> Pipeline:
     return Pipeline(
         "training",
-        steps=[context, training_set, split, tune, train, evaluate, register, champion_now, gate],
+        steps=[context, card_docs, training_set, split, tune, train, evaluate, register, champion_now, gate],
         description="snapshot -> training set -> split -> tune -> train -> evaluate -> register -> gate",
     )

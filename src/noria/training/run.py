@@ -26,6 +26,7 @@ from noria.tasks import BinaryTask, Task
 from noria.training._io import write_text_atomic
 from noria.training.baselines import fit_baselines, sample_split
 from noria.training.card import model_info, write_model_card
+from noria.training.card_docs import read_card_docs
 from noria.training.evaluation import Evaluation, evaluate, slice_specs
 from noria.training.model import TrainedModel, feature_importance, train
 from noria.training.settings import TrainingSettings
@@ -82,11 +83,14 @@ def run_training(
     on_trial: Callable[[TrialSummary], None] | None = None,
     task: Task | None = None,
     root: Path | str | None = None,
+    docs: Mapping[str, Any] | None = None,
 ) -> TrainingOutcome:
     """Split by time, tune (if ``settings.trials``), train, evaluate against baselines, write it all.
 
     ``task`` (default binary) says what the label is; ``root`` is the project folder the
-    settings' baseline functions are found in.
+    settings' baseline functions are found in, and whose pages (docs/goals.md,
+    docs/explanations.md, docs/risk.md) the model card quotes; ``docs`` passes those pages'
+    sections already read (:func:`noria.training.card_docs.read_card_docs`) instead.
     """
     s = settings or TrainingSettings()
     task = task or BinaryTask()
@@ -180,6 +184,7 @@ def run_training(
         tuning=tuning,
         intended_use=intended_use,
         limitations=limitations,
+        docs=docs if docs is not None or root is None else read_card_docs(root),
     )
     card = write_model_card(out, info, evaluation, importance, dict(lineage or {}))
     lap("write")

@@ -375,6 +375,8 @@ def test_run_training_for_a_regression(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     assert saved["metrics"]["rmse"] == pytest.approx(out.evaluation.metrics["rmse"])
     assert (tmp_path / "out" / "model_card_files" / "residuals.png").is_file()
+    # the card reads the project's pages from `root`: this folder has none, and the card says so
+    assert "docs/goals.md is not written yet" in (tmp_path / "out" / "model_card.md").read_text()
 
 
 def test_labels_of_a_frame_with_strings_are_refused() -> None:
