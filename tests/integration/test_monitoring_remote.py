@@ -115,3 +115,31 @@ def test_a_bad_url_is_refused_at_load(tmp_path: Path) -> None:
     db = make_migrated_db(None, tmp_path / "mlflow")
     with pytest.raises(ConfigError, match="monitoring.remote"):
         make_project(tmp_path / "p", db, extra="monitoring: {remote: 'noria-data/monitoring'}")
+
+
+def test_the_services_exporter_starts_without_the_bucket_and_refreshes_from_it(
+    s3: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from noria.monitoring.exporter import MonitoringCollector
+
+    url = f"s3://{BUCKET}/records-d"
+    _store(tmp_path / "job", url).save("drift", "2013-07", "m", 4, {"alerts": ["temp"], "features": []})
+    forget_pulls()
+    served = MonitoringStore(tmp_path / "service", remote_of(tmp_path / "service", url, pull=False))
+    assert not (tmp_path / "service" / "drift").exists()  # nothing pulled at start
+    registry = CollectorRegistry()
+    registry.register(MonitoringCollector(served))
+    assert 'kind="drift"' in generate_latest(registry).decode()  # the first scrape pulled the Job's record
+    assert (tmp_path / "service" / "drift" / "2013-07--v4.json").is_file()
+
+    # Without the bucket (no credentials, S3 down), the service starts and scrapes; the failure is logged.
+    forget_pulls()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    cut_off = MonitoringStore(tmp_path / "cut-off", remote_of(tmp_path / "cut-off", url, pull=False))
+    registry = CollectorRegistry()
+    registry.register(MonitoringCollector(cut_off))
+    with caplog.at_level("WARNING", logger="noria.monitoring"):
+        generate_latest(registry)
+    assert "monitoring records not refreshed" in caplog.text

@@ -329,6 +329,8 @@ class MonitoringCollector:
     def collect(self) -> Iterator[Metric]:
         families = self._families()
         with self._lock:
+            if self.store is not None:
+                self.store.refresh()  # records the monitoring Job wrote to monitoring.remote
             listings = {kind: files.scan() for kind, files in self._files.items()}
             delivered = self._delivery_files.scan() if self._delivery_files is not None else None
         if self.deliveries is not None and delivered is not None:

@@ -28,6 +28,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ log = logging.getLogger("noria.monitoring")
 
 _OPENED: dict[tuple[str, str], RemoteRecords] = {}  # (local root, remote) -> pulled in this process
 _LOCK = threading.Lock()
+REFRESH_S = 60.0  # a long-lived reader (the service's exporter) pulls at most this often
 
 
 def parse_remote(url: str) -> tuple[str, str]:
@@ -78,6 +80,7 @@ class RemoteRecords:
         self.endpoint = s3_endpoint_url(None)
         config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 4, "mode": "standard"})
         self.client: Any = boto3.session.Session().client("s3", endpoint_url=self.endpoint, config=config)
+        self._last_try: float | None = None
 
     def where(self) -> str:
         return f"{self.url} (endpoint {self.endpoint or 'AWS'})"
@@ -130,6 +133,21 @@ class RemoteRecords:
             copied.append(relative)
         return copied
 
+    def refresh(self, every_s: float = REFRESH_S) -> None:
+        """Pull again if the last pull is older than ``every_s``; a failure is logged, not raised
+        (a long-lived reader goes on with the records it has and tries again later)."""
+        now = time.monotonic()
+        if self._last_try is not None and now - self._last_try < every_s:
+            return
+        self._last_try = now
+        try:
+            copied = self.pull()
+        except ExternalToolError as exc:
+            log.warning("monitoring records not refreshed from %s: %s", self.where(), exc.message)
+            return
+        if copied:
+            log.info("pulled %d monitoring records from %s", len(copied), self.where())
+
     def push(self, path: Path) -> str:
         """Upload one file (one PUT); returns its key."""
         key = self.key(path)
@@ -140,8 +158,12 @@ class RemoteRecords:
         return key
 
 
-def remote_of(root: Path, url: str | None) -> RemoteRecords | None:
-    """The remote of a monitoring folder (None without ``monitoring.remote``), pulled once per process."""
+def remote_of(root: Path, url: str | None, *, pull: bool = True) -> RemoteRecords | None:
+    """The remote of a monitoring folder (None without ``monitoring.remote``), pulled once per process.
+
+    ``pull=False`` (a reader that must not depend on the bucket, such as the service's exporter,
+    which refreshes itself with :meth:`RemoteRecords.refresh`): the remote is returned unpulled.
+    """
     if not url:
         return None
     marker = (str(Path(root).resolve()), url)
@@ -149,6 +171,8 @@ def remote_of(root: Path, url: str | None) -> RemoteRecords | None:
         remote = _OPENED.get(marker)
         if remote is None:
             remote = RemoteRecords(url, root)
+            if not pull:
+                return remote
             copied = remote.pull()
             _OPENED[marker] = remote
             if copied:

@@ -87,12 +87,21 @@ class MonitoringStore:
     remote: RemoteRecords | None = field(default=None, compare=False)
 
     @classmethod
-    def of(cls, project: Project) -> MonitoringStore:
-        """The project's store; with ``monitoring.remote``, its records pulled (once per process)."""
+    def of(cls, project: Project, *, pull: bool = True) -> MonitoringStore:
+        """The project's store; with ``monitoring.remote``, its records pulled (once per process).
+
+        ``pull=False`` for a reader that must start without the bucket (the service's exporter):
+        it calls :meth:`refresh` instead, which pulls now and then and only logs a failure.
+        """
         from noria.monitoring.remote import remote_of
 
         root = project.path(project.config.monitoring.dir)
-        return cls(root, remote_of(root, project.config.monitoring.remote))
+        return cls(root, remote_of(root, project.config.monitoring.remote, pull=pull))
+
+    def refresh(self) -> None:
+        """Bring in records written elsewhere (``monitoring.remote``; at most once a minute, never raises)."""
+        if self.remote is not None:
+            self.remote.refresh()
 
     def publish(self, path: Path) -> None:
         """Upload a file of the store to ``monitoring.remote`` (nothing without one); raises on failure."""

@@ -240,7 +240,8 @@ def _export_monitoring(metrics: ServingMetrics, holder: ModelHolder, project: Pr
             ServedVersion(m.version, m.loaded.trained_at, m.loaded.holdout_metrics.get(metric), metric) for m in models
         ]
 
-    store = MonitoringStore.of(project) if project is not None else None
+    # Not pulled here: the service starts without the monitoring bucket; the collector refreshes.
+    store = MonitoringStore.of(project, pull=False) if project is not None else None
     threshold = project.config.monitoring.policy.metric_drop if project is not None else None
     deliveries = Deliveries.of(project) if project is not None else None
     metrics.registry.register(
