@@ -58,6 +58,8 @@ lint: $(STAMP) ## ruff, mypy, actionlint, CLI docs, Dockerfiles, k8s manifests, 
 	$(BIN)/actionlint .github/workflows/*.yml
 	$(BIN)/python scripts/cli_docs.py --check
 	$(BIN)/python scripts/config_docs.py --check
+	$(BIN)/python scripts/features_docs.py --check
+	$(BIN)/python scripts/model_choice.py --check
 	$(BIN)/python scripts/bench_table.py --check
 	UV=$(UV) $(BIN)/python scripts/check_deploy.py
 
@@ -72,9 +74,11 @@ fmt: $(STAMP) ## format and auto-fix
 	$(BIN)/ruff format src tests benchmarks examples scripts
 	$(BIN)/ruff check --fix src tests benchmarks examples scripts
 
-docs: $(STAMP) ## regenerate docs/cli.md (from --help), docs/configuration.md's key reference and docs/api/openapi.json
+docs: $(STAMP) ## regenerate docs/cli.md, the config key reference, the flights feature tables, model_choice.md's figures (from docs/data/model_choice.json), openapi.json
 	$(BIN)/python scripts/cli_docs.py
 	$(BIN)/python scripts/config_docs.py
+	$(BIN)/python scripts/features_docs.py
+	$(BIN)/python scripts/model_choice.py
 	$(BIN)/python -m noria.serving.openapi
 
 # VERSION=X.Y.Z or PART=patch|minor|major; DRY_RUN=1 shows the plan and changes nothing. Plain python3

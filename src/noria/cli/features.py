@@ -206,15 +206,24 @@ def get_cmd(
 def list_cmd(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the entities, views and features as Markdown tables.")
+    ] = False,
 ) -> None:
     """List feature views and their features, with types, keys, TTLs and descriptions.
 
-    Example:  noria features list
+    Example:  noria features list --markdown > features-table.md
     """
     from noria.cli._output import print_json, print_table
     from noria.features.definitions import feature_catalog, load_definitions
 
-    rows = feature_catalog(load_definitions(_project(ctx)))
+    defs = load_definitions(_project(ctx))
+    if markdown:
+        from noria.features.docs import features_markdown
+
+        typer.echo(features_markdown(defs), nl=False)
+        return
+    rows = feature_catalog(defs)
     if as_json:
         print_json(rows)
         return

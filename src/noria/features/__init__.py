@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "load_definitions": "noria.features.definitions",
     "load_features_config": "noria.features.definitions",
     "feature_catalog": "noria.features.definitions",
+    "features_markdown": "noria.features.docs",
     "apply": "noria.features.repo",
     "ApplyResult": "noria.features.repo",
     "historical_features": "noria.features.offline",
@@ -46,6 +47,7 @@ __all__ = [
     "apply",
     "build_training_set",
     "feature_catalog",
+    "features_markdown",
     "historical_features",
     "list_usage",
     "load_definitions",
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
         load_definitions,
         load_features_config,
     )
+    from noria.features.docs import features_markdown
     from noria.features.lookup import OnlineStore
     from noria.features.offline import historical_features
     from noria.features.online import FeatureVectors, materialize, online_features, open_online_store
