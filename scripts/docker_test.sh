@@ -2,7 +2,8 @@
 # `make docker-test`: build the serving (and pipeline-runner) images on a local Docker engine,
 # run them, and check that they work: the entry point, the non-root user, a read-only root
 # file system, the OCI labels, then /health, /version, /ready and one /predict through
-# scripts/smoke_test.sh.
+# scripts/smoke_test.sh. The dev container (.devcontainer/devcontainer.json) is built as its
+# build section says and the editor's tools (noria, ruff, pytest) run in it on the workspace.
 #
 #   scripts/docker_test.sh [PROJECT_DIR]
 #
@@ -16,6 +17,8 @@
 #                scripts/docker_base.sh from Debian's mirror when no registry can be pulled
 #                from (set python:3.11-slim-bookworm where Docker Hub is reachable)
 #   PIPELINE=0   skip the pipeline-runner image
+#   DEVCONTAINER=0  skip the dev container (.devcontainer/devcontainer.json's build section, built
+#                with this machine's BASE_IMAGE, then noria, ruff and pytest run inside it)
 #   KEEP_DOCKER_DATA=1  keep the private engine's data (a sparse file: re-runs use the build cache)
 # If no Docker engine answers, the script installs Debian's docker.io (as root) and starts a
 # private dockerd (no bridge: containers use the host network) on its own socket, with its data
@@ -168,6 +171,9 @@ main() {
         check_code "$TAG/pipeline" "$code"
     fi
 
+    # ---- the dev container: .devcontainer/devcontainer.json's build, as the editor builds it ----
+    [[ ${DEVCONTAINER:-1} == 1 ]] && devcontainer_check
+
     ref=$TAG/serving:latest
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     run=(--detach --name "$CONTAINER" "${readonly_run[@]}" -e NORIA_API_KEYS=docker-test-key-0123456789)
@@ -213,6 +219,38 @@ main() {
     fi
     log "prediction log: $((logged_after - logged_before)) new file(s) written on SIGTERM"
     log "ok: the serving image builds, runs read-only as non-root, serves predictions and logs them"
+}
+
+devcontainer_check() {  # build the image the editor's container is, then use it as the editor would
+    local start=$SECONDS spec=.devcontainer/devcontainer.json ref=$TAG/dev:latest out user shell
+    local -a build_args run_args
+    # The build section (dockerfile, context, target, args), with this machine's base image and CA
+    # bundle as for the images above: the builder and runtime layers are theirs, from the cache.
+    out=$(python3 scripts/devcontainer_build.py build "$spec" "$ref" \
+        BASE_IMAGE="$BASE_IMAGE" EXTRA_CA_BUNDLE=.tools/docker/build-ca.pem) || exit 1
+    mapfile -t build_args <<<"$out"
+    log "building $ref as $spec says: docker build ${build_args[*]}"
+    DOCKER_BUILDKIT=1 $DOCKER build --network host --progress plain "${build_args[@]}" \
+        >"$STATE/build-dev.log" 2>&1 || { tail -40 "$STATE/build-dev.log"; exit 1; }
+    log "built $ref in $((SECONDS - start))s, $($DOCKER image inspect --format '{{.Size}}' "$ref" | awk '{printf "%.0f MB", $1/1e6}')"
+    user=$($DOCKER image inspect --format '{{.Config.User}}' "$ref")
+    [[ $user == 10001:10001 ]] || { log "$ref runs as '$user', expected 10001:10001"; exit 1; }
+    # The workspace mount, working folder, containerEnv and remoteUser of the file; a login shell,
+    # as the editor's terminals and its postCreateCommand get.
+    out=$(python3 scripts/devcontainer_build.py run "$spec") || exit 1
+    mapfile -t run_args <<<"$out"
+    shell=$($DOCKER run --rm --entrypoint getent "$ref" passwd noria | cut -d: -f7)
+    [[ $shell == /bin/bash ]] || { log "$ref: the user noria has the shell '$shell', expected /bin/bash"; exit 1; }
+    out=$($DOCKER run --rm --network host "${run_args[@]}" --entrypoint /bin/bash "$ref" -lc '
+        set -e
+        noria --version; ruff --version; pytest --version; mypy --version
+        python -c "import noria, os; assert noria.__file__.startswith(os.getcwd() + \"/src/\"), noria.__file__; print(\"noria imported from the workspace:\", noria.__file__)"
+        ruff check --no-cache src/noria/_kit scripts/devcontainer_build.py
+        ruff format --no-cache --check src/noria/_kit scripts/devcontainer_build.py
+        pytest -q -p no:cacheprovider tests/unit/test_devcontainer.py' 2>&1) \
+        || { echo "$out" | tail -40 >&2; log "$ref: the editor's tools failed in the dev container"; exit 1; }
+    echo "$out" | sed 's/^/docker-test: dev: /'
+    log "ok: the dev container builds from $spec and runs noria, ruff and pytest on the workspace ($((SECONDS - start))s)"
 }
 
 check_code() {  # WHAT JSON: the code version Noria reports must be the build's commit and lock

@@ -8,6 +8,8 @@
 #     --build-arg UV_LOCK_SHA256="$(sha256sum uv.lock | cut -d' ' -f1)" -t noria-pipeline:dev .
 # Build arguments as in serving.Dockerfile. The builder stage is the same on purpose: both
 # images hold exactly the environment of uv.lock, so a model is served by the code that trained it.
+# The `dev` target is the editor's container (.devcontainer/devcontainer.json): this image's
+# runtime with the whole locked environment (dev group included); `make docker-test` builds it.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 #checkov:skip=CKV_DOCKER_7:The base is a build argument whose default, python:3.11-slim-bookworm, is a fixed tag
 
@@ -38,24 +40,15 @@ RUN set --; for e in ${INSTALL_EXTRAS}; do set -- "$@" --extra "$e"; done \
     && /opt/uv/bin/uv sync --frozen --no-dev --no-editable "$@" \
     && /app/.venv/bin/noria --version
 
-# ---- the image ----
-FROM ${BASE_IMAGE} AS pipeline
-ARG GIT_COMMIT=unknown
-ARG GIT_DIRTY=unknown
-ARG UV_LOCK_SHA256=unknown
-ARG VERSION=0.1.0
-ARG CREATED=unknown
-ARG SOURCE_URL=unknown
-ARG PROJECT_DIR=examples/flights
-LABEL org.opencontainers.image.title="noria-pipeline" \
-      org.opencontainers.image.description="Noria pipeline-step runner (noria pipeline run)" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.revision="${GIT_COMMIT}" \
-      io.noria.git.dirty="${GIT_DIRTY}" \
-      io.noria.uv-lock.sha256="${UV_LOCK_SHA256}" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.source="${SOURCE_URL}"
+# ---- dev-env: the whole of uv.lock (every extra and the dev group: pytest, ruff, mypy, ...) ----
+# Only the dev target below reads it: the same layers as the builder above, then what `make`
+# installs on a workstation (uv sync --frozen --all-extras --group dev), nothing resolved here.
+FROM builder AS dev-env
+RUN /opt/uv/bin/uv sync --frozen --all-extras --group dev --no-editable \
+    && /app/.venv/bin/pytest --version && /app/.venv/bin/ruff --version
+
+# ---- runtime: what the pipeline image and the dev container share ----
+FROM ${BASE_IMAGE} AS runtime
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # libgomp1: OpenMP for LightGBM; git: DVC and the lineage records read the project's history.
 # Exact apt versions are not pinned (hadolint DL3008): the base tag fixes the Debian release,
@@ -72,11 +65,46 @@ RUN apt-get update \
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     NORIA_PROJECT_DIR=/app/project \
-    GIT_COMMIT=${GIT_COMMIT} GIT_DIRTY=${GIT_DIRTY} \
-    UV_LOCK_SHA256=${UV_LOCK_SHA256} IMAGE_VERSION=${VERSION} \
     HOME=/home/noria MPLCONFIGDIR=/tmp/matplotlib \
     MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1
 WORKDIR /app/project
+
+# ---- dev: the editor's container (.devcontainer/devcontainer.json builds this target) ----
+#   docker build -f deploy/docker/pipeline.Dockerfile --target dev -t noria-dev .
+# The pipeline image's runtime with uv.lock's whole environment; the source is the workspace the
+# editor mounts (its src/ comes first on PYTHONPATH), so no code is copied in.
+FROM runtime AS dev
+# A login shell for the editor's terminals (the pipeline image's user has none), and the locked
+# environment first on its PATH (Debian's /etc/profile resets PATH in login shells).
+RUN usermod --shell /bin/bash noria \
+    && echo "export PATH=/app/.venv/bin:\$PATH" > /etc/profile.d/noria-venv.sh
+# No project is baked in: Noria finds the nearest noria.yaml from the working folder (an empty
+# value counts as unset).
+ENV NORIA_PROJECT_DIR=
+COPY --from=dev-env /app/.venv /app/.venv
+USER 10001:10001
+CMD ["sleep", "infinity"]
+
+# ---- the image (the default target: the last stage) ----
+FROM runtime AS pipeline
+ARG GIT_COMMIT=unknown
+ARG GIT_DIRTY=unknown
+ARG UV_LOCK_SHA256=unknown
+ARG VERSION=0.1.0
+ARG CREATED=unknown
+ARG SOURCE_URL=unknown
+ARG PROJECT_DIR=examples/flights
+LABEL org.opencontainers.image.title="noria-pipeline" \
+      org.opencontainers.image.description="Noria pipeline-step runner (noria pipeline run)" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.revision="${GIT_COMMIT}" \
+      io.noria.git.dirty="${GIT_DIRTY}" \
+      io.noria.uv-lock.sha256="${UV_LOCK_SHA256}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="${SOURCE_URL}"
+ENV GIT_COMMIT=${GIT_COMMIT} GIT_DIRTY=${GIT_DIRTY} \
+    UV_LOCK_SHA256=${UV_LOCK_SHA256} IMAGE_VERSION=${VERSION}
 USER 10001:10001
 # A batch container serves nothing: the check is that the entry point starts.
 HEALTHCHECK --interval=60s --timeout=10s --retries=3 CMD ["noria", "--version"]

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,6 +77,10 @@ def test_the_kit_is_rendered_for_the_project(projects: dict[str, Path], template
         "deploy/k8s/overlays/prod/kustomization.yaml",
         "deploy/alertmanager/alertmanager.yml",
         "deploy/github/branch-protection.json",
+        ".devcontainer/devcontainer.json",
+        ".vscode/settings.json",
+        ".vscode/extensions.json",
+        "ruff.toml",
     ):
         assert (root / rel).is_file(), rel
     files = [p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts and ".dvc" not in p.parts]
@@ -91,6 +96,71 @@ def test_the_kit_is_rendered_for_the_project(projects: dict[str, Path], template
     assert len(log.splitlines()) == 1
     status = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True)
     assert status.stdout == ""
+
+
+def _jsonc(path: Path) -> dict[str, Any]:
+    """A rendered JSON-with-comments file: documented at its top, whole-line // comments, then JSON."""
+    text = path.read_text(encoding="utf-8")
+    assert text.lstrip().startswith("//"), f"{path.name} documents its purpose at its top"
+    data = json.loads(re.sub(r"(?m)^\s*//.*$", "", text))
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_the_editor_set_up_is_the_projects_pipeline_image(projects: dict[str, Path], template: str) -> None:
+    """.devcontainer builds the project's own Dockerfile (target dev, over noria-pipeline); .vscode points at it."""
+    root = projects[template]
+    spec = _jsonc(root / ".devcontainer" / "devcontainer.json")
+    build = spec["build"]
+    dockerfile = (root / ".devcontainer" / build["dockerfile"]).resolve()
+    assert dockerfile == root / "deploy" / "docker" / "Dockerfile" and dockerfile.is_file()
+    assert (root / ".devcontainer" / build["context"]).resolve() == root
+    text = dockerfile.read_text(encoding="utf-8")
+    stages = re.findall(r"(?m)^FROM\s+\S+\s+AS\s+(\S+)$", text)
+    assert build["target"] == "dev" and stages == ["dev", "image"]  # the image stays the default (last) target
+    assert build["args"] == {"NORIA_IMAGE": "noria-pipeline", "NORIA_VERSION": noria.__version__}
+    assert "COPY requirements.txt" in text and (root / "requirements.txt").is_file()
+    assert "USER 10001:10001" in text.split(" AS image")[0] and spec["remoteUser"] == "noria"
+    assert spec["workspaceFolder"] == "/app/project" and "target=/app/project" in spec["workspaceMount"]
+    assert spec["forwardPorts"] == [8000, 5000, 5001] and spec["postCreateCommand"] == "noria --version"
+    settings = _jsonc(root / ".vscode" / "settings.json")
+    assert settings["python.defaultInterpreterPath"] == "${workspaceFolder}/.venv/bin/python"
+    assert settings["[python]"]["editor.defaultFormatter"] == "charliermarsh.ruff"
+    assert settings["python.testing.pytestArgs"] == ["tests"] and (root / "tests").is_dir()
+    assert settings["files.exclude"]["**/.noria"] is True
+    extensions = {"ms-python.python", "charliermarsh.ruff", "ms-toolsai.jupyter", "redhat.vscode-yaml"}
+    assert set(_jsonc(root / ".vscode" / "extensions.json")["recommendations"]) == extensions
+    assert set(spec["customizations"]["vscode"]["extensions"]) == extensions
+    # statement 20 (the environment as code) finds the dev container and the image it is built from
+    by_number = {r.statement.number: r for r in assess(load_project(root, environ={})).results}
+    details = [e.detail for e in by_number[20].finding.evidence]
+    assert "the editor's dev container is built from deploy/docker/Dockerfile, the same locked versions" in details
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_the_new_project_passes_its_own_lint(projects: dict[str, Path], template: str) -> None:
+    """CI's `ruff check .` and `ruff format --check .` (the editor's formatter too) pass on day one."""
+    ruff = Path(sys.executable).parent / "ruff"
+    pinned = (projects[template] / "requirements.txt").read_text(encoding="utf-8")
+    version = subprocess.run([str(ruff), "--version"], capture_output=True, text=True, check=True).stdout.split()[1]
+    assert f"ruff=={version}" in pinned  # the ruff CI installs is this one
+    for args in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+        done = subprocess.run([str(ruff), *args], cwd=projects[template], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
+
+
+def test_statement_20_names_no_dev_container_without_one(tmp_path: Path) -> None:
+    root = init_project(tmp_path / "no-dev", template="blank")
+    (root / ".devcontainer" / "devcontainer.json").unlink()
+    finding = next(r for r in assess(load_project(root, environ={})).results if r.statement.number == 20).finding
+    assert not any("dev container" in e.detail for e in finding.evidence)
+    (root / ".devcontainer" / "devcontainer.json").write_text(
+        '// a dev container\n{"build": {"dockerfile": "../deploy/docker/Dockerfile", /* its image */ "target": "dev"}}',
+        encoding="utf-8",
+    )
+    finding = next(r for r in assess(load_project(root, environ={})).results if r.statement.number == 20).finding
+    assert any("dev container" in e.detail for e in finding.evidence)
 
 
 @pytest.mark.parametrize("template", TEMPLATES)

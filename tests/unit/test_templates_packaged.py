@@ -41,6 +41,8 @@ def test_the_wheel_carries_every_template_and_init_uses_them(tmp_path: Path) -> 
     # the project kit every template gets (src/noria/_kit), dot-files spelled dot-
     assert "noria/_kit/dot-github/workflows/ci.yml.tmpl" in names
     assert "noria/_kit/tests/test_features.py.tmpl" in names
+    assert "noria/_kit/dot-devcontainer/devcontainer.json.tmpl" in names
+    assert "noria/_kit/dot-vscode/settings.json.tmpl" in names
     # The installed package, not this checkout: templates come from noria/_templates.
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

@@ -15,6 +15,7 @@ a new project scores what it really has (docs/maturity.md, "A new project").
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
 import string
 from pathlib import Path
@@ -77,9 +78,10 @@ def variables(project: Project, template: str, min_score: float | None = None) -
         "pytest_version": _version("pytest"),
         "ruff_version": _version("ruff"),
         "pre_commit_version": _version("pre-commit"),
-        "data_modules": repr(sorted({r.split(":", 1)[0] for r in data_refs})),
-        "feature_modules": repr(feature_modules),
-        "api_modules": repr(sorted({r.split(":", 1)[0] for r in api_refs if r})),
+        # Python list literals, double-quoted as ruff format writes them (JSON's strings are Python's).
+        "data_modules": json.dumps(sorted({r.split(":", 1)[0] for r in data_refs})),
+        "feature_modules": json.dumps(feature_modules),
+        "api_modules": json.dumps(sorted({r.split(":", 1)[0] for r in api_refs if r})),
         "modules_line": ", ".join(f"`{m}.py`" for m in feature_modules) or "(no module yet)",
         "tables_line": ", ".join(f"`{t}`" for t in config.data.tables) + f" ({len(config.data.tables)} tables)",
         "features_line": (

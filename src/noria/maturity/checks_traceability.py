@@ -10,6 +10,7 @@ champion's training run (else the newest version's) and the tags Noria's trainin
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -358,6 +359,10 @@ def merge_deploys(ctx: Context) -> Finding:
     )
 
 
+FROM_LOCK = r"uv\s+sync\s+.*--(frozen|locked)|--require-hashes|uv\.lock|poetry\s+install|requirements"
+# The editor's container (VS Code Dev Containers, Codespaces): JSON with // and /* */ comments.
+DEV_CONTAINERS = (".devcontainer/devcontainer.json", ".devcontainer.json")
+_JSONC_TOKENS = re.compile(r'("(?:\\.|[^"\\])*")|//[^\n]*|/\*.*?\*/', re.S)
 LOCK_FILES = ("uv.lock", "poetry.lock", "Pipfile.lock", "conda-lock.yml", "requirements.lock")
 
 
@@ -375,15 +380,16 @@ def environment_as_code(ctx: Context) -> Finding:
         for p in dict.fromkeys([*ctx.deploy_files(), *[f for b in ctx.bases() for f in b.glob("*Dockerfile*")]])
         if p.name == "Dockerfile" or p.name.endswith(".Dockerfile") or p.name.startswith("Dockerfile.")
     ]
-    from_lock = [
-        p
-        for p in dockerfiles
-        if re.search(
-            r"uv\s+sync\s+.*--(frozen|locked)|--require-hashes|uv\.lock|poetry\s+install|requirements", ctx.text(p)
-        )
-    ]
+    from_lock = [p for p in dockerfiles if re.search(FROM_LOCK, ctx.text(p))]
     evidence = [ev.file(ctx, p, "locked dependency versions") for p in (locks + pinned)[:1]]
     evidence += [ev.file(ctx, p, "image built from the locked versions") for p in from_lock[:2]]
+    dev = dev_container(ctx)
+    if dev is not None and re.search(FROM_LOCK, ctx.text(dev[1])):
+        evidence.append(
+            ev.file(
+                ctx, dev[0], f"the editor's dev container is built from {ctx.rel(dev[1])}, the same locked versions"
+            )
+        )
     if (locks or pinned) and from_lock:
         return Finding(Status.MET, tuple(evidence))
     if locks or pinned or dockerfiles:
@@ -394,6 +400,27 @@ def environment_as_code(ctx: Context) -> Finding:
         )
         return Finding(Status.PARTIAL, tuple(evidence), todo)
     return Finding(Status.NOT_MET, (), "lock the environment (uv lock, commit uv.lock) and build an image from it")
+
+
+def dev_container(ctx: Context) -> tuple[Path, Path] | None:
+    """The project's (else the repository's) devcontainer.json and the Dockerfile its build section names.
+
+    None when there is none, it is not JSON with comments, or its Dockerfile is missing.
+    """
+    for base in _up_to_repo(ctx):
+        for name in DEV_CONTAINERS:
+            spec = base / name
+            if not spec.is_file():
+                continue
+            try:
+                data = json.loads(_JSONC_TOKENS.sub(lambda m: m.group(1) or "", ctx.text(spec)))
+            except json.JSONDecodeError:
+                continue
+            build = data.get("build") if isinstance(data, dict) else None
+            dockerfile = build.get("dockerfile") if isinstance(build, dict) else None
+            if isinstance(dockerfile, str) and (spec.parent / dockerfile).is_file():
+                return spec, (spec.parent / dockerfile).resolve()
+    return None
 
 
 def _up_to_repo(ctx: Context) -> list[Path]:
