@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from noria.errors import ExternalToolError
 from noria.registry._client import artifact_location, is_remote, tracking_uri
@@ -67,11 +67,32 @@ def run_mlflow_ui(project: Project, port: int = 5000, host: str = "127.0.0.1") -
         server = subprocess.Popen(command.argv, env=ui_environment(), start_new_session=True)
     except OSError as exc:
         raise ExternalToolError(f"cannot start the MLflow UI: {exc}", fix="check MLflow is installed") from exc
+    # SIGTERM (a service manager, `kill`) ends this process like Ctrl-C does, so the server's
+    # process group (its own session: the terminal's signals do not reach it) is stopped too.
+    previous = _on_sigterm_interrupt()
     try:
         return server.wait()
     except KeyboardInterrupt:
         stop_process_group(server)
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _on_sigterm_interrupt() -> Any:
+    """Make SIGTERM raise KeyboardInterrupt (main thread only); the handler it replaced, or None."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _interrupt)
+    return signal.SIG_DFL if previous is None else previous
 
 
 def stop_process_group(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
