@@ -40,6 +40,9 @@ def test_the_wheel_carries_every_template_and_init_uses_them(tmp_path: Path) -> 
     assert "noria/_templates/flights/flights_api.py" in names
     # the project kit every template gets (src/noria/_kit), dot-files spelled dot-
     assert "noria/_kit/dot-github/workflows/ci.yml.tmpl" in names
+    assert "noria/_kit/dot-github/workflows/load-test.yml.tmpl" in names
+    assert "noria/_kit/dot-github/workflows/release.yml.tmpl" in names
+    assert "noria/_kit/tests/load/loadtest.py.tmpl" in names
     assert "noria/_kit/tests/test_features.py.tmpl" in names
     assert "noria/_kit/dot-devcontainer/devcontainer.json.tmpl" in names
     assert "noria/_kit/dot-vscode/settings.json.tmpl" in names
