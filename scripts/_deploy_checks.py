@@ -371,7 +371,108 @@ def skips(args: list[str]) -> int:
     return _fail(findings, "checkov skips need a reason")
 
 
+# ---- who reaches what: the public Ingress, the platform's NetworkPolicies (issue 14) ----
+
+# The only paths of the serving API the public Ingress may route: the prediction endpoint and the
+# probes a load balancer or uptime check asks. /metrics, /version, /docs, /openapi.json, /reload stay
+# inside the cluster.
+PUBLIC_PATHS = frozenset({"/predict", "/health", "/ready"})
+
+
+def public_paths(args: list[str]) -> int:
+    findings: list[str] = []
+    for file in map(Path, args):
+        ingresses = [d for d in _docs(file) if d.get("kind") == "Ingress"]
+        if not ingresses:
+            findings.append(f"{file}: no Ingress")
+        for doc in ingresses:
+            where = f"{file.name}: Ingress {doc['metadata']['name']}"
+            for rule in doc.get("spec", {}).get("rules", []):
+                for entry in rule.get("http", {}).get("paths", []):
+                    path, kind = entry.get("path"), entry.get("pathType")
+                    if path not in PUBLIC_PATHS or kind != "Exact":
+                        findings.append(
+                            f"{where}: path {path} ({kind}) is public -- route only {', '.join(sorted(PUBLIC_PATHS))} "
+                            "with pathType Exact (deploy/k8s/base/serving-ingress.yaml)"
+                        )
+    return _fail(findings, "the public Ingress exposes more than the API")
+
+
+# Each platform service of deploy/terraform/modules/platform, the labels of its pods, its port, and
+# the only workloads (by app.kubernetes.io/name) allowed to connect to it.
+NAME = "app.kubernetes.io/name"
+PLATFORM_SERVICES: dict[str, tuple[dict[str, str], int, frozenset[str]]] = {
+    "mlflow": ({NAME: "mlflow"}, 5000, frozenset({"noria-serving", "noria-pipeline"})),
+    "postgresql": ({NAME: "postgresql"}, 5432, frozenset({"mlflow", "noria-pipeline"})),
+    "redis": ({NAME: "redis"}, 6379, frozenset({"noria-serving", "noria-pipeline"})),
+    "seaweedfs-s3": (
+        {NAME: "seaweedfs", "app.kubernetes.io/component": "s3"},
+        8333,
+        frozenset({"mlflow", "noria-serving", "noria-pipeline"}),
+    ),
+}
+
+
+def _hcl_value(value: Any, local: dict[str, Any]) -> Any:
+    """python-hcl2's value with quotes stripped and ``${local.X}`` references resolved."""
+    if isinstance(value, dict):
+        return {_unquote(k): _hcl_value(v, local) for k, v in value.items() if not k.startswith("__")}
+    if isinstance(value, str):
+        ref = re.fullmatch(r"\$\{local\.(\w+)\}", value)
+        return _hcl_value(local[ref.group(1)], local) if ref else _unquote(value)
+    return value
+
+
+def platform_policies(args: list[str]) -> int:
+    """Every platform service has a NetworkPolicy admitting only its clients, by the labels the
+    rendered manifests (args[1:]) really give Noria's pods."""
+    import hcl2
+
+    module = Path(args[0])
+    local: dict[str, Any] = {}
+    text = ""
+    for file in sorted(module.glob("*.tf")):
+        text += file.read_text()
+        for block in hcl2.loads(file.read_text()).get("locals", []):
+            local |= {k: v for k, v in block.items() if not k.startswith("__")}
+    pod_names = {
+        template["metadata"]["labels"].get(NAME)
+        for file in args[1:]
+        for doc in _docs(Path(file))
+        for template in [
+            doc.get("spec", {}).get("template")
+            or doc.get("spec", {}).get("jobTemplate", {}).get("spec", {}).get("template")
+        ]
+        if template
+    }
+    findings: list[str] = []
+    if not re.search(
+        r'kubernetes_network_policy_v1"\s+"platform"\s*\{\s*for_each\s*=\s*local\.platform_policies', text
+    ):
+        findings.append(f"{module}: no kubernetes_network_policy_v1 made for each of local.platform_policies")
+    policies = _hcl_value(local.get("platform_policies", {}), local)
+    for service, (pods, port, allowed) in PLATFORM_SERVICES.items():
+        policy = policies.get(service)
+        if policy is None:
+            findings.append(f"{module}: {service} has no NetworkPolicy (local.platform_policies)")
+            continue
+        if policy.get("pods") != pods or policy.get("port") != port:
+            findings.append(
+                f"{module}: {service}'s policy selects {policy.get('pods')} port {policy.get('port')}, "
+                f"expected {pods} port {port}"
+            )
+        clients = {selector.get(NAME) for selector in policy.get("clients", {}).values()}
+        if clients != allowed:
+            findings.append(f"{module}: {service} admits {sorted(clients)}, expected exactly {sorted(allowed)}")
+        unknown = clients - pod_names - {"mlflow"}
+        if unknown:
+            findings.append(f"{module}: {service} admits {sorted(unknown)}, which no pod of deploy/k8s is labelled")
+    return _fail(findings, "platform NetworkPolicies")
+
+
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "_public_paths": public_paths,
+    "_platform_policies": platform_policies,
     "_alike": alike,
     "_kserve": kserve,
     "_terraform": terraform,

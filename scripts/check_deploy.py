@@ -207,6 +207,18 @@ def check_workflows() -> None:
     _in_tools("_workflows", ROOT / ".github")
 
 
+def check_public_paths() -> None:
+    """The public Ingress routes only /predict, /health and /ready (issue 14)."""
+    _needs_render()
+    _in_tools("_public_paths", *(_rendered(n) for n in OVERLAYS))
+
+
+def check_platform_policies() -> None:
+    """Every platform service (MLflow, PostgreSQL, Redis, S3) has a NetworkPolicy naming its clients."""
+    _needs_render()
+    _in_tools("_platform_policies", TERRAFORM / "modules" / "platform", *(_rendered(n) for n in OVERLAYS))
+
+
 def check_checkov() -> None:
     """checkov on the rendered manifests, the Dockerfiles, the Terraform and the workflows.
 
@@ -244,6 +256,8 @@ CHECKS: dict[str, Callable[[], None]] = {
     "kserve": check_kserve,
     "terraform-fmt": check_terraform_fmt,
     "terraform-consistency": check_terraform_consistency,
+    "public-paths": check_public_paths,
+    "platform-policies": check_platform_policies,
     "workflows": check_workflows,
     "checkov": check_checkov,
 }

@@ -43,7 +43,25 @@ PLATFORM = {
     6379: ("redis", "Redis<br/>online feature store"),
     8333: ("s3", "SeaweedFS S3<br/>DVC remote, artifacts, prediction log"),
 }
+# port -> (node id, what listens there) for what the cluster itself serves (nothing to provision):
+# the API server, behind the `kubernetes` Service (443) and on its own port (6443 on most clusters).
+CLUSTER = {
+    443: ("apiserver", "Kubernetes API server"),
+    6443: ("apiserver", "Kubernetes API server"),
+}
 DNS = 53
+
+
+def _target(port: int) -> tuple[str, str]:
+    return PLATFORM.get(port) or CLUSTER[port]
+
+
+def _connects(ports: set[int]) -> str:
+    """Where a workload connects, one entry per service with its ports (e.g. `Redis :6379`)."""
+    grouped: dict[str, list[int]] = {}
+    for port in sorted(ports):
+        grouped.setdefault(_target(port)[1].split("<br/>")[0], []).append(port)
+    return ", ".join(f"{name} :{'/'.join(map(str, nums))}" for name, nums in grouped.items())
 
 
 @dataclass
@@ -117,13 +135,13 @@ def workloads(docs: list[dict[str, Any]]) -> list[Workload]:
 
 def check_platform(used: set[int]) -> None:
     text = PLATFORM_TF.read_text(encoding="utf-8")
-    unknown = sorted(used - set(PLATFORM))
+    unknown = sorted(used - set(PLATFORM) - set(CLUSTER))
     if unknown:
         sys.exit(
             f"deployment_view: a NetworkPolicy opens port(s) {unknown}, which no platform service in "
             f"scripts/deployment_view.py PLATFORM listens on: name the service there"
         )
-    missing = [p for p in sorted(used) if not re.search(rf"\b{p}\b", text)]
+    missing = [p for p in sorted(used - set(CLUSTER)) if not re.search(rf"\b{p}\b", text)]
     if missing:
         sys.exit(f"deployment_view: port(s) {missing} are not provisioned by {PLATFORM_TF.relative_to(ROOT)}")
 
@@ -147,7 +165,8 @@ def view(docs: list[dict[str, Any]]) -> str:
         return '"' + text.replace('"', "'") + '"'
 
     jobs = [w for w in loads if w.kind == "CronJob"]
-    shared = len({frozenset(w.egress) for w in jobs}) == 1 and len(jobs) > 1
+    # What every CronJob connects to is drawn once, from the group; a job's extra ports from the job.
+    shared = set.intersection(*(w.egress for w in jobs)) if len(jobs) > 1 else set()
     lines = ["```mermaid", "flowchart LR"]
     lines.append("  clients([clients]) -->|HTTPS POST /predict| ingress")
     lines.append(f"  subgraph ns[{q(f'namespace {namespace}: deploy/k8s/overlays/prod')}]")
@@ -167,30 +186,36 @@ def view(docs: list[dict[str, Any]]) -> str:
         lines.append("    end")
     lines.append("  end")
     lines.append(f"  subgraph platform[{q('shared services: deploy/terraform/modules/platform')}]")
-    for port in sorted(used):
+    for port in sorted(used - set(CLUSTER)):
         node_id, label = PLATFORM[port]
         lines.append(f"    {node_id}[({q(f'{label} :{port}')})]")
     lines.append("  end")
+    apiserver = sorted(used & set(CLUSTER))
+    if apiserver:
+        lines.append(f"  apiserver[({q(_connects(set(apiserver)))})]")
     lines.append(f"  subgraph mon[{q('namespace monitoring: deploy/terraform/modules/monitoring')}]")
     lines.append(f"    prometheus[{q('Prometheus, Alertmanager, Grafana')}]")
     lines.append("  end")
-    for ing in ingresses:
-        for rule in ing["spec"].get("rules", []):
-            for p in rule.get("http", {}).get("paths", []):
-                lines.append(f"  ingress --> svc_{ident(p['backend']['service']['name'])}")
+    # One edge per Service behind the Ingress, however many paths route to it.
+    backends = [
+        p["backend"]["service"]["name"]
+        for ing in ingresses
+        for rule in ing["spec"].get("rules", [])
+        for p in rule.get("http", {}).get("paths", [])
+    ]
+    for name in dict.fromkeys(backends):
+        lines.append(f"  ingress --> svc_{ident(name)}")
     for name, svc in services.items():
         selector = svc["spec"].get("selector", {})
         for w in loads:
             if selector and all(w.labels.get(k) == v for k, v in selector.items()):
                 lines.append(f"  svc_{ident(name)} --> {node(w)}")
     for w in loads:
-        if shared and w.kind == "CronJob":
-            continue
-        for port in sorted(w.egress):
-            lines.append(f"  {node(w)} --> {PLATFORM[port][0]}")
-    if shared:
-        for port in sorted(jobs[0].egress):
-            lines.append(f"  jobs --> {PLATFORM[port][0]}")
+        own = w.egress - shared if w.kind == "CronJob" else w.egress
+        for target in dict.fromkeys(_target(port)[0] for port in sorted(own)):
+            lines.append(f"  {node(w)} --> {target}")
+    for target in dict.fromkeys(_target(port)[0] for port in sorted(shared)):
+        lines.append(f"  jobs --> {target}")
     for m in monitors:
         wanted = m["spec"].get("selector", {}).get("matchLabels", {})
         for name, svc in services.items():
@@ -209,7 +234,7 @@ def view(docs: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for w in loads:
-        to = ", ".join(f"{PLATFORM[p][1].split('<br/>')[0]} :{p}" for p in sorted(w.egress)) or "nothing"
+        to = _connects(w.egress) or "nothing"
         table.append(f"| `{w.name}` | {w.kind} | `{w.runs}` | {w.when} | `{w.image}` | {to} |")
     return f"{diagram}\n\n" + "\n".join(table)
 

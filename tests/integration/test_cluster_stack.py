@@ -302,8 +302,10 @@ def test_compose_points_the_cluster_profile_at_the_same_services() -> None:
     assert env["NORIA_PIPELINES__STORE"] == profile.pipelines.store
     assert env["AWS_ENDPOINT_URL"] == env["MLFLOW_S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
     assert "-s3.port=8333" in " ".join(services["seaweedfs"]["command"])
-    mlflow = services["mlflow"]["command"]
-    assert {"--port=5000", "--serve-artifacts", "--artifacts-destination=s3://mlflow"} <= set(mlflow)
+    mlflow = " ".join(services["mlflow"]["command"]).split()  # one `sh -c` line: it writes the auth config first
+    assert {"--port=5000", "--serve-artifacts", "--artifacts-destination=s3://mlflow", "--app-name=basic-auth"} <= set(
+        mlflow
+    )
     created = " ".join(services["s3-init"]["command"])
     for url in ("s3://mlflow", profile.storage.dvc_remote, str(profile.pipelines.store)):
         assert f'"{url.removeprefix("s3://").split("/")[0]}"' in created, f"s3-init does not create the bucket of {url}"

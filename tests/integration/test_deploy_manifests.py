@@ -153,3 +153,67 @@ def test_a_terraform_secret_comes_from_the_deploy_workflow_never_from_tfvars(tmp
     assert done.returncode == 1
     assert "envs/prod/terraform.tfvars: alert_webhook_urls is a secret, it must not be committed" in done.stderr
     assert "envs/preprod: secret alert_webhook_urls is not passed by .github/workflows/deploy.yml" in done.stderr
+
+
+def _ingress(*paths: tuple[str, str]) -> dict[str, object]:
+    backend = {"service": {"name": "noria-serving", "port": {"name": "http"}}}
+    entries = [{"path": p, "pathType": kind, "backend": backend} for p, kind in paths]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "noria-serving"},
+        "spec": {"rules": [{"host": "noria.example.com", "http": {"paths": entries}}]},
+    }
+
+
+def test_the_public_ingress_routes_only_the_api(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = _write(tmp_path / "good.yaml", [_ingress(("/predict", "Exact"), ("/health", "Exact"), ("/ready", "Exact"))])
+    assert checks.public_paths([str(good)]) == 0
+    # The whole service under "/" (what the base had) exposes /metrics, /docs, /version and /reload.
+    bad = _write(tmp_path / "bad.yaml", [_ingress(("/", "Prefix")), _ingress(("/metrics", "Exact"))])
+    assert checks.public_paths([str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "path / (Prefix) is public" in err and "path /metrics (Exact) is public" in err
+
+
+def test_every_platform_service_has_a_network_policy_naming_its_clients(tmp_path: Path) -> None:
+    """Runs the checker under the tools' interpreter (python-hcl2) on the real platform module and
+    the rendered prod overlay, then on copies missing Redis's policy and admitting any pod to MLflow."""
+    import shutil
+    import subprocess
+
+    import check_deploy
+
+    repo = Path(__file__).resolve().parents[2]
+    python = check_deploy._deploy_tools() / "python"
+    rendered = tmp_path / "prod.yaml"
+    rendered.write_text(subprocess.run(
+        [str(check_deploy._deploy_tools() / "kubectl"), "kustomize", str(repo / "deploy/k8s/overlays/prod")],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout)  # fmt: skip
+    module = tmp_path / "platform"
+    shutil.copytree(repo / "deploy" / "terraform" / "modules" / "platform", module)
+
+    def check() -> subprocess.CompletedProcess[str]:
+        command = [python, repo / "scripts" / "check_deploy.py", "_platform_policies", module, rendered]
+        return subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=120)
+
+    assert check().returncode == 0, check().stderr
+    policies = module / "networkpolicy.tf"
+    text = policies.read_text()
+    start = text.index("    redis = {")
+    end = text.index("    seaweedfs-s3 = {")
+    broken = text[:start] + text[end:]
+    broken = broken.replace(
+        "clients = { serving = local.noria_serving, pipeline = local.noria_pipeline }\n    }\n    postgresql",
+        'clients = { serving = local.noria_serving, anyone = { "app.kubernetes.io/name" = "debug" } }\n'
+        "    }\n    postgresql",
+    )
+    policies.write_text(broken)
+    done = check()
+    assert done.returncode == 1
+    assert "redis has no NetworkPolicy" in done.stderr
+    assert (
+        "mlflow admits ['debug', 'noria-serving'], expected exactly ['noria-pipeline', 'noria-serving']" in done.stderr
+    )
+    assert "mlflow admits ['debug'], which no pod of deploy/k8s is labelled" in done.stderr

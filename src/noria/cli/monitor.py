@@ -120,6 +120,10 @@ def run_cmd(
 ) -> None:
     """Evaluate the retraining policy once and act: retrain through the pipeline and gate, or say why not.
 
+    With monitoring.policy.retrain_via: kubernetes-job the retrain is a Job created from the
+    training CronJob (monitoring.policy.training_cronjob) in the pod's namespace; the decision
+    records its name and creation time.
+
     Reads the newest drift and performance records of the champion (noria monitor drift /
     feedback write them); the decision is appended to <monitoring.dir>/decisions.jsonl.
 
@@ -140,6 +144,13 @@ def run_cmd(
     typer.echo(f"decision: {decision.action} (champion version {decision.model_version_before})")
     for reason in decision.reasons:
         typer.echo(f"  - {reason}")
+    if decision.started is not None:
+        job = decision.started
+        typer.echo(
+            f"started Job {job['namespace']}/{job['job']} from CronJob {job['cronjob']} at {job['at']}: "
+            f"retrains on {decision.train_window}, judged on {decision.test_window} "
+            f"(kubectl -n {job['namespace']} logs -f job/{job['job']})"
+        )
     if decision.candidate_version is not None:
         outcome = "promoted to @champion" if decision.promoted else "not promoted"
         typer.echo(

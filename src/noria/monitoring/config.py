@@ -6,6 +6,8 @@ Every threshold has a default that works on monthly windows of a few thousand ro
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
@@ -89,6 +91,11 @@ class RetrainPolicy(BaseModel):
     windows of ingested data and is judged on the ``test_windows`` after them (the newest of
     them the newest with mature labels), then goes through the same promotion gate as any
     training run. ``trials`` overrides ``training.trials`` for retrains (None: the same).
+
+    ``retrain_via`` says where the retrain runs: ``pipeline`` (in this process) or
+    ``kubernetes-job`` (a Job created from the CronJob ``training_cronjob`` in the pod's
+    namespace, given the same periods and trials; ``noria monitor run`` records the Job and
+    returns without waiting for it).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -107,6 +114,11 @@ class RetrainPolicy(BaseModel):
     test_windows: int = Field(default=1, ge=1, le=1_000)
     # Optuna trials of a retrain (None: training.trials).
     trials: int | None = Field(default=None, ge=0, le=10_000)
+    # Where a retrain runs: pipeline (the training pipeline and gate, in this process) or kubernetes-job
+    # (a Job created from training_cronjob in the pod's namespace, through the Kubernetes API).
+    retrain_via: Literal["pipeline", "kubernetes-job"] = "pipeline"
+    # The CronJob a kubernetes-job retrain starts a Job from, as `kubectl create job --from=cronjob/NAME` does.
+    training_cronjob: str = Field(default="noria-training", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=52)
 
 
 class KpiConfig(BaseModel):

@@ -14,6 +14,11 @@ newest window whose labels are mature) and goes through the same promotion gate 
 training run: the candidate becomes champion only if it beats the current champion on the same
 holdout. Every evaluation is recorded (why retrain, or why not, and what came of it) in the
 monitoring store's ``decisions.jsonl`` (maturity item 27).
+
+With ``retrain_via: kubernetes-job`` the retrain is not run here: a Job is created from the
+training CronJob with the same periods and trials (:mod:`noria.monitoring.kube_job`), and the
+decision records the Job (``started``: its name, namespace and creation time); the Job's own
+training run goes through the gate.
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ class Decision:
     gate_reason: str | None = None
     model_version_after: int | None = None
     seconds: float | None = None
+    retrain_via: str = "pipeline"
+    started: dict[str, Any] | None = None  # what a kubernetes-job retrain started (Job name, namespace, when)
+    error: str | None = None  # why starting the retrain failed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -240,14 +248,15 @@ def run_policy(
     console: Console | None = None,
     as_of: str | None = None,
 ) -> Decision:
-    """Evaluate the policy once, retrain through the pipeline and gate when it says so, record it."""
+    """Evaluate the policy once, retrain when it says so (through the pipeline and gate here, or as a
+    Job created from the training CronJob: ``monitoring.policy.retrain_via``), record it."""
     import time
 
     started = time.perf_counter()
     decision = evaluate_policy(project, window, as_of=as_of)
+    policy = project.config.monitoring.policy
+    decision.retrain_via = policy.retrain_via
     if decision.action == "retrain" and act and decision.train_window and decision.test_window:
-        from noria.pipelines import run_project_pipeline
-
         train_from, train_to = decision.train_window.split("..")
         test_from, test_to = decision.test_window.split("..")
         params: dict[str, Any] = {
@@ -256,9 +265,13 @@ def run_policy(
             "test_from": test_from,
             "test_to": test_to,
         }
-        trials = project.config.monitoring.policy.trials
-        if trials is not None:
-            params["trials"] = trials
+        if policy.trials is not None:
+            params["trials"] = policy.trials
+        if policy.retrain_via == "kubernetes-job":
+            _start_job(project, decision, params, started)
+            return decision
+        from noria.pipelines import run_project_pipeline
+
         result = run_project_pipeline(project, "training", params=params, console=console, progress=console is not None)
         decision.pipeline_run_id = result.run_id
         registered = result.load("register")
@@ -272,6 +285,37 @@ def run_policy(
     decision.seconds = round(time.perf_counter() - started, 2)
     MonitoringStore.of(project).append_decision(decision.to_dict() | {"acted": act})
     return decision
+
+
+# The training pipeline's periods and trials as the configuration keys a training Job reads.
+_JOB_ENV = {
+    "train_from": "NORIA_TRAINING__TRAIN__FROM",
+    "train_to": "NORIA_TRAINING__TRAIN__TO",
+    "test_from": "NORIA_TRAINING__TEST__FROM",
+    "test_to": "NORIA_TRAINING__TEST__TO",
+    "trials": "NORIA_TRAINING__TRIALS",
+}
+
+
+def _start_job(project: Project, decision: Decision, params: dict[str, Any], started: float) -> None:
+    """Create the training Job (kubernetes-job), record what was started, or the error and re-raise it."""
+    import time
+
+    from noria.errors import NoriaError
+    from noria.monitoring.kube_job import start_training_job
+
+    env = {_JOB_ENV[key]: str(value) for key, value in params.items()}
+    store = MonitoringStore.of(project)
+    try:
+        job = start_training_job(project.config.monitoring.policy.training_cronjob, env)
+    except NoriaError as err:
+        decision.error = str(err)
+        decision.seconds = round(time.perf_counter() - started, 2)
+        store.append_decision(decision.to_dict() | {"acted": False})
+        raise
+    decision.started = job.to_dict()
+    decision.seconds = round(time.perf_counter() - started, 2)
+    store.append_decision(decision.to_dict() | {"acted": True})
 
 
 __all__ = ["Decision", "evaluate_policy", "run_policy"]

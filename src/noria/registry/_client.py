@@ -123,8 +123,9 @@ def check_server(uri: str, *, configured_in: str = "tracking.uri", timeout: floa
 
     Any HTTP reply (even 401/403/404) counts as an answer; so does a TLS problem, which
     MLflow's client reports itself with its own certificate settings. Only a name that does
-    not resolve, a refused connection or silence for ``timeout`` seconds fail here. Other
-    URIs (SQLite, PostgreSQL, folders) are not probed.
+    not resolve, a refused connection or silence for ``timeout`` seconds fail here, and a
+    server with authentication that refuses the credentials (see :func:`_check_credentials`).
+    Other URIs (SQLite, PostgreSQL, folders) are not probed.
     """
     parts = urlparse(uri)
     if parts.scheme not in ("http", "https") or uri in _REACHABLE:
@@ -147,7 +148,57 @@ def check_server(uri: str, *, configured_in: str = "tracking.uri", timeout: floa
                     "whose tracking.uri is reachable from here (--profile local uses SQLite)"
                 ),
             ) from None
+    _check_credentials(parts, uri, configured_in, timeout)
     _REACHABLE.add(uri)
+
+
+AUTH_FIX = (
+    "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an MLflow user's name and password "
+    "(or MLFLOW_TRACKING_TOKEN); on Kubernetes they come from the Secret noria-secrets (keys "
+    "mlflow-username, mlflow-password), in deploy/compose from MLFLOW_ADMIN_PASSWORD in .env "
+    "(docs/deploying.md, 'Who may talk to what')"
+)
+
+
+def _auth_header() -> dict[str, str]:
+    """The ``Authorization`` header MLflow's own client sends, from the same environment variables."""
+    import base64
+
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    return {}
+
+
+def _check_credentials(parts: ParseResult, uri: str, configured_in: str, timeout: float) -> None:
+    """Raise ExternalToolError when a server with authentication (``mlflow server --app-name
+    basic-auth``) refuses the credentials, naming the variables to set; MLflow's own client would
+    report it as an opaque error code on the first call. Any other answer passes: a server without
+    authentication, a permission error on one resource (403, reported by the call itself), TLS."""
+    search = parts.path.rstrip("/") + "/api/2.0/mlflow/experiments/search"
+    url = urlunparse(parts._replace(netloc=_host(parts), path=search, query="max_results=1"))
+    header = _auth_header()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=header), timeout=timeout):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code != 401:
+            return
+    except (urllib.error.URLError, OSError):
+        return  # the server answered /health: anything else is MLflow's client's to report
+    if not header:
+        what = "asks for a user name and password, and none is set"
+    elif "Bearer" in header["Authorization"]:
+        what = "rejected the token in MLFLOW_TRACKING_TOKEN"
+    else:
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        what = f"rejected the user {user!r} (MLFLOW_TRACKING_USERNAME) with MLFLOW_TRACKING_PASSWORD"
+    raise ExternalToolError(
+        f"the MLflow tracking server at {redact(uri)} ({configured_in}) {what} (HTTP 401)", fix=AUTH_FIX
+    )
 
 
 def _unreachable(reason: object, timeout: float) -> str | None:
@@ -314,6 +365,14 @@ def mlflow_errors(action: str) -> Iterator[None]:
     except MlflowException as exc:
         if error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
             raise
+        if error_code(exc) in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            raise ExternalToolError(
+                f"MLflow refused to {action}: {exc.message}",
+                fix=AUTH_FIX
+                if error_code(exc) == "UNAUTHENTICATED"
+                else "give the MLflow user of MLFLOW_TRACKING_USERNAME the EDIT or MANAGE permission on "
+                "the project's experiment and registered models (MLflow's permissions API), or use the admin user",
+            ) from exc
         raise ExternalToolError(
             f"MLflow failed to {action}: {exc.message}",
             fix="check tracking.uri in noria.yaml and that the MLflow server or database is reachable",

@@ -116,6 +116,71 @@ def test_multiclass_policy_judges_log_loss_and_learns_on_the_newest_weeks(games_
     }
 
 
+def test_a_kubernetes_job_retrain_starts_the_training_job_and_records_it(
+    games_here: tuple[Project, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """retrain_via: kubernetes-job creates a Job from the training CronJob with the policy's weeks and
+    trials and records it; a refused Job is recorded with its error. Mocked: the Kubernetes API server
+    cannot run here (tests/unit/monitoring/kube_api_support.py serves its two endpoints over HTTPS)."""
+    from tests.unit.monitoring.kube_api_support import fake_api
+
+    from noria.errors import ExternalToolError
+    from noria.monitoring import kube_job
+
+    project, version = games_here
+    _performance(project, "2024-W13", version, "log_loss", 1.0)  # 0.1 worse than the holdout 0.9
+    container = {"name": "train", "image": "trainer:1", "env": [{"name": "NORIA_TRAINING__TRIALS", "value": "50"}]}
+    cronjob = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "games-training", "namespace": "ml", "uid": "c0ffee"},
+        "spec": {
+            "schedule": "0 3 * * 1",
+            "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}}},
+        },
+    }
+    policy = project.config.monitoring.policy
+    before = policy.model_dump()
+    with fake_api(tmp_path / "api", namespace="ml") as api:
+        api.cronjobs["games-training"] = cronjob
+        monkeypatch.setattr(kube_job, "SERVICE_ACCOUNT", api.account)
+        for key, value in api.environ.items():
+            monkeypatch.setenv(key, value)
+        policy.retrain_via, policy.training_cronjob, policy.trials = "kubernetes-job", "games-training", 3
+        try:
+            decision = run_policy(project)
+            api.forbid.add("create jobs")
+            with pytest.raises(ExternalToolError, match="the service account may not create jobs in namespace ml"):
+                run_policy(project)
+        finally:
+            for key, value in before.items():
+                setattr(policy, key, value)
+    assert decision.action == "retrain" and decision.retrain_via == "kubernetes-job"
+    assert (decision.train_window, decision.test_window) == ("2024-W11..2024-W12", "2024-W13..2024-W13")
+    assert decision.candidate_version is None and decision.pipeline_run_id is None  # nothing trained here
+    (job,) = api.jobs
+    assert decision.started == {
+        "kind": "kubernetes-job",
+        "job": job["metadata"]["name"],
+        "namespace": "ml",
+        "cronjob": "games-training",
+        "uid": job["metadata"]["uid"],
+        "at": job["metadata"]["creationTimestamp"],
+    }
+    assert job["metadata"]["name"].startswith("games-training-retrain-")
+    assert job["spec"]["template"]["spec"]["containers"][0]["env"] == [
+        {"name": "NORIA_TRAINING__TRAIN__FROM", "value": "2024-W11"},
+        {"name": "NORIA_TRAINING__TRAIN__TO", "value": "2024-W12"},
+        {"name": "NORIA_TRAINING__TEST__FROM", "value": "2024-W13"},
+        {"name": "NORIA_TRAINING__TEST__TO", "value": "2024-W13"},
+        {"name": "NORIA_TRAINING__TRIALS", "value": "3"},
+    ]
+    started, refused = MonitoringStore.of(project).decisions()[-2:]
+    assert (started["acted"], started["started"], started["error"]) == (True, decision.started, None)
+    assert (refused["acted"], refused["started"], refused["action"]) == (False, None, "retrain")
+    assert "may not create jobs in namespace ml" in refused["error"] and "monitoring-rbac.yaml" in refused["error"]
+
+
 def test_the_schedule_counts_weeks_behind_the_newest_mature_one(games_here: tuple[Project, int]) -> None:
     project, _ = games_here
     project.config.monitoring.policy.every_windows = 1

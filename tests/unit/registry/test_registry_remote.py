@@ -25,7 +25,7 @@ from noria.registry._client import check_server, get_client, redact
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
-    status = 401  # an MLflow server behind auth still answers: reachable
+    status = 404  # any HTTP answer means reachable (a 401 on the API: see the credentials tests)
     seen: list[tuple[str, str | None]] = []
 
     def do_GET(self) -> None:
@@ -80,16 +80,34 @@ def test_an_environment_override_is_named_as_the_source(small_project: Path) -> 
 def test_any_http_answer_means_reachable_and_each_server_is_probed_once(server: str) -> None:
     check_server(f"{server}/mlflow/")
     check_server(f"{server}/mlflow/")
-    assert _Health.seen == [("/mlflow/health", None)]
+    assert _Health.seen == [("/mlflow/health", None), ("/mlflow/api/2.0/mlflow/experiments/search?max_results=1", None)]
 
 
 def test_credentials_in_the_uri_are_neither_sent_to_the_probe_nor_shown(server: str) -> None:
     host = server.removeprefix("http://")
     check_server(f"http://ann:s3cret@{host}")
-    assert _Health.seen == [("/health", None)]
+    assert _Health.seen == [("/health", None), ("/api/2.0/mlflow/experiments/search?max_results=1", None)]
     assert redact(f"http://ann:s3cret@{host}/x") == f"http://ann:***@{host}/x"
     assert redact("http://[::1]:5000") == "http://[::1]:5000"
     assert redact("https://u:p@[::1]:5000") == "https://u:***@[::1]:5000"
+
+
+def test_a_server_asking_for_credentials_names_the_variables(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server with authentication refusing the call (401): the error says which variables to set.
+    The real MLflow basic-auth server: tests/integration/test_mlflow_auth.py."""
+    monkeypatch.setattr(_Health, "status", 401)
+    for var in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ExternalToolError, match="none is set") as caught:
+        check_server(server)
+    assert "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in str(caught.value.fix)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ann")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret")
+    with pytest.raises(ExternalToolError, match="rejected the user 'ann'") as caught:
+        check_server(server)
+    assert "s3cret" not in str(caught.value)
+    assert _Health.seen[-1][1] == "Basic YW5uOnMzY3JldA=="  # what MLflow's client sends: ann:s3cret
+    assert server not in _client._REACHABLE  # refused: probed again next time
 
 
 def test_databases_and_folders_are_not_probed() -> None:

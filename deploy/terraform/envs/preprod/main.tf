@@ -39,5 +39,7 @@ module "noria" {
   s3_access_key_id     = module.platform.s3_access_key_id
   s3_secret_access_key = module.platform.s3_secret_access_key
   redis_password       = module.platform.redis_password
+  mlflow_username      = module.platform.mlflow_username
+  mlflow_password      = module.platform.mlflow_password
   quota                = var.quota
 }

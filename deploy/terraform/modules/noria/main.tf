@@ -23,6 +23,9 @@ resource "kubernetes_secret_v1" "noria" {
     "s3-secret-access-key" = var.s3_secret_access_key
     "s3-endpoint-url"      = var.s3_endpoint
     "redis-password"       = var.redis_password
+    # MLflow runs with authentication (modules/platform): MLflow's client reads these two.
+    "mlflow-username" = var.mlflow_username
+    "mlflow-password" = var.mlflow_password
   }
 }
 

@@ -36,6 +36,17 @@ variable "redis_password" {
   sensitive   = true
 }
 
+variable "mlflow_username" {
+  description = "The MLflow user Noria's pods log in as (MLFLOW_TRACKING_USERNAME; modules/platform's admin)."
+  type        = string
+}
+
+variable "mlflow_password" {
+  description = "That user's password (MLFLOW_TRACKING_PASSWORD)."
+  type        = string
+  sensitive   = true
+}
+
 variable "api_key_count" {
   description = "How many API keys the serving API accepts (one per client; rotate by raising the count, then dropping the old key)."
   type        = number

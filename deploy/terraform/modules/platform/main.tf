@@ -60,6 +60,43 @@ resource "kubernetes_secret_v1" "s3" {
   }
 }
 
+# MLflow's basic-auth app (`mlflow server --app-name basic-auth`): every API call needs a user.
+# The admin user is created with this password the first time the server starts on an empty auth
+# store (tables users, roles, ... and alembic_version_auth, in the same `mlflow` database); Noria's
+# pods log in as it through noria-secrets (modules/noria). A new random_password is NOT applied to
+# an existing admin: rotation goes through MLflow's update-password API (docs/deploying.md, 6b).
+resource "random_password" "mlflow_admin" {
+  length  = 32
+  special = false
+}
+
+resource "random_password" "mlflow_flask_secret" {
+  length  = 48
+  special = false
+}
+
+resource "kubernetes_secret_v1" "mlflow_auth" {
+  metadata {
+    name      = "mlflow-auth"
+    namespace = kubernetes_namespace_v1.noria.metadata[0].name
+    labels    = local.labels
+  }
+  data = {
+    "username"         = local.mlflow_admin_username
+    "password"         = random_password.mlflow_admin.result
+    "flask-secret-key" = random_password.mlflow_flask_secret.result
+    # MLflow reads the auth store's address from this file only (MLFLOW_AUTH_CONFIG_PATH); it holds
+    # the database password, hence a Secret mounted read-only, not a ConfigMap.
+    "basic_auth.ini" = <<-EOT
+      [mlflow]
+      default_permission = READ
+      database_uri = postgresql://mlflow:${random_password.postgresql.result}@postgresql:5432/mlflow
+      admin_username = ${local.mlflow_admin_username}
+      authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+    EOT
+  }
+}
+
 # ---- PostgreSQL (official image; Bitnami's free images left Docker Hub in 2025) ----
 
 module "postgresql" {
@@ -146,6 +183,7 @@ resource "kubernetes_deployment_v1" "mlflow" {
           run_as_non_root = true
           run_as_user     = 10001
           run_as_group    = 10001
+          fs_group        = 10001
           seccomp_profile {
             type = "RuntimeDefault"
           }
@@ -156,7 +194,7 @@ resource "kubernetes_deployment_v1" "mlflow" {
           image_pull_policy = "Always"
           command           = ["mlflow"]
           args = [
-            "server", "--host", "0.0.0.0", "--port", "5000",
+            "server", "--app-name", "basic-auth", "--host", "0.0.0.0", "--port", "5000",
             "--backend-store-uri", "postgresql://mlflow:$(PGPASSWORD)@postgresql:5432/mlflow",
             "--artifacts-destination", "s3://mlflow", "--serve-artifacts",
             "--allowed-hosts", "mlflow,mlflow:5000,mlflow.${var.namespace}.svc.cluster.local:5000,localhost:5000",
@@ -200,10 +238,33 @@ resource "kubernetes_deployment_v1" "mlflow" {
             name  = "MLFLOW_DISABLE_TELEMETRY"
             value = "true"
           }
+          env {
+            name  = "MLFLOW_AUTH_CONFIG_PATH"
+            value = "/etc/mlflow-auth/basic_auth.ini"
+          }
+          env {
+            name = "MLFLOW_AUTH_ADMIN_PASSWORD"
+            value_from {
+              secret_key_ref {
+                name = kubernetes_secret_v1.mlflow_auth.metadata[0].name
+                key  = "password"
+              }
+            }
+          }
+          env {
+            name = "MLFLOW_FLASK_SERVER_SECRET_KEY"
+            value_from {
+              secret_key_ref {
+                name = kubernetes_secret_v1.mlflow_auth.metadata[0].name
+                key  = "flask-secret-key"
+              }
+            }
+          }
           resources {
             requests = { cpu = var.mlflow_resources.cpu_request, memory = var.mlflow_resources.memory_request }
             limits   = { cpu = var.mlflow_resources.cpu_limit, memory = var.mlflow_resources.memory_limit }
           }
+          # /health answers without credentials (MLflow's auth app leaves it open).
           readiness_probe {
             http_get {
               path = "/health"
@@ -231,11 +292,27 @@ resource "kubernetes_deployment_v1" "mlflow" {
             name       = "tmp"
             mount_path = "/tmp"
           }
+          volume_mount {
+            name       = "auth-config"
+            mount_path = "/etc/mlflow-auth"
+            read_only  = true
+          }
         }
         volume {
           name = "tmp"
           empty_dir {
             size_limit = "1Gi"
+          }
+        }
+        volume {
+          name = "auth-config"
+          secret {
+            secret_name  = kubernetes_secret_v1.mlflow_auth.metadata[0].name
+            default_mode = "0440" # group-readable: fs_group makes the server's group own it
+            items {
+              key  = "basic_auth.ini"
+              path = "basic_auth.ini"
+            }
           }
         }
       }
@@ -300,5 +377,6 @@ module "redis" {
 }
 
 locals {
-  s3_endpoint = "http://seaweedfs-s3.${var.namespace}.svc.cluster.local:8333"
+  s3_endpoint           = "http://seaweedfs-s3.${var.namespace}.svc.cluster.local:8333"
+  mlflow_admin_username = "admin"
 }

@@ -35,3 +35,14 @@ output "redis_password" {
   value       = random_password.redis.result
   sensitive   = true
 }
+
+output "mlflow_username" {
+  description = "MLflow's admin user, which Noria's pods log in as (MLFLOW_TRACKING_USERNAME)."
+  value       = local.mlflow_admin_username
+}
+
+output "mlflow_password" {
+  description = "Password of MLflow's admin user (MLFLOW_TRACKING_PASSWORD)."
+  value       = random_password.mlflow_admin.result
+  sensitive   = true
+}
