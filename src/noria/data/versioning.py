@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 # DVC would otherwise phone home with usage analytics and update checks.
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+log = logging.getLogger("noria.data")
 
 
 @dataclass(frozen=True)
@@ -203,11 +204,57 @@ def _abs(root: Path, path: str) -> Path:
     return p if p.is_absolute() else root / p
 
 
+def clear_stale_index_lock(root: Path) -> Path | None:
+    """Remove the git ``index.lock`` of ``root``'s repository if no process holds it open; returns it.
+
+    DVC stages the ``.dvc`` file it writes (``core.autostage``) through git's index, which it
+    locks with ``index.lock``. A process killed in that moment (SIGKILL, OOM, a node going away)
+    leaves the lock behind, and every later ingest would fail on it. Git writes no owner into the
+    file, so the lock counts as stale when no running process has it open (``/proc/*/fd``; where
+    there is no ``/proc``, when it is over a minute old): a live ``git`` keeps it open while it
+    writes. Callers hold the project's ingest lock, so no other Noria ingest races for it.
+    """
+    done = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--git-path", "index.lock"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        return None
+    lock = Path(done.stdout.strip())
+    lock = (lock if lock.is_absolute() else root / lock).resolve()
+    if not lock.exists() or _held_open(lock):
+        return None
+    lock.unlink(missing_ok=True)
+    log.warning("removed %s, left by a git operation that was killed (no process holds it)", lock)
+    return lock
+
+
+def _held_open(path: Path) -> bool:
+    """True if a running process has ``path`` open (Linux ``/proc``), else whether it is recent."""
+    import time
+
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").is_dir():
+        return time.time() - path.stat().st_mtime < 60
+    target = str(path)
+    for pid in proc.iterdir():
+        if not pid.name.isdigit():
+            continue
+        try:
+            for fd in (pid / "fd").iterdir():
+                if str(fd.readlink()) == target:
+                    return True
+        except OSError:  # gone, or not ours to read
+            continue
+    return False
+
+
 def track(root: Path, folder: Path, remote: Remote | None = None) -> TrackedVersion:
     """``dvc add`` the folder (writing ``<folder>.dvc``), push to the remote, return the version.
 
     ``remote`` overrides ``.dvc/config`` for the push (by default: what :func:`ensure_repo` wrote).
+    A git index lock left by a killed earlier run is cleared first (:func:`clear_stale_index_lock`).
     """
+    clear_stale_index_lock(root)
     repo = _repo(root, remote)
     try:
         repo.add([str(folder)])
