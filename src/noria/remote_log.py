@@ -45,17 +45,19 @@ RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 60.0
 
 
-def parse_remote(url: str) -> tuple[str, str]:
-    """(bucket, prefix) of ``s3://bucket/prefix``; a clear error for anything else."""
+def parse_remote(
+    url: str, key: str = "serving.prediction_log.remote", example: str = "s3://noria-data/predictions"
+) -> tuple[str, str]:
+    """(bucket, prefix) of ``s3://bucket/prefix``; a clear error naming the config ``key`` for anything else."""
     text = url.strip()
     if not text.startswith("s3://"):
         raise ConfigError(
-            f"serving.prediction_log.remote: {url!r} is not an s3:// URL",
-            fix="write s3://BUCKET/PREFIX (e.g. s3://noria-data/predictions), or leave it unset for a local log",
+            f"{key}: {url!r} is not an s3:// URL",
+            fix=f"write s3://BUCKET/PREFIX (e.g. {example}), or leave it unset to keep the files local",
         )
     bucket, _, prefix = text.removeprefix("s3://").partition("/")
     if not bucket:
-        raise ConfigError(f"serving.prediction_log.remote: {url!r} names no bucket", fix="write s3://BUCKET/PREFIX")
+        raise ConfigError(f"{key}: {url!r} names no bucket", fix="write s3://BUCKET/PREFIX")
     return bucket, prefix.strip("/")
 
 

@@ -32,25 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from noria.errors import ConfigError, ExternalToolError, MissingExtraError
+from noria.errors import ExternalToolError, MissingExtraError
+from noria.remote_log import parse_remote
 
 log = logging.getLogger("noria.monitoring")
 
 _OPENED: dict[tuple[str, str], RemoteRecords] = {}  # (local root, remote) -> pulled in this process
 _LOCK = threading.Lock()
 REFRESH_S = 60.0  # a long-lived reader (the service's exporter) pulls at most this often
-
-
-def parse_remote(url: str) -> tuple[str, str]:
-    """(bucket, prefix) of ``s3://bucket/prefix``; a clear error for anything else."""
-    text = url.strip()
-    bucket, _, prefix = text.removeprefix("s3://").partition("/")
-    if not text.startswith("s3://") or not bucket:
-        raise ConfigError(
-            f"monitoring.remote: {url!r} is not an s3://BUCKET/PREFIX URL",
-            fix="write s3://BUCKET/PREFIX (e.g. s3://noria-data/monitoring), or leave it unset to keep records local",
-        )
-    return bucket, prefix.strip("/")
 
 
 def _md5(path: Path) -> str:
@@ -76,7 +65,7 @@ class RemoteRecords:
 
         self.url = url
         self.root = Path(root)
-        self.bucket, self.prefix = parse_remote(url)
+        self.bucket, self.prefix = parse_remote(url, "monitoring.remote", "s3://noria-data/monitoring")
         self.endpoint = s3_endpoint_url(None)
         config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 4, "mode": "standard"})
         self.client: Any = boto3.session.Session().client("s3", endpoint_url=self.endpoint, config=config)
@@ -186,4 +175,4 @@ def forget_pulls() -> None:
         _OPENED.clear()
 
 
-__all__ = ["RemoteRecords", "forget_pulls", "parse_remote", "remote_of"]
+__all__ = ["RemoteRecords", "forget_pulls", "remote_of"]
