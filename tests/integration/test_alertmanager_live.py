@@ -37,6 +37,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from tests.conftest import free_port, require_binary
+from tests.integration.test_prometheus_live import _stop, _wait_http
 
 from noria.monitoring.exporter import Deliveries, MonitoringCollector
 from noria.serving.batch import DeliveryRecord, _write_record
@@ -99,30 +100,6 @@ def _serve(server: ThreadingHTTPServer | WSGIServer) -> threading.Thread:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return thread
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{proc.args!r} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} not ready after 30 s:\n{log.read_text()[-3000:]}")
 
 
 def _deliver(folder: Path, model: str, when: datetime, rows: int, status: str = "succeeded") -> None:
@@ -195,7 +172,7 @@ def stack(tmp_path: Path, deliveries: Deliveries) -> Iterator[tuple[list[tuple[s
                 "--cluster.listen-address=",
             ]
             started.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT))
-        _wait_ready(f"http://127.0.0.1:{am_port}/-/ready", started[0], am_log)
+        _wait_http(f"http://127.0.0.1:{am_port}/-/ready", started[0], am_log, 30)
         with prom_log.open("wb") as out:
             args = [
                 prometheus,
@@ -204,7 +181,7 @@ def stack(tmp_path: Path, deliveries: Deliveries) -> Iterator[tuple[list[tuple[s
                 f"--web.listen-address=127.0.0.1:{prom_port}",
             ]
             started.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT))
-        _wait_ready(f"http://127.0.0.1:{prom_port}/-/ready", started[1], prom_log)
+        _wait_http(f"http://127.0.0.1:{prom_port}/-/ready", started[1], prom_log, 30)
         yield posts, f"http://127.0.0.1:{prom_port}"
     finally:
         for proc in reversed(started):
