@@ -26,9 +26,9 @@ import pandas as pd
 
 from _harness import Result, Target, median, time_call
 from bench_drift import ensure_venv
+from noria import atomic
 from noria.monitoring import ReferenceProfile, compute_drift
 from noria.monitoring.report import ReportData, render_report
-from noria.monitoring.store import atomic_write_text
 
 TITLE = "Monitoring report, 6 windows x 40 features, frames to HTML: Noria vs Evidently"
 HERE = Path(__file__).resolve().parent
@@ -68,7 +68,7 @@ def run(quick: bool) -> Result:
                 for w, f in windows.items()
             ]
             html = render_report(ReportData("bench", "bench", drift=records))
-            atomic_write_text(folder / "report.html", html)
+            atomic.write_text(folder / "report.html", html, mode=atomic.SHARED)
             return len(html.encode("utf-8"))
 
         noria_s = median(time_call(noria, repeat))

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -33,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from noria import atomic
 from noria.errors import ConfigError, ExternalToolError, MissingExtraError
 
 log = logging.getLogger("noria.serving")
@@ -152,18 +152,14 @@ class RemoteLog:
             local = dest / key[len(start) :]
             if local.is_file():
                 continue
-            local.parent.mkdir(parents=True, exist_ok=True)
-            tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
             try:
-                self.client.download_file(self.bucket, key, str(tmp))
-                tmp.replace(local)
+                with atomic.temp_path(local) as tmp:
+                    self.client.download_file(self.bucket, key, str(tmp))
             except Exception as exc:
                 raise ExternalToolError(
                     f"cannot copy {key} of the prediction log in {self.where()}: {type(exc).__name__}: {exc}",
                     fix="check that the S3 endpoint is reachable and the credentials may read the bucket",
                 ) from exc
-            finally:
-                tmp.unlink(missing_ok=True)
         return dest
 
 

@@ -204,7 +204,7 @@ def rerun_and_check(root: Path, twin: Twin) -> str:
     project = load_project(root, environ={})
     assert [r.id for r in list_snapshots(project)] == [twin.base_id, twin.final_id]
     assert dataset_files(root) == twin.final_files
-    assert not list((root / "data").glob(".staging-*")) and not list((root / "data").glob(".previous-*"))
+    assert not list((root / "data").glob(".staging-*")) and not list((root / "data").glob(".*.old"))
     # The remote holds the whole new version (and the old one): read both with the DVC cache gone.
     shutil.rmtree(root / ".dvc" / "cache")
     for snapshot_id in (twin.base_id, twin.final_id):

@@ -21,6 +21,7 @@ import string
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from noria import atomic
 from noria.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -137,10 +138,7 @@ def _min_score(score: float | None) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic.write_text(path, text)
 
 
 def _version(dist: str) -> str:

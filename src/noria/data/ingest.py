@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from noria import atomic
 from noria.config import Project, TableSpec
 from noria.data.snapshots import (
     DATASET,
@@ -264,16 +265,12 @@ def _keep_quarantine(project: Project, table: str, ingest_id: str, parts: list[P
     if not parts:
         return None
     path = project.data_dir / QUARANTINE / table / f"{ingest_id}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with pq.ParquetWriter(tmp, pq.read_schema(parts[0]), compression="zstd") as writer:
-            for part in parts:  # one month in memory at a time
-                writer.write_table(pq.read_table(part))
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with (
+        atomic.temp_path(path) as tmp,
+        pq.ParquetWriter(tmp, pq.read_schema(parts[0]), compression="zstd") as writer,
+    ):
+        for part in parts:  # one month in memory at a time
+            writer.write_table(pq.read_table(part))
     return str(path.relative_to(project.root))
 
 
@@ -327,16 +324,10 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with atomic.temp_path(path) as tmp:
         # Microseconds: Spark and other engines reject nanosecond Parquet timestamps.
         pq.write_table(table, tmp, compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=False)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _link_untouched(current: Path, target: Path, written: list[str]) -> None:
@@ -356,24 +347,15 @@ def _link_tree(src: Path, dst: Path) -> None:
 
 
 def _swap(new: Path, current: Path) -> None:
-    """Replace ``current`` by ``new`` with two renames (undone by :func:`_recover` if cut)."""
-    previous = current.with_name(f".previous-{current.name}")
-    if current.exists():
-        current.replace(previous)
-    new.replace(current)
-    shutil.rmtree(previous, ignore_errors=True)
+    """Replace ``current`` by ``new``: synced, then two renames (undone by :func:`_recover` if cut)."""
+    atomic.replace_dir(new, current)
 
 
 def _recover(data_dir: Path) -> None:
     """Clean up after a crashed ingest: drop staging folders, undo a half-done swap."""
     for stale in data_dir.glob(".staging-*"):
         shutil.rmtree(stale, ignore_errors=True)
-    for previous in data_dir.glob(".previous-*"):
-        current = previous.with_name(previous.name.removeprefix(".previous-"))
-        if current.exists():
-            shutil.rmtree(previous, ignore_errors=True)
-        else:
-            previous.replace(current)
+    atomic.recover_dirs(data_dir)
 
 
 @contextlib.contextmanager

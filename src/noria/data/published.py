@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from noria import atomic
 from noria.errors import DataError, ExternalToolError, MissingExtraError
 
 if TYPE_CHECKING:
@@ -143,25 +142,12 @@ def _checkout(project: Project, record: SnapshotRecord, remote: Remote) -> str |
     version = TrackedVersion(**{k: record.dvc[k] for k in ("md5", "size", "nfiles", "path")})
     ensure_repo(project.root, remote)
     files = version_files(project.root, dataset_dvc_file(project), version, remote)
-    current.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=".checkout-", dir=current.parent))
-    try:
+    with atomic.publish_dir(current) as staged:  # built beside it, then renamed in (the old one aside)
         for rel, cached in files.items():
             dest = staged / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(cached, dest)
-        old = current.with_name(f".{current.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if current.exists():
-            current.rename(old)
-        staged.rename(current)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-    dvc_file = dataset_dvc_file(project)
-    tmp = dvc_file.with_name(f".{dvc_file.name}.tmp")
-    tmp.write_text(yaml.safe_dump({"outs": [version.dvc_out()]}, sort_keys=False), encoding="utf-8")
-    tmp.replace(dvc_file)
+    atomic.write_text(dataset_dvc_file(project), yaml.safe_dump({"outs": [version.dvc_out()]}, sort_keys=False))
     return record.id
 
 

@@ -15,13 +15,12 @@ be committed with the ``.dvc`` file; the data itself lives in DVC's cache and re
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from noria import atomic
 from noria.config import Project
 from noria.errors import AmbiguousReferenceError, DataError, SnapshotNotFoundError
 
@@ -98,19 +97,8 @@ class SnapshotRecord:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON next to its final place, fsync, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a snapshot record's JSON (indent 2, sorted keys) atomically (:mod:`noria.atomic`)."""
+    atomic.write_json(path, payload, indent=2, sort_keys=True, default=str)
 
 
 def records_dir(project: Project) -> Path:

@@ -22,10 +22,11 @@ from typing import Any
 
 import yaml
 
+from noria import atomic
 from noria.config import Project
 from noria.errors import ExternalToolError
 from noria.features.definitions import Definitions, load_definitions
-from noria.features.sources import SnapshotLike, SourceTables, _write_text_atomic, data_dir, prepare_sources
+from noria.features.sources import SnapshotLike, SourceTables, data_dir, prepare_sources
 
 STORE_FILE = "feature_store.yaml"
 APPLIED_FILE = "applied.json"
@@ -71,7 +72,7 @@ def store_config(defs: Definitions) -> dict[str, Any]:
 def write_store_config(defs: Definitions) -> Path:
     defs.repo_dir.mkdir(parents=True, exist_ok=True)
     path = defs.repo_dir / STORE_FILE
-    _write_text_atomic(path, _GENERATED + yaml.safe_dump(store_config(defs), sort_keys=False).rstrip())
+    atomic.write_text(path, _GENERATED + yaml.safe_dump(store_config(defs), sort_keys=False).rstrip() + "\n")
     return path
 
 
@@ -208,7 +209,7 @@ def _register(defs: Definitions, sources: SourceTables | None, start: float) -> 
         "feature_views": list(defs.config.feature_views),
         "services": list(defs.config.services),
     }
-    _write_text_atomic(defs.repo_dir / APPLIED_FILE, json.dumps(record, indent=2))
+    atomic.write_json(defs.repo_dir / APPLIED_FILE, record, indent=2)
     return ApplyResult(
         repo_dir=defs.repo_dir,
         definition_hash=defs.definition_hash,

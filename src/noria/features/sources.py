@@ -13,8 +13,6 @@ every key and day, a carried-in copy of the key's latest earlier row, so the as-
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from noria import atomic
 from noria.features.definitions import Definitions, FeatureDefinitionError
 
 MANIFEST = "manifest.json"
@@ -95,7 +94,7 @@ def prepare_sources(
         "dropped_null_keys": dropped,
         "written_at": pd.Timestamp.now(tz="UTC").isoformat(),
     }
-    _write_text_atomic(folder / MANIFEST, json.dumps(record, indent=2, sort_keys=True))
+    atomic.write_json(folder / MANIFEST, record, indent=2, sort_keys=True)
     return SourceTables(snapshot.id, defs.definition_hash, paths, rows, time.perf_counter() - start, reused=False)
 
 
@@ -248,22 +247,5 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic.temp_path(path) as tmp:
         pq.write_table(table, tmp, coerce_timestamps="us")
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

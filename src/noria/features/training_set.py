@@ -16,8 +16,6 @@ and the training set is written row group by row group, then renamed into place.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -27,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from noria import atomic
 from noria.config import Project
 from noria.errors import ConfigError, DataError
 from noria.features.config import parse_duration
@@ -41,7 +40,7 @@ from noria.features.offline import (
     request_stage,
     view_values,
 )
-from noria.features.sources import SnapshotLike, _write_text_atomic, prepare_sources
+from noria.features.sources import SnapshotLike, prepare_sources
 from noria.features.staged import FrameWriter, JoinedRows, frames, staging_dir
 from noria.features.transform import Arrays, prediction_times, request_arrays, request_features
 from noria.windows import Windows, in_period, ordered
@@ -410,7 +409,7 @@ def build_training_set(
         sources_reused=sources.reused,
         extra={"source_rows": sources.rows, **details},
     )
-    _write_text_atomic(lineage_path(path), json.dumps(record.to_dict(), indent=2, sort_keys=True))
+    atomic.write_json(lineage_path(path), record.to_dict(), indent=2, sort_keys=True)
     return TrainingSet(frame=None, record=record)
 
 
@@ -531,10 +530,8 @@ def _write_rows(
     views = plan.batch_views
     cursors = {v: JoinedRows(v, joined[v], staged.rows, staged.chunk_rows) for v in views}
     matched = dict.fromkeys(views, 0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with FrameWriter(Path(tmp)) as out:
+    with atomic.temp_path(path) as tmp:
+        with FrameWriter(tmp) as out:
             for rows in frames(staged.rows_path, staged.chunk_rows):
                 tr = time.perf_counter()
                 cols, ts, values = request_stage(defs, plan, rows)
@@ -553,10 +550,6 @@ def _write_rows(
                 out.write(pd.concat([rows, features], axis=1))
         for cursor in cursors.values():
             cursor.finish()
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     timings["write"] = time.perf_counter() - t - spent
     return matched
 

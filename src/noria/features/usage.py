@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from noria import atomic
 from noria.config import Project
 from noria.errors import DataError
-from noria.features.sources import _write_text_atomic
 
 
 @dataclass
@@ -84,7 +84,7 @@ def record_usage(
     with _locked(path):
         rows = [r for r in _read(path) if (r.get("model"), r.get("version")) != (record.model, record.version)]
         rows.append(asdict(record))
-        _write_text_atomic(path, json.dumps({"usage": rows}, indent=2, sort_keys=True))
+        atomic.write_json(path, {"usage": rows}, indent=2, sort_keys=True)
     return record
 
 

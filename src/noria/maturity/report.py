@@ -16,9 +16,8 @@ import os
 from html import escape
 from pathlib import Path
 
-from noria import report_html
+from noria import atomic, report_html
 from noria.maturity._model import SECTIONS, Assessment, Result, Status
-from noria.monitoring.store import atomic_write_text
 
 COLOURS = {
     Status.MET: "#2e7d32",
@@ -122,7 +121,7 @@ def write_html(assessment: Assessment, out: Path | str) -> Path:
     if target.is_dir():
         target = target / "maturity.html"
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target, render_html(assessment, links_from=target.parent.resolve()))
+    atomic.write_text(target, render_html(assessment, links_from=target.parent.resolve()), mode=atomic.SHARED)
     return target
 
 

@@ -18,8 +18,6 @@ as the training set encodes it):
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from noria import atomic
 from noria.errors import DataError, SourceError, ValidationError
 
 if TYPE_CHECKING:
@@ -464,13 +463,8 @@ def _quarantine(rows: pd.DataFrame, reasons: Any, folder: Path, source: Path) ->
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     path = folder / f"labels-{source.name.split('.')[0]}-{stamp}.parquet"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic.temp_path(path) as tmp:
         pd.DataFrame(out).to_parquet(tmp, index=False)
-        Path(tmp).replace(path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 

@@ -22,8 +22,6 @@ Profiles are JSON (no pickle), written atomically, with a schema name and versio
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from noria import atomic
 from noria.errors import DataError, NotFoundError
 from noria.monitoring._columns import (
     CategoricalProfile,
@@ -173,18 +172,7 @@ class ReferenceProfile:
 
     def save(self, path: str | Path) -> Path:
         """Write the profile as JSON, atomically (temp file in the same folder, then rename)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":"))
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            Path(tmp).replace(target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return atomic.write_text(Path(path), json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":")))
 
     @classmethod
     def load(cls, path: str | Path) -> ReferenceProfile:

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from noria import atomic
 from noria.errors import ExternalToolError, MissingExtraError
 from noria.remote_log import parse_remote
 
@@ -110,15 +110,11 @@ class RemoteRecords:
             same_size = local.is_file() and local.stat().st_size == int(item.get("Size", -1))
             if same_size and ("-" in etag or _md5(local) == etag):  # a multipart ETag is no MD5: size it is
                 continue
-            local.parent.mkdir(parents=True, exist_ok=True)
-            tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
             try:
-                self.client.download_file(self.bucket, item["Key"], str(tmp))
-                tmp.replace(local)
+                with atomic.temp_path(local) as tmp:
+                    self.client.download_file(self.bucket, item["Key"], str(tmp))
             except Exception as exc:
                 raise self._fail(f"copy {item['Key']} of", exc) from exc
-            finally:
-                tmp.unlink(missing_ok=True)
             copied.append(relative)
         return copied
 

@@ -28,8 +28,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from noria import atomic
 from noria.errors import NoriaError, NotFoundError
-from noria.monitoring.store import MonitoringStore, atomic_write_text, now_iso
+from noria.monitoring.store import MonitoringStore, now_iso
 from noria.tasks import BinaryTask, Task
 
 if TYPE_CHECKING:
@@ -71,8 +72,7 @@ def write_report(project: Project, out: Path | None = None) -> Path:
     target = Path(out) if out is not None else MonitoringStore.of(project).root / "report.html"
     if target.is_dir():
         target = target / "report.html"
-    atomic_write_text(target, render_report(collect_report(project)))
-    target.chmod(0o644)  # the temp file was private (mkstemp); a report is meant to be shared
+    atomic.write_text(target, render_report(collect_report(project)), mode=atomic.SHARED)  # meant to be shared
     return target
 
 

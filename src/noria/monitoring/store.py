@@ -23,13 +23,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from noria import atomic
 from noria.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -58,24 +58,6 @@ def check_window(window: str) -> str:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _atomic(path: Path, write: Callable[[str], object]) -> None:
-    """Have ``write`` fill a temp file in ``path``'s folder, then rename it over ``path`` (0644)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        Path(tmp).chmod(0o644)  # mkstemp creates 0600; records are read by other users and services
-        Path(tmp).replace(path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
-    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 @dataclass(frozen=True)
@@ -124,7 +106,8 @@ class MonitoringStore:
             **body,
         }
         path = self.record_path(kind, window, version)
-        atomic_write_text(path, json.dumps(record, indent=1, sort_keys=False, default=_json_default) + "\n")
+        # records are read by other users and services: shared whatever the umask
+        atomic.write_json(path, record, mode=atomic.SHARED, indent=1, sort_keys=False, default=_json_default)
         self.publish(path)
         return path
 
@@ -151,7 +134,8 @@ class MonitoringStore:
     def save_review(self, window: str, frame: pd.DataFrame) -> Path:
         """Write the review queue of a window (atomically; replaces an earlier one)."""
         path = self.review_path(window)
-        _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        with atomic.temp_path(path, mode=atomic.SHARED) as tmp:
+            frame.to_parquet(tmp, index=False)
         self.publish(path)
         return path
 
@@ -199,4 +183,4 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-__all__ = ["MonitoringStore", "atomic_write_text", "check_window", "now_iso"]
+__all__ = ["MonitoringStore", "check_window", "now_iso"]

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from noria import atomic
 from noria.errors import ConfigError, DataError, ExternalToolError, MissingExtraError
 from noria.pipelines._errors import ArtifactNotFoundError
 from noria.pipelines._serializers import META
@@ -130,29 +131,6 @@ def _decode(raw: bytes, where: str) -> dict[str, Any]:
     return record
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync it, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class LocalArtifactStore:
     """A folder: ``objects/`` for artifacts, records as JSON files, ``tmp/`` for staging."""
 
@@ -180,10 +158,7 @@ class LocalArtifactStore:
         if target.is_dir() and self._intact(artifact_id, target):
             shutil.rmtree(folder)
             return artifact_id
-        for path in folder.rglob("*"):
-            if path.is_file():
-                with path.open("rb") as fh:
-                    os.fsync(fh.fileno())
+        atomic.fsync_tree(folder)  # the module's rule: content on disk before the rename publishes it
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             folder.rename(target)
@@ -196,7 +171,7 @@ class LocalArtifactStore:
                 return self.put(staged)
             else:
                 raise
-        _fsync_dir(target.parent)
+        atomic.fsync_dir(target.parent)
         return artifact_id
 
     def get(self, artifact_id: str) -> Path:
@@ -249,7 +224,7 @@ class LocalArtifactStore:
         return _decode(raw, str(path))
 
     def write_record(self, key: str, record: dict[str, Any]) -> None:
-        write_atomic(self.root / _check_key(key), json.dumps(record, indent=1, sort_keys=True).encode())
+        atomic.write_bytes(self.root / _check_key(key), json.dumps(record, indent=1, sort_keys=True).encode())
 
 
 def s3_endpoint_url(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:

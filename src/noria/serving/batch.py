@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from noria import atomic
 from noria.errors import NotFoundError, SourceError, ValidationError
 
 if TYPE_CHECKING:
@@ -79,13 +80,10 @@ class BatchResult:
 
 
 def _write_record(folder: Path, record: DeliveryRecord) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
     stamp = record.started_at.replace(":", "").replace("-", "").replace("+0000", "Z")
-    path = folder / f"{stamp}-{record.id}.json"
-    tmp = folder / f".{path.name}.tmp"
-    tmp.write_text(json.dumps(record.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic.write_text(
+        folder / f"{stamp}-{record.id}.json", json.dumps(record.to_dict(), indent=2, sort_keys=True)
+    )
 
 
 def list_deliveries(project: Project) -> list[DeliveryRecord]:
@@ -363,54 +361,62 @@ def _score_local(
     clock = time.perf_counter()
     record = new_record(prepared, src, dst, "local", {"chunk_size": size})
     schema = output_schema(source.schema, explain, task)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{record.id}.tmp")
     writer: Any = None
     log = _open_log(project, cfg)
     try:
-        with _Progress(progress, source.rows() if progress else 0, src.name) as advance:
-            for batch in source.batches(size):
-                frame = batch.to_pandas()
-                record.rows_in += len(frame)
-                columns = request_columns(request, frame) if len(frame) else {}
-                scored_frame, scored = score_frame(
-                    model,
-                    frame,
-                    features,
-                    request=request,
-                    task=task,
-                    threshold=cfg.decision_threshold,
-                    explain=explain,
-                    columns=columns,
-                )
-                table = pa.Table.from_pandas(scored_frame, schema=schema, preserve_index=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, schema, compression="zstd")
-                writer.write_table(table)
-                record.rows_out += len(scored_frame)
-                record.flagged_rows += sum(1 for s in scored if s.decision)
-                record.ood_rows += int(scored_frame["ood"].sum())
-                if log is not None and len(frame):
-                    _log_chunk(
-                        log, record, model, scored, request, prepared.defs, columns, frame, cfg.decision_threshold, task
-                    )
-                advance(len(frame))
-        if writer is None:  # an empty file: its columns and ours, no rows
-            pq.write_table(schema.empty_table(), tmp)
-        else:
-            writer.close()
-            writer = None
-        tmp.replace(dst)
+        with atomic.temp_path(dst) as tmp:
+            try:
+                with _Progress(progress, source.rows() if progress else 0, src.name) as advance:
+                    for batch in source.batches(size):
+                        frame = batch.to_pandas()
+                        record.rows_in += len(frame)
+                        columns = request_columns(request, frame) if len(frame) else {}
+                        scored_frame, scored = score_frame(
+                            model,
+                            frame,
+                            features,
+                            request=request,
+                            task=task,
+                            threshold=cfg.decision_threshold,
+                            explain=explain,
+                            columns=columns,
+                        )
+                        table = pa.Table.from_pandas(scored_frame, schema=schema, preserve_index=False)
+                        if writer is None:
+                            writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+                        writer.write_table(table)
+                        record.rows_out += len(scored_frame)
+                        record.flagged_rows += sum(1 for s in scored if s.decision)
+                        record.ood_rows += int(scored_frame["ood"].sum())
+                        if log is not None and len(frame):
+                            _log_chunk(
+                                log,
+                                record,
+                                model,
+                                scored,
+                                request,
+                                prepared.defs,
+                                columns,
+                                frame,
+                                cfg.decision_threshold,
+                                task,
+                            )
+                        advance(len(frame))
+                if writer is None:  # an empty file: its columns and ours, no rows
+                    pq.write_table(schema.empty_table(), tmp)
+                else:
+                    writer.close()
+                    writer = None
+            finally:
+                if writer is not None:  # closed before the temporary file is renamed or removed
+                    writer.close()
         record.status = "succeeded"
     except Exception as exc:
         record.error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        if writer is not None:
-            writer.close()
         if log is not None:
             log.close()
-        tmp.unlink(missing_ok=True)
         record_path = finish_record(project, cfg, record, clock)
     return BatchResult(dst, record, record_path)
 

@@ -18,6 +18,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 
+from noria import atomic
+
 if TYPE_CHECKING:
     from noria.config import Project
     from noria.serving.requests import RequestSchema
@@ -139,11 +141,7 @@ def render(root: Path = REFERENCE) -> str:
 
 
 def export(path: Path = DOC, root: Path = REFERENCE) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render(root), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic.write_text(path, render(root))
 
 
 def main(argv: list[str] | None = None) -> int:

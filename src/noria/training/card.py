@@ -26,10 +26,10 @@ from typing import Any
 
 import pandas as pd
 
+from noria import atomic
 from noria.tasks import BinaryTask, Task, make_task
 from noria.training import _plots
 from noria.training._doc import Doc, Image
-from noria.training._io import write_bytes_atomic, write_text_atomic
 from noria.training.card_docs import PART, citation, fallback_note, paragraphs
 from noria.training.evaluation import Evaluation
 from noria.training.model import TrainedModel
@@ -94,9 +94,9 @@ def write_model_card(
     out = Path(out_dir)
     doc = _build(info, evaluation, importance, lineage)
     for image in doc.images():
-        write_bytes_atomic(out / IMAGE_DIR / image.name, image.png)
-    md = write_text_atomic(out / CARD_MD, doc.markdown(IMAGE_DIR))
-    page = write_text_atomic(out / CARD_HTML, doc.html())
+        atomic.write_bytes(out / IMAGE_DIR / image.name, image.png, mode=atomic.SHARED)
+    md = atomic.write_text(out / CARD_MD, doc.markdown(IMAGE_DIR), mode=atomic.SHARED)
+    page = atomic.write_text(out / CARD_HTML, doc.html(), mode=atomic.SHARED)
     return md, page
 
 

@@ -24,9 +24,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from noria import atomic
 from noria.errors import ConfigError, DataError, NotFoundError
 from noria.tasks import BinaryTask, Task, make_task
-from noria.training._io import write_text_atomic
 from noria.training.settings import TUNE_METRICS
 from noria.training.split import Split
 
@@ -251,8 +251,8 @@ class TrainedModel:
         out = Path(folder)
         text = self.model_text()
         meta = self.metadata() | {"model_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
-        path = write_text_atomic(out / MODEL_FILE, text)
-        write_text_atomic(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
+        path = atomic.write_text(out / MODEL_FILE, text, mode=atomic.SHARED)
+        atomic.write_text(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True), mode=atomic.SHARED)
         return path
 
     @classmethod

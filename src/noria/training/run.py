@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
+from noria import atomic
 from noria.tasks import BinaryTask, Task
-from noria.training._io import write_text_atomic
 from noria.training.baselines import fit_baselines, sample_split
 from noria.training.card import model_info, write_model_card
 from noria.training.card_docs import read_card_docs
@@ -171,11 +171,11 @@ def run_training(
     lap("evaluate")
 
     model.save(out / MODEL_DIR)
-    write_text_atomic(out / "evaluation.json", _json(evaluation.to_dict()))
-    write_text_atomic(out / "split.json", _json(split.summary()))
+    atomic.write_text(out / "evaluation.json", _json(evaluation.to_dict()), mode=atomic.SHARED)
+    atomic.write_text(out / "split.json", _json(split.summary()), mode=atomic.SHARED)
     if tuning is not None:
-        write_text_atomic(out / "tuning.json", _json(tuning.to_dict()))
-    write_text_atomic(out / "feature_importance.csv", importance.to_csv(index=False))
+        atomic.write_text(out / "tuning.json", _json(tuning.to_dict()), mode=atomic.SHARED)
+    atomic.write_text(out / "feature_importance.csv", importance.to_csv(index=False), mode=atomic.SHARED)
     info = model_info(
         model,
         split,

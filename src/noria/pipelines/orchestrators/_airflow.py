@@ -22,8 +22,9 @@ from pathlib import Path
 from pprint import pformat
 from typing import TYPE_CHECKING, Any
 
+from noria import atomic
 from noria.pipelines.orchestrators._config import OrchestratorsConfig
-from noria.pipelines.orchestrators._plan import Plan, build_plan, write_atomic
+from noria.pipelines.orchestrators._plan import Plan, build_plan
 
 if TYPE_CHECKING:
     from noria.config import Project
@@ -50,9 +51,9 @@ def render_airflow(
         render_airflow(load_project("examples/flights", profile="cluster"), "training", Path("dags"))
     """
     plan = build_plan(project, ref, params=params, config=config)
-    written = [write_atomic(out_dir / f"{plan.dag_id}.py", pipeline_dag_source(plan))]
+    written = [atomic.write_text(out_dir / f"{plan.dag_id}.py", pipeline_dag_source(plan))]
     if plan.config.monitor.enabled:
-        written.append(write_atomic(out_dir / f"{plan.monitor_dag_id}.py", monitor_dag_source(plan)))
+        written.append(atomic.write_text(out_dir / f"{plan.monitor_dag_id}.py", monitor_dag_source(plan)))
     return written
 
 

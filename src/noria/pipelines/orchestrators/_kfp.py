@@ -11,11 +11,11 @@ Schedules are not part of the YAML (a KFP recurring run sets them).
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from noria import atomic
 from noria.errors import MissingExtraError
 from noria.pipelines.orchestrators._airflow import IMAGE_UID
 from noria.pipelines.orchestrators._config import OrchestratorsConfig
@@ -54,9 +54,8 @@ def compile_kfp(
     pipeline_func = kfp_pipeline(plan)
     # kfp writes the file itself: compile next to the target, then rename.
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}.yaml")  # kfp insists on .yaml
-    compiler.Compiler().compile(pipeline_func, str(tmp))
-    tmp.replace(target)
+    with atomic.temp_path(target, suffix=".yaml") as tmp:  # kfp insists on .yaml
+        compiler.Compiler().compile(pipeline_func, str(tmp))
     return target
 
 

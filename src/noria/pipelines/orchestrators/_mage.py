@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from noria import atomic
 from noria.pipelines.orchestrators._config import OrchestratorsConfig
-from noria.pipelines.orchestrators._plan import Plan, build_plan, write_atomic
+from noria.pipelines.orchestrators._plan import Plan, build_plan
 
 if TYPE_CHECKING:
     from noria.config import Project
@@ -114,13 +115,13 @@ def export_mage(
     blocks = {task.step: f"{prefix}_{task.step}" for task in plan.tasks}
 
     if not (out_dir / "metadata.yaml").exists():
-        write_atomic(out_dir / "metadata.yaml", PROJECT_METADATA)
+        atomic.write_text(out_dir / "metadata.yaml", PROJECT_METADATA)
     for package in ("", "custom", "pipelines", f"pipelines/{plan.dag_id}"):
         init = out_dir / package / "__init__.py"
         if not init.exists():
-            write_atomic(init, "")
+            atomic.write_text(init, "")
 
-    write_atomic(out_dir / "custom" / f"{run_block}.py", RUN_BLOCK)
+    atomic.write_text(out_dir / "custom" / f"{run_block}.py", RUN_BLOCK)
     noria = [plan.executable, *plan.global_args()]
     for task in plan.tasks:
         source = STEP_BLOCK.format(
@@ -131,13 +132,15 @@ def export_mage(
             params=list(plan.params),
             env=dict(plan.config.env),
         )
-        write_atomic(out_dir / "custom" / f"{blocks[task.step]}.py", source)
+        atomic.write_text(out_dir / "custom" / f"{blocks[task.step]}.py", source)
 
     folder = out_dir / "pipelines" / plan.dag_id
-    write_atomic(folder / "metadata.yaml", yaml.safe_dump(_pipeline_metadata(plan, run_block, blocks), sort_keys=False))
+    atomic.write_text(
+        folder / "metadata.yaml", yaml.safe_dump(_pipeline_metadata(plan, run_block, blocks), sort_keys=False)
+    )
     triggers = folder / "triggers.yaml"
     if plan.config.schedule is not None:
-        write_atomic(triggers, yaml.safe_dump(_triggers(plan), sort_keys=False))
+        atomic.write_text(triggers, yaml.safe_dump(_triggers(plan), sort_keys=False))
     elif triggers.exists():
         triggers.unlink()
     return folder

@@ -153,12 +153,3 @@ def local_executable() -> str:
         return str(beside)
     found = shutil.which("noria")
     return str(Path(found).resolve()) if found else "noria"
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path

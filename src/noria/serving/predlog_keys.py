@@ -1,0 +1,98 @@
+"""The event key and event time of logged requests, computed in the prediction log's writer process.
+
+The request path does not pay for them: the writer process (:mod:`noria.serving.predlog_writer`)
+reads each logged request back with the project's own request mapping and timestamp function.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
+
+log = logging.getLogger("noria.serving")
+
+
+class EventKeyer:
+    """The event key and event time of logged requests: the project's request mapping and timestamp function.
+
+    Built in the writer process from the project folder. A request that cannot be keyed (it
+    cannot happen for a request the service validated, short of a bug in the project's own
+    functions) is logged without a key, and counted in the log of the writer.
+    """
+
+    def __init__(self, project: Any) -> None:
+        from pydantic import TypeAdapter
+
+        from noria.features.definitions import load_definitions
+        from noria.serving.requests import request_schema
+
+        self.defs = load_definitions(project)
+        self.schema = request_schema(project, self.defs)
+        self.ids = list(self.schema.ids)
+        self._types = self.schema.column_types
+        self._single = TypeAdapter(self.schema.model)
+        self.unkeyed = 0
+
+    def arrow_kind(self, name: str) -> str | None:
+        kind = self._types.get(name, ("", False))[0]
+        return {"int": "int64", "float": "float64", "str": "string", "bool": "bool", "timestamp": "timestamp"}.get(kind)
+
+    def compute(self, inputs: Sequence[Any]) -> tuple[list[float | None], list[dict[str, Any] | None]]:
+        """(event time in Unix seconds, {id: value}) per logged request; None where it cannot be read."""
+        requests: list[Any] = []
+        where: list[int] = []
+        for i, text in enumerate(inputs):
+            try:
+                requests.append(self._single.validate_json(text if isinstance(text, bytes | str) else str(text)))
+                where.append(i)
+            except Exception:  # a batch body logged whole, or a body that was refused: no single request
+                continue
+        times: list[float | None] = [None] * len(inputs)
+        keys: list[dict[str, Any] | None] = [None] * len(inputs)
+        if not requests:
+            return times, keys
+        try:
+            found = self._compute(requests)
+        except Exception:  # one bad request must not cost the others their key: one at a time
+            found = []
+            for request in requests:
+                try:
+                    found.extend(self._compute([request]))
+                except Exception:
+                    log.exception("cannot compute the event key of a logged request")
+                    self.unkeyed += 1
+                    found.append((None, None))
+        for i, (when, key) in zip(where, found, strict=True):
+            times[i], keys[i] = when, key
+        return times, keys
+
+    def _compute(self, requests: list[Any]) -> list[tuple[float | None, dict[str, Any] | None]]:
+        columns = self.schema.columns(requests)
+        stamps, values = self.schema.event_keys(self.defs, columns)
+        seconds = stamps.astype("datetime64[us]").astype("int64") / 1_000_000
+        out: list[tuple[float | None, dict[str, Any] | None]] = []
+        for i in range(len(requests)):
+            key = {name: _plain_key(values[name][i]) for name in self.ids}
+            out.append((float(seconds[i]), key))
+        return out
+
+
+def _plain_key(value: Any) -> Any:
+    """An id value as Arrow takes it: timestamps as Unix seconds, numpy scalars as Python values."""
+    from datetime import datetime as _datetime
+
+    import numpy as np
+
+    if value is None:
+        return None
+    if isinstance(value, np.datetime64):
+        return float(value.astype("datetime64[us]").astype("int64")) / 1_000_000
+    if isinstance(value, _datetime):
+        return value.timestamp() if value.tzinfo is not None else value.replace(tzinfo=UTC).timestamp()
+    item = getattr(value, "item", None)
+    return item() if item is not None else value
+
+
+__all__ = ["EventKeyer"]
