@@ -51,13 +51,14 @@ faults: $(STAMP) ## the whole fault-injection suite (10-minute load case), then 
 faults-ci: $(STAMP) ## the fault suite's long cases (after `make test`; the load case runs 60 s)
 	$(BIN)/pytest -p no:cacheprovider -m "faults and slow" tests/faults
 
-lint: $(STAMP) ## ruff, mypy, actionlint, CLI docs, Dockerfiles, k8s manifests, Terraform, checkov
+lint: $(STAMP) ## ruff, mypy, actionlint, CLI docs, config schema, Dockerfiles, k8s manifests, Terraform, checkov
 	$(BIN)/ruff check src tests benchmarks examples scripts
 	$(BIN)/ruff format --check src tests benchmarks examples scripts
 	$(BIN)/mypy
 	$(BIN)/actionlint .github/workflows/*.yml
 	$(BIN)/python scripts/cli_docs.py --check
 	$(BIN)/python scripts/config_docs.py --check
+	$(BIN)/python scripts/config_schema.py --check
 	$(BIN)/python scripts/features_docs.py --check
 	$(BIN)/python scripts/model_choice.py --check
 	$(BIN)/python scripts/bench_table.py --check
@@ -74,9 +75,10 @@ fmt: $(STAMP) ## format and auto-fix
 	$(BIN)/ruff format src tests benchmarks examples scripts
 	$(BIN)/ruff check --fix src tests benchmarks examples scripts
 
-docs: $(STAMP) ## regenerate docs/cli.md, the config key reference, the flights feature tables, model_choice.md's figures (from docs/data/model_choice.json), openapi.json
+docs: $(STAMP) ## regenerate docs/cli.md, the config key reference and schemas/noria.schema.json, the flights feature tables, model_choice.md's figures (from docs/data/model_choice.json), openapi.json
 	$(BIN)/python scripts/cli_docs.py
 	$(BIN)/python scripts/config_docs.py
+	$(BIN)/python scripts/config_schema.py
 	$(BIN)/python scripts/features_docs.py
 	$(BIN)/python scripts/model_choice.py
 	$(BIN)/python -m noria.serving.openapi

@@ -46,6 +46,8 @@ RESERVED_ENV = frozenset(
         "NORIA_SERVE_CONFIG",
     }
 )
+# What `project:` may be; the validator checks it, the JSON Schema gives it to editors as a pattern.
+PROJECT_NAME = r"[a-z0-9][a-z0-9_-]{0,62}"
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -577,7 +579,7 @@ class NoriaConfig(_Section):
     """The whole of ``noria.yaml``."""
 
     # The project's name: lower-case letters, digits, '-' and '_'.
-    project: str
+    project: str = Field(json_schema_extra={"pattern": f"^{PROJECT_NAME}$"})
     # One sentence on what the project predicts and for whom (OpenAPI, model card, demo).
     description: str = ""
     # The raw data and its schema.
@@ -614,7 +616,7 @@ class NoriaConfig(_Section):
     @field_validator("project")
     @classmethod
     def _project_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", value):
+        if not re.fullmatch(PROJECT_NAME, value):
             raise ValueError("project names are lower-case letters, digits, '-' and '_' (at most 63)")
         return value
 

@@ -11,7 +11,8 @@ Every template also gets the project kit (:mod:`noria._kit`): CI and CD workflow
 template, CODEOWNERS, pre-commit hooks, tests of the project's own functions, docs pages (goals,
 owners, risk, architecture with its deployment, data, runbooks, cost), the API document, and
 deploy files (an image over Noria's, kustomize base and overlays, alerts, branch protection as
-code), rendered for the project's name, task and config. The CI workflow's ``noria maturity
+code), rendered for the project's name, task and config; and ``noria.schema.json``, the JSON Schema
+its ``noria.yaml``'s first line points editors at. The CI workflow's ``noria maturity
 --min`` floor is set from the new project's own score, measured before the first commit is final.
 """
 
@@ -55,6 +56,7 @@ def init_project(target: Path, name: str | None = None, *, template: str = "flig
         if not count:
             raise ConfigError(f"the {template} template has no project: line", fix="reinstall noria")
         config.write_text(renamed, encoding="utf-8")
+    write_config_schema(target)
     _git(target, "init", "-q", "-b", "main")
     from noria.config import load_project
     from noria.data import versioning
@@ -74,6 +76,17 @@ def init_project(target: Path, name: str | None = None, *, template: str = "flig
     _git(target, "add", "-A")
     _git(target, *identity, "commit", "-q", "--amend", "--no-edit")
     return target
+
+
+def write_config_schema(root: Path) -> Path:
+    """``noria.schema.json`` beside ``noria.yaml`` (from the installed Noria's config models), and
+    ``noria.yaml``'s first line pointing editors at it (the template's line points at the
+    repository's copy, which a new project does not have)."""
+    from noria.config_schema import SCHEMA_FILE, set_modeline, write_schema
+
+    config = root / "noria.yaml"
+    config.write_text(set_modeline(config.read_text(encoding="utf-8"), SCHEMA_FILE), encoding="utf-8")
+    return write_schema(root / SCHEMA_FILE)
 
 
 def write_api_document(root: Path) -> Path:

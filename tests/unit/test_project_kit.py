@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from jsonschema import Draft202012Validator
 
 import noria
 from noria.config import load_project
+from noria.config_schema import MODELINE, SCHEMA_FILE, render
 from noria.maturity import Status, assess
 from noria.scaffold import TEMPLATES, init_project
 
@@ -133,6 +136,15 @@ def test_the_editor_set_up_is_the_projects_pipeline_image(projects: dict[str, Pa
     assert settings["[python]"]["editor.defaultFormatter"] == "charliermarsh.ruff"
     assert settings["python.testing.pytestArgs"] == ["tests"] and (root / "tests").is_dir()
     assert settings["files.exclude"]["**/.noria"] is True
+    # noria.yaml is checked and completed as it is typed: its first line and yaml.schemas name the
+    # schema init wrote beside it (the template's line points at the repository's copy)
+    schema = root / SCHEMA_FILE
+    assert schema.read_text(encoding="utf-8") == render()
+    config = (root / "noria.yaml").read_text(encoding="utf-8")
+    assert config.splitlines()[0] == f"{MODELINE}{SCHEMA_FILE}" and config.count(MODELINE) == 1
+    assert settings["yaml.schemas"] == {f"./{SCHEMA_FILE}": ["noria.yaml"]}
+    validator = Draft202012Validator(json.loads(schema.read_text(encoding="utf-8")))
+    assert [e.message for e in validator.iter_errors(yaml.safe_load(config))] == []
     extensions = {"ms-python.python", "charliermarsh.ruff", "ms-toolsai.jupyter", "redhat.vscode-yaml"}
     assert set(_jsonc(root / ".vscode" / "extensions.json")["recommendations"]) == extensions
     assert set(spec["customizations"]["vscode"]["extensions"]) == extensions

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from noria import __version__
 from noria.cli import ab as ab_cmds
+from noria.cli import config as config_cmds
 from noria.cli import cost as cost_cmds
 from noria.cli import data as data_cmds
 from noria.cli import features as features_cmds
@@ -96,6 +97,7 @@ def _root(
 app.command("init")(project_cmds.init)
 app.command("demo")(project_cmds.demo)
 app.command("replay")(project_cmds.replay)
+app.add_typer(config_cmds.app, name="config")
 app.add_typer(data_cmds.app, name="data")
 app.add_typer(features_cmds.app, name="features")
 app.add_typer(pipeline_cmds.app, name="pipeline")
