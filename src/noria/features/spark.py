@@ -1,4 +1,5 @@
-"""The point-in-time join on Spark: the same values as the DuckDB engine, on one machine or a cluster.
+"""The point-in-time join on Spark (``features.offline_engine: spark``): the DuckDB engine's values, on one
+machine or a cluster.
 
 Everything before and after the join is shared with the default engine: the source functions
 (pandas) have already written each view's Parquet file (timestamps in microseconds, which is
@@ -13,7 +14,8 @@ stamped the same instant, carries the latest view row (``max`` of a struct that 
 timestamp) to each entity row; rows older than ``prediction time - ttl`` are dropped. This is
 ``ASOF LEFT JOIN ... ON keys AND entity.ts >= view.ts`` without a range join, so it scales
 with the number of rows, not with rows x history; ``bucket: day`` views add the UTC day to the
-key, which also spreads one busy key (an airport) over many window partitions.
+key, which also spreads one busy key (an airport) over many window partitions. A view row whose
+key is null is never a match (as in SQL, and in the DuckDB engine).
 
 pyspark is optional (``pip install pyspark``, Java 17+); an active session (``spark-submit``,
 a notebook on a cluster) is used as it is, otherwise one is started from ``features.spark``
@@ -35,7 +37,7 @@ import pyarrow.parquet as pq
 from noria.errors import ExternalToolError, MissingExtraError
 from noria.features.config import SparkSpec
 from noria.features.definitions import Definitions
-from noria.features.offline import (
+from noria.features.join_rows import (
     PredictionWindow,
     empty_lookup,
     entity_schema,
@@ -122,38 +124,60 @@ def _pyspark_version() -> str:
     return str(importlib.import_module("pyspark").__version__)
 
 
-def spark_asof_join(
-    defs: Definitions,
-    views: list[str],
-    keys: Arrays,
-    ts: np.ndarray,
-    paths: dict[str, Path],
-    matched: dict[str, int],
-    timings: dict[str, float] | None = None,
-    details: dict[str, Any] | None = None,
-) -> Arrays:
-    """Per view, the latest row with the same keys and ``ts - ttl <= event_timestamp <= ts``, joined on Spark.
+class SparkJoin:
+    """The ``spark`` join engine (see :class:`noria.features.join_engine.JoinEngine`)."""
 
-    Same inputs and outputs as :func:`noria.features.offline.asof_join` (arrays in entity-row order,
-    held in memory; a training set of any size goes through :func:`spark_join_files` chunk by chunk);
-    ``details`` gets what ran the join (pyspark and Spark versions, master, whether the session was ours).
-    """
-    pyspark_modules()  # fail before any work when pyspark is missing
-    if len(ts) == 0:
-        return empty_lookup(defs, views)
-    out: Arrays = {}
-    with staging_dir(defs) as folder:
-        entity_path = folder / "entity_rows.parquet"
-        pq.write_table(entity_table(keys, ts, schema=entity_schema(defs, views, paths)), entity_path)
-        joined = spark_join_files(
-            defs, views, entity_path, paths, prediction_window(ts), folder, timings=timings, details=details
-        )
-        for view in views:
-            table = joined_rows(joined[view])
-            if table.num_rows != len(ts):
-                raise joined_count_error(view, table.num_rows, len(ts))
-            out |= view_values(defs, view, table, ts, matched)
-    return out
+    name = "spark"
+    method = "spark-window-asof"  # what lineage records say joined the rows
+
+    def require(self) -> None:
+        """A clear error (:class:`MissingExtraError`, naming the install command) when pyspark is missing."""
+        pyspark_modules()
+
+    def join_files(
+        self,
+        defs: Definitions,
+        views: list[str],
+        entity_path: Path,
+        paths: dict[str, Path],
+        window: PredictionWindow,
+        folder: Path,
+        *,
+        timings: dict[str, float],
+        details: dict[str, Any],
+    ) -> dict[str, Path]:
+        return spark_join_files(defs, views, entity_path, paths, window, folder, timings=timings, details=details)
+
+    def lookup(
+        self,
+        defs: Definitions,
+        views: list[str],
+        keys: Arrays,
+        ts: np.ndarray,
+        paths: dict[str, Path],
+        matched: dict[str, int],
+        *,
+        timings: dict[str, float],
+        details: dict[str, Any],
+    ) -> Arrays:
+        """The entity rows staged as Parquet, joined by :func:`spark_join_files` and read back (held in
+        memory; a training set of any size goes through ``join_files`` chunk by chunk)."""
+        pyspark_modules()  # fail before any work when pyspark is missing
+        if len(ts) == 0:
+            return empty_lookup(defs, views)
+        out: Arrays = {}
+        with staging_dir(defs) as folder:
+            entity_path = folder / "entity_rows.parquet"
+            pq.write_table(entity_table(keys, ts, schema=entity_schema(defs, views, paths)), entity_path)
+            joined = spark_join_files(
+                defs, views, entity_path, paths, prediction_window(ts), folder, timings=timings, details=details
+            )
+            for view in views:
+                table = joined_rows(joined[view])
+                if table.num_rows != len(ts):
+                    raise joined_count_error(view, table.num_rows, len(ts))
+                out |= view_values(defs, view, table, ts, matched)
+        return out
 
 
 def spark_join_files(
@@ -202,8 +226,10 @@ def _view_join(defs: Definitions, session: Any, view: str, entity: Any, path: Pa
     spec = defs.config.feature_views[view]
     key_cols = defs.join_keys(view)
     rows = session.read.parquet(path.resolve().as_uri())
-    # As in the DuckDB engine: only rows that can be matches reach the shuffle.
+    # As in the DuckDB engine: only rows that can be matches reach the shuffle (a null key equals nothing).
     rows = rows.where(F.unix_micros("event_timestamp") <= window.last_us)
+    for key in key_cols:
+        rows = rows.where(F.col(f"`{key}`").isNotNull())
     if spec.bucket == "day":
         rows = rows.where(F.col("noria_day").between(window.first_day, window.last_day))
     value = F.struct(

@@ -30,16 +30,9 @@ from noria.config import Project
 from noria.errors import ConfigError, DataError
 from noria.features.config import parse_duration
 from noria.features.definitions import Definitions, FeatureDefinitionError, ServicePlan, load_definitions
-from noria.features.offline import (
-    PredictionWindow,
-    entity_keys,
-    entity_schema,
-    entity_table,
-    features_frame,
-    prediction_window,
-    request_stage,
-    view_values,
-)
+from noria.features.join_engine import JoinEngine, join_engine
+from noria.features.join_rows import PredictionWindow, entity_schema, entity_table, prediction_window, view_values
+from noria.features.offline import entity_keys, features_frame, request_stage
 from noria.features.sources import SnapshotLike, prepare_sources
 from noria.features.staged import FrameWriter, JoinedRows, frames, staging_dir
 from noria.features.transform import Arrays, prediction_times, request_arrays, request_features
@@ -48,8 +41,6 @@ from noria.windows import Windows, in_period, ordered
 LABEL = "label"
 TIME = "event_timestamp"
 WINDOW = "window"
-# What the lineage record says joined the rows, per offline engine.
-ENGINES = {"duckdb": "duckdb-asof", "spark": "spark-window-asof"}
 
 
 @dataclass
@@ -344,24 +335,17 @@ def build_training_set(
 ) -> TrainingSet:
     """Build, write and record the training set of ``service`` for windows ``start``..``end``.
 
-    ``engine`` joins the rows: ``"duckdb"`` (one machine) or ``"spark"`` (``features.spark``:
-    local or a cluster); default ``features.offline_engine``. Both give identical files. Memory
+    ``engine`` joins the rows (:func:`noria.features.join_engine.join_engine`): ``"duckdb"`` (one
+    machine) or ``"spark"`` (``features.spark``: local or a cluster); default
+    ``features.offline_engine``. Both give identical files. Memory
     stays bounded whatever the number of rows (see the module doc); the returned set reads its
     rows from the file only when asked for ``frame``.
     """
     began = time.perf_counter()
     defs = load_definitions(project)
     plan = defs.service(service)
-    engine = engine or defs.config.offline_engine
-    if engine not in ENGINES:
-        raise ConfigError(
-            f"offline engine {engine!r} is not one of {', '.join(ENGINES)}",
-            fix="use engine='duckdb' (default) or engine='spark' (set features.offline_engine)",
-        )
-    if engine == "spark":
-        from noria.features.spark import pyspark_modules
-
-        pyspark_modules()  # a missing pyspark stops the build before the sources are computed
+    # An unknown engine or a missing extra (pyspark) stops the build before the sources are computed.
+    joiner = join_engine(engine or defs.config.offline_engine)
     if snapshot is None:
         from noria.data.snapshots import open_snapshot
 
@@ -381,9 +365,9 @@ def build_training_set(
             on_step("entity rows")
         staged = _stage_entity_rows(defs, plan, snapshot, start, end, sources.paths, folder, timings)
         if on_step:
-            on_step(f"point-in-time join ({engine})")
+            on_step(f"point-in-time join ({joiner.name})")
         t = time.perf_counter()
-        joined = _join(engine, defs, plan, staged, sources.paths, folder, timings, details)
+        joined = _join(joiner, defs, plan, staged, sources.paths, folder, timings, details)
         timings["asof_join"] = time.perf_counter() - t
         if on_step:
             on_step("write")
@@ -403,7 +387,7 @@ def build_training_set(
         labeled_rows=staged.labeled,
         matched=matched,
         unmatched={v: n - m for v, m in matched.items()},
-        engine=ENGINES[engine],
+        engine=joiner.method,
         timings={k: round(v, 4) for k, v in timings.items()},
         created_at=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
         sources_reused=sources.reused,
@@ -492,7 +476,7 @@ def _add_counts(total: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
 
 
 def _join(
-    engine: str,
+    engine: JoinEngine,
     defs: Definitions,
     plan: ServicePlan,
     staged: _Staged,
@@ -503,16 +487,9 @@ def _join(
 ) -> dict[str, Path]:
     """Pass 2: the engine joins the staged entity rows with each view and writes the result itself."""
     assert staged.window is not None
-    views = plan.batch_views
-    if engine == "spark":
-        from noria.features.spark import spark_join_files
-
-        return spark_join_files(
-            defs, views, staged.entity_path, paths, staged.window, folder, timings=timings, details=details
-        )
-    from noria.features.offline import duckdb_join_files
-
-    return duckdb_join_files(defs, views, staged.entity_path, paths, staged.window, folder)
+    return engine.join_files(
+        defs, plan.batch_views, staged.entity_path, paths, staged.window, folder, timings=timings, details=details
+    )
 
 
 def _write_rows(

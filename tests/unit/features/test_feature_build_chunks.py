@@ -140,7 +140,7 @@ def test_a_failed_build_leaves_neither_training_set_nor_staged_files(
     def broken_join(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the engine died")
 
-    monkeypatch.setattr("noria.features.offline.duckdb_join_files", broken_join)
+    monkeypatch.setattr("noria.features.duckdb_join.duckdb_join_files", broken_join)
     with pytest.raises(RuntimeError, match="the engine died"):
         build_training_set(project, "2013-01", "2013-01", snapshot=snap, out=out)
     assert list(tmp_path.iterdir()) == []
