@@ -24,6 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 from noria.errors import ConfigError, ProjectNotFoundError
 from noria.features.config import FeaturesConfig
 from noria.monitoring.config import MonitoringConfig
+from noria.names import MODEL_NAME_FIX, model_name_problem
 from noria.periods import MonthRange, Period
 from noria.pipelines._project import PipelinesConfig
 from noria.pipelines.orchestrators._config import OrchestratorsConfig
@@ -44,11 +45,12 @@ RESERVED_ENV = frozenset(
         "NORIA_ADMIN_KEYS",  # the console's admin keys (noria.console.auth)
         "NORIA_LOG_LEVEL",
         "NORIA_SERVE_CONFIG",
+        "NORIA_AIRFLOW_USERNAME",  # monitoring.policy.airflow_username_env's default
+        "NORIA_AIRFLOW_PASSWORD",  # monitoring.policy.airflow_password_env's default
     }
 )
 # What `project:` may be; the validator checks it, the JSON Schema gives it to editors as a pattern.
 PROJECT_NAME = r"[a-z0-9][a-z0-9_-]{0,62}"
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 class _Section(BaseModel):
@@ -477,11 +479,10 @@ class ModelConfig(_Section):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        # Model names end up in paths and URLs: refuse anything that could traverse.
-        if value and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value) or ".." in value):
-            raise ValueError(
-                f"model name {value!r} may only hold letters, digits, '.', '_' and '-' (no path separators or '..')"
-            )
+        # Model names end up in paths and URLs: the registry's rule (noria.names), checked at load.
+        problem = model_name_problem(value) if value else None
+        if problem:
+            raise ValueError(f"model name {value!r} is not allowed: {problem}; {MODEL_NAME_FIX}")
         return value
 
     @model_validator(mode="after")

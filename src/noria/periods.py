@@ -5,6 +5,11 @@ A :class:`Period` is an inclusive range of window labels (``noria.windows``): mo
 labels fit the project's window unit is checked when the whole configuration is loaded, since
 the unit is declared in another section. A :class:`MonthRange` always holds months (data
 partitions, e.g. ``data.default_range``).
+
+Months (``YYYY-MM``) are recognised in one place: :data:`MONTH` and :func:`month_problem` (the
+month unit of ``noria.windows``, ``MonthRange``, ``noria data ingest --from/--to``, training
+periods and the ``month=YYYY-MM`` partition folders all ask it), and written from a partition
+key (``year * 100 + month``) by :func:`month_of_key`.
 """
 
 from __future__ import annotations
@@ -13,7 +18,28 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")  # the one month pattern: YYYY-MM, month 01-12
+MONTH_FORMAT = "YYYY-MM, e.g. 2013-07"
+
+
+def month_problem(value: object) -> str | None:
+    """Why ``value`` is not a month ``YYYY-MM`` ("expected a month as YYYY-MM, got '2013-13'"), or None.
+
+    Callers put the field in front (``data.default_range.from``, ``--from``, ``train.to``).
+    """
+    if isinstance(value, str) and MONTH.match(value):
+        return None
+    return f"expected a month as YYYY-MM, got {value!r}"
+
+
+def is_month(value: object) -> bool:
+    """Whether ``value`` is a month ``YYYY-MM`` (:func:`month_problem` finds nothing)."""
+    return month_problem(value) is None
+
+
+def month_of_key(key: int) -> str:
+    """The month ``YYYY-MM`` of a partition key ``year * 100 + month`` (201307 -> "2013-07")."""
+    return f"{key // 100:04d}-{key % 100:02d}"
 
 
 class Period(BaseModel):
@@ -48,6 +74,7 @@ class MonthRange(Period):
     @field_validator("start", "end")
     @classmethod
     def _is_month(cls, value: str) -> str:
-        if not MONTH.match(value):
-            raise ValueError(f"expected a month as YYYY-MM, got {value!r}")
+        problem = month_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value

@@ -16,9 +16,9 @@ Monitoring reads the log through :func:`mirror`: the keys not yet copied are dow
 hidden temporary name, then renamed) into a local cache folder, which is then read like the
 local log. Objects are immutable (their name holds their hash), so a copy never goes stale.
 
-The endpoint and credentials come from the environment, as for every S3 client of Noria:
-``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``, ``MLFLOW_S3_ENDPOINT_URL``), ``AWS_ACCESS_KEY_ID``,
-``AWS_SECRET_ACCESS_KEY`` (or a profile, or the pod's role).
+The endpoint and credentials come from the environment, as for every S3 client of Noria
+(:mod:`noria.s3`): ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``, ``MLFLOW_S3_ENDPOINT_URL``),
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` (or a profile, or the pod's role).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from noria import atomic
-from noria.errors import ConfigError, ExternalToolError, MissingExtraError
+from noria import atomic, s3
 
 log = logging.getLogger("noria.serving")
 
+REMOTE_KEY = "serving.prediction_log.remote"  # the config key of the log's s3:// URL
 FILE_GLOB = "date=*/predictions-*.parquet"  # the finished files of a log folder (temp files are hidden)
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 60.0
@@ -45,20 +45,9 @@ RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 60.0
 
 
-def parse_remote(
-    url: str, key: str = "serving.prediction_log.remote", example: str = "s3://noria-data/predictions"
-) -> tuple[str, str]:
-    """(bucket, prefix) of ``s3://bucket/prefix``; a clear error naming the config ``key`` for anything else."""
-    text = url.strip()
-    if not text.startswith("s3://"):
-        raise ConfigError(
-            f"{key}: {url!r} is not an s3:// URL",
-            fix=f"write s3://BUCKET/PREFIX (e.g. {example}), or leave it unset to keep the files local",
-        )
-    bucket, _, prefix = text.removeprefix("s3://").partition("/")
-    if not bucket:
-        raise ConfigError(f"{key}: {url!r} names no bucket", fix="write s3://BUCKET/PREFIX")
-    return bucket, prefix.strip("/")
+def parse_remote(url: str, key: str = REMOTE_KEY, example: str = "s3://noria-data/predictions") -> tuple[str, str]:
+    """(bucket, prefix) of ``s3://bucket/prefix`` (:func:`noria.s3.parse_url`, this log's config key by default)."""
+    return s3.parse_url(url, key, example)
 
 
 def remote_key(prefix: str, folder: Path, path: Path, digest: str) -> str:
@@ -81,27 +70,20 @@ class RemoteLog:
     """One ``s3://bucket/prefix`` holding a prediction log: upload a file, list and copy the files back."""
 
     def __init__(self, url: str, endpoint_url: str | None = None) -> None:
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError:
-            raise MissingExtraError(
-                f"the prediction log in {url} needs boto3", fix="pip install 'noria[cluster]'"
-            ) from None
-        from noria.pipelines._store import s3_endpoint_url
-
         self.url = url
         self.bucket, self.prefix = parse_remote(url)
-        self.endpoint = s3_endpoint_url(endpoint_url)
-        config = Config(
+        self.endpoint = s3.endpoint_url(endpoint_url)
+        self.store = s3.Store(url, self.bucket, self.prefix, self.endpoint, "the prediction log", REMOTE_KEY)
+        self.client: Any = s3.client(
+            self.endpoint,
+            purpose=f"the prediction log in {url}",
             connect_timeout=CONNECT_TIMEOUT_S,
             read_timeout=READ_TIMEOUT_S,
-            retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+            max_attempts=MAX_ATTEMPTS,
         )
-        self.client: Any = boto3.session.Session().client("s3", endpoint_url=self.endpoint, config=config)
 
     def where(self) -> str:
-        return f"{self.url} (endpoint {self.endpoint or 'AWS'})"
+        return self.store.where()
 
     def upload(self, folder: Path, path: Path) -> str:
         """Ship one finished file; returns its key. Raises the S3 client's error on failure.
@@ -117,31 +99,19 @@ class RemoteLog:
             if int(head.get("ContentLength", -1)) == size:
                 return key
         except Exception as exc:
-            if not _missing(exc):
+            if not s3.is_missing(exc):
                 raise
         self.client.upload_file(str(path), self.bucket, key)
         return key
 
     def keys(self) -> list[str]:
         """Every log file's key under the prefix, oldest date folder first."""
-        from noria.pipelines._store import _error_code
-
         start = f"{self.prefix}/" if self.prefix else ""
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start)
             found = [item["Key"] for page in pages for item in page.get("Contents", [])]
         except Exception as exc:
-            code = _error_code(exc)
-            if code == "NoSuchBucket":
-                raise ConfigError(
-                    f"the bucket {self.bucket!r} of the prediction log {self.where()} does not exist",
-                    fix=f"create it (`aws s3 mb s3://{self.bucket}`) or fix serving.prediction_log.remote",
-                ) from exc
-            raise ExternalToolError(
-                f"cannot list the prediction log in {self.where()}: {type(exc).__name__}: {exc}",
-                fix="check that the S3 endpoint is reachable (AWS_ENDPOINT_URL) and the credentials "
-                "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) may read the bucket",
-            ) from exc
+            raise s3.error(exc, self.store, "list the files") from exc
         names = [k[len(start) :] for k in found]
         return sorted(start + n for n in names if n.startswith("date=") and n.endswith(".parquet") and "/" in n)
 
@@ -156,17 +126,8 @@ class RemoteLog:
                 with atomic.temp_path(local) as tmp:
                     self.client.download_file(self.bucket, key, str(tmp))
             except Exception as exc:
-                raise ExternalToolError(
-                    f"cannot copy {key} of the prediction log in {self.where()}: {type(exc).__name__}: {exc}",
-                    fix="check that the S3 endpoint is reachable and the credentials may read the bucket",
-                ) from exc
+                raise s3.error(exc, self.store, f"copy {key}") from exc
         return dest
-
-
-def _missing(exc: BaseException) -> bool:
-    from noria.pipelines._store import _error_code
-
-    return _error_code(exc) in ("404", "NoSuchKey", "NotFound")
 
 
 def mirror(url: str, dest: Path) -> Path:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import ConfigError, DataError, ExternalToolError, NotFoundError
+from noria.periods import month_of_key
 
 if TYPE_CHECKING:
     import httpx
@@ -158,7 +159,7 @@ def _survey(project: Project) -> SourceSurvey:
     typed = pd.DataFrame({c: coerce_column(raw[c], table.columns[c]) for c in defs.request.columns})
     if table.partition is not None:
         keys = partition_keys(raw, table, raw=True)
-        typed["noria_month"] = keys.map(lambda k: None if k != k else f"{int(k) // 100:04d}-{int(k) % 100:02d}")
+        typed["noria_month"] = keys.map(lambda k: None if k != k else month_of_key(int(k)))
     else:
         typed["noria_month"] = "all"
     typed = typed.dropna()

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from noria.errors import ConfigError, DataError
+from noria.periods import MONTH, MONTH_FORMAT
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 Unit = Literal["day", "week", "month", "function"]
 FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
-    "month": (re.compile(r"^\d{4}-(0[1-9]|1[0-2])$"), "YYYY-MM, e.g. 2013-07"),
+    "month": (MONTH, MONTH_FORMAT),  # the one month pattern (noria.periods)
     "week": (re.compile(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$"), "an ISO week YYYY-Www, e.g. 2010-W14"),
     "day": (re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"), "YYYY-MM-DD, e.g. 2013-07-14"),
 }

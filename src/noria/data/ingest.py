@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -39,14 +38,13 @@ from noria.data.snapshots import (
     write_json_atomic,
 )
 from noria.errors import ConfigError, DataError
+from noria.periods import is_month
 
 if TYPE_CHECKING:
     import pandas as pd
     from rich.progress import Progress
 
     from noria.data.scan import ScannedTable
-
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 @dataclass
@@ -60,7 +58,7 @@ class IngestResult:
 
 
 def _check_month(value: str | None, flag: str) -> str | None:
-    if value is not None and not _MONTH.match(value):
+    if value is not None and not is_month(value):
         raise ConfigError(f"{flag} {value!r} is not a month", fix=f"write it as YYYY-MM, e.g. {flag} 2013-01")
     return value
 

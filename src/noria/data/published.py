@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from noria import atomic
-from noria.errors import DataError, ExternalToolError, MissingExtraError
+from noria import atomic, s3
+from noria.errors import DataError, ExternalToolError
 
 if TYPE_CHECKING:
     from noria.config import Project
@@ -49,21 +49,25 @@ class PullResult:
 
 
 def _client(remote: Remote) -> Any:
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise MissingExtraError(
-            f"the snapshot records on {remote.url} need boto3", fix="pip install 'noria[cluster]'"
-        ) from None
-    config = Config(connect_timeout=10, read_timeout=60, retries={"max_attempts": 4, "mode": "standard"})
-    return boto3.session.Session().client("s3", endpoint_url=remote.endpoint_url, config=config)
+    return s3.client(remote.endpoint_url, purpose=f"the snapshot records on {remote.url}")
 
 
 def _where(remote: Remote) -> tuple[str, str]:
-    bucket, _, prefix = remote.url.removeprefix("s3://").partition("/")
-    prefix = prefix.strip("/")
+    bucket, prefix = s3.parse_url(remote.url, "storage.dvc_remote", "s3://noria-data/dvc")
     return bucket, f"{prefix}/{PREFIX}" if prefix else PREFIX
+
+
+def _store(remote: Remote, bucket: str, prefix: str) -> s3.Store:
+    """The records' place as :mod:`noria.s3` names it in errors (all ExternalToolError, as before: exit 7)."""
+    return s3.Store(
+        f"s3://{bucket}/{prefix}",
+        bucket,
+        prefix,
+        remote.endpoint_url,
+        "the snapshot records",
+        "storage.dvc_remote",
+        "storage.s3_endpoint_url",
+    )
 
 
 def publish(project: Project, record: SnapshotRecord) -> str | None:
@@ -79,10 +83,10 @@ def publish(project: Project, record: SnapshotRecord) -> str | None:
     try:
         _client(remote).put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     except Exception as exc:
+        cause = s3.error(exc, _store(remote, bucket, prefix), f"write {key}", config_errors=False)
         raise ExternalToolError(
-            f"snapshot {record.short_id} is on the DVC remote, but its record could not be published to "
-            f"s3://{bucket}/{key}: {type(exc).__name__}: {exc}",
-            fix=remote.fix() + "; then run the same ingest again (it publishes the unchanged snapshot's record)",
+            f"snapshot {record.short_id} is on the DVC remote, but its record could not be published: {cause.message}",
+            fix=f"{cause.fix}; then run the same ingest again (it publishes the unchanged snapshot's record)",
         ) from exc
     return key
 
@@ -119,10 +123,7 @@ def pull(project: Project, *, checkout: bool = True) -> PullResult:
             fix="delete it from the bucket (the data stays on the DVC remote) and re-run the ingest that made it",
         ) from None
     except Exception as exc:
-        raise ExternalToolError(
-            f"cannot read the snapshot records in s3://{bucket}/{prefix}: {type(exc).__name__}: {exc}",
-            fix=remote.fix(),
-        ) from exc
+        raise s3.error(exc, _store(remote, bucket, prefix), "read the records", config_errors=False) from exc
     records = list_snapshots(project)
     result.known = len(records)
     if checkout and records:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from noria.errors import DataError
+from noria.periods import month_of_key
 
 if TYPE_CHECKING:
     from noria.config import Project, TableSpec
@@ -171,7 +172,7 @@ def _rows_vs_previous(
     if not per_month:
         return []
     typical = statistics.median(per_month)
-    short = sorted((f"{k // 100:04d}-{k % 100:02d}", n) for k, n in table.month_rows.items() if n < ratio * typical)
+    short = sorted((month_of_key(k), n) for k, n in table.month_rows.items() if n < ratio * typical)
     if not short:
         return []
     shown = ", ".join(f"{month}: {n:,} rows" for month, n in short[:6])

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from noria.data.quality import TableStats
+from noria.periods import month_of_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -149,7 +150,7 @@ def _keys(chunk: pd.DataFrame, spec: TableSpec) -> pd.Series:
 
 
 def _bucket(key: int) -> str:
-    return INVALID if key < 0 else f"{key // 100:04d}-{key % 100:02d}"
+    return INVALID if key < 0 else month_of_key(key)
 
 
 def write_text(frame: pd.DataFrame, path: Path) -> None:

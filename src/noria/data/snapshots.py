@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from noria import atomic
 from noria.config import Project
 from noria.errors import AmbiguousReferenceError, DataError, SnapshotNotFoundError
+from noria.periods import is_month
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 DATASET = "dataset"
 RECORDS = "snapshots"
 QUARANTINE = "quarantine"
-_MONTH_DIR = re.compile(r"^month=(\d{4}-\d{2})$")
+MONTH_DIR = "month="  # a partition folder: month=YYYY-MM
 
 
 @dataclass
@@ -191,8 +192,8 @@ class Snapshot:
             parts = Path(rel).parts
             if parts[0] != table:
                 continue
-            month = _MONTH_DIR.match(parts[1]) if len(parts) > 2 else None
-            if wanted is not None and (month is None or month.group(1) not in wanted):
+            month = _dir_month(parts[1]) if len(parts) > 2 else None
+            if wanted is not None and (month is None or month not in wanted):
                 continue
             paths.append(path)
         return paths
@@ -274,10 +275,16 @@ def month_dirs(dataset: Path, table: str) -> dict[str, Path]:
         return {}
     found = {}
     for child in folder.iterdir():
-        match = _MONTH_DIR.match(child.name)
-        if match and child.is_dir():
-            found[match.group(1)] = child
+        month = _dir_month(child.name)
+        if month and child.is_dir():
+            found[month] = child
     return found
+
+
+def _dir_month(name: str) -> str | None:
+    """The month of a partition folder's name (``month=2013-07`` -> "2013-07"); None for any other name."""
+    month = name.removeprefix(MONTH_DIR)
+    return month if name.startswith(MONTH_DIR) and is_month(month) else None
 
 
 def dataset_dir(project: Project) -> Path:

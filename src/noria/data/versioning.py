@@ -117,11 +117,11 @@ def project_remote(project: Project) -> Remote:
     The S3 endpoint is ``storage.s3_endpoint_url``; when unset, ``AWS_ENDPOINT_URL_S3``,
     ``AWS_ENDPOINT_URL`` or ``MLFLOW_S3_ENDPOINT_URL`` (what the Kubernetes manifests set).
     """
-    from noria.pipelines._store import s3_endpoint_url
+    from noria import s3
 
     storage = project.config.storage
     # the same chain as the pipeline store: config, AWS_ENDPOINT_URL(_S3), MLFLOW_S3_ENDPOINT_URL
-    endpoint = s3_endpoint_url(storage.s3_endpoint_url)
+    endpoint = s3.endpoint_url(storage.s3_endpoint_url)
     remote = storage.dvc_remote
     url = remote if "://" in remote else str(project.path(remote))
     return Remote(url=url, endpoint_url=str(endpoint) if endpoint else None)

@@ -19,7 +19,8 @@ whole rather than merged. Writers are the monitoring Job (``concurrencyPolicy: F
 person acting through the CLI or the console; two writers of the same ``decisions.jsonl`` at the
 same moment would keep the last upload (the CronJob's policy forbids that in the cluster).
 
-The endpoint and credentials come from the environment as for every S3 client of Noria.
+The endpoint and credentials come from the environment as for every S3 client of Noria
+(:mod:`noria.s3`).
 """
 
 from __future__ import annotations
@@ -31,14 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from noria import atomic
-from noria.errors import ExternalToolError, MissingExtraError
-from noria.remote_log import parse_remote
+from noria import atomic, s3
+from noria.errors import ExternalToolError, NoriaError
 
 log = logging.getLogger("noria.monitoring")
 
 _OPENED: dict[tuple[str, str], RemoteRecords] = {}  # (local root, remote) -> pulled in this process
 _LOCK = threading.Lock()
+KEY = "monitoring.remote"  # the config key of the records' s3:// URL
 REFRESH_S = 60.0  # a long-lived reader (the service's exporter) pulls at most this often
 
 
@@ -54,43 +55,24 @@ class RemoteRecords:
     """One ``s3://bucket/prefix`` holding a project's monitoring folder."""
 
     def __init__(self, url: str, root: Path) -> None:
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError:
-            raise MissingExtraError(
-                f"monitoring records in {url} need boto3", fix="pip install 'noria[cluster]'"
-            ) from None
-        from noria.pipelines._store import s3_endpoint_url
-
         self.url = url
         self.root = Path(root)
-        self.bucket, self.prefix = parse_remote(url, "monitoring.remote", "s3://noria-data/monitoring")
-        self.endpoint = s3_endpoint_url(None)
-        config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 4, "mode": "standard"})
-        self.client: Any = boto3.session.Session().client("s3", endpoint_url=self.endpoint, config=config)
+        self.bucket, self.prefix = s3.parse_url(url, KEY, "s3://noria-data/monitoring")
+        self.endpoint = s3.endpoint_url(None)
+        self.store = s3.Store(url, self.bucket, self.prefix, self.endpoint, "the monitoring records", KEY)
+        self.client: Any = s3.client(self.endpoint, purpose=f"the monitoring records in {url}", connect_timeout=5)
         self._last_try: float | None = None
 
     def where(self) -> str:
-        return f"{self.url} (endpoint {self.endpoint or 'AWS'})"
+        return self.store.where()
 
     def key(self, path: Path) -> str:
         relative = Path(path).resolve().relative_to(self.root.resolve()).as_posix()
         return f"{self.prefix}/{relative}" if self.prefix else relative
 
-    def _fail(self, what: str, exc: BaseException) -> ExternalToolError:
-        from noria.pipelines._store import _error_code
-
-        if _error_code(exc) == "NoSuchBucket":
-            return ExternalToolError(
-                f"the bucket {self.bucket!r} of the monitoring records {self.where()} does not exist",
-                fix=f"create it (`aws s3 mb s3://{self.bucket}`) or fix monitoring.remote",
-            )
-        return ExternalToolError(
-            f"cannot {what} the monitoring records in {self.where()}: {type(exc).__name__}: {exc}",
-            fix="check that the S3 endpoint is reachable (AWS_ENDPOINT_URL) and the credentials "
-            "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) may read and write the bucket; then run the command again",
-        )
+    def _fail(self, action: str, exc: BaseException) -> NoriaError:
+        """Every S3 failure as an :class:`ExternalToolError` (exit 7: the CronJob's retry recomputes the records)."""
+        return s3.error(exc, self.store, action, config_errors=False)
 
     def pull(self) -> list[str]:
         """Copy every object whose local file is missing or differs; returns the relative paths copied."""
@@ -114,7 +96,7 @@ class RemoteRecords:
                 with atomic.temp_path(local) as tmp:
                     self.client.download_file(self.bucket, item["Key"], str(tmp))
             except Exception as exc:
-                raise self._fail(f"copy {item['Key']} of", exc) from exc
+                raise self._fail(f"copy {item['Key']}", exc) from exc
             copied.append(relative)
         return copied
 
@@ -139,7 +121,7 @@ class RemoteRecords:
         try:
             self.client.upload_file(str(path), self.bucket, key)
         except Exception as exc:
-            raise self._fail(f"upload {key} to", exc) from exc
+            raise self._fail(f"upload {key}", exc) from exc
         return key
 
 

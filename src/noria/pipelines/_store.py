@@ -8,9 +8,10 @@ first uses it: one whose files were damaged on disk (corrupted, truncated) count
 moved to ``damaged/`` and recomputed, never loaded. ``open_store`` picks the backend from
 the URL: a folder path (default) or ``s3://bucket/prefix``.
 
-An S3 store finds its endpoint as :func:`s3_endpoint_url` says (config, then the standard
-variables, then ``MLFLOW_S3_ENDPOINT_URL``), gives up on a silent endpoint within seconds,
-and turns S3 failures into Noria errors naming the store, the endpoint and the fix.
+An S3 store goes through :mod:`noria.s3`: it finds its endpoint as :func:`noria.s3.endpoint_url`
+says (config, then the standard variables, then ``MLFLOW_S3_ENDPOINT_URL``), gives up on a silent
+endpoint within seconds, and turns S3 failures into Noria errors naming the store, the endpoint
+and the fix.
 """
 
 from __future__ import annotations
@@ -19,18 +20,16 @@ import errno
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
-from noria import atomic
-from noria.errors import ConfigError, DataError, ExternalToolError, MissingExtraError
+from noria import atomic, s3
+from noria.errors import ConfigError, DataError, ExternalToolError
 from noria.pipelines._errors import ArtifactNotFoundError
 from noria.pipelines._serializers import META
 
@@ -38,15 +37,11 @@ log = logging.getLogger("noria.pipelines")
 
 _STALE_SECONDS = 24 * 3600
 DAMAGED = "damaged"  # where an artifact whose files no longer match its id is moved (kept for a look)
-# Variables naming an S3-compatible endpoint, in the order they win. The AWS ones are what
-# boto3 and DVC read; MLFLOW_S3_ENDPOINT_URL is what MLflow deployments usually set alone.
-S3_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL")
-S3_CONNECT_TIMEOUT_S = 10.0
-S3_READ_TIMEOUT_S = 60.0
-S3_MAX_ATTEMPTS = 4
-_DENIED = frozenset(
-    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "403"}
-)
+ENDPOINT_KEY = "pipelines.s3_endpoint_url"  # named in the fix when the endpoint cannot be reached
+S3_MAX_ATTEMPTS = s3.MAX_ATTEMPTS  # per request (a test lowers it to fail fast)
+# The endpoint rule and the error codes live in noria.s3; the old names stay for importers.
+s3_endpoint_url = s3.endpoint_url
+_error_code = s3.error_code
 
 
 def is_disk_full(exc: BaseException | None) -> bool:
@@ -227,100 +222,37 @@ class LocalArtifactStore:
         atomic.write_bytes(self.root / _check_key(key), json.dumps(record, indent=1, sort_keys=True).encode())
 
 
-def s3_endpoint_url(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
-    """The S3 endpoint to use: ``explicit`` (config), else the first of :data:`S3_ENDPOINT_VARIABLES` set.
-
-    None means AWS itself. ``MLFLOW_S3_ENDPOINT_URL`` counts too, so a deployment that points
-    MLflow at SeaweedFS or MinIO points Noria's stores there with the same variable.
-    """
-    if explicit and explicit.strip():
-        return explicit.strip()
-    env = os.environ if environ is None else environ
-    for var in S3_ENDPOINT_VARIABLES:
-        value = env.get(var, "").strip()
-        if value:
-            return value
-    return None
-
-
 class S3ArtifactStore:
     """``s3://bucket/prefix`` via boto3; downloads are kept in a local cache folder.
 
     An artifact counts as present once its ``meta.json`` exists, and that file is uploaded
     last, so a half-uploaded artifact is never seen. S3 PUTs of records are atomic.
     Credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID``, a profile, a role);
-    the endpoint from ``endpoint_url`` or the environment (:func:`s3_endpoint_url`).
+    the endpoint from ``endpoint_url`` or the environment (:func:`noria.s3.endpoint_url`).
     """
 
     def __init__(self, url: str, cache_dir: Path | str, endpoint_url: str | None = None) -> None:
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError:
-            raise MissingExtraError(
-                f"the artifact store {url} needs boto3", fix="pip install 'noria[cluster]'"
-            ) from None
-        bucket, _, prefix = url.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise ConfigError(f"artifact store URL {url!r} names no bucket", fix="use s3://BUCKET/PREFIX")
-        self.url, self.bucket, self.prefix = url, bucket, prefix.strip("/")
-        self.endpoint = s3_endpoint_url(endpoint_url)
+        self.url = url
+        self.bucket, self.prefix = s3.parse_url(url, "pipelines.store", "s3://noria-artifacts/PROJECT")
+        self.endpoint = s3.endpoint_url(endpoint_url)
+        self.store = s3.Store(
+            url, self.bucket, self.prefix, self.endpoint, "the artifact store", "pipelines.store", ENDPOINT_KEY
+        )
         self.cache = Path(cache_dir).expanduser().resolve()
         self.staging = self.cache / "tmp"
         self.staging.mkdir(parents=True, exist_ok=True)
         self._verified: set[str] = set()  # downloaded ids hashed and found intact by this process
-        config = Config(
-            connect_timeout=S3_CONNECT_TIMEOUT_S,
-            read_timeout=S3_READ_TIMEOUT_S,
-            retries={"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
-        )
-        # A session of its own: credentials are read now, not frozen in boto3's default session.
-        self.client: Any = boto3.session.Session().client("s3", endpoint_url=self.endpoint, config=config)
+        self.client: Any = s3.client(self.endpoint, purpose=f"the artifact store {url}", max_attempts=S3_MAX_ATTEMPTS)
 
-    @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
+    def _errors(self, action: str) -> AbstractContextManager[None]:
         """S3 and network failures as Noria errors: what failed, on which store and endpoint, the fix."""
-        from boto3.exceptions import S3UploadFailedError
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
-
-        where = f"{self.url} (endpoint {self.endpoint or 'AWS'})"
-        try:
-            yield
-        except (NoCredentialsError, PartialCredentialsError):
-            raise ConfigError(
-                f"no S3 credentials to {action} in the artifact store {where}",
-                fix="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or give the pod an IAM role)",
-            ) from None
-        except (ClientError, S3UploadFailedError) as exc:
-            code = _error_code(exc)
-            if code == "NoSuchBucket":
-                raise ConfigError(
-                    f"the bucket {self.bucket!r} of the artifact store {where} does not exist",
-                    fix=f"create it (`aws s3 mb s3://{self.bucket}`, or the stack's s3-init job) "
-                    "or point pipelines.store at an existing bucket",
-                ) from exc
-            if code in _DENIED:
-                raise ExternalToolError(
-                    f"S3 refused to {action} in the artifact store {where}: {code}",
-                    fix="check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that they may read and write "
-                    f"s3://{self.bucket}/{self.prefix}",
-                ) from exc
-            raise ExternalToolError(
-                f"S3 failed to {action} in the artifact store {where}: {exc}",
-                fix="see the S3 server's message; retry once the server is healthy",
-            ) from exc
-        except BotoCoreError as exc:  # endpoint unreachable, timeouts, bad endpoint URL
-            raise ExternalToolError(
-                f"cannot reach the S3 endpoint {self.endpoint or 'of AWS'} to {action} in {self.url}: {exc}",
-                fix="start the S3 server, or set pipelines.s3_endpoint_url (or AWS_ENDPOINT_URL / "
-                "MLFLOW_S3_ENDPOINT_URL) to one this machine reaches",
-            ) from exc
+        return s3.errors(self.store, action)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _missing(self, exc: Exception) -> bool:
-        return _error_code(exc) in ("404", "NoSuchKey", "NotFound")
+        return s3.is_missing(exc)
 
     def put(self, folder: Path) -> str:
         artifact_id = hash_folder(folder)
@@ -398,19 +330,6 @@ class S3ArtifactStore:
         body = json.dumps(record, indent=1, sort_keys=True).encode()
         with self._errors(f"write the record {key}"):
             self.client.put_object(Bucket=self.bucket, Key=self._key(_check_key(key)), Body=body)
-
-
-def _error_code(exc: BaseException) -> str:
-    """The S3 error code of a botocore ClientError (also when wrapped by boto3's upload helper)."""
-    for candidate in (exc, exc.__cause__, exc.__context__):
-        response = getattr(candidate, "response", None)
-        if isinstance(response, dict):
-            return str(response.get("Error", {}).get("Code", ""))
-    text = str(exc)  # S3UploadFailedError keeps only the message: "... (NoSuchBucket) when calling ..."
-    for code in ("NoSuchBucket", *sorted(_DENIED)):
-        if f"({code})" in text:
-            return code
-    return ""
 
 
 def open_store(

@@ -1,22 +1,21 @@
 """Model names and references (``name``, ``name@alias``, ``name/version``), checked before use.
 
 A model name ends up in file paths (lock files, download folders) and URLs, so it is
-validated before it reaches any of them: letters, digits, ``.``, ``_`` and ``-`` only, no
-path separators, no ``..``, no leading dot, no control characters.
+validated before it reaches any of them, by the rule :func:`noria.names.model_name_problem`
+states (also applied to ``model.name`` in noria.yaml): letters, digits, ``.``, ``_`` and ``-``
+only, no path separators, no ``..``, no leading dot, no control characters.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from noria.errors import ValidationError
+from noria.names import MAX_MODEL_NAME_LENGTH, MODEL_NAME_FIX, model_name_problem
 
-MAX_NAME_LENGTH = 100
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_NAME_LENGTH = MAX_MODEL_NAME_LENGTH
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
-_NAME_FIX = "use letters, digits, '.', '_' and '-', starting with a letter or digit (e.g. 'flight-delay')"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
@@ -25,34 +24,13 @@ class ModelNameError(ValidationError):
     """A model name, alias or version reference is malformed."""
 
 
-def _problem(name: str) -> str | None:
-    if not name:
-        return "it is empty"
-    if len(name) > MAX_NAME_LENGTH:
-        return f"it is {len(name)} characters long (at most {MAX_NAME_LENGTH})"
-    if "/" in name or "\\" in name:
-        return "it contains a path separator ('/' or '\\')"
-    if ".." in name:
-        return "it contains '..'"
-    if name.startswith("."):
-        return "it starts with '.'"
-    if any(unicodedata.category(ch).startswith("C") for ch in name):
-        return "it contains a control or invisible character"
-    bad = sorted({ch for ch in name if not (ch.isascii() and (ch.isalnum() or ch in "_.-"))})
-    if bad:
-        return "it contains " + ", ".join(repr(ch) for ch in bad)
-    if not _NAME.fullmatch(name):
-        return "it must start with a letter or digit"
-    return None
-
-
 def validate_model_name(name: str) -> str:
     """Return ``name`` unchanged if it is a safe model name, else raise :class:`ModelNameError`."""
     if not isinstance(name, str):
-        raise ModelNameError(f"model name must be text, got {type(name).__name__}", fix=_NAME_FIX)
-    problem = _problem(name)
+        raise ModelNameError(f"model name must be text, got {type(name).__name__}", fix=MODEL_NAME_FIX)
+    problem = model_name_problem(name)
     if problem:
-        raise ModelNameError(f"model name {name!r} is not allowed: {problem}", fix=_NAME_FIX)
+        raise ModelNameError(f"model name {name!r} is not allowed: {problem}", fix=MODEL_NAME_FIX)
     return name
 
 

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from noria.names import is_env_name
+
 if TYPE_CHECKING:
     from noria.config import Project
 
 _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
-_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -282,8 +283,8 @@ class ServingConfig(_Section):
     @field_validator("api_keys_env")
     @classmethod
     def _env_name(cls, value: str) -> str:
-        if not _ENV_NAME.fullmatch(value):
-            raise ValueError(f"api_keys_env must be an environment variable name, got {value!r}")
+        if not is_env_name(value):
+            raise ValueError(f"api_keys_env must be an environment variable name (noria.names.ENV_NAME), got {value!r}")
         return value
 
     @model_validator(mode="after")

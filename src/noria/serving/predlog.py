@@ -245,16 +245,11 @@ class PredictionLog:
 
 def _check_remote(remote: str) -> None:
     """A remote the writer can ship to, or a clear error now (not a writer that fails later)."""
-    import importlib.util
-
-    from noria.errors import MissingExtraError
+    from noria import s3
     from noria.remote_log import parse_remote
 
     parse_remote(remote)
-    if importlib.util.find_spec("boto3") is None:
-        raise MissingExtraError(
-            f"shipping the prediction log to {remote} needs boto3", fix="pip install 'noria[cluster]'"
-        )
+    s3.require_boto3(f"shipping the prediction log to {remote}")
 
 
 def _picklable(row: Any) -> bool:

@@ -8,7 +8,8 @@ shipped); rows sent but never reported when the writer ends are counted as lost.
 :func:`writer_main` (the process) builds the Arrow columns of each frame
 (:func:`~noria.serving.predlog_rows.rows_to_table`, event keys by
 :class:`~noria.serving.predlog_keys.EventKeyer`), writes a Parquet file when ``roll_rows`` rows
-are waiting or the oldest has waited ``roll_seconds`` (a hidden temp file, then a rename), and
+are waiting or the oldest has waited ``roll_seconds`` (:func:`noria.atomic.temp_path`: a hidden
+temp file, fsync-ed, renamed, the folder fsync-ed), and
 with a remote hands each file to :class:`noria.remote_log.Shipper`. It ignores SIGINT and
 SIGTERM and stops when its pipe closes.
 """
@@ -33,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from noria import atomic
 from noria.serving.predlog_keys import EventKeyer
 from noria.serving.predlog_reader import concat_log_tables
 from noria.serving.predlog_rows import rows_to_table
@@ -170,12 +172,8 @@ def _write_file(folder: Path, table: Any, tag: str, seq: int) -> Path:
     day.mkdir(parents=True, exist_ok=True)
     name = f"predictions-{now:%Y%m%dT%H%M%S%f}-{tag}-{seq:06d}.parquet"
     final = day / name
-    tmp = day / f".{name}.tmp"
-    try:
+    with atomic.temp_path(final) as tmp:  # hidden .<name>.<hex>.tmp: readers' glob never sees it
         pq.write_table(table, tmp, compression="zstd")
-        tmp.replace(final)
-    finally:
-        tmp.unlink(missing_ok=True)
     return final
 
 

@@ -12,7 +12,6 @@ day; a ``datetime``/``Timestamp`` end is exclusive.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -22,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from noria.errors import ConfigError, DataError
+from noria.periods import is_month
 from noria.tasks import BinaryTask, Task
-from noria.windows import Windows, in_period, ordered
+from noria.windows import Windows, in_period, label_problem, ordered
 
 PeriodBound = str | date | datetime | pd.Timestamp
 
@@ -38,8 +38,6 @@ class HasBounds(Protocol):
 
 
 PeriodLike = tuple[PeriodBound, PeriodBound] | Sequence[PeriodBound] | HasBounds
-_MONTH = re.compile(r"^\d{4}-\d{2}$")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DEFAULT_VALID_FRACTION = 0.15
 _BOTH_CLASSES_FIX = "check the label definition (column, threshold) and the period: a model needs both classes"
 
@@ -412,14 +410,15 @@ def time_window(period: PeriodLike, name: str = "period") -> TimeWindow:
 def _bound(value: PeriodBound, name: str, key: str, *, is_end: bool) -> pd.Timestamp:
     if isinstance(value, str):
         text = value.strip()
-        if _MONTH.match(text) or _DAY.match(text):
+        month = is_month(text)
+        if month or label_problem("day", text) is None:  # the month and day rules of noria.periods / windows
             try:
-                ts = pd.Timestamp(text + ("-01" if _MONTH.match(text) else ""), tz="UTC")
-            except ValueError:
+                ts = pd.Timestamp(text + ("-01" if month else ""), tz="UTC")
+            except ValueError:  # out of pandas' range (year 0001)
                 ts = None
             if ts is not None:
                 if is_end:
-                    ts = ts + (pd.DateOffset(months=1) if _MONTH.match(text) else pd.DateOffset(days=1))
+                    ts = ts + (pd.DateOffset(months=1) if month else pd.DateOffset(days=1))
                 return pd.Timestamp(ts)
         raise ConfigError(
             f"{name}.{key} = {value!r} is not a month (YYYY-MM) or a day (YYYY-MM-DD)",

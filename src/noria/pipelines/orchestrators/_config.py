@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from noria.names import is_env_name
+
 if TYPE_CHECKING:
     from noria.config import Project
 
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
 SCHEDULE_PRESETS = frozenset({"@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly"})
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*/,\-?LW#]+")
 _QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P|E|Ei)?")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _RESOURCE_KEYS = frozenset({"cpu", "memory", "ephemeral-storage"})
 
@@ -101,7 +102,7 @@ class SecretEnv(_Section):
     @field_validator("env")
     @classmethod
     def _env_name(cls, value: str) -> str:
-        if not _ENV_NAME.fullmatch(value):
+        if not is_env_name(value):
             raise ValueError(f"{value!r} is not an environment variable name")
         return value
 
@@ -195,7 +196,7 @@ class OrchestratorsConfig(_Section):
     @field_validator("env")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = [k for k in value if not _ENV_NAME.fullmatch(k)]
+        bad = [k for k in value if not is_env_name(k)]
         if bad:
             raise ValueError(f"{', '.join(map(repr, bad))} are not environment variable names")
         return value
