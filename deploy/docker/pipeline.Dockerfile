@@ -62,11 +62,15 @@ RUN apt-get update \
         --shell /usr/sbin/nologin noria \
     && mkdir -p /app/project/.noria /app/project/data \
     && chown noria:noria /app/project/.noria /app/project/data
+# DVC keeps its site cache (repository locks, index) under /var and fontconfig its cache under
+# $HOME by default, both read-only in a pod: /tmp is the pod's writable emptyDir (found by
+# tests/integration/test_cluster_rehearsal.py).
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     NORIA_PROJECT_DIR=/app/project \
     HOME=/home/noria MPLCONFIGDIR=/tmp/matplotlib \
-    MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1
+    MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1 \
+    DVC_SITE_CACHE_DIR=/tmp/dvc-site-cache XDG_CACHE_HOME=/tmp/.cache
 WORKDIR /app/project
 
 # ---- dev: the editor's container (.devcontainer/devcontainer.json builds this target) ----

@@ -77,13 +77,17 @@ RUN apt-get update \
 # (emptyDir volumes on Kubernetes, where the root file system is read-only).
 # GIT_COMMIT, GIT_DIRTY, UV_LOCK_SHA256, IMAGE_VERSION (not NORIA_*, which are config overrides)
 # tell the running code which code and lock it is.
+# DVC keeps its site cache (repository locks, index) under /var and fontconfig its cache under
+# $HOME by default, both read-only in a pod: /tmp is the pod's writable emptyDir (found by
+# tests/integration/test_cluster_rehearsal.py).
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     NORIA_PROJECT_DIR=/app/project \
     GIT_COMMIT=${GIT_COMMIT} GIT_DIRTY=${GIT_DIRTY} \
     UV_LOCK_SHA256=${UV_LOCK_SHA256} IMAGE_VERSION=${VERSION} \
     HOME=/home/noria MPLCONFIGDIR=/tmp/matplotlib \
-    MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1
+    MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1 \
+    DVC_SITE_CACHE_DIR=/tmp/dvc-site-cache XDG_CACHE_HOME=/tmp/.cache
 WORKDIR /app/project
 USER 10001:10001
 EXPOSE 8000

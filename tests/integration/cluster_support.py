@@ -152,8 +152,12 @@ class Stack:
 
 
 @contextlib.contextmanager
-def cluster_stack(tmp: Path) -> Iterator[Stack]:
-    """PostgreSQL, then the MLflow server on it (starting), SeaweedFS and its buckets meanwhile."""
+def cluster_stack(tmp: Path, allowed_hosts: str | None = None) -> Iterator[Stack]:
+    """PostgreSQL, then the MLflow server on it (starting), SeaweedFS and its buckets meanwhile.
+
+    ``allowed_hosts``: the Host headers the server accepts besides its own address (MLflow refuses
+    others: DNS-rebinding protection), e.g. the service name pods use, as deploy/terraform sets.
+    """
     # PostgreSQL runs as another user when the tests run as root, and every pytest session
     # resets /tmp/pytest-of-<user> to mode 0700: its data folder lives outside that tree.
     pg_home = Path(tempfile.mkdtemp(prefix="noria-test-pg-"))
@@ -174,6 +178,8 @@ def cluster_stack(tmp: Path) -> Iterator[Stack]:
             sys.executable, "-m", "mlflow", "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
             "--artifacts-destination", "s3://mlflow", "--serve-artifacts",
         ]  # fmt: skip
+        if allowed_hosts:
+            argv += ["--allowed-hosts", f"{allowed_hosts},127.0.0.1:{port},localhost:{port}"]
         log = tmp / "mlflow.log"
         s3_port = free_port()
         env["MLFLOW_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{s3_port}"

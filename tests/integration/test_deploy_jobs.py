@@ -9,8 +9,8 @@ kubernetes-validate and checkov on it), then for every CronJob of the pipeline i
   command in it is parsed by Noria's own CLI (an unknown command or option fails here);
 - its environment is given to ``load_project`` on the project the ConfigMap carries
   (examples/flights): every NORIA_* variable must be a real configuration key with a valid value.
-Running the commands against real services in the order a cluster would is the rehearsal of
-issue 14 (not yet written).
+Running the pods themselves against real services, in the order a cluster would, is
+test_cluster_rehearsal.py.
 """
 
 from __future__ import annotations

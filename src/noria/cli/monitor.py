@@ -102,13 +102,25 @@ def _print_report(report: DriftReport, title: str) -> None:
 def windows_cmd(ctx: typer.Context) -> None:
     """Windows the prediction log holds served requests for (by event time), with row counts.
 
+    Also says how many rows never reached the log: those a writer held when it was killed with its
+    pod (counted by the next writer on the same folder, records under lost/ beside the files).
+
     Example:  noria monitor windows
     """
     from noria.cli._output import print_table
-    from noria.monitoring.window import windows_in_log
+    from noria.monitoring.window import log_folder, windows_in_log
+    from noria.serving.predlog_ledger import loss_records
 
-    counts = windows_in_log(ctx.obj.load())
+    project = ctx.obj.load()
+    folder = log_folder(project)
+    counts = windows_in_log(project, folder)
     print_table([{"window": w, "predictions": n} for w, n in counts.items()], title="prediction log windows")
+    losses = loss_records(folder)
+    if losses:
+        typer.echo(
+            f"{sum(loss.rows for loss in losses):,} rows never reached the log: {len(losses)} writer(s) killed "
+            f"holding them, the last at {max(loss.last_at for loss in losses)} (records in {folder / 'lost'})"
+        )
 
 
 @app.command("run")

@@ -143,11 +143,14 @@ def open_online_store(project: Project, service: str | None = None, *, cache: Re
     ``cache``: keep recent reads for a few seconds (:class:`noria.features.lookup.ReadCache`).
     """
     defs = load_definitions(project)
-    if not (defs.repo_dir / APPLIED_FILE).is_file():
+    if not (defs.repo_dir / APPLIED_FILE).is_file() and defs.config.online_store.type == "sqlite":
+        # A SQLite store is a file this project's own apply and materialize create: none, no values.
         raise NotFoundError(
             f"the feature store of project {project.config.project!r} is not applied yet",
             fix="run `noria features apply` and `noria features materialize --until TS`",
         )
+    # A shared store (Redis) is filled by other processes (on a cluster, the features CronJob): a
+    # serving pod starts with no local registry and registers the same definitions to read it.
     ensure_applied(defs)
     return OnlineStore(defs, service, cache=cache)
 

@@ -49,6 +49,10 @@ def column_kinds(frame: pd.DataFrame, categorical: set[str]) -> dict[str, Kind]:
 
 def numbers_of(series: pd.Series[Any]) -> FloatArray:
     """A float64 copy of a numeric column, NaN where the value is missing or infinite."""
+    if ptypes.is_object_dtype(series.dtype) and series.isna().all():
+        # no value at all (e.g. a feature the online store had for none of the window's rows):
+        # the log's column has no type to carry, yet it is the numeric feature, all missing
+        return np.full(len(series), np.nan, dtype=np.float64)
     if not ptypes.is_numeric_dtype(series.dtype) or ptypes.is_bool_dtype(series.dtype):
         raise DataError(
             f"column {series.name!r} has dtype {series.dtype}, but the reference profile says it is numeric",

@@ -231,15 +231,16 @@ def drift_window(project: Project, window: str, *, save: bool = True, min_rows: 
     return results
 
 
-def windows_in_log(project: Project) -> dict[str, int]:
+def windows_in_log(project: Project, folder: Path | None = None) -> dict[str, int]:
     """Windows the prediction log has requests for (by event time), with their row counts.
 
-    Every successful row counts, shadow rows (scored but not served) included.
+    Every successful row counts, shadow rows (scored but not served) included. ``folder``: the log
+    as :func:`log_folder` gave it (by default, asked for now).
     """
     import pandas as pd
     import pyarrow.dataset as ds
 
-    files = _log_files(log_folder(project))
+    files = _log_files(folder if folder is not None else log_folder(project))
     if not files:
         return {}
     dataset = _dataset(files)

@@ -54,6 +54,7 @@ import itertools
 import logging
 import pickle
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -119,6 +120,8 @@ class PredictionLog:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the counters, updated by the sender and the reader threads
         self._writers = itertools.count()
+        # This log's writers name their ledgers with it: a dead one of ours is already counted here.
+        self.instance = secrets.token_hex(4)
         self._writer: WriterProcess | None = self._start_writer()  # fails here, loudly, if no writer process can run
         self._thread = threading.Thread(target=self._run, name="noria-prediction-log", daemon=True)
         self._thread.start()

@@ -36,6 +36,7 @@ from typing import IO, Any, Protocol
 
 from noria import atomic
 from noria.serving.predlog_keys import EventKeyer
+from noria.serving.predlog_ledger import LOST_GLOB, Ledger, settle_dead
 from noria.serving.predlog_reader import concat_log_tables
 from noria.serving.predlog_rows import rows_to_table
 
@@ -53,6 +54,7 @@ class WriterOwner(Protocol):
     project_root: Path | None
     profile: str | None
     remote: str | None
+    instance: str  # names this log's writers' ledgers (predlog_ledger)
 
     def _written(self, path: Path, rows: int) -> None: ...
 
@@ -76,7 +78,7 @@ class WriterProcess:
         argv = [
             sys.executable, "-m", "noria.serving.predlog_writer", str(owner.folder),
             str(owner.roll_rows), str(owner.roll_seconds), f"{os.getpid()}-{number}",
-            str(owner.project_root or ""), owner.profile or "", owner.remote or "",
+            str(owner.project_root or ""), owner.profile or "", owner.remote or "", owner.instance,
         ]  # fmt: skip
         # Its own session: a Ctrl-C or a signal to the service's process group does not reach it; it
         # ends when the service closes the pipe (or dies, which closes it too).
@@ -140,6 +142,13 @@ class WriterProcess:
                 continue
             if "unshipped" in report:
                 self.owner._unshipped(int(report["unshipped"]))
+                continue
+            if "earlier_loss" in report:  # a writer killed before (predlog_ledger): not this one's rows
+                log.warning(
+                    "the prediction log lost %d rows: an earlier writer (%s) was killed holding them; record %s",
+                    report["earlier_loss"], report.get("ledger"), report.get("record"),
+                )  # fmt: skip
+                self.owner._lost(int(report["earlier_loss"]))
                 continue
             rows = int(report.get("rows", 0))
             self.settled += rows
@@ -253,16 +262,26 @@ def _read_frame(fd: int) -> list[Any] | None:
 
 
 class _Reports:
-    """The writer's stdout, shared by its main thread and the shipper: one whole JSON line per write."""
+    """The writer's stdout, shared by its main thread and the shipper: one whole JSON line per write.
+
+    With a ledger, every report of settled rows (a file written, rows lost) is entered in it too.
+    """
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
         self._lock = threading.Lock()
+        self.ledger: Ledger | None = None
 
     def write(self, text: str) -> int:
         with self._lock:
             n = self._stream.write(text)
             self._stream.flush()
+            if self.ledger is not None and '"rows"' in text:
+                report = json.loads(text)
+                if "file" in report:
+                    self.ledger.written(int(report["rows"]))
+                elif "lost" in report:
+                    self.ledger.counted(int(report["rows"]))
             return n
 
     def flush(self) -> None:
@@ -279,7 +298,7 @@ def writer_main(argv: Sequence[str]) -> int:
     """The writer process: frames of rows from stdin, Parquet files out, one JSON report per file on stdout.
 
     Arguments: folder, roll_rows, roll_seconds, tag, and optionally the project root, the profile
-    (event keys) and the remote (shipping); an empty argument means none.
+    (event keys), the remote (shipping) and the log's instance (ledgers); an empty argument means none.
     """
     folder, roll_rows, roll_seconds, tag = Path(argv[0]), int(argv[1]), float(argv[2]), argv[3]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when the log ends: by closing the pipe
@@ -287,8 +306,11 @@ def writer_main(argv: Sequence[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     keyer = _keyer(argv[4], argv[5] or None) if len(argv) > 5 and argv[4] else None
     remote = argv[6] if len(argv) > 6 and argv[6] else None
+    instance = argv[7] if len(argv) > 7 and argv[7] else "-"
     stdin, out = sys.stdin.fileno(), _Reports(sys.stdout)
     shipper = _shipper(remote, folder, out) if remote else None
+    out.ledger = Ledger(folder, f"{instance}-{tag}")
+    _settle_earlier(folder, instance, out, shipper)
     out.send({"ready": os.getpid()})
     seq = itertools.count()
     tables: list[Any] = []
@@ -303,6 +325,7 @@ def writer_main(argv: Sequence[str]) -> int:
             if frame is None:
                 ended = True
             elif frame:
+                out.ledger.received(len(frame))
                 if not rows:
                     first_at = time.monotonic()
                 table = _convert(frame, out, keyer)
@@ -331,7 +354,25 @@ def writer_main(argv: Sequence[str]) -> int:
                         "%d prediction log files in %s are not shipped yet: the next start ships them", left, folder
                     )
                 out.send({"unshipped": left})
+            out.ledger.close()  # every row received is in a file or reported lost
             return 0
+
+
+def _settle_earlier(folder: Path, instance: str, out: _Reports, shipper: Any) -> None:
+    """Report (and ship) what writers killed earlier on this folder lost; ship records left unshipped.
+
+    A dead writer of this same log (``instance``) was counted by the service when it died: its
+    ledger is only removed."""
+    try:
+        settled = settle_dead(folder, counted_by=instance)
+    except OSError:
+        log.exception("cannot read the ledgers of earlier writers in %s", folder)
+        return
+    for loss, record in settled:
+        out.send({"earlier_loss": loss.rows, "ledger": loss.ledger, "record": str(record)})
+    if shipper is not None:
+        for record in sorted(folder.glob(LOST_GLOB)):  # new ones, and any an earlier writer did not ship
+            shipper.ship(record)
 
 
 def _shipper(remote: str, folder: Path, out: _Reports) -> Any:

@@ -103,6 +103,17 @@ def test_all_missing_and_constant_columns() -> None:
     assert never.verdict == "ok" and np.isnan(never.statistic) and "no values in the reference" in never.reason
 
 
+def test_a_numeric_column_with_no_value_at_all_is_all_missing_not_a_type_error() -> None:
+    """The prediction log's column of a feature the online store had for no row holds only None
+    (object dtype): it is the numeric feature, all missing, and reported as such."""
+    ref = pd.DataFrame({"temp": [50.0, 60.0, 70.0] * 100})
+    cur = pd.DataFrame({"temp": pd.Series([None] * 200, dtype=object)})
+    [temp] = compute_drift(ReferenceProfile.build(ref), cur).features
+    assert temp.verdict == "drift" and temp.rows == 0 and "no values in the window" in temp.reason
+    with pytest.raises(DataError, match="'temp' has dtype object"):  # a column of text stays an error
+        compute_drift(ReferenceProfile.build(ref), pd.DataFrame({"temp": ["warm"] * 200}))
+
+
 def test_an_empty_window_reports_no_values() -> None:
     ref, cur = _frames(shift=0.0)
     report = compute_drift(ReferenceProfile.build(ref), cur.head(0))
