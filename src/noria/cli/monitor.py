@@ -156,7 +156,13 @@ def run_cmd(
     typer.echo(f"decision: {decision.action} (champion version {decision.model_version_before})")
     for reason in decision.reasons:
         typer.echo(f"  - {reason}")
-    if decision.started is not None:
+    if decision.started is not None and decision.started.get("kind") == "airflow":
+        run = decision.started
+        typer.echo(
+            f"triggered Airflow DAG run {run['dag_run_id']} of {run['dag_id']} (logical date {run['logical_date']}): "
+            f"retrains on {decision.train_window}, judged on {decision.test_window} ({run['url']})"
+        )
+    elif decision.started is not None:
         job = decision.started
         typer.echo(
             f"started Job {job['namespace']}/{job['job']} from CronJob {job['cronjob']} at {job['at']}: "

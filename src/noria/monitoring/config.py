@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from noria.names import is_env_name
+
 
 class DriftConfig(BaseModel):
     """How profiles are built and how drift statistics become verdicts and alerts.
@@ -80,6 +82,10 @@ class FeedbackConfig(BaseModel):
     calibration_bins: int = Field(default=10, ge=2, le=100)
 
 
+# The default variables of monitoring.policy.airflow_username_env / _password_env (noria.config reserves them).
+AIRFLOW_CREDENTIAL_ENV = ("NORIA_AIRFLOW_USERNAME", "NORIA_AIRFLOW_PASSWORD")
+
+
 class RetrainPolicy(BaseModel):
     """When ``noria monitor run`` retrains (``monitoring.policy``); every decision is recorded.
 
@@ -92,10 +98,12 @@ class RetrainPolicy(BaseModel):
     them the newest with mature labels), then goes through the same promotion gate as any
     training run. ``trials`` overrides ``training.trials`` for retrains (None: the same).
 
-    ``retrain_via`` says where the retrain runs: ``pipeline`` (in this process) or
+    ``retrain_via`` says where the retrain runs: ``pipeline`` (in this process),
     ``kubernetes-job`` (a Job created from the CronJob ``training_cronjob`` in the pod's
-    namespace, given the same periods and trials; ``noria monitor run`` records the Job and
-    returns without waiting for it).
+    namespace, given the same periods and trials) or ``airflow`` (a run of the training DAG
+    ``airflow_dag_id`` triggered through the REST API of the Airflow 3 at ``airflow_url``, the
+    periods and trials in its ``conf``); with either of the last two, ``noria monitor run``
+    records what it started and returns without waiting for it.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -114,11 +122,56 @@ class RetrainPolicy(BaseModel):
     test_windows: int = Field(default=1, ge=1, le=1_000)
     # Optuna trials of a retrain (None: training.trials).
     trials: int | None = Field(default=None, ge=0, le=10_000)
-    # Where a retrain runs: pipeline (the training pipeline and gate, in this process) or kubernetes-job
-    # (a Job created from training_cronjob in the pod's namespace, through the Kubernetes API).
-    retrain_via: Literal["pipeline", "kubernetes-job"] = "pipeline"
+    # Where a retrain runs: pipeline (the training pipeline and gate, in this process), kubernetes-job
+    # (a Job created from training_cronjob in the pod's namespace, through the Kubernetes API) or airflow
+    # (a run of the training DAG, through Airflow's REST API at airflow_url).
+    retrain_via: Literal["pipeline", "kubernetes-job", "airflow"] = "pipeline"
     # The CronJob a kubernetes-job retrain starts a Job from, as `kubectl create job --from=cronjob/NAME` does.
     training_cronjob: str = Field(default="noria-training", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=52)
+    # airflow: the base URL of Airflow 3's API server (`airflow api-server`), e.g. http://airflow-api-server:8080.
+    airflow_url: str | None = Field(default=None, max_length=2000)
+    # airflow: the DAG a retrain triggers (None: `<project>_training`, the id `noria airflow render training` writes).
+    airflow_dag_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$", max_length=250)
+    # airflow: the environment variable holding the Airflow user name (never the name itself in noria.yaml).
+    airflow_username_env: str = Field(default="NORIA_AIRFLOW_USERNAME", max_length=200)
+    # airflow: the environment variable holding that user's password.
+    airflow_password_env: str = Field(default="NORIA_AIRFLOW_PASSWORD", max_length=200)
+    # airflow: seconds to wait for each answer of Airflow's API server.
+    airflow_timeout: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("airflow_url")
+    @classmethod
+    def _airflow_url(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith(("http://", "https://")) and len(value) > len("https://")):
+            raise ValueError(
+                f"airflow_url {value!r} is not an http:// or https:// URL: give the base URL of Airflow's API "
+                "server, e.g. http://airflow-api-server:8080"
+            )
+        return value
+
+    @field_validator("airflow_username_env", "airflow_password_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not is_env_name(value):
+            raise ValueError(
+                f"{value!r} is not an environment variable name (a letter or '_', then letters, digits and '_'): "
+                "name the variable that holds the value, e.g. AIRFLOW_RETRAIN_PASSWORD"
+            )
+        if value.startswith("NORIA_") and value not in AIRFLOW_CREDENTIAL_ENV:
+            raise ValueError(
+                f"{value!r} starts with NORIA_, so it would be read as a noria.yaml override: use "
+                f"{' or '.join(AIRFLOW_CREDENTIAL_ENV)}, or a name outside NORIA_ (e.g. AIRFLOW_RETRAIN_PASSWORD)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _airflow_needs_a_url(self) -> RetrainPolicy:
+        if self.retrain_via == "airflow" and self.airflow_url is None:
+            raise ValueError(
+                "retrain_via: airflow needs airflow_url, the base URL of Airflow's API server: set "
+                "monitoring.policy.airflow_url (or NORIA_MONITORING__POLICY__AIRFLOW_URL), e.g. http://airflow-api-server:8080"
+            )
+        return self
 
 
 class KpiConfig(BaseModel):

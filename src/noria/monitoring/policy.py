@@ -18,7 +18,10 @@ monitoring store's ``decisions.jsonl`` (maturity item 27).
 With ``retrain_via: kubernetes-job`` the retrain is not run here: a Job is created from the
 training CronJob with the same periods and trials (:mod:`noria.monitoring.kube_job`), and the
 decision records the Job (``started``: its name, namespace and creation time); the Job's own
-training run goes through the gate.
+training run goes through the gate. With ``retrain_via: airflow`` a run of the training DAG is
+triggered through Airflow's REST API with the same variables in its ``conf`` (the rendered DAG
+gives them to its tasks; :mod:`noria.monitoring.airflow_run`), and ``started`` holds its run id,
+logical date and URL.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class Decision:
     model_version_after: int | None = None
     seconds: float | None = None
     retrain_via: str = "pipeline"
-    started: dict[str, Any] | None = None  # what a kubernetes-job retrain started (Job name, namespace, when)
+    started: dict[str, Any] | None = None  # what a kubernetes-job or airflow retrain started (Job, DAG run)
     error: str | None = None  # why starting the retrain failed
 
     def to_dict(self) -> dict[str, Any]:
@@ -248,8 +251,9 @@ def run_policy(
     console: Console | None = None,
     as_of: str | None = None,
 ) -> Decision:
-    """Evaluate the policy once, retrain when it says so (through the pipeline and gate here, or as a
-    Job created from the training CronJob: ``monitoring.policy.retrain_via``), record it."""
+    """Evaluate the policy once, retrain when it says so (through the pipeline and gate here, as a
+    Job created from the training CronJob, or as a run of the training DAG in Airflow:
+    ``monitoring.policy.retrain_via``), record it."""
     import time
 
     started = time.perf_counter()
@@ -267,8 +271,8 @@ def run_policy(
         }
         if policy.trials is not None:
             params["trials"] = policy.trials
-        if policy.retrain_via == "kubernetes-job":
-            _start_job(project, decision, params, started)
+        if policy.retrain_via in ("kubernetes-job", "airflow"):
+            _start_elsewhere(project, decision, params, started)
             return decision
         from noria.pipelines import run_project_pipeline
 
@@ -297,23 +301,51 @@ _JOB_ENV = {
 }
 
 
-def _start_job(project: Project, decision: Decision, params: dict[str, Any], started: float) -> None:
-    """Create the training Job (kubernetes-job), record what was started, or the error and re-raise it."""
+def _start(project: Project, params: dict[str, Any]) -> dict[str, Any]:
+    """Start the retrain elsewhere with the periods and trials as ``NORIA_TRAINING__*`` variables:
+    on every container of the training Job (kubernetes-job), or as the ``conf`` of a run of the
+    training DAG, whose rendered tasks get them as environment variables (airflow)."""
+    policy = project.config.monitoring.policy
+    env = {_JOB_ENV[key]: str(value) for key, value in params.items()}
+    if policy.retrain_via == "kubernetes-job":
+        from noria.monitoring.kube_job import start_training_job
+
+        return start_training_job(policy.training_cronjob, env).to_dict()
+    from noria.monitoring.airflow_run import training_dag_id, trigger_training_dag
+
+    if policy.airflow_url is None:  # the config refuses this at load; a policy changed in code may not
+        from noria.errors import ConfigError
+
+        raise ConfigError(
+            "monitoring.policy.retrain_via: airflow needs monitoring.policy.airflow_url",
+            fix="set it to the base URL of Airflow's API server, e.g. http://airflow-api-server:8080",
+        )
+    run = trigger_training_dag(
+        policy.airflow_url,
+        policy.airflow_dag_id or training_dag_id(project),
+        env,
+        username_env=policy.airflow_username_env,
+        password_env=policy.airflow_password_env,
+        timeout=policy.airflow_timeout,
+    )
+    return run.to_dict()
+
+
+def _start_elsewhere(project: Project, decision: Decision, params: dict[str, Any], started: float) -> None:
+    """Start the retrain as a Job or a DAG run, record what was started, or the error and re-raise it."""
     import time
 
     from noria.errors import NoriaError
-    from noria.monitoring.kube_job import start_training_job
 
-    env = {_JOB_ENV[key]: str(value) for key, value in params.items()}
     store = MonitoringStore.of(project)
     try:
-        job = start_training_job(project.config.monitoring.policy.training_cronjob, env)
+        what = _start(project, params)
     except NoriaError as err:
         decision.error = str(err)
         decision.seconds = round(time.perf_counter() - started, 2)
         store.append_decision(decision.to_dict() | {"acted": False})
         raise
-    decision.started = job.to_dict()
+    decision.started = what
     decision.seconds = round(time.perf_counter() - started, 2)
     store.append_decision(decision.to_dict() | {"acted": True})
 

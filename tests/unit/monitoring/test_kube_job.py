@@ -206,5 +206,10 @@ def test_the_policy_shown_in_docs_monitoring_md_is_valid_config() -> None:
     [block] = [b for b in re.findall(r"```yaml\n(.*?)```", page, re.S) if "retrain_via" in b]
     policy = RetrainPolicy.model_validate(yaml.safe_load(block)["monitoring"]["policy"])
     assert (policy.retrain_via, policy.training_cronjob) == ("pipeline", "noria-training")
+    assert (policy.airflow_url, policy.airflow_dag_id, policy.airflow_timeout) == (None, None, 30)
+    assert (policy.airflow_username_env, policy.airflow_password_env) == (
+        "NORIA_AIRFLOW_USERNAME",
+        "NORIA_AIRFLOW_PASSWORD",
+    )
     with pytest.raises(ValueError, match="retrain_via"):
-        RetrainPolicy.model_validate({"retrain_via": "airflow"})
+        RetrainPolicy.model_validate({"retrain_via": "argo"})

@@ -12,6 +12,12 @@ The files import only Airflow (and the Kubernetes client), never Noria, so the s
 needs no Noria install in kubernetes mode. Parameters become DAG params: a run triggered
 with other values passes them to every task (``--param k={{ params["k"] | tojson }}``; a
 subscript, so a parameter named like a dict method, e.g. ``items``, still means the parameter).
+
+A run's ``conf`` entries named ``NORIA_TRAINING__*`` become environment variables of every task
+of the pipeline's DAG (a ``pre_execute`` hook adds them to the BashOperator's ``env`` or the
+pod's ``env_vars``): that is how a retrain triggered by ``noria monitor run`` with
+``monitoring.policy.retrain_via: airflow`` passes the periods and trials the policy chose, the
+same variables a Kubernetes training Job gets. Other conf entries override DAG params as usual.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ def pipeline_dag_source(plan: Plan) -> str:
     cfg = plan.config
     lines = [
         *_header(plan, f"the Noria pipeline {plan.pipeline.name!r}", plan.dag_id),
+        *_conf_env_hook(cfg.mode),
         "with DAG(",
         f"    dag_id={plan.dag_id!r},",
         f"    description={_description(plan)!r},",
@@ -79,9 +86,11 @@ def pipeline_dag_source(plan: Plan) -> str:
     for task in plan.tasks:
         args = plan.step_args(task.step, RUN_ID, _param)
         if cfg.mode == "local":
-            lines += _bash_task(task.step, [plan.executable, *args], bool(cfg.env))
+            lines += _bash_task(task.step, [plan.executable, *args], bool(cfg.env), hook=True)
         else:
-            lines += _pod_task(task.step, plan.executable, args, task.resources.requests, task.resources.limits)
+            lines += _pod_task(
+                task.step, plan.executable, args, task.resources.requests, task.resources.limits, hook=True
+            )
     if plan.edges:
         lines.append("")
     lines += [f"    tasks[{up!r}] >> tasks[{down!r}]" for up, down in plan.edges]
@@ -161,7 +170,62 @@ def _dag_common(cfg: OrchestratorsConfig) -> list[str]:
     ]
 
 
-def _bash_task(task_id: str, argv: list[str], with_env: bool) -> list[str]:
+# Conf entries a pipeline DAG's tasks get as environment variables (the training settings a retrain chooses).
+CONF_ENV_PREFIX = "NORIA_TRAINING__"
+
+
+def _conf_env_hook(mode: str) -> list[str]:
+    """The rendered functions that add a run's ``NORIA_TRAINING__*`` conf entries to a task's environment."""
+    lines = [
+        "# A run's conf entries named NORIA_TRAINING__* (what `noria monitor run` sends when",
+        "# monitoring.policy.retrain_via is airflow) become environment variables of every task.",
+        f"CONF_ENV_PREFIX = {CONF_ENV_PREFIX!r}",
+        "CONF_ENV_CHARS = set('ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_')",
+        "",
+        "",
+        "def conf_env(context):",
+        '    """The run\'s conf entries named NORIA_TRAINING__*, as environment variables."""',
+        "    conf = getattr(context.get('dag_run'), 'conf', None) or {}",
+        "    env = {}",
+        "    for key, value in conf.items():",
+        "        if not str(key).startswith(CONF_ENV_PREFIX):",
+        "            continue",
+        "        rest = key[len(CONF_ENV_PREFIX):]",
+        "        number_or_text = isinstance(value, (str, int, float)) and not isinstance(value, bool)",
+        "        if not rest or not set(rest) <= CONF_ENV_CHARS or not number_or_text:",
+        "            raise ValueError(",
+        "                f'dag_run.conf[{key!r}] = {value!r}: a NORIA_TRAINING__ entry needs a name of capitals, '",
+        "                'digits and _ and a string or number value (it becomes an environment variable)'",
+        "            )",
+        "        env[key] = str(value)",
+        "    return env",
+        "",
+        "",
+        "def with_conf_env(context):",
+        '    """pre_execute hook: the task\'s environment plus conf_env (a new object: tasks share ENV)."""',
+        "    extra = conf_env(context)",
+        "    if not extra:",
+        "        return",
+        "    task = context['task']",
+    ]
+    if mode == "local":
+        lines += [
+            "    task.env = {**(task.env or {}), **extra}",
+            "    task.append_env = True  # keep the worker's own environment (PATH, AWS_*, ...)",
+        ]
+    else:
+        lines += [
+            "    current = task.env_vars or {}",
+            "    if isinstance(current, dict):",
+            "        task.env_vars = {**current, **extra}",
+            "    else:",
+            "        kept = [e for e in current if e.name not in extra]",
+            "        task.env_vars = kept + [k8s.V1EnvVar(name=k, value=v) for k, v in extra.items()]",
+        ]
+    return [*lines, "", ""]
+
+
+def _bash_task(task_id: str, argv: list[str], with_env: bool, *, hook: bool = False) -> list[str]:
     lines = [
         f"    tasks[{task_id!r}] = BashOperator(",
         f"        task_id={task_id!r},",
@@ -169,7 +233,8 @@ def _bash_task(task_id: str, argv: list[str], with_env: bool) -> list[str]:
     ]
     # With an env, BashOperator would otherwise drop the worker's own environment (PATH, AWS_*, ...).
     env = ["        env=ENV,", "        append_env=True,"] if with_env else []
-    return [*lines, *env, "    )"]
+    pre = ["        pre_execute=with_conf_env,"] if hook else []
+    return [*lines, *env, *pre, "    )"]
 
 
 def _pod_defaults(plan: Plan) -> list[str]:
@@ -223,7 +288,13 @@ def _pod_defaults(plan: Plan) -> list[str]:
 
 
 def _pod_task(
-    task_id: str, executable: str, args: list[str], requests: dict[str, str], limits: dict[str, str]
+    task_id: str,
+    executable: str,
+    args: list[str],
+    requests: dict[str, str],
+    limits: dict[str, str],
+    *,
+    hook: bool = False,
 ) -> list[str]:
     return [
         f"    tasks[{task_id!r}] = KubernetesPodOperator(",
@@ -236,6 +307,7 @@ def _pod_task(
         f"            requests={_literal(requests, 12)},",
         f"            limits={_literal(limits, 12)},",
         "        ),",
+        *(["        pre_execute=with_conf_env,"] if hook else []),
         "        **POD,",
         "    )",
     ]

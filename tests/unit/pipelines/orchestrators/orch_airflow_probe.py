@@ -2,6 +2,7 @@
 
     python orch_airflow_probe.py parse OUT.json DAG_FOLDER...      # DagBag: import errors, tasks, edges, pods
     python orch_airflow_probe.py test OUT.json DAG_FOLDER DAG_ID CONF  # a fresh SQLite DB, then dag.test(run_conf=CONF)
+    python orch_airflow_probe.py hook OUT.json DAG_FOLDER CONF...  # each task's pre_execute hook, per run conf
 
 ``parse`` builds, for every KubernetesPodOperator, the pod it would create
 (``build_pod_request_obj()``) after rendering its templates for a sample run: nothing is sent
@@ -74,10 +75,50 @@ def run_test(folder: str, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def hook(folder: str, conf: dict[str, Any]) -> dict[str, Any]:
+    """Each task's environment after its ``pre_execute`` hook ran for a DAG run with ``conf`` (the
+    hook runs after the templates are rendered and before ``execute``, as Airflow's task runner does)."""
+    from types import SimpleNamespace
+
+    from airflow.dag_processing.dagbag import DagBag
+    from kubernetes.client import ApiClient
+
+    bag = DagBag(dag_folder=folder)
+    report: dict[str, Any] = {"import_errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}}
+    for dag_id, dag in bag.dags.items():
+        tasks: dict[str, Any] = {}
+        for task in dag.tasks:
+            context = {
+                "run_id": SAMPLE_RUN_ID,
+                "params": {k: dag.params[k] for k in dag.params},
+                "dag_run": SimpleNamespace(conf=conf),
+                "task": task,
+            }
+            task.render_template_fields(context)
+            entry: dict[str, Any] = {"hook": task._pre_execute_hook is not None}
+            try:
+                if task._pre_execute_hook is not None:
+                    task._pre_execute_hook(context)
+            except ValueError as err:
+                entry["error"] = str(err)
+            if type(task).__name__ == "BashOperator":
+                entry |= {"env": task.env, "append_env": task.append_env}
+            else:
+                (container,) = ApiClient().sanitize_for_serialization(task.build_pod_request_obj())["spec"][
+                    "containers"
+                ]
+                entry["env"] = container.get("env") or []
+            tasks[task.task_id] = entry
+        report["dags"][dag_id] = tasks
+    return report
+
+
 if __name__ == "__main__":
     command, out, *rest = sys.argv[1:]
     if command == "parse":
         result: dict[str, Any] = {folder: parse(folder) for folder in rest}
+    elif command == "hook":  # a fresh DagBag per conf: a hook changes its task
+        result = {"runs": [hook(rest[0], json.loads(conf)) for conf in rest[1:]]}
     else:
         result = run_test(rest[0], rest[1], json.loads(rest[2]))
     Path(out).write_text(json.dumps(result, default=str), encoding="utf-8")

@@ -202,3 +202,44 @@ def test_local_dag_runs_end_to_end_with_dag_test(project_dir: Path, tmp_path: Pa
     statuses, report = tp.report_of_run(project_dir, result["run_id"], count=3)
     assert statuses == dict.fromkeys(tp.STEPS, "resumed")
     assert report == tp.expected_report(count=3)
+
+
+def test_a_runs_noria_training_conf_reaches_every_task_of_the_pipeline_dag(project_dir: Path, tmp_path: Path) -> None:
+    """The conf of a retrain triggered through Airflow's REST API (monitoring.policy.retrain_via: airflow)
+    becomes NORIA_TRAINING__* variables of every task, in both modes; the monitor DAG takes none.
+
+    Each task's pre_execute hook is called as Airflow's task runner calls it (templates rendered
+    first) with a stand-in DAG run holding the conf; the pod is then built, never started.
+    """
+    local_dir, kube_dir = tmp_path / "dags-local", tmp_path / "dags-kube"
+    env = {"MLFLOW_TRACKING_URI": "http://mlflow:5000"}
+    render_airflow(load_project(project_dir, environ={}), tp.REF, local_dir, config=OrchestratorsConfig(env=env))
+    cluster = load_project(project_dir, profile="cluster", environ={})
+    render_airflow(cluster, tp.REF, kube_dir, config=kube_config(tmp_path))
+    conf = {"NORIA_TRAINING__TRAIN__FROM": "2024-W11", "NORIA_TRAINING__TRIALS": 3, "count": 5}
+    wanted = {"NORIA_TRAINING__TRAIN__FROM": "2024-W11", "NORIA_TRAINING__TRIALS": "3"}
+
+    bad, plain = {"NORIA_TRAINING__trials": 3}, {"count": 5}
+    local, refused, unchanged = probe(tmp_path, "hook", str(local_dir), *map(json.dumps, (conf, bad, plain)))["runs"]
+    assert local["import_errors"] == {}
+    for step in tp.STEPS:
+        task = local["dags"]["orchtest_diamond"][step]
+        assert task == {"hook": True, "env": env | wanted, "append_env": True}, step
+    assert local["dags"]["orchtest_monitor"]["monitor"] == {"hook": False, "env": env, "append_env": True}
+
+    [kube] = probe(tmp_path, "hook", str(kube_dir), json.dumps(conf))["runs"]
+    assert kube["import_errors"] == {}
+    for step in tp.STEPS:
+        task = kube["dags"]["orchtest_diamond"][step]
+        names = [e["name"] for e in task["env"]]
+        assert len(names) == len(set(names)), names  # ENV is shared by the tasks: never grown in place
+        values = {e["name"]: e.get("value") for e in task["env"]}
+        assert {k: values[k] for k in wanted} == wanted and values["NORIA_PIPELINES__STORE"] == "s3://noria/artifacts"
+        assert "AWS_SECRET_ACCESS_KEY" in names
+    monitor = {e["name"] for e in kube["dags"]["orchtest_monitor"]["monitor"]["env"]}
+    assert not monitor & set(wanted)
+
+    # a bad entry fails the task before it runs, saying what is expected; no entry changes nothing
+    error = refused["dags"]["orchtest_diamond"]["squares"]["error"]
+    assert error.startswith("dag_run.conf['NORIA_TRAINING__trials'] = 3: a NORIA_TRAINING__ entry needs a name of")
+    assert unchanged["dags"]["orchtest_diamond"]["squares"] == {"hook": True, "env": env, "append_env": True}
