@@ -39,7 +39,7 @@ def list_cmd(
         print_json([m.to_dict() for m in models])
         return
     if not models:
-        typer.echo("no registered models yet: train one with `noria train`")
+        typer.echo("no registered models yet: train one with `noria pipeline run training`")
         return
     for model in models:
         rows = [

@@ -207,7 +207,7 @@ def get_registered(client: MlflowClient, name: str) -> Any:
             names = _registered_names(client)
     raise NotFoundError(
         f"no registered model named {name!r} (registered: {_listing(names, 'none yet')})",
-        fix="check the spelling, or train one first with `noria train`; `noria models list` shows them",
+        fix="check the spelling, or train one first with `noria pipeline run training`; `noria models list` shows them",
     )
 
 

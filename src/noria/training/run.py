@@ -1,6 +1,6 @@
 """One call from a training frame to a saved model, its evaluation and its model card.
 
-This is what a pipeline step (or ``noria train``) calls; each stage is also public on its own.
+This is what a pipeline step calls; each stage is also public on its own.
 Layout of ``out_dir``::
 
     model/model.txt, model/model.json   LightGBM text model + Noria metadata
