@@ -104,3 +104,51 @@ def test_redis_online_store_serves_the_training_values(tmp_path: Path, redis_ser
     online = vectors.to_frame()
     pd.testing.assert_frame_equal(online.iloc[: len(sample)], sample[features].reset_index(drop=True))
     assert {"temp", "carrier_late_rate_7d", "origin_late_rate_28d"} <= set(vectors.missing[-1])
+
+
+def test_an_hourly_materialize_loads_only_what_is_new_and_a_new_snapshot_reloads(
+    tmp_path: Path, redis_server: tuple[str, Any]
+) -> None:
+    """The record of what Redis holds lives in Redis (each CronJob pod starts with nothing): the
+    second run with the same snapshot loads only later events, and ends with the values a full
+    load gives; a new snapshot loads everything again."""
+    import json
+
+    address, server = redis_server
+    server.flushall()
+    root = tmp_path / "flights"
+    root.mkdir()
+    for name in ("noria.yaml", "features.yaml", "flights_features.py", "flights_api.py", "flights_checks.py"):
+        shutil.copy(EXAMPLE / name, root / name)
+    features = yaml.safe_load((root / "features.yaml").read_text())
+    features["online_store"] = {"type": "redis", "connection_string": address}
+    (root / "features.yaml").write_text(yaml.safe_dump(features, sort_keys=False))
+    project = load_project(root, environ={})
+    snap = frame_snapshot(project, january(5), "feedbeef")
+    frame = build_training_set(project, "2013-01", "2013-01", snapshot=snap).frame
+    day5 = frame[frame["day"] == 5]
+    when = day5["event_timestamp"].value_counts().index[0]
+    sample = day5[day5["event_timestamp"] == when]
+    first = pd.Timestamp("2013-01-03T00:00:00Z").to_pydatetime()
+
+    full = materialize(project, first, snapshot=snap)
+    assert set(full.since.values()) == {None}  # nothing recorded yet: everything
+    [key] = list(server.keys("noria:*:materialized"))
+    assert json.loads(server.get(key))["snapshot_id"] == snap.id
+    later = materialize(project, when.to_pydatetime(), snapshot=snap)
+    assert set(later.since.values()) == {first.isoformat()}  # only the events after the last run
+    again = materialize(project, when.to_pydatetime(), snapshot=snap)
+    assert set(again.since.values()) == {when.to_pydatetime().isoformat()}  # nothing new: nothing loaded
+
+    store = open_online_store(project)
+    requests = [
+        {c: (None if row[c] is pd.NA else row[c].item() if hasattr(row[c], "item") else row[c]) for c in REQUEST}
+        | {"time_hour": row["time_hour"].isoformat()}
+        for _, row in sample.iterrows()
+    ]
+    online = online_features(store, requests).to_frame()
+    pd.testing.assert_frame_equal(online, sample[store.plan.features].reset_index(drop=True))
+
+    other = frame_snapshot(project, january(5), "cafef00d")
+    reloaded = materialize(project, when.to_pydatetime(), snapshot=other)
+    assert set(reloaded.since.values()) == {None}  # another snapshot: its rows may have any time

@@ -135,6 +135,10 @@ def materialize_cmd(
 ) -> None:
     """Fill the online store with each view's latest values as of --until.
 
+    Incremental: when the store already holds this snapshot's values under these definitions up
+    to an earlier time (a record kept in the store itself), only later events are loaded; a new
+    snapshot or new definitions reload every view.
+
     Example:  noria features materialize --until 2013-07-01T00:00:00Z
     """
     from noria.cli._output import print_json, print_table, progress
@@ -152,11 +156,15 @@ def materialize_cmd(
                 "snapshot_id": result.snapshot_id,
                 "online_store": result.online_store,
                 "seconds": round(result.seconds, 2),
+                "since": result.since,
             }
         )
         return
     print_table(
-        [{"feature view": v, "entity keys": n} for v, n in result.keys.items()],
+        [
+            {"feature view": v, "entity keys": n, "loaded": f"after {s}" if (s := result.since.get(v)) else "all"}
+            for v, n in result.keys.items()
+        ],
         title=f"online store ({result.online_store}) as of {result.until.isoformat()}",
     )
     typer.echo(f"materialized {len(result.views)} views in {result.seconds:.1f} s")

@@ -14,7 +14,7 @@ import contextlib
 import io
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from noria.config import Project
 from noria.errors import ConfigError, NotFoundError
 from noria.features.definitions import Definitions, ServicePlan, load_definitions
 from noria.features.lookup import OnlineStore, ReadCache
+from noria.features.materialized import next_state, plan, read_state, write_state
 from noria.features.offline import entity_keys
 from noria.features.repo import APPLIED_FILE, ensure_applied, open_store
 from noria.features.sources import SnapshotLike, prepare_sources
@@ -48,6 +49,9 @@ class MaterializeResult:
     snapshot_id: str
     seconds: float
     online_store: str
+    # Per view, where the load started: None = from the beginning (a new snapshot or definitions,
+    # or no record in the store); a time = only later events (the store held the rest already).
+    since: dict[str, str | None] = field(default_factory=dict)
 
 
 def parse_time(value: str | datetime | pd.Timestamp) -> datetime:
@@ -87,8 +91,16 @@ def materialize(
             f"no feature view {unknown[0]!r}", fix=f"choose among {', '.join(defs.config.feature_views)}"
         )
     store = open_store(defs)
+    state = read_state(store)
+    starts = plan(state, snapshot.id, defs.definition_hash, names, end)
+    groups: dict[datetime | None, list[str]] = {}
+    for view, since in starts.items():
+        groups.setdefault(since, []).append(view)
     with contextlib.redirect_stdout(io.StringIO()):
-        store.materialize(start_date=EPOCH, end_date=end, feature_views=names)
+        for since, group in groups.items():
+            if since is None or since < end:  # a view loaded up to ``end`` already has nothing new
+                store.materialize(start_date=since or EPOCH, end_date=end, feature_views=group)
+    write_state(store, next_state(state, snapshot.id, defs.definition_hash, names, end))
     keys = {}
     for view in names:
         frame = pd.read_parquet(sources.paths[view], columns=[*defs.join_keys(view), "event_timestamp"])
@@ -101,6 +113,7 @@ def materialize(
         snapshot_id=snapshot.id,
         seconds=time.perf_counter() - start,
         online_store=defs.config.online_store.type,
+        since={view: (since.isoformat() if since else None) for view, since in starts.items()},
     )
 
 
