@@ -9,9 +9,11 @@
 #
 # PROJECT_DIR (or DOCKER_TEST_PROJECT): a prepared Noria project (noria.yaml and a trained,
 # registered model in its local MLflow store). It is mounted at the same absolute path, since
-# MLflow records absolute artifact paths. Without one, the script prepares one first with
-# `noria demo --until 3` in .tools/docker/project (ingest, features, a trained @champion; about
-# two minutes, reused by later runs). DOCKER_TEST_PROJECT=none skips the HTTP checks.
+# MLflow records absolute artifact paths. Without one, `noria init` makes one in
+# .tools/docker/project and the pipeline image runs ingest, features and the training pipeline
+# on it (the loop's CronJob commands; about two minutes), then the serving image must serve the
+# champion that training promoted (with PIPELINE=0: `noria demo --until 3` on this machine).
+# DOCKER_TEST_PROJECT=none skips the HTTP checks.
 # Environment:
 #   BASE_IMAGE   base of both images; default: noria-base:bookworm, built by
 #                scripts/docker_base.sh from Debian's mirror when no registry can be pulled
@@ -105,13 +107,24 @@ main() {
     export DOCKER
 
     # ---- the project the container serves ----
+    # With the pipeline image, the project is made by it: `noria init` here (a copy of the
+    # reference project, a git repository), then ingest, features and training run in the
+    # pipeline image (below) and the serving image serves the model it trained.
+    TRAIN_IN_IMAGE=0
     if [[ -z $PROJECT ]]; then
         PROJECT=$STATE/project
-        log "preparing a project with a champion in $PROJECT (noria demo --until 3)"
         mkdir -p "$STATE"
-        "$ROOT/.venv/bin/noria" demo --dir "$PROJECT" --until 3 >"$STATE/prepare-project.log" 2>&1 \
-            || { tail -40 "$STATE/prepare-project.log"; exit 1; }
-        log "project ready ($((SECONDS))s so far)"
+        rm -rf "$PROJECT"
+        if [[ $PIPELINE == 1 ]]; then
+            "$ROOT/.venv/bin/noria" init "$PROJECT" >"$STATE/prepare-project.log" 2>&1 \
+                || { tail -40 "$STATE/prepare-project.log"; exit 1; }
+            TRAIN_IN_IMAGE=1
+        else
+            log "preparing a project with a champion in $PROJECT (noria demo --until 3)"
+            "$ROOT/.venv/bin/noria" demo --dir "$PROJECT" --until 3 >"$STATE/prepare-project.log" 2>&1 \
+                || { tail -40 "$STATE/prepare-project.log"; exit 1; }
+            log "project ready ($((SECONDS))s so far)"
+        fi
     elif [[ $PROJECT == none ]]; then
         PROJECT=
     fi
@@ -170,6 +183,24 @@ main() {
         log "$TAG/pipeline: code version $code"
         check_code "$TAG/pipeline" "$code"
     fi
+    if [[ $TRAIN_IN_IMAGE == 1 ]]; then
+        # The loop's first steps as the CronJobs run them (deploy/k8s/base/loop-cronjobs.yaml), on the
+        # project mounted at its own path (MLflow records absolute artifact paths), as its owner.
+        local start=$SECONDS
+        log "$TAG/pipeline: ingest, features and training in $PROJECT"
+        $DOCKER run --rm "${readonly_run[@]}" -v "$PROJECT:$PROJECT" -w "$PROJECT" -e NORIA_PROJECT_DIR="$PROJECT" \
+            --user "$(stat -c %u:%g "$PROJECT")" --entrypoint /bin/sh "$TAG/pipeline:latest" \
+            -c 'noria data ingest && noria features apply &&
+                noria features materialize --until 2013-07-01T00:00:00Z && noria pipeline run training --quiet' \
+            >"$STATE/train-in-image.log" 2>&1 || { tail -40 "$STATE/train-in-image.log"; log "the pipeline image could not train"; exit 1; }
+        # The champion it promoted: the serving image must serve exactly that run's model.
+        TRAINED_RUN=$("$ROOT/.venv/bin/noria" --project "$PROJECT" models list --json | python3 -c '
+import json, sys
+runs = [v["run_id"] for m in json.load(sys.stdin) for v in m["versions"] if "champion" in v["aliases"]]
+print(runs[0] if runs else "")')
+        [[ -n $TRAINED_RUN ]] || { tail -20 "$STATE/train-in-image.log"; log "no @champion after the pipeline image's training"; exit 1; }
+        log "$TAG/pipeline: trained and promoted run ${TRAINED_RUN:0:12} in $((SECONDS - start))s"
+    fi
 
     # ---- the dev container: .devcontainer/devcontainer.json's build, as the editor builds it ----
     [[ ${DEVCONTAINER:-1} == 1 ]] && devcontainer_check
@@ -207,7 +238,13 @@ main() {
         $DOCKER logs --tail 50 "$CONTAINER" >&2
         exit 1
     fi
-    check_code "$ref /version" "$(python3 -c 'import json, sys, urllib.request; print(json.dumps(json.load(urllib.request.urlopen(sys.argv[1]))["code"]))' "http://127.0.0.1:$port/version")"
+    version=$(python3 -c 'import json, sys, urllib.request; print(json.dumps(json.load(urllib.request.urlopen(sys.argv[1]))))' "http://127.0.0.1:$port/version")
+    check_code "$ref /version" "$(echo "$version" | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["code"]))')"
+    if [[ -n ${TRAINED_RUN:-} ]]; then
+        served_run=$(echo "$version" | python3 -c 'import json, sys; print(json.load(sys.stdin)["run_id"])')
+        [[ $served_run == "$TRAINED_RUN" ]] || { log "$ref serves run $served_run, not $TRAINED_RUN (the pipeline image's)"; exit 1; }
+        log "$ref serves the model the pipeline image trained (run ${served_run:0:12})"
+    fi
     # docker stop sends SIGTERM: the service flushes its prediction log, written by the log's writer
     # process inside the read-only container; the smoke requests must be in a new file.
     $DOCKER stop --time 60 "$CONTAINER" >/dev/null
