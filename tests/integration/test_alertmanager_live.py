@@ -40,7 +40,7 @@ from tests.conftest import free_port, require_binary
 from tests.integration.test_prometheus_live import _stop, _wait_http
 
 from noria.monitoring.exporter import Deliveries, MonitoringCollector
-from noria.serving.batch import DeliveryRecord, _write_record
+from noria.serving.batch_records import DeliveryRecord, write_record
 
 ROOT = Path(__file__).parents[2]
 ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
@@ -104,7 +104,7 @@ def _serve(server: ThreadingHTTPServer | WSGIServer) -> threading.Thread:
 
 def _deliver(folder: Path, model: str, when: datetime, rows: int, status: str = "succeeded") -> None:
     stamp = when.isoformat(timespec="seconds")
-    _write_record(
+    write_record(
         folder,
         DeliveryRecord(
             id=f"{model}-{when:%H%M%S}",

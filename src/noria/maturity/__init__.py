@@ -8,7 +8,7 @@
     write_html(result, "maturity.html")
 
 Each statement has one small check (:mod:`noria.maturity._registry`; the checks live in the
-``checks_*`` modules, one per section of the checklist) that returns MET, PARTIAL, NOT MET or
+``checks_*`` modules, by section of the checklist) that returns MET, PARTIAL, NOT MET or
 NEEDS A PERSON, the evidence it found, and what would complete the statement. See
 docs/maturity.md.
 """

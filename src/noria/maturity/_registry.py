@@ -2,7 +2,8 @@
 
 A check takes the :class:`~noria.maturity._context.Context` of a project and returns a
 :class:`~noria.maturity._model.Finding`. The modules that define them (one per section of the
-checklist) are imported by :func:`checks`, so the registry is complete whenever it is read.
+checklist; section 2 in four: infrastructure, reproducibility, lineage, retraining) are imported by
+:func:`checks`, so the registry is complete whenever it is read.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ CheckFunction = Callable[["Context"], Finding]
 
 _MODULES = (
     "noria.maturity.checks_documentation",
-    "noria.maturity.checks_traceability",
+    "noria.maturity.checks_infrastructure",
+    "noria.maturity.checks_reproducibility",
+    "noria.maturity.checks_lineage",
+    "noria.maturity.checks_retraining",
     "noria.maturity.checks_quality",
     "noria.maturity.checks_monitoring",
     "noria.maturity.checks_advanced",

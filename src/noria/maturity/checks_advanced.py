@@ -18,7 +18,8 @@ from noria.maturity._context import Context, age_days
 from noria.maturity._model import Evidence, Finding, Status
 from noria.maturity._registry import check
 from noria.maturity.checks_documentation import declared_features, filled, judged_by_people
-from noria.maturity.checks_traceability import code_refs, module_file, through_pull_requests
+from noria.maturity.checks_infrastructure import through_pull_requests
+from noria.maturity.checks_reproducibility import code_refs, module_file
 
 USERS = r"\buser|reader|customer|operator|agent|dispatcher|staff"
 AB_DAYS = 90  # an A/B test within this many days counts as "regular"

@@ -17,7 +17,7 @@ from noria.maturity._model import Evidence, Finding, Status
 from noria.maturity._registry import check
 from noria.maturity.checks_documentation import filled
 from noria.maturity.checks_quality import alert_rules
-from noria.maturity.checks_traceability import scheduled
+from noria.maturity.checks_retraining import scheduled
 
 COST_DAYS = 90  # a cost estimate older than this is not "regular"
 MONEY = r"[$€£]\s?\d|\d[\d,.]*\s?(USD|EUR|GBP|dollars|euros)\b"

@@ -17,7 +17,8 @@ from noria.maturity._context import Context
 from noria.maturity._model import Evidence, Finding, Status
 from noria.maturity._registry import check
 from noria.maturity.checks_documentation import filled
-from noria.maturity.checks_traceability import code_refs, iac_files, module_file
+from noria.maturity.checks_infrastructure import iac_files
+from noria.maturity.checks_reproducibility import code_refs, module_file
 
 VALIDATE_IAC = (
     r"terraform\s+(-chdir=\S+\s+)?(validate|fmt|plan)|kustomize\s+build|kubectl\s+kustomize|kubeconform|kubeval"

@@ -21,9 +21,11 @@ import numpy as np
 import numpy.typing as npt
 
 from noria import report_html
+from noria.monitoring import _report_performance_plots as performance_plots
 from noria.monitoring import _report_plots as plots
-from noria.monitoring._report_plots import FloatArray
-from noria.monitoring._report_plots import number as _num
+from noria.monitoring import _report_words as words
+from noria.monitoring._report_svg import FloatArray, to_svg
+from noria.monitoring._report_svg import number as _num
 from noria.monitoring.report import ReportData, parse_time
 
 if TYPE_CHECKING:
@@ -48,7 +50,7 @@ class _Page:
 
     def figure(self, fig: Figure, caption: str) -> None:
         self.plots += 1
-        svg = plots.to_svg(fig, f"p{self.plots}", caption)
+        svg = to_svg(fig, f"p{self.plots}", caption)
         self.parts.append(
             f'<figure class="plot">{svg}<figcaption class="muted">{escape(caption)}</figcaption></figure>'
         )
@@ -131,8 +133,8 @@ def _task_words(data: ReportData) -> str:
     if task.name == "multiclass":
         return f"multi-class ({', '.join(task.classes)})" if task.classes else "multi-class"
     if task.name == "regression":
-        return f"regression: {plots.with_unit(plots.target_name(task), task)}"
-    return f"binary: {plots.positive_name(task)}"
+        return f"regression: {words.with_unit(words.target_name(task), task)}"
+    return f"binary: {words.positive_name(task)}"
 
 
 def _performance_cards(data: ReportData) -> list[tuple[str, str, str]]:
@@ -140,7 +142,7 @@ def _performance_cards(data: ReportData) -> list[tuple[str, str, str]]:
     if not data.performance:
         return []
     record = data.performance[-1]
-    metric = plots.primary_of([record], data.task)
+    metric = performance_plots.primary_of([record], data.task)
     live = _num((record.get("metrics") or {}).get(metric))
     holdout = _num(record.get("holdout"))
     drop = _num(record.get("metric_drop"))
@@ -148,8 +150,8 @@ def _performance_cards(data: ReportData) -> list[tuple[str, str, str]]:
     if not math.isnan(holdout):
         text += f" (holdout {holdout:.4g})"
     worse = data.metric_drop is not None and not math.isnan(drop) and drop > data.metric_drop
-    cards = [(f"{plots.metric_name(metric, data.task)}, {record['window']}", text, "alert" if worse else "")]
-    kpi = plots.kpi_of([record])
+    cards = [(f"{words.metric_name(metric, data.task)}, {record['window']}", text, "alert" if worse else "")]
+    kpi = performance_plots.kpi_of([record])
     if kpi:
         value, target = _num(kpi.get("value")), _num(kpi.get("target"))
         shown = _kpi_value(str(kpi["metric"]), value) or "n/a"
@@ -162,7 +164,7 @@ def _performance_cards(data: ReportData) -> list[tuple[str, str, str]]:
 def _kpi_value(metric: str, value: float) -> str:
     if math.isnan(value):
         return ""
-    return f"{value:.1%}" if metric in plots.SHARE_METRICS or metric.startswith("share_") else f"{value:.4g}"
+    return f"{value:.1%}" if metric in words.SHARE_METRICS or metric.startswith("share_") else f"{value:.4g}"
 
 
 def _misses(kpi: Mapping[str, Any], task: Task) -> bool:
@@ -282,7 +284,7 @@ def _score(page: _Page, data: ReportData) -> None:
         page.empty(data.notes.get("score", "no served predictions to compare with the reference yet"))
         return
     fig = plots.score_distribution(view.reference, view.windows, data.task)
-    what = plots.score_label(data.task)
+    what = words.score_label(data.task)
     page.figure(fig, f"Scores served by version {view.version} against its training-time reference histogram: {what}")
     psi = {
         r["window"]: _num((r.get("score") or {}).get("psi")) for r in data.drift if r["model_version"] == view.version
@@ -312,35 +314,37 @@ def _performance(page: _Page, data: ReportData) -> None:
         )
         return
     windows = sorted({str(r["window"]) for r in records})
-    primary = plots.primary_of(records, task)
-    name = plots.metric_name(primary, task)
+    primary = performance_plots.primary_of(records, task)
+    name = words.metric_name(primary, task)
     page.figure(
-        plots.performance(records, windows, task),
+        performance_plots.performance(records, windows, task),
         f"Live {name} against the holdout, the KPI against its target and the task's own figures, per window "
         "and model version",
     )
     newest = records[-1]
     if task.name == "regression":
         page.figure(
-            plots.residuals(records, windows, newest, task),
+            performance_plots.residuals(records, windows, newest, task),
             f"Mean label against mean prediction per window, and the daily errors of {newest['window']}",
         )
     elif newest.get("calibration") or newest.get("days"):
-        page.figure(plots.calibration(newest, task), f"Calibration and daily figures of {newest['window']}")
+        page.figure(performance_plots.calibration(newest, task), f"Calibration and daily figures of {newest['window']}")
     if task.name == "multiclass" and task.classes:
-        page.figure(plots.class_shares(records, windows, task.classes), "Share of each class among the labels")
+        page.figure(
+            performance_plots.class_shares(records, windows, task.classes), "Share of each class among the labels"
+        )
     if data.metric_drop is not None:
         page.add(
             f'<p class="muted">retraining threshold (monitoring.policy.metric_drop): {name} worse than the '
             f"holdout by more than {data.metric_drop:g}</p>"
         )
     extra = [k for k in TABLE_METRICS.get(task.name, ()) if any(k in (r.get("metrics") or {}) for r in records)]
-    kpi = plots.kpi_of(records)
+    kpi = performance_plots.kpi_of(records)
     kpi_label = str(kpi.get("name") or kpi.get("metric") or "KPI")
     rows = []
     for r in records:
         m = r.get("metrics") or {}
-        own = plots.kpi_of([r])
+        own = performance_plots.kpi_of([r])
         rows.append(
             [
                 r["window"],
@@ -353,11 +357,11 @@ def _performance(page: _Page, data: ReportData) -> None:
                 _fmt(r.get("metric_drop"), "{:+.3g}"),
                 _kpi_value(str(own.get("metric") or ""), _num(own.get("value"))),
                 _kpi_value(str(own.get("metric") or ""), _num(own.get("target"))),
-                *(_fmt(m.get(k), "{:.1%}" if k in plots.SHARE_METRICS else "{:.4g}") for k in extra),
+                *(_fmt(m.get(k), "{:.1%}" if k in words.SHARE_METRICS else "{:.4g}") for k in extra),
             ]
         )
     header = ["window", "version", "arm", "predictions", "labelled", f"live {name}", f"holdout {name}"]
-    header += ["drop (+ = worse)", f"KPI: {kpi_label}", "KPI target", *(plots.metric_name(k, task) for k in extra)]
+    header += ["drop (+ = worse)", f"KPI: {kpi_label}", "KPI target", *(words.metric_name(k, task) for k in extra)]
     page.add(report_html.table(header, rows))
 
 

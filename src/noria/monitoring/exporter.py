@@ -38,7 +38,8 @@ time and size); delivery records are parsed once each, likewise.
 
 Label values stay bounded: per kind, the ``max_versions`` model versions with the newest
 records, each at its newest window only; features are the profile's features, metrics the
-task's metrics (a multi-class model adds one per class).
+task's metrics (a multi-class model adds one per class). The series themselves (families, and
+how a record fills them) are in :mod:`noria.monitoring.exporter_series`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -56,6 +57,15 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from noria.monitoring.exporter_series import (
+    TYPICAL_DELIVERIES,
+    add_drift,
+    add_performance,
+    higher_is_better,
+    metric_families,
+    primary_metric,
+    sample_value,
+)
 from noria.monitoring.store import WINDOW, Kind, MonitoringStore
 
 if TYPE_CHECKING:
@@ -65,13 +75,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("noria.monitoring")
 
 DEFAULT_MAX_VERSIONS = 3  # champion, challenger and the previous champion
-DEFAULT_MIN_IMPORTANCE = 0.05  # DriftConfig.min_importance, for records written without their config
-# record ``metrics`` entries that are not metrics of the model (counts have series of their own)
-NOT_METRICS = frozenset({"rows", "labelled", "predictions"})
-_WINDOW_LABELS = ["model_version", "window"]
-_KPI_LABELS = [*_WINDOW_LABELS, "metric", "name"]
-_DELIVERY_LABELS = ["project", "model"]
-TYPICAL_DELIVERIES = 10  # "recent" deliveries: the successful ones before the newest, at most this many
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ def _read_delivery(path: Path) -> _Delivery | None:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         finished = datetime.fromisoformat(str(record.get("finished_at") or record["started_at"])).timestamp()
-        rows = _number(record.get("rows_out"))
+        rows = sample_value(record.get("rows_out"))
         return _Delivery(
             model=str(record.get("model_name") or ""),
             succeeded=record.get("status") == "succeeded",
@@ -277,17 +280,6 @@ def _read(path: Path) -> dict[str, Any] | None:
     return record
 
 
-def _number(value: Any) -> float | None:
-    """A record value as a sample value: null (does not apply) is no sample, "inf" is +Inf."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str) and value in ("inf", "-inf"):
-        return math.inf if value == "inf" else -math.inf
-    return None
-
-
 class MonitoringCollector:
     """A prometheus_client collector over a project's monitoring store (and the served versions).
 
@@ -324,10 +316,10 @@ class MonitoringCollector:
 
     def describe(self) -> Iterable[Metric]:
         """The metric families, without reading anything (what registration asks for)."""
-        return list(self._families().values())
+        return list(metric_families().values())
 
     def collect(self) -> Iterator[Metric]:
-        families = self._families()
+        families = metric_families()
         with self._lock:
             if self.store is not None:
                 self.store.refresh()  # records the monitoring Job wrote to monitoring.remote
@@ -344,9 +336,9 @@ class MonitoringCollector:
             families["unreadable"].add_metric([kind], float(listing.unreadable))
             for record in listing.records:
                 if kind == "drift":
-                    _add_drift(families, record)
+                    add_drift(families, record)
                 else:
-                    _add_performance(families, record, self.task, holdout, live)
+                    add_performance(families, record, self.task, holdout, live)
         for served in _unique(self.served() if self.served is not None else ()):
             if served.trained_at is not None:
                 families["trained"].add_metric([str(served.version)], served.trained_at)
@@ -355,7 +347,7 @@ class MonitoringCollector:
         for version, (metric, value) in sorted(holdout.items()):
             families["holdout"].add_metric([str(version), metric], value)
             window, live_metric, live_value = live.get(version, ("", "", math.nan))
-            higher = _higher_is_better(metric, self.task)
+            higher = higher_is_better(metric, self.task)
             if live_metric == metric and higher is not None and math.isfinite(live_value):
                 drop = value - live_value if higher else live_value - value
                 families["drop"].add_metric([str(version), window, metric], drop)
@@ -364,239 +356,12 @@ class MonitoringCollector:
             families["drop_threshold"].add_metric([primary], float(self.metric_drop))
         yield from families.values()
 
-    @staticmethod
-    def _families() -> dict[str, GaugeMetricFamily]:
-        g = GaugeMetricFamily
-        return {
-            "psi": g(
-                "noria_feature_drift_psi",
-                "Population stability index of a feature in the newest drift window against the reference profile.",
-                labels=["feature", "important", *_WINDOW_LABELS],
-            ),
-            "missing": g(
-                "noria_feature_missing_rate",
-                "Share of missing values of a feature in the newest drift window.",
-                labels=["feature", *_WINDOW_LABELS],
-            ),
-            "score_psi": g(
-                "noria_score_drift_psi",
-                "Population stability index of the model's score (binary: probability; multi-class: probability "
-                "of the predicted class; regression: predicted value) in the newest drift window.",
-                labels=_WINDOW_LABELS,
-            ),
-            "alerts": g(
-                "noria_drift_alerts",
-                "Features whose drift raised an alert (drift on an important feature), newest drift window.",
-                labels=_WINDOW_LABELS,
-            ),
-            "drifted": g(
-                "noria_drifted_features",
-                "Features whose verdict is drift, newest drift window.",
-                labels=_WINDOW_LABELS,
-            ),
-            "rows": g("noria_drift_window_rows", "Served rows in the newest drift window.", labels=_WINDOW_LABELS),
-            "metric": g(
-                "noria_model_metric",
-                "A metric of the model on the delayed labels of the newest labelled window (the task's metrics; "
-                'primary="true" on the primary one).',
-                labels=[*_WINDOW_LABELS, "metric", "primary"],
-            ),
-            "holdout": g(
-                "noria_model_holdout_metric",
-                "The task's primary metric of a model version on its holdout at training time.",
-                labels=["model_version", "metric"],
-            ),
-            "drop": g(
-                "noria_model_metric_drop",
-                "How much worse the live primary metric of the newest labelled window is than on the holdout, "
-                "in the metric's units (positive = worse, whichever way the metric points).",
-                labels=[*_WINDOW_LABELS, "metric"],
-            ),
-            "drop_threshold": g(
-                "noria_model_metric_drop_threshold",
-                "The project's monitoring.policy.metric_drop: a larger metric drop calls for a retrain.",
-                labels=["metric"],
-            ),
-            "kpi": g(
-                "noria_model_kpi",
-                "The project's KPI (a metric under its business name), newest labelled window.",
-                labels=_KPI_LABELS,
-            ),
-            "kpi_target": g("noria_model_kpi_target", "The target of the project's KPI.", labels=_KPI_LABELS),
-            "kpi_shortfall": g(
-                "noria_model_kpi_shortfall",
-                "How far the KPI misses its target, in the metric's units (positive = misses it; "
-                "zero or less = meets it).",
-                labels=_KPI_LABELS,
-            ),
-            "labelled": g(
-                "noria_labelled_predictions",
-                "Served predictions with a delayed label, newest labelled window.",
-                labels=_WINDOW_LABELS,
-            ),
-            "predictions": g(
-                "noria_window_predictions",
-                "Served predictions in the newest labelled window.",
-                labels=_WINDOW_LABELS,
-            ),
-            "trained": g(
-                "noria_model_trained_timestamp_seconds",
-                "When the training run of a served model version started (Unix time).",
-                labels=["model_version"],
-            ),
-            "last_run": g(
-                "noria_monitoring_last_run_timestamp_seconds",
-                "When monitoring last wrote a record of this kind (Unix time).",
-                labels=["kind"],
-            ),
-            "unreadable": g(
-                "noria_monitoring_unreadable_records",
-                "Newest records of this kind that could not be read (and are not exported).",
-                labels=["kind"],
-            ),
-            "deliveries": g(
-                "noria_batch_deliveries",
-                "Batch delivery records (noria predict runs) by status: succeeded or failed.",
-                labels=[*_DELIVERY_LABELS, "status"],
-            ),
-            "delivery_success": g(
-                "noria_batch_delivery_last_success_timestamp_seconds",
-                "When the newest successful batch delivery finished (Unix time).",
-                labels=_DELIVERY_LABELS,
-            ),
-            "delivery_rows": g(
-                "noria_batch_delivery_last_success_rows",
-                "Rows delivered by the newest successful batch delivery.",
-                labels=_DELIVERY_LABELS,
-            ),
-            "delivery_typical_rows": g(
-                "noria_batch_delivery_typical_rows",
-                f"Median rows of the successful batch deliveries before the newest (at most {TYPICAL_DELIVERIES}).",
-                labels=_DELIVERY_LABELS,
-            ),
-            "delivery_failed": g(
-                "noria_batch_delivery_last_failure_timestamp_seconds",
-                "When the newest failed batch delivery finished (Unix time).",
-                labels=_DELIVERY_LABELS,
-            ),
-            "delivery_late_after": g(
-                "noria_batch_delivery_late_after_seconds",
-                "serving.batch.late_after_seconds: the longest gap allowed between two successful batch deliveries.",
-                labels=["project"],
-            ),
-            "delivery_short_ratio": g(
-                "noria_batch_delivery_short_ratio",
-                "serving.batch.short_ratio: a delivery with fewer rows than this share of the typical ones is short.",
-                labels=["project"],
-            ),
-        }
-
 
 def _unique(served: Iterable[ServedVersion]) -> list[ServedVersion]:
     seen: dict[int, ServedVersion] = {}
     for item in served:
         seen.setdefault(item.version, item)
     return list(seen.values())
-
-
-def _add_drift(families: dict[str, GaugeMetricFamily], record: dict[str, Any]) -> None:
-    labels = [str(record["model_version"]), str(record.get("window", ""))]
-    config = record.get("config") or {}
-    min_importance = _number(config.get("min_importance"))
-    threshold = DEFAULT_MIN_IMPORTANCE if min_importance is None else min_importance
-    features = [f for f in record.get("features") or [] if isinstance(f, dict) and f.get("name")]
-    for feature in features:
-        name = str(feature["name"])
-        share = _number(feature.get("importance"))
-        important = share is None or share >= threshold  # no importance in the profile: every feature counts
-        psi = _number(feature.get("psi"))
-        if psi is not None:
-            families["psi"].add_metric([name, "true" if important else "false", *labels], psi)
-        missing = _number(feature.get("missing_current"))
-        if missing is not None:
-            families["missing"].add_metric([name, *labels], missing)
-    score = record.get("score")
-    score_psi = _number(score.get("psi")) if isinstance(score, dict) else None
-    if score_psi is not None:
-        families["score_psi"].add_metric(labels, score_psi)
-    families["alerts"].add_metric(labels, float(sum(bool(f.get("alert")) for f in features)))
-    families["drifted"].add_metric(labels, float(sum(f.get("verdict") == "drift" for f in features)))
-    rows = _number(record.get("rows"))
-    if rows is not None:
-        families["rows"].add_metric(labels, rows)
-
-
-def primary_metric(record: Mapping[str, Any], task: Task | None = None) -> str | None:
-    """The primary metric a performance record was judged on: its own word, else the task's."""
-    named = record.get("primary_metric")
-    if isinstance(named, str) and named:
-        return named
-    if task is not None:
-        return task.primary_metric
-    return "roc_auc" if "holdout_auc" in record else None  # a record of a binary model from before tasks
-
-
-def _add_performance(
-    families: dict[str, GaugeMetricFamily],
-    record: dict[str, Any],
-    task: Task | None,
-    holdout: dict[int, tuple[str, float]],
-    live: dict[int, tuple[str, str, float]],
-) -> None:
-    version = int(record["model_version"])
-    window = str(record.get("window", ""))
-    labels = [str(version), window]
-    metrics = record.get("metrics")
-    metrics = metrics if isinstance(metrics, dict) else {}
-    primary = primary_metric(record, task)
-    for name, raw in metrics.items():
-        value = _number(raw)
-        if value is not None and str(name) not in NOT_METRICS:
-            families["metric"].add_metric([*labels, str(name), "true" if name == primary else "false"], value)
-    for key in ("labelled", "predictions"):
-        value = _number(record.get(key))
-        if value is not None:
-            families[key].add_metric(labels, value)
-    recorded = _number(record.get("holdout", record.get("holdout_auc")))
-    if primary is not None and recorded is not None:
-        holdout[version] = (primary, recorded)
-    drop = _number(record.get("metric_drop"))
-    if primary is not None and drop is not None:
-        families["drop"].add_metric([*labels, primary], drop)
-    elif primary is not None:  # computed once the holdout is known (the record's, else the registry's)
-        value = _number(metrics.get(primary))
-        if value is not None:
-            live[version] = (window, primary, value)
-    kpi = record.get("kpi")
-    if isinstance(kpi, dict):
-        _add_kpi(families, labels, kpi, task)
-
-
-def _add_kpi(families: dict[str, GaugeMetricFamily], labels: list[str], kpi: dict[str, Any], task: Task | None) -> None:
-    metric = str(kpi.get("metric") or "")
-    where = [*labels, metric, str(kpi.get("name") or metric)]
-    value, target = _number(kpi.get("value")), _number(kpi.get("target"))
-    if value is not None:
-        families["kpi"].add_metric(where, value)
-    if target is None:
-        return
-    families["kpi_target"].add_metric(where, target)
-    given = kpi.get("higher_is_better")
-    higher = given if isinstance(given, bool) else _higher_is_better(metric, task)
-    if value is not None and higher is not None and math.isfinite(value) and math.isfinite(target):
-        families["kpi_shortfall"].add_metric(where, target - value if higher else value - target)
-
-
-def _higher_is_better(metric: str, task: Task | None) -> bool | None:
-    """Which way ``metric`` points: the task's word, else any task's (None: it has no direction)."""
-    from noria.tasks import BinaryTask, MulticlassTask, RegressionTask
-
-    if task is not None and metric in task.metric_directions:
-        return task.metric_directions[metric]
-    for known in (BinaryTask, MulticlassTask, RegressionTask):
-        if metric in known.metric_directions:
-            return known.metric_directions[metric]
-    return None
 
 
 __all__ = ["DEFAULT_MAX_VERSIONS", "Deliveries", "MonitoringCollector", "ServedVersion", "primary_metric"]

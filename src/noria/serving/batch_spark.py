@@ -3,7 +3,7 @@
 The same scoring as the local engine (:mod:`noria.serving.batch`), distributed: Spark reads the
 input (a Parquet file or a folder of them) and ``mapInPandas`` hands each partition to the
 executors' Python in Arrow batches of ``serving.batch.chunk_size`` rows, where the very same
-:func:`~noria.serving.batch.score_frame` scores them. The driver resolves and loads the model
+:func:`~noria.serving.batch_scoring.score_frame` scores them. The driver resolves and loads the model
 version from the registry once, and ships it to the executors as a broadcast variable (the
 pickled booster, its reference profile and the feature descriptions): each executor's Python
 worker builds the model once and keeps it for every later batch and task, nothing is read from
@@ -46,11 +46,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import ValidationError
-from noria.serving.batch import (
-    BatchResult,
+from noria.serving.batch_records import BatchResult, finish_record
+from noria.serving.batch_scoring import (
     Prepared,
     build_model,
-    finish_record,
     new_record,
     open_input,
     output_schema,

@@ -1,6 +1,6 @@
 """Batch delivery records (what every `noria predict` run leaves) as Prometheus gauges, read on scrape.
 
-The records are written by the batch code's own writer (``noria.serving.batch._write_record``),
+The records are written by the batch code's own writer (``noria.serving.batch_records.write_record``),
 so the exporter reads exactly the files a real run leaves.
 """
 
@@ -14,7 +14,7 @@ import pytest
 from tests.unit.monitoring.test_exporter import scrape, value
 
 from noria.monitoring.exporter import Deliveries, MonitoringCollector
-from noria.serving.batch import DeliveryRecord, _write_record
+from noria.serving.batch_records import DeliveryRecord, write_record
 
 T0 = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
 
@@ -38,7 +38,7 @@ def deliver(folder: Path, day: int, rows: int, *, status: str = "succeeded", mod
         seconds=1200.0,
         error=None if status == "succeeded" else "the target system refused the file",
     )
-    _write_record(folder, record)
+    write_record(folder, record)
     return record
 
 
