@@ -47,6 +47,10 @@ RESERVED_ENV = frozenset(
         "NORIA_SERVE_CONFIG",
         "NORIA_AIRFLOW_USERNAME",  # monitoring.policy.airflow_username_env's default
         "NORIA_AIRFLOW_PASSWORD",  # monitoring.policy.airflow_password_env's default
+        # the data remote's own endpoint and (read-only in pre-production) identity: noria.s3.DATA_VARIABLES
+        "NORIA_DATA_S3_ENDPOINT_URL",
+        "NORIA_DATA_S3_ACCESS_KEY_ID",
+        "NORIA_DATA_S3_SECRET_ACCESS_KEY",
     }
 )
 # What `project:` may be; the validator checks it, the JSON Schema gives it to editors as a pattern.

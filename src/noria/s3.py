@@ -16,6 +16,13 @@ snapshot records (``noria.data.published``) all talk to S3 through this module, 
   ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, the pod's role; ``AWS_DEFAULT_REGION``), not one
   frozen in boto3's default session. Timeouts are short and bounded, so a silent endpoint fails
   within seconds.
+- **The data remote's own identity.** The DVC remote and the snapshot records beside it may live
+  on another server, read with other keys, than every other S3 store: pre-production reads
+  production's data remote with a read-only identity while its MLflow artifacts, pipeline store,
+  prediction log and monitoring records stay on its own store (which the ``AWS_*`` variables
+  name). :func:`data_endpoint` and :func:`data_identity` read :data:`DATA_VARIABLES`
+  (``NORIA_DATA_S3_ENDPOINT_URL``, ``NORIA_DATA_S3_ACCESS_KEY_ID``,
+  ``NORIA_DATA_S3_SECRET_ACCESS_KEY``); unset, the data remote is one more store like the others.
 - **Errors.** :func:`error` maps a failure to a Noria error naming the store, its URL and
   endpoint, and the fix: no credentials, a missing bucket (``NoSuchBucket``), refused
   credentials (``AccessDenied``, ``InvalidAccessKeyId``, ...: :data:`DENIED`), an unreachable
@@ -30,7 +37,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from noria.errors import ConfigError, ExternalToolError, MissingExtraError, NoriaError
@@ -47,6 +54,46 @@ DENIED = frozenset(
 MISSING = frozenset({"404", "NoSuchKey", "NotFound"})  # an object that is not there
 INSTALL = "pip install 'noria[cluster]'"
 _ENDPOINT_FIX_VARIABLES = "AWS_ENDPOINT_URL / MLFLOW_S3_ENDPOINT_URL"
+# The data remote's own endpoint and keys (reserved names, see noria.config.RESERVED_ENV): set, they are
+# used for the DVC remote and the snapshot records only; every other S3 user keeps reading AWS_*.
+DATA_ENDPOINT_VARIABLE = "NORIA_DATA_S3_ENDPOINT_URL"
+DATA_KEY_VARIABLE = "NORIA_DATA_S3_ACCESS_KEY_ID"
+DATA_SECRET_VARIABLE = "NORIA_DATA_S3_SECRET_ACCESS_KEY"
+DATA_VARIABLES = (DATA_ENDPOINT_VARIABLE, DATA_KEY_VARIABLE, DATA_SECRET_VARIABLE)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An S3 access key and its secret (the secret is kept out of ``repr``)."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
+def data_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
+    """The data remote's own endpoint (``NORIA_DATA_S3_ENDPOINT_URL``), None when unset."""
+    env = os.environ if environ is None else environ
+    return env.get(DATA_ENDPOINT_VARIABLE, "").strip() or None
+
+
+def data_identity(environ: Mapping[str, str] | None = None) -> Identity | None:
+    """The data remote's own keys (``NORIA_DATA_S3_ACCESS_KEY_ID`` / ``..._SECRET_ACCESS_KEY``), None when unset.
+
+    One of the two without the other is a :class:`ConfigError` naming both.
+    """
+    env = os.environ if environ is None else environ
+    key = env.get(DATA_KEY_VARIABLE, "").strip()
+    secret = env.get(DATA_SECRET_VARIABLE, "").strip()
+    if not key and not secret:
+        return None
+    if not key or not secret:
+        given, missing = (DATA_KEY_VARIABLE, DATA_SECRET_VARIABLE) if key else (DATA_SECRET_VARIABLE, DATA_KEY_VARIABLE)
+        raise ConfigError(
+            f"{given} is set but {missing} is not: the data remote's identity needs both",
+            fix=f"set {missing} too (the noria-secrets keys s3-data-access-key-id / s3-data-secret-access-key), "
+            "or unset both to read the data remote with the AWS_* credentials",
+        )
+    return Identity(key, secret)
 
 
 def parse_url(url: str, key: str, example: str = "s3://noria-data/PREFIX") -> tuple[str, str]:
@@ -90,10 +137,12 @@ def client(
     connect_timeout: float = CONNECT_TIMEOUT_S,
     read_timeout: float = READ_TIMEOUT_S,
     max_attempts: int = MAX_ATTEMPTS,
+    identity: Identity | None = None,
 ) -> Any:
     """A boto3 S3 client for ``endpoint`` (None: AWS), in a session of its own (credentials read now).
 
-    ``purpose`` names what needs it, for the error when boto3 is missing.
+    ``purpose`` names what needs it, for the error when boto3 is missing; ``identity``: keys to use
+    instead of boto3's chain (the data remote's own, :func:`data_identity`).
     """
     try:
         import boto3
@@ -105,7 +154,12 @@ def client(
         read_timeout=read_timeout,
         retries={"max_attempts": max_attempts, "mode": "standard"},
     )
-    return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
+    keys = (
+        {"aws_access_key_id": identity.access_key_id, "aws_secret_access_key": identity.secret_access_key}
+        if identity is not None
+        else {}
+    )
+    return boto3.session.Session(**keys).client("s3", endpoint_url=endpoint, config=config)
 
 
 def error_code(exc: BaseException) -> str:
@@ -132,7 +186,8 @@ class Store:
 
     ``what``: the store in words ("the artifact store"); ``key``: the config key holding the URL;
     ``endpoint_key``: the config key of the endpoint, if there is one; ``access``: what the
-    component needs the credentials to do ("read", "read and write").
+    component needs the credentials to do ("read", "read and write"); ``credentials``: the variables
+    its keys come from.
     """
 
     url: str
@@ -143,6 +198,7 @@ class Store:
     key: str
     endpoint_key: str | None = None
     access: str = "read and write"
+    credentials: str = "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"  # where its keys come from, for the fix
 
     def where(self) -> str:
         return f"{self.url} (endpoint {self.endpoint or 'AWS'})"
@@ -180,8 +236,7 @@ def error(exc: BaseException, store: Store, action: str, *, config_errors: bool 
     if code in DENIED:
         return ExternalToolError(
             f"S3 refused to {action} in {store.what} {where}: {code}",
-            fix=f"check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that they may {store.access} "
-            f"s3://{store.bucket}/{store.prefix}",
+            fix=f"check {store.credentials} and that they may {store.access} s3://{store.bucket}/{store.prefix}",
         )
     if isinstance(exc, BotoCoreError):  # endpoint unreachable, timeouts, a bad endpoint URL
         settings = (
@@ -211,13 +266,20 @@ def errors(store: Store, action: str, *, config_errors: bool = True) -> Iterator
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
+    "DATA_ENDPOINT_VARIABLE",
+    "DATA_KEY_VARIABLE",
+    "DATA_SECRET_VARIABLE",
+    "DATA_VARIABLES",
     "DENIED",
     "ENDPOINT_VARIABLES",
     "MAX_ATTEMPTS",
     "MISSING",
     "READ_TIMEOUT_S",
+    "Identity",
     "Store",
     "client",
+    "data_endpoint",
+    "data_identity",
     "endpoint_url",
     "error",
     "error_code",

@@ -7,6 +7,8 @@ module: SeaweedFS ignores SIGTERM, so it is SIGKILLed by its PID; PostgreSQL is 
 
     with seaweed(tmp / "s3") as s3:         # s3.endpoint, s3.env(), s3.client()
         s3.create_bucket("noria")
+    with seaweed(tmp / "s3", readers={"noria-data/dvc/*": (KEY, SECRET)}) as s3:  # S3 checks keys:
+        ...                                 # the admin (s3.env()) and read-only identities
     with temporary_postgres() as pg:        # pg.url (SQLAlchemy URL on a unix socket)
         ...
 """
@@ -110,12 +112,42 @@ class SeaweedS3:
         return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
 
+def identity_config(readers: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """SeaweedFS's ``-s3.config``: the admin identity (:data:`ACCESS_KEY`) and, per resource in
+    ``readers`` (``bucket`` or ``bucket/prefix/*`` -> (access key, secret)), an identity that may
+    only Read and List it, as deploy/terraform/modules/platform gives pre-production on
+    production's store."""
+    identities: list[dict[str, Any]] = [
+        {
+            "name": "noria",
+            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+        }
+    ]
+    for n, (resource, (key, secret)) in enumerate(readers.items()):
+        identities.append(
+            {
+                "name": f"reader-{n}",
+                "credentials": [{"accessKey": key, "secretKey": secret}],
+                "actions": [f"Read:{resource}", f"List:{resource}"],
+            }
+        )
+    return {"identities": identities}
+
+
 @contextlib.contextmanager
-def seaweed(folder: Path, timeout: float = 60.0) -> Iterator[SeaweedS3]:
+def seaweed(
+    folder: Path, timeout: float = 60.0, readers: dict[str, tuple[str, str]] | None = None
+) -> Iterator[SeaweedS3]:
     """Start ``weed server -s3`` on free ports in ``folder``; SIGKILL it (by PID) on exit.
 
     Each bucket is a SeaweedFS collection that takes 7 volumes: ``-volume.max`` allows two.
+    ``readers`` (resource -> (access key, secret)) turns on S3's credential checks with the admin
+    identity and one read-only identity per resource (:func:`identity_config`); without it, any
+    credentials are accepted.
     """
+    import json
+
     binary = weed_binary()
     folder.mkdir(parents=True, exist_ok=True)
     m, mg, v, vg, f, fg, s3, s3g = _free_ports(8)
@@ -127,6 +159,9 @@ def seaweed(folder: Path, timeout: float = 60.0) -> Iterator[SeaweedS3]:
         # Off: on their fixed default ports (8181, 9101) they clash with any other SeaweedFS running.
         "-s3.port.iceberg=0", "-s3.port.lance=0",
     ]  # fmt: skip
+    if readers is not None:
+        (folder / "s3.json").write_text(json.dumps(identity_config(readers)), encoding="utf-8")
+        argv.append(f"-s3.config={folder / 's3.json'}")
     log_file = folder / "weed.log"
     with log_file.open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=folder)

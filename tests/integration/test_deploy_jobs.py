@@ -30,6 +30,13 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 LOOP = {"noria-ingest", "noria-features", "noria-training", "noria-monitoring"}
+# The data remote's own endpoint and read-only identity (pre-production reads production's data):
+# variable -> key of noria-secrets, optional (production's Secret has none of them: one store).
+DATA_REMOTE = {
+    "NORIA_DATA_S3_ENDPOINT_URL": "s3-data-endpoint-url",
+    "NORIA_DATA_S3_ACCESS_KEY_ID": "s3-data-access-key-id",
+    "NORIA_DATA_S3_SECRET_ACCESS_KEY": "s3-data-secret-access-key",
+}
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -109,9 +116,11 @@ def _parse(argv: list[str]) -> str:
 
 
 def test_every_part_of_the_loop_has_a_cronjob_running_real_noria_commands(
-    rendered: list[dict[str, Any]], tmp_path: Path
+    rendered: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from noria.config import load_project
+    from noria.config import RESERVED_ENV, load_project
+    from noria.data.versioning import project_remote
+    from noria.s3 import Identity
 
     jobs = _cronjobs(rendered)
     assert set(jobs) >= LOOP, f"missing: {LOOP - set(jobs)}"
@@ -130,10 +139,23 @@ def test_every_part_of_the_loop_has_a_cronjob_running_real_noria_commands(
         assert seen[name][0] == "data pull", f"{name}: a pod starts with no snapshot; pull first"
         # every NORIA_* variable is a real key of the deployed project's configuration
         overrides = {k: v for k, v in env.items() if k.startswith("NORIA_") and k != "NORIA_PROJECT_DIR"}
+        assert set(DATA_REMOTE) <= set(overrides), name
         project = load_project(ROOT / "examples" / "flights", environ=overrides)
         assert project.profile == "cluster"
         assert str(project.config.storage.dvc_remote).startswith("s3://")
         assert project.config.serving.prediction_log.remote == "s3://noria-data/predictions"
+        # the data remote's own variables: optional keys of noria-secrets, reserved names (no config
+        # key), and what the DVC remote and the snapshot records use when the Secret has them
+        refs = {i["name"]: i["valueFrom"]["secretKeyRef"] for i in container["env"] if "valueFrom" in i}
+        for var, key in DATA_REMOTE.items():
+            assert refs.get(var) == {"name": "noria-secrets", "key": key, "optional": True}, (name, var)
+        with monkeypatch.context() as mp:
+            for var in DATA_REMOTE:
+                mp.setenv(var, env[var])
+            remote = project_remote(project)
+        assert remote.endpoint_url == "secret-s3-data-endpoint-url" and remote.own_endpoint, name
+        assert remote.identity == Identity("secret-s3-data-access-key-id", "secret-s3-data-secret-access-key")
+    assert set(DATA_REMOTE) <= RESERVED_ENV
     assert seen == {
         "noria-ingest": ["data pull", "data ingest"],
         "noria-features": ["data pull", "features apply", "features materialize"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
@@ -111,6 +112,77 @@ def test_a_client_points_at_the_endpoint_and_reads_credentials_when_made(
     assert second.meta.endpoint_url.startswith("https://s3.")  # AWS itself
     assert first._request_signer._credentials.access_key == "first"
     assert second._request_signer._credentials.access_key == "second"  # not frozen in a default session
+
+
+# --- the data remote's own endpoint and identity (pre-production reads production's data) ---
+
+
+def test_the_data_remote_identity_is_unset_whole_or_half_an_error() -> None:
+    assert s3.data_identity({}) is None and s3.data_endpoint({}) is None
+    assert s3.data_identity({"NORIA_DATA_S3_ACCESS_KEY_ID": " ", "NORIA_DATA_S3_SECRET_ACCESS_KEY": ""}) is None
+    both = {"NORIA_DATA_S3_ACCESS_KEY_ID": "reader", "NORIA_DATA_S3_SECRET_ACCESS_KEY": "hush"}
+    identity = s3.data_identity(both)
+    assert identity == s3.Identity("reader", "hush") and "hush" not in repr(identity)
+    assert s3.data_endpoint({"NORIA_DATA_S3_ENDPOINT_URL": " http://prod-s3:8333 "}) == "http://prod-s3:8333"
+    for given, missing in (
+        ("NORIA_DATA_S3_ACCESS_KEY_ID", "NORIA_DATA_S3_SECRET_ACCESS_KEY"),
+        ("NORIA_DATA_S3_SECRET_ACCESS_KEY", "NORIA_DATA_S3_ACCESS_KEY_ID"),
+    ):
+        with pytest.raises(ConfigError, match=f"{given} is set but {missing} is not") as caught:
+            s3.data_identity({given: "x"})
+        assert "s3-data-" in str(caught.value.fix)
+
+
+def test_a_client_with_an_identity_ignores_the_aws_variables(no_aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "own-store")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    reader = s3.client("http://prod:8333", purpose="a test", identity=s3.Identity("reader", "hush"))
+    assert reader._request_signer._credentials.access_key == "reader"
+    assert s3.client(None, purpose="a test")._request_signer._credentials.access_key == "own-store"
+
+
+def test_the_data_variables_are_reserved_names_not_config_keys() -> None:
+    from noria.config import RESERVED_ENV
+
+    assert set(s3.DATA_VARIABLES) <= RESERVED_ENV
+
+
+def test_the_remote_keeps_the_data_identity_out_of_the_tracked_dvc_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from noria.data.versioning import Remote, project_remote
+
+    plain = Remote("s3://noria-data/dvc", endpoint_url="http://own:8333")
+    assert plain.options(tmp_path) == {"url": "s3://noria-data/dvc", "endpointurl": "http://own:8333"}
+    assert plain.local_options() == {} and plain.identity is None
+    data = Remote("s3://noria-data/dvc", "http://prod:8333", "reader", "hush", own_endpoint=True)
+    assert data.options(tmp_path, local=False) == {"url": "s3://noria-data/dvc"}  # what .dvc/config gets
+    assert data.local_options() == {
+        "endpointurl": "http://prod:8333",
+        "access_key_id": "reader",
+        "secret_access_key": "hush",
+    }
+    assert data.options(tmp_path) == {"url": "s3://noria-data/dvc"} | data.local_options()  # in memory
+    assert "hush" not in repr(data) and "NORIA_DATA_S3_ACCESS_KEY_ID" in data.fix()
+
+    class Storage:
+        dvc_remote = "s3://noria-data/dvc"
+        s3_endpoint_url = "http://own:8333"
+
+    class Config:
+        storage = Storage()
+
+    class FakeProject:
+        config = Config()
+
+    project: Any = FakeProject()
+    for var in s3.DATA_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    assert project_remote(project) == plain  # unset: unchanged
+    monkeypatch.setenv("NORIA_DATA_S3_ENDPOINT_URL", "http://prod:8333")
+    monkeypatch.setenv("NORIA_DATA_S3_ACCESS_KEY_ID", "reader")
+    monkeypatch.setenv("NORIA_DATA_S3_SECRET_ACCESS_KEY", "hush")
+    assert project_remote(project) == data
 
 
 # --- error codes and the mapping ---------------------------------------------------------

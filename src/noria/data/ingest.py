@@ -87,12 +87,13 @@ def ingest(
 def _ingest_locked(project: Project, start: str | None, end: str | None, progress: Progress | None) -> IngestResult:
     from noria import __version__
     from noria.data import versioning
-    from noria.data.published import publish
+    from noria.data.published import check_writable, publish
     from noria.data.sources import source_folder
     from noria.data.validate import schema_hash
     from noria.provenance import git_stage, git_state, utc_now
 
     cfg = project.config.data
+    check_writable(project)  # a read-only data remote (pre-production) fails here, before any work
     git = git_state(project.root)  # the code that runs this ingest, before anything is written
     folder = source_folder(cfg.source, project)
     ingest_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]

@@ -11,6 +11,12 @@ checks the newest snapshot out into ``data/dataset`` (the files from the remote 
 cache, ``data/dataset.dvc`` naming it), so an ingest of later months builds on it exactly as on
 the machine that made it. ``noria data pull`` runs it; the cluster's Jobs run it first.
 
+With the data remote's own read-only identity (``NORIA_DATA_S3_ACCESS_KEY_ID`` /
+``NORIA_DATA_S3_SECRET_ACCESS_KEY``: pre-production reading production's data), :func:`pull`
+works as anywhere else and a write fails first, with an error saying this environment reads
+production's data and does not ingest (:func:`check_writable`, which ``noria data ingest`` runs
+before it reads anything).
+
 The key prefix is not one DVC uses (its objects are under ``files/md5/``), so ``dvc gc`` leaves
 the records alone.
 """
@@ -19,13 +25,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from noria import atomic, s3
-from noria.errors import DataError, ExternalToolError
+from noria.errors import ConfigError, DataError, ExternalToolError
 
 if TYPE_CHECKING:
     from noria.config import Project
@@ -49,7 +56,7 @@ class PullResult:
 
 
 def _client(remote: Remote) -> Any:
-    return s3.client(remote.endpoint_url, purpose=f"the snapshot records on {remote.url}")
+    return s3.client(remote.endpoint_url, purpose=f"the snapshot records on {remote.url}", identity=remote.identity)
 
 
 def _where(remote: Remote) -> tuple[str, str]:
@@ -66,8 +73,51 @@ def _store(remote: Remote, bucket: str, prefix: str) -> s3.Store:
         remote.endpoint_url,
         "the snapshot records",
         "storage.dvc_remote",
-        "storage.s3_endpoint_url",
+        s3.DATA_ENDPOINT_VARIABLE if remote.own_endpoint else "storage.s3_endpoint_url",
+        credentials=f"{s3.DATA_KEY_VARIABLE} / {s3.DATA_SECRET_VARIABLE}"
+        if remote.access_key_id
+        else "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
     )
+
+
+def read_only_error(remote: Remote, action: str, code: str) -> ConfigError:
+    """The error for a write the data remote's own (read-only) identity was refused."""
+    names = " / ".join(s3.DATA_VARIABLES)
+    return ConfigError(
+        f"S3 refused to {action} on the data remote {remote.url} ({code}) for the identity in "
+        f"{s3.DATA_KEY_VARIABLE}: it is read-only. This environment (pre-production) reads production's "
+        "data and does not ingest",
+        fix="ingest in production (its ingest CronJob), then run `noria data pull` here; to give this "
+        f"environment data of its own instead, unset {names}",
+    )
+
+
+def check_writable(project: Project) -> None:
+    """Fail clearly, before anything is written, if the data remote's own identity may not write it.
+
+    Runs only when ``NORIA_DATA_S3_ACCESS_KEY_ID`` is set (with the variables unset nothing is
+    probed): it puts and deletes one small object under the records' prefix (no ``.json`` name,
+    so :func:`pull` never reads it).
+    """
+    from noria.data.versioning import project_remote
+
+    remote = project_remote(project)
+    if not remote.is_s3 or remote.identity is None:
+        return
+    bucket, prefix = _where(remote)
+    key = f"{prefix}/.write-check-{uuid.uuid4().hex}"
+    client = _client(remote)
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=b"")
+    except Exception as exc:
+        code = s3.error_code(exc)
+        if code in s3.DENIED:
+            raise read_only_error(remote, f"write {key}", code) from exc
+        raise s3.error(exc, _store(remote, bucket, prefix), f"write {key}", config_errors=False) from exc
+    try:
+        client.delete_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        raise s3.error(exc, _store(remote, bucket, prefix), f"delete {key}", config_errors=False) from exc
 
 
 def publish(project: Project, record: SnapshotRecord) -> str | None:
@@ -83,6 +133,8 @@ def publish(project: Project, record: SnapshotRecord) -> str | None:
     try:
         _client(remote).put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     except Exception as exc:
+        if remote.identity is not None and s3.error_code(exc) in s3.DENIED:
+            raise read_only_error(remote, f"write {key}", s3.error_code(exc)) from exc
         cause = s3.error(exc, _store(remote, bucket, prefix), f"write {key}", config_errors=False)
         raise ExternalToolError(
             f"snapshot {record.short_id} is on the DVC remote, but its record could not be published: {cause.message}",
@@ -152,4 +204,4 @@ def _checkout(project: Project, record: SnapshotRecord, remote: Remote) -> str |
     return record.id
 
 
-__all__ = ["PREFIX", "PullResult", "publish", "pull"]
+__all__ = ["PREFIX", "PullResult", "check_writable", "publish", "pull", "read_only_error"]

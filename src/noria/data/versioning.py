@@ -10,6 +10,12 @@ credentials come from the standard AWS variables or files, and an S3-compatible 
 (SeaweedFS, MinIO) is reached through ``AWS_ENDPOINT_URL`` or an explicit endpoint. Reads
 always go to the remote the project is configured with, not the one recorded in
 ``.dvc/config`` at ingest time: a fresh clone in a pod reads its snapshots from S3.
+
+The data remote may have an endpoint and keys of its own (``NORIA_DATA_S3_ENDPOINT_URL``,
+``NORIA_DATA_S3_ACCESS_KEY_ID``, ``NORIA_DATA_S3_SECRET_ACCESS_KEY``; :mod:`noria.s3`): how
+pre-production reads production's data with a read-only identity while its other stores stay
+its own. The keys (and that endpoint) go to ``.dvc/config.local``, which git ignores, never to
+the tracked ``.dvc/config``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import json
 import logging
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,12 +69,25 @@ class Remote:
 
     ``endpoint_url`` points S3 at a compatible server (``http://seaweedfs:8333``). Without
     it the S3 client follows ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``), else AWS.
-    Credentials are never part of it: ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, a
-    profile or the pod's role, as for any AWS client.
+    Credentials are ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, a profile or the pod's
+    role, as for any AWS client, unless the data remote has keys of its own
+    (``access_key_id`` / ``secret_access_key``: ``NORIA_DATA_S3_*``, :func:`project_remote`).
     """
 
     url: str
     endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    own_endpoint: bool = False  # the endpoint came from NORIA_DATA_S3_ENDPOINT_URL (kept in config.local)
+
+    @property
+    def identity(self) -> Any:
+        """The data remote's own keys as a :class:`noria.s3.Identity`, None: boto3's usual chain."""
+        from noria import s3
+
+        if self.access_key_id and self.secret_access_key:
+            return s3.Identity(self.access_key_id, self.secret_access_key)
+        return None
 
     @property
     def is_url(self) -> bool:
@@ -78,8 +97,11 @@ class Remote:
     def is_s3(self) -> bool:
         return self.url.startswith("s3://")
 
-    def options(self, root: Path, *, relative: bool = False) -> dict[str, Any]:
-        """DVC's settings for this remote (``relative``: a local path as ``.dvc/config`` keeps it)."""
+    def options(self, root: Path, *, relative: bool = False, local: bool = True) -> dict[str, Any]:
+        """DVC's settings for this remote (``relative``: a local path as ``.dvc/config`` keeps it).
+
+        ``local=False`` leaves out what belongs in ``.dvc/config.local`` only (:meth:`local_options`).
+        """
         if self.is_url:
             url = self.url
         else:
@@ -87,8 +109,18 @@ class Remote:
             # to .dvc/config, so the project folder can move.
             url = os.path.relpath(_abs(root, self.url)) if relative else str(_abs(root, self.url))
         opts: dict[str, Any] = {"url": url}
-        if self.is_s3 and self.endpoint_url:
+        if self.is_s3 and self.endpoint_url and not self.own_endpoint:
             opts["endpointurl"] = self.endpoint_url
+        return opts | self.local_options() if local else opts
+
+    def local_options(self) -> dict[str, Any]:
+        """The settings git must not see (``.dvc/config.local``): the data remote's own endpoint and keys."""
+        opts: dict[str, Any] = {}
+        if self.is_s3 and self.endpoint_url and self.own_endpoint:
+            opts["endpointurl"] = self.endpoint_url
+        if self.is_s3 and self.access_key_id and self.secret_access_key:
+            opts["access_key_id"] = self.access_key_id
+            opts["secret_access_key"] = self.secret_access_key
         return opts
 
     def check_installed(self) -> None:
@@ -102,11 +134,18 @@ class Remote:
     def fix(self) -> str:
         """What to check when talking to this remote fails."""
         if self.is_s3:
-            where = "storage.s3_endpoint_url or AWS_ENDPOINT_URL"
+            from noria import s3
+
+            where = s3.DATA_ENDPOINT_VARIABLE if self.own_endpoint else "storage.s3_endpoint_url or AWS_ENDPOINT_URL"
+            keys = (
+                f"{s3.DATA_KEY_VARIABLE} / {s3.DATA_SECRET_VARIABLE}"
+                if self.access_key_id
+                else "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+            )
             endpoint = f"the endpoint {self.endpoint_url} ({where})" if self.endpoint_url else where
             return (
                 f"check storage.dvc_remote ({self.url}; the bucket must exist), the credentials "
-                f"(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and, for SeaweedFS or MinIO, {endpoint}"
+                f"({keys}) and, for SeaweedFS or MinIO, {endpoint}"
             )
         return f"check the DVC remote in noria.yaml (storage.dvc_remote = {self.url})"
 
@@ -114,17 +153,28 @@ class Remote:
 def project_remote(project: Project) -> Remote:
     """The DVC remote the project is configured with (``storage.dvc_remote``).
 
-    The S3 endpoint is ``storage.s3_endpoint_url``; when unset, ``AWS_ENDPOINT_URL_S3``,
-    ``AWS_ENDPOINT_URL`` or ``MLFLOW_S3_ENDPOINT_URL`` (what the Kubernetes manifests set).
+    The S3 endpoint is ``NORIA_DATA_S3_ENDPOINT_URL`` (the data remote's own, e.g. production's
+    store read from pre-production), else ``storage.s3_endpoint_url``; when both are unset,
+    ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` or ``MLFLOW_S3_ENDPOINT_URL`` (what the
+    Kubernetes manifests set). The keys are ``NORIA_DATA_S3_ACCESS_KEY_ID`` /
+    ``NORIA_DATA_S3_SECRET_ACCESS_KEY`` when set, else the usual AWS chain.
     """
     from noria import s3
 
     storage = project.config.storage
-    # the same chain as the pipeline store: config, AWS_ENDPOINT_URL(_S3), MLFLOW_S3_ENDPOINT_URL
-    endpoint = s3.endpoint_url(storage.s3_endpoint_url)
     remote = storage.dvc_remote
     url = remote if "://" in remote else str(project.path(remote))
-    return Remote(url=url, endpoint_url=str(endpoint) if endpoint else None)
+    own = s3.data_endpoint()
+    # else the same chain as the pipeline store: config, AWS_ENDPOINT_URL(_S3), MLFLOW_S3_ENDPOINT_URL
+    endpoint = own or s3.endpoint_url(storage.s3_endpoint_url)
+    identity = s3.data_identity() if url.startswith("s3://") else None
+    return Remote(
+        url=url,
+        endpoint_url=str(endpoint) if endpoint else None,
+        access_key_id=identity.access_key_id if identity else None,
+        secret_access_key=identity.secret_access_key if identity else None,
+        own_endpoint=bool(own) and url.startswith("s3://"),
+    )
 
 
 def _quiet() -> None:
@@ -192,7 +242,11 @@ def ensure_repo(root: Path, remote: str | Remote, endpoint_url: str | None = Non
             conf["core"]["analytics"] = False
             conf["core"]["autostage"] = True  # `git add` the .dvc file DVC writes
             conf["core"]["remote"] = REMOTE_NAME
-            conf["remote"][REMOTE_NAME] = target.options(root, relative=True)
+            conf["remote"][REMOTE_NAME] = target.options(root, relative=True, local=False)
+        secret = target.local_options()
+        if secret:  # git ignores .dvc/config.local: keys never reach a tracked file
+            with repo.config.edit("local") as conf:
+                conf["remote"][REMOTE_NAME] = {**conf["remote"].get(REMOTE_NAME, {}), **secret}
     finally:
         repo.close()
     if not target.is_url:

@@ -215,6 +215,27 @@ def test_shared_data_needs_saying_how(mature: Path, tmp_path: Path) -> None:
     assert finding.status is PARTIAL and "pre-production" in finding.todo
 
 
+def test_shared_data_with_a_store_per_environment_needs_the_data_remote_wired(mature: Path, tmp_path: Path) -> None:
+    """Saying it is not enough when each environment provisions its own object store: a deploy file
+    must point the pods' data remote at production's (NORIA_DATA_S3_ENDPOINT_URL)."""
+    root = copy(mature, tmp_path / "shop")
+    platform = root / "deploy" / "terraform" / "modules" / "platform" / "main.tf"
+    write(
+        root,
+        {
+            "deploy/terraform/modules/platform/main.tf": platform.read_text()
+            + 'resource "helm_release" "seaweedfs" {}\n'
+        },
+    )
+    finding = run(15, root)
+    assert finding.status is PARTIAL and "no deploy file points the data remote" in finding.todo
+    assert any("own object store" in e.detail for e in finding.evidence)
+    write(root, {"deploy/k8s/base/data-remote.yaml": "env:\n  - name: NORIA_DATA_S3_ENDPOINT_URL\n"})
+    finding = run(15, root)
+    assert finding.status is MET, finding.todo
+    assert any(e.path.endswith("data-remote.yaml") for e in finding.evidence)
+
+
 def test_a_lost_snapshot_record(mature: Path, tmp_path: Path) -> None:
     root = copy(mature, tmp_path / "shop")
     for snapshot in (root / "data" / "snapshots").glob("*.json"):

@@ -38,8 +38,12 @@ module "noria" {
   s3_endpoint          = module.platform.s3_endpoint
   s3_access_key_id     = module.platform.s3_access_key_id
   s3_secret_access_key = module.platform.s3_secret_access_key
-  redis_password       = module.platform.redis_password
-  mlflow_username      = module.platform.mlflow_username
-  mlflow_password      = module.platform.mlflow_password
-  quota                = var.quota
+  # pre-production: production's data remote, read-only (empty in production: its own store)
+  data_s3_endpoint          = var.production_data_endpoint_url
+  data_s3_access_key_id     = var.production_data_access_key_id
+  data_s3_secret_access_key = var.production_data_secret_access_key
+  redis_password            = module.platform.redis_password
+  mlflow_username           = module.platform.mlflow_username
+  mlflow_password           = module.platform.mlflow_password
+  quota                     = var.quota
 }

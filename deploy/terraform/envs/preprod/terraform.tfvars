@@ -5,6 +5,9 @@ cost_center          = "mlops-preprod"
 pipeline_image       = "ghcr.io/noria-mlops/noria-pipeline:0.1.0" # CD overrides it with the digest it built
 prometheus_retention = "7d"
 grafana_hostname     = "grafana.preprod.example.com"
+# production's S3 API as this cluster reaches it: pre-production reads production's data remote
+# read-only (its keys come from CD's secrets); empty in production (its own store)
+production_data_endpoint_url = "https://s3-data.example.com"
 
 storage = {
   postgresql = "10Gi"

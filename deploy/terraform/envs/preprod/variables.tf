@@ -70,3 +70,23 @@ variable "alert_webhook_urls" {
   type        = map(string)
   sensitive   = true
 }
+
+variable "production_data_endpoint_url" {
+  description = "Pre-production only: production's S3 endpoint as this cluster reaches it (production's output data_s3_endpoint, or its public address); empty (production): the data remote is on this environment's own store."
+  type        = string
+  default     = ""
+}
+
+variable "production_data_access_key_id" {
+  description = "Pre-production only: production's read-only data identity (terraform output data_reader_access_key_id in envs/prod); a secret: CD passes TF_VAR_production_data_access_key_id. Empty in production."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "production_data_secret_access_key" {
+  description = "Pre-production only: the secret of production's read-only data identity (output data_reader_secret_access_key); CD passes TF_VAR_production_data_secret_access_key. Empty in production."
+  type        = string
+  default     = ""
+  sensitive   = true
+}

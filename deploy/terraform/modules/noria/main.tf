@@ -17,7 +17,7 @@ resource "kubernetes_secret_v1" "noria" {
     namespace = var.namespace
     labels    = local.labels
   }
-  data = {
+  data = merge({
     "api-keys"             = join(",", random_password.api_key[*].result)
     "s3-access-key-id"     = var.s3_access_key_id
     "s3-secret-access-key" = var.s3_secret_access_key
@@ -26,7 +26,16 @@ resource "kubernetes_secret_v1" "noria" {
     # MLflow runs with authentication (modules/platform): MLflow's client reads these two.
     "mlflow-username" = var.mlflow_username
     "mlflow-password" = var.mlflow_password
-  }
+    },
+    # The data remote on another environment's store (pre-production reads production's data with
+    # a read-only identity): the pipeline CronJobs take these as NORIA_DATA_S3_* (optional keys;
+    # absent, as in production, the data remote is on this environment's own store).
+    { for key, value in {
+      "s3-data-endpoint-url"      = var.data_s3_endpoint
+      "s3-data-access-key-id"     = var.data_s3_access_key_id
+      "s3-data-secret-access-key" = var.data_s3_secret_access_key
+    } : key => value if var.data_s3_endpoint != "" }
+  )
 }
 
 resource "kubernetes_resource_quota_v1" "noria" {

@@ -30,6 +30,26 @@ variable "s3_secret_access_key" {
   sensitive   = true
 }
 
+variable "data_s3_endpoint" {
+  description = "S3 API of the store holding the data remote when it is another environment's (pre-production reads production's); empty: this environment's own store."
+  type        = string
+  default     = ""
+}
+
+variable "data_s3_access_key_id" {
+  description = "Access key of the read-only identity on that data remote; empty: the object store's identity."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "data_s3_secret_access_key" {
+  description = "Secret key of the read-only identity on that data remote."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
 variable "redis_password" {
   description = "Password of Redis (the Feast online store), for the connection string of noria.yaml's cluster profile."
   type        = string

@@ -3,6 +3,8 @@
 # Redis (Feast online store). Noria's own pods (deploy/k8s) run in the same namespace.
 locals {
   labels = merge(var.labels, { environment = var.environment, "app.kubernetes.io/part-of" = "noria" })
+  # The bucket of the DVC remote (storage.dvc_remote: s3://noria-data/dvc) and its snapshot records.
+  data_bucket = "noria-data"
 }
 
 resource "kubernetes_namespace_v1" "noria" {
@@ -40,6 +42,19 @@ resource "kubernetes_secret_v1" "postgresql" {
   }
 }
 
+# A second, read-only identity: it may only Read and List the DVC remote's prefix of the data bucket
+# (s3://noria-data/dvc: the snapshots and the records beside them). Production's is handed to pre-production (envs/*: the outputs
+# data_reader_*), which reads production's data with it and never writes it (docs/deploying.md,
+# "Production data in every environment"). Nothing else of this store is readable with it.
+resource "random_password" "s3_data_reader_secret_key" {
+  length  = 40
+  special = false
+}
+
+resource "random_id" "s3_data_reader_access_key" {
+  byte_length = 10
+}
+
 resource "kubernetes_secret_v1" "s3" {
   metadata {
     name      = "s3-auth"
@@ -49,12 +64,22 @@ resource "kubernetes_secret_v1" "s3" {
   data = {
     "access-key-id"     = upper(random_id.s3_access_key.hex)
     "secret-access-key" = random_password.s3_secret_key.result
-    # SeaweedFS's S3 identity file: one admin identity, used by MLflow, DVC and Noria.
+    # SeaweedFS's S3 identity file: the admin identity, used by MLflow, DVC and Noria, and the
+    # data bucket's read-only identity (another environment reads this one's data with it).
     "seaweedfs_s3_config" = jsonencode({
       identities = [{
         name        = "noria"
         credentials = [{ accessKey = upper(random_id.s3_access_key.hex), secretKey = random_password.s3_secret_key.result }]
         actions     = ["Admin", "Read", "List", "Tagging", "Write"]
+        }, {
+        name = "noria-data-reader"
+        credentials = [{
+          accessKey = upper(random_id.s3_data_reader_access_key.hex)
+          secretKey = random_password.s3_data_reader_secret_key.result
+        }]
+        # the DVC remote's prefix only: not the prediction log beside it (s3://noria-data/predictions,
+        # requests that may hold personal data) nor anything else of the bucket
+        actions = ["Read:${local.data_bucket}/dvc/*", "List:${local.data_bucket}/dvc/*"]
       }]
     })
   }
@@ -152,7 +177,7 @@ resource "helm_release" "seaweedfs" {
       port                 = 8333
       enableAuth           = true
       existingConfigSecret = kubernetes_secret_v1.s3.metadata[0].name
-      createBuckets        = [{ name = "mlflow" }, { name = "noria-data" }, { name = "noria-artifacts" }]
+      createBuckets        = [{ name = "mlflow" }, { name = local.data_bucket }, { name = "noria-artifacts" }]
     }
   })]
 }

@@ -25,6 +25,18 @@ output "s3_secret_access_key" {
   sensitive   = true
 }
 
+output "s3_data_reader_access_key_id" {
+  description = "Access key of the object store's read-only identity on the DVC remote (Read, List on s3://noria-data/dvc/*)."
+  value       = upper(random_id.s3_data_reader_access_key.hex)
+  sensitive   = true
+}
+
+output "s3_data_reader_secret_access_key" {
+  description = "Secret key of the object store's read-only identity on the data bucket."
+  value       = random_password.s3_data_reader_secret_key.result
+  sensitive   = true
+}
+
 output "redis_address" {
   description = "Redis (Feast online store) inside the cluster."
   value       = module.redis.address
