@@ -26,11 +26,11 @@ from noria.features.config import FeaturesConfig
 from noria.monitoring.config import MonitoringConfig
 from noria.names import MODEL_NAME_FIX, model_name_problem
 from noria.periods import MonthRange, Period
-from noria.pipelines._project import PipelinesConfig
-from noria.pipelines.orchestrators._config import OrchestratorsConfig
+from noria.pipelines.config import PipelinesConfig
+from noria.pipelines.orchestrators.config import OrchestratorsConfig
 from noria.registry.config import RegistryConfig
 from noria.serving.config import ServingConfig
-from noria.training.settings import TrainingSettings
+from noria.training.settings import TASK_BASELINES, TUNE_METRICS, TrainingSettings
 from noria.windows import WindowsConfig, label_problem
 
 CONFIG_FILE = "noria.yaml"
@@ -704,8 +704,6 @@ def parse_config(text: str, name: str = CONFIG_FILE) -> NoriaConfig:
 
 def _cross_check(config: NoriaConfig, sources: dict[Loc, str], name: str) -> None:
     """Rules that span sections: period labels fit the window unit, settings fit the task."""
-    from noria.training.settings import TASK_BASELINES, TUNE_METRICS
-
     problems: list[tuple[Loc, str]] = []
     unit = config.windows.unit
     training = config.training

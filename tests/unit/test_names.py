@@ -7,7 +7,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from noria import names
 from noria.config import ModelConfig
-from noria.pipelines.orchestrators._config import OrchestratorsConfig, SecretEnv
+from noria.pipelines.orchestrators.config import OrchestratorsConfig, SecretEnv
 from noria.registry import ModelNameError, validate_model_name
 from noria.serving.config import ServingConfig
 

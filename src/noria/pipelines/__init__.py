@@ -37,29 +37,44 @@ per step, all tasks of a DAG run sharing one RUN_ID)::
   orchestrator retries are safe.
 """
 
-from noria.pipelines._errors import (
-    ArtifactNotFoundError,
-    ArtifactTypeError,
-    PipelineDefinitionError,
-    PipelineNotFoundError,
-    StepFailedError,
-)
-from noria.pipelines._graph import Pipeline
-from noria.pipelines._project import (
-    PipelinesConfig,
-    current_project,
-    find_pipeline,
-    known_pipelines,
-    parse_params,
-    run_project_pipeline,
-    store_for_project,
-)
-from noria.pipelines._registry import load_pipeline, register_pipeline
-from noria.pipelines._runner import RunResult, StepResult, run_pipeline, run_step
-from noria.pipelines._serializers import Serializer, register_serializer
-from noria.pipelines._step import Step, current_run_id, scratch_dir, step
-from noria.pipelines._store import ArtifactStore, LocalArtifactStore, S3ArtifactStore, open_store
+from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# public name -> defining module, imported on first use: `noria.pipelines.config` (the section
+# model noria.config composes) must not load the runner, the store or the serializers.
+_EXPORTS: dict[str, str] = {
+    "ArtifactNotFoundError": "_errors",
+    "ArtifactTypeError": "_errors",
+    "PipelineDefinitionError": "_errors",
+    "PipelineNotFoundError": "_errors",
+    "StepFailedError": "_errors",
+    "Pipeline": "_graph",
+    "PipelinesConfig": "config",
+    "current_project": "_project",
+    "find_pipeline": "_project",
+    "known_pipelines": "_project",
+    "parse_params": "_project",
+    "run_project_pipeline": "_project",
+    "store_for_project": "_project",
+    "load_pipeline": "_registry",
+    "register_pipeline": "_registry",
+    "RunResult": "_runner",
+    "StepResult": "_runner",
+    "run_pipeline": "_runner",
+    "run_step": "_runner",
+    "Serializer": "_serializers",
+    "register_serializer": "_serializers",
+    "Step": "_step",
+    "current_run_id": "_step",
+    "scratch_dir": "_step",
+    "step": "_step",
+    "ArtifactStore": "_store",
+    "LocalArtifactStore": "_store",
+    "S3ArtifactStore": "_store",
+    "open_store": "_store",
+}
 __all__ = [
     "ArtifactNotFoundError",
     "ArtifactStore",
@@ -91,3 +106,40 @@ __all__ = [
     "step",
     "store_for_project",
 ]
+
+if TYPE_CHECKING:
+    from noria.pipelines._errors import (
+        ArtifactNotFoundError,
+        ArtifactTypeError,
+        PipelineDefinitionError,
+        PipelineNotFoundError,
+        StepFailedError,
+    )
+    from noria.pipelines._graph import Pipeline
+    from noria.pipelines._project import (
+        current_project,
+        find_pipeline,
+        known_pipelines,
+        parse_params,
+        run_project_pipeline,
+        store_for_project,
+    )
+    from noria.pipelines._registry import load_pipeline, register_pipeline
+    from noria.pipelines._runner import RunResult, StepResult, run_pipeline, run_step
+    from noria.pipelines._serializers import Serializer, register_serializer
+    from noria.pipelines._step import Step, current_run_id, scratch_dir, step
+    from noria.pipelines._store import ArtifactStore, LocalArtifactStore, S3ArtifactStore, open_store
+    from noria.pipelines.config import PipelinesConfig
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'noria.pipelines' has no attribute {name!r}")
+    value = getattr(import_module(f"noria.pipelines.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,4 +1,4 @@
-"""Pipelines inside a Noria project: the config section, the store, and what the CLI calls."""
+"""Pipelines inside a Noria project: the store and what the CLI calls (the section: noria.pipelines.config)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import contextvars
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict
 
 from noria.pipelines._errors import PipelineDefinitionError
 from noria.pipelines._graph import Pipeline
@@ -21,40 +19,9 @@ if TYPE_CHECKING:
     from noria.config import Project
 
 
-class PipelinesConfig(BaseModel):
-    """The ``pipelines:`` section of noria.yaml.
-
-    ``store`` is a folder or an ``s3://bucket/prefix`` URL (default: ``storage.artifacts_dir``);
-    ``s3_endpoint_url`` points boto3 at SeaweedFS/MinIO (else ``AWS_ENDPOINT_URL`` or AWS);
-    ``cache_dir`` keeps local copies of artifacts read from S3; ``registry`` maps pipeline
-    names to ``module:attribute`` references.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    # Step artifacts, cache and run records: a folder or s3://bucket/prefix (default: storage.artifacts_dir).
-    store: str | None = None
-    # An S3-compatible server (SeaweedFS, MinIO) for an s3:// store; else AWS_ENDPOINT_URL or AWS.
-    s3_endpoint_url: str | None = None
-    # Local copies of artifacts read from S3.
-    cache_dir: str = ".noria/artifact-cache"
-    # The project's own pipelines: name -> module:attribute.
-    registry: dict[str, str] = {}
-
-
-def pipelines_config(project: Project) -> PipelinesConfig:
-    """The project's ``pipelines`` section, or the defaults while NoriaConfig has none."""
-    section = getattr(project.config, "pipelines", None)
-    if section is None:
-        return PipelinesConfig()
-    if isinstance(section, PipelinesConfig):
-        return section
-    return PipelinesConfig.model_validate(section.model_dump() if isinstance(section, BaseModel) else section)
-
-
 def store_for_project(project: Project) -> ArtifactStore:
     """The artifact store configured for the project (a local folder by default)."""
-    cfg = pipelines_config(project)
+    cfg = project.config.pipelines
     url = cfg.store or str(project.path(project.config.storage.artifacts_dir))
     if not url.startswith("s3://") and "://" not in url:
         url = str(project.path(url))
@@ -65,12 +32,12 @@ def find_pipeline(project: Project | None, ref: str) -> Pipeline:
     """Look ``ref`` up as :func:`load_pipeline` does, with the project's registry and folder."""
     if project is None:
         return load_pipeline(ref)
-    return load_pipeline(ref, config_registry=pipelines_config(project).registry, search_path=project.root)
+    return load_pipeline(ref, config_registry=project.config.pipelines.registry, search_path=project.root)
 
 
 def known_pipelines(project: Project | None) -> dict[str, str]:
     """Pipeline name -> where it is defined."""
-    return pipeline_sources(pipelines_config(project).registry if project is not None else None)
+    return pipeline_sources(project.config.pipelines.registry if project is not None else None)
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, Any]:

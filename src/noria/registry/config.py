@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from noria.errors import ConfigError
+from noria.tasks import BinaryTask, MulticlassTask, RegressionTask, Task, make_task
+
 if TYPE_CHECKING:
     from noria.config import Project
-    from noria.tasks import Task
 
 
 class GateConfig(BaseModel):
@@ -50,9 +52,6 @@ class GateConfig(BaseModel):
 
     def for_task(self, task: Task | str | None = None) -> GateConfig:
         """This gate with every unset field filled in from ``task`` (default binary)."""
-        from noria.errors import ConfigError
-        from noria.tasks import BinaryTask, Task, make_task
-
         resolved: Task = task if isinstance(task, Task) else BinaryTask() if task is None else make_task(task)
         metric = self.primary_metric or resolved.primary_metric
         higher = self.higher_is_better
@@ -78,8 +77,6 @@ class GateConfig(BaseModel):
 
 def metric_direction(metric: str, task: Task | None = None) -> bool | None:
     """Whether a higher ``metric`` is better: the task's metrics first, then any task's; None if unknown."""
-    from noria.tasks import BinaryTask, MulticlassTask, RegressionTask
-
     tables = [task.metric_directions] if task is not None else []
     tables += [BinaryTask.metric_directions, MulticlassTask.metric_directions, RegressionTask.metric_directions]
     tables.append({"calibration_ece": False})  # the binary holdout's name for its calibration error
@@ -103,10 +100,5 @@ class RegistryConfig(BaseModel):
 
 
 def registry_config(project: Project) -> RegistryConfig:
-    """The project's registry section, or the defaults while noria.yaml has none."""
-    section: Any = getattr(project.config, "registry", None)
-    if section is None:
-        return RegistryConfig()
-    if isinstance(section, RegistryConfig):
-        return section
-    return RegistryConfig.model_validate(section.model_dump() if isinstance(section, BaseModel) else section)
+    """The project's registry section (``project.config.registry``; the defaults where keys are absent)."""
+    return project.config.registry

@@ -295,14 +295,8 @@ class ServingConfig(_Section):
 
 
 def serving_config(project: Project) -> ServingConfig:
-    """The project's serving section as this package's model (the defaults where keys are absent)."""
-    section: Any = getattr(project.config, "serving", None)
-    if section is None:
-        return ServingConfig()
-    if isinstance(section, ServingConfig):
-        return section
-    data = section.model_dump(exclude_unset=True) if isinstance(section, BaseModel) else dict(section)
-    return ServingConfig.model_validate(data)
+    """The project's serving section (``project.config.serving``; the defaults where keys are absent)."""
+    return project.config.serving
 
 
 __all__ = [

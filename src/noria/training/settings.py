@@ -25,6 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from noria.errors import ConfigError
 from noria.periods import Period
 
 # Kept here, not in baselines.py, so that loading the config never imports LightGBM.
@@ -150,8 +151,6 @@ class TrainingSettings(BaseModel):
 
     def periods(self) -> tuple[Period, Period]:
         """(train, test), or a clear error when either is not set."""
-        from noria.errors import ConfigError
-
         if self.train is None or self.test is None:
             missing = " and ".join(k for k in ("train", "test") if getattr(self, k) is None)
             raise ConfigError(

@@ -21,7 +21,7 @@ from noria.pipelines import (
     parse_params,
     register_pipeline,
 )
-from noria.pipelines._project import pipelines_config, store_for_project
+from noria.pipelines._project import store_for_project
 from noria.pipelines._registry import BUILTIN
 
 if not any(g.name == "pipeline" for g in root_app.registered_groups):
@@ -74,7 +74,7 @@ def test_parse_params() -> None:
 
 def test_config_section_and_store(project_dir: Path, tmp_path: Path) -> None:
     project = load_project(project_dir)
-    assert pipelines_config(project) == PipelinesConfig()
+    assert project.config.pipelines == PipelinesConfig()
     assert store_for_project(project).url == str(project_dir / ".noria" / "artifacts")
     # Once NoriaConfig carries a `pipelines` section, it is honoured.
     config = SimpleNamespace(

@@ -5,24 +5,35 @@ Every generated task runs the single-step contract of :mod:`noria.pipelines`::
     noria [--project DIR] --profile P pipeline run PIPELINE --step STEP --run-id RUN_ID [--param K=V ...]
 
 so a pipeline runs the same under Noria's local runner, Airflow, Kubeflow Pipelines and Mage.
-The ``orchestrators:`` section of noria.yaml (:class:`OrchestratorsConfig`) says how tasks
-run: locally (the ``noria`` executable) or as pods of the Noria image, with resources, env,
-secrets, schedules and retries. Heavy libraries (Airflow, kfp) are imported only when used.
+The ``orchestrators:`` section of noria.yaml (:class:`OrchestratorsConfig`, in
+:mod:`noria.pipelines.orchestrators.config`) says how tasks run: locally (the ``noria``
+executable) or as pods of the Noria image, with resources, env, secrets, schedules and retries.
+Heavy libraries (Airflow, kfp) are imported only when used.
 """
 
-from noria.pipelines.orchestrators._airflow import monitor_dag_source, pipeline_dag_source, render_airflow
-from noria.pipelines.orchestrators._config import (
-    MonitorSchedule,
-    OrchestratorsConfig,
-    Resources,
-    SecretEnv,
-    StepResources,
-    orchestrators_config,
-)
-from noria.pipelines.orchestrators._kfp import compile_kfp
-from noria.pipelines.orchestrators._mage import export_mage
-from noria.pipelines.orchestrators._plan import Plan, StepTask, build_plan
+from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# public name -> defining module, imported on first use: `noria.pipelines.orchestrators.config`
+# (the section model noria.config composes) must not load the renderers.
+_EXPORTS: dict[str, str] = {
+    "monitor_dag_source": "_airflow",
+    "pipeline_dag_source": "_airflow",
+    "render_airflow": "_airflow",
+    "MonitorSchedule": "config",
+    "OrchestratorsConfig": "config",
+    "Resources": "config",
+    "SecretEnv": "config",
+    "StepResources": "config",
+    "orchestrators_config": "_plan",
+    "compile_kfp": "_kfp",
+    "export_mage": "_mage",
+    "Plan": "_plan",
+    "StepTask": "_plan",
+    "build_plan": "_plan",
+}
 __all__ = [
     "MonitorSchedule",
     "OrchestratorsConfig",
@@ -39,3 +50,29 @@ __all__ = [
     "pipeline_dag_source",
     "render_airflow",
 ]
+
+if TYPE_CHECKING:
+    from noria.pipelines.orchestrators._airflow import monitor_dag_source, pipeline_dag_source, render_airflow
+    from noria.pipelines.orchestrators._kfp import compile_kfp
+    from noria.pipelines.orchestrators._mage import export_mage
+    from noria.pipelines.orchestrators._plan import Plan, StepTask, build_plan, orchestrators_config
+    from noria.pipelines.orchestrators.config import (
+        MonitorSchedule,
+        OrchestratorsConfig,
+        Resources,
+        SecretEnv,
+        StepResources,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'noria.pipelines.orchestrators' has no attribute {name!r}")
+    value = getattr(import_module(f"noria.pipelines.orchestrators.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

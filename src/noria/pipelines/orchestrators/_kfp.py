@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from noria import atomic
 from noria.errors import MissingExtraError
 from noria.pipelines.orchestrators._airflow import IMAGE_UID
-from noria.pipelines.orchestrators._config import OrchestratorsConfig
 from noria.pipelines.orchestrators._plan import Plan, build_plan
+from noria.pipelines.orchestrators.config import OrchestratorsConfig
 
 if TYPE_CHECKING:
     from noria.config import Project

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from noria import atomic
-from noria.pipelines.orchestrators._config import OrchestratorsConfig
 from noria.pipelines.orchestrators._plan import Plan, build_plan
+from noria.pipelines.orchestrators.config import OrchestratorsConfig
 
 if TYPE_CHECKING:
     from noria.config import Project

@@ -22,11 +22,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from noria.errors import ConfigError
 from noria.pipelines._errors import PipelineDefinitionError
 from noria.pipelines._graph import Pipeline
-from noria.pipelines._project import find_pipeline, pipelines_config
-from noria.pipelines.orchestrators._config import OrchestratorsConfig, Resources, orchestrators_config
+from noria.pipelines._project import find_pipeline
+from noria.pipelines.orchestrators.config import OrchestratorsConfig, Resources
 
 if TYPE_CHECKING:
     from noria.config import Project
+
+
+def orchestrators_config(project: Project) -> OrchestratorsConfig:
+    """The project's ``orchestrators`` section (kept as a public name; ``project.config.orchestrators``)."""
+    return project.config.orchestrators
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ def build_plan(
 
 def _check_shared_store(project: Project, cfg: OrchestratorsConfig) -> None:
     """Pods share nothing but the artifact store: it must be on S3, not a folder inside one pod."""
-    store = cfg.env.get("NORIA_PIPELINES__STORE") or pipelines_config(project).store
+    store = cfg.env.get("NORIA_PIPELINES__STORE") or project.config.pipelines.store
     if store is None or not store.startswith("s3://"):
         raise ConfigError(
             f"orchestrators.mode is kubernetes but the artifact store is {store or 'the local artifacts folder'}: "

@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from noria.names import is_env_name
-
-if TYPE_CHECKING:
-    from noria.config import Project
 
 # Airflow's presets; KFP has no schedule in its YAML and Mage maps them to its own intervals.
 SCHEDULE_PRESETS = frozenset({"@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly"})
@@ -223,13 +220,3 @@ class OrchestratorsConfig(_Section):
         return Resources(
             requests={**self.resources.requests, **over.requests}, limits={**self.resources.limits, **over.limits}
         )
-
-
-def orchestrators_config(project: Project) -> OrchestratorsConfig:
-    """The project's ``orchestrators`` section, or the defaults while NoriaConfig has none."""
-    section = getattr(project.config, "orchestrators", None)
-    if section is None:
-        return OrchestratorsConfig()
-    if isinstance(section, OrchestratorsConfig):
-        return section
-    return OrchestratorsConfig.model_validate(section.model_dump() if isinstance(section, BaseModel) else section)
