@@ -284,7 +284,10 @@ class Kubelet:
                 env[item["name"]] = _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), str(item["value"]))
             else:
                 ref = item["valueFrom"]["secretKeyRef"]
-                env[item["name"]] = self.secrets[ref["key"]]
+                if ref["key"] in self.secrets:
+                    env[item["name"]] = self.secrets[ref["key"]]
+                else:  # as the kubelet: an optional key the Secret lacks leaves the variable unset
+                    assert ref.get("optional"), f"{item['name']}: the Secret has no key {ref['key']}"
         return env
 
     def _image(self, container: Mapping[str, Any]) -> Image:

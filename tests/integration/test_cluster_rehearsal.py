@@ -284,6 +284,7 @@ class Rehearsal:
     restarted_output: str
     monitoring: Pod
     retrain: Pod | None
+    served_before: dict[str, dict[str, Any]]  # each replica's /version once ready
     served_after: dict[str, dict[str, Any]]  # each replica's /version after the hot swap
     timings: dict[str, float]
 
@@ -380,6 +381,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
         for pod in replicas.values():
             wait_ready(pod, 8000)
         timed("two serving replicas ready", started)
+        served_before = _served_versions(replicas, first, timeout=0)
 
         traffic = Traffic()
         bodies = _july_bodies(project)
@@ -441,6 +443,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
             restarted_output=restarted_output,
             monitoring=monitoring,
             retrain=retrain,
+            served_before=served_before,
             served_after=served_after,
             timings=timings,
         )
@@ -500,6 +503,8 @@ def _served_versions(replicas: dict[str, Pod], version: str, timeout: float) -> 
 
 
 def test_a_model_is_promoted_and_served_from_the_server_registry(rehearsal: Rehearsal) -> None:
+    for body in rehearsal.served_before.values():  # both replicas loaded @champion from the server
+        assert (body["name"], str(body["version"]), body["alias"]) == (MODEL, "1", "champion"), body
     answered = rehearsal.traffic.answered
     assert sum(answered.values()) == TRAFFIC_ROWS, rehearsal.traffic
     assert answered[rehearsal.killed] > 0 and answered[rehearsal.survivor] > TRAFFIC_ROWS // 2
