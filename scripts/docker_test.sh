@@ -9,11 +9,12 @@
 #
 # PROJECT_DIR (or DOCKER_TEST_PROJECT): a prepared Noria project (noria.yaml and a trained,
 # registered model in its local MLflow store). It is mounted at the same absolute path, since
-# MLflow records absolute artifact paths. Without one, `noria init` makes one in
-# .tools/docker/project and the pipeline image runs ingest, features and the training pipeline
-# on it (the loop's CronJob commands; about two minutes), then the serving image must serve the
-# champion that training promoted (with PIPELINE=0: `noria demo --until 3` on this machine).
-# DOCKER_TEST_PROJECT=none skips the HTTP checks.
+# MLflow records absolute artifact paths. Without one, scripts/local_stack.py starts the
+# platform's services here (PostgreSQL + MLflow server, SeaweedFS's S3, Redis), the pipeline image
+# runs the loop's CronJob commands against them with the cluster profile (pull, ingest, features,
+# the training pipeline; about two minutes), and the serving image must serve the champion that
+# training promoted, from the MLflow server (with PIPELINE=0: `noria demo --until 3` on this
+# machine, served with its local profile). DOCKER_TEST_PROJECT=none skips the HTTP checks.
 # Environment:
 #   BASE_IMAGE   base of both images; default: noria-base:bookworm, built by
 #                scripts/docker_base.sh from Debian's mirror when no registry can be pulled
@@ -58,6 +59,10 @@ main() {
         local rc=$?
         if [[ -n ${DOCKER:-} ]]; then
             $DOCKER rm -f "$CONTAINER" >/dev/null 2>&1 || true
+        fi
+        if [[ -n ${stack_pid:-} ]]; then  # the local services (scripts/local_stack.py stops its own)
+            kill -TERM "$stack_pid" 2>/dev/null || true
+            wait "$stack_pid" 2>/dev/null || true
         fi
         if [[ -n $dockerd_pid ]]; then
             log "stopping the private dockerd (pid $dockerd_pid)"
@@ -110,15 +115,18 @@ main() {
     # With the pipeline image, the project is made by it: `noria init` here (a copy of the
     # reference project, a git repository), then ingest, features and training run in the
     # pipeline image (below) and the serving image serves the model it trained.
-    TRAIN_IN_IMAGE=0
+    STACK=0
     if [[ -z $PROJECT ]]; then
         PROJECT=$STATE/project
         mkdir -p "$STATE"
         rm -rf "$PROJECT"
         if [[ $PIPELINE == 1 ]]; then
-            "$ROOT/.venv/bin/noria" init "$PROJECT" >"$STATE/prepare-project.log" 2>&1 \
-                || { tail -40 "$STATE/prepare-project.log"; exit 1; }
-            TRAIN_IN_IMAGE=1
+            # The services of deploy/compose on this machine (PostgreSQL + MLflow server, SeaweedFS's
+            # S3, Redis): the images run against them with the cluster profile, on the host network.
+            STACK=1
+            PROJECT=
+            "$ROOT/.venv/bin/python" scripts/local_stack.py "$STATE/stack" >"$STATE/stack.log" 2>&1 &
+            stack_pid=$!
         else
             log "preparing a project with a champion in $PROJECT (noria demo --until 3)"
             "$ROOT/.venv/bin/noria" demo --dir "$PROJECT" --until 3 >"$STATE/prepare-project.log" 2>&1 \
@@ -183,18 +191,25 @@ main() {
         log "$TAG/pipeline: code version $code"
         check_code "$TAG/pipeline" "$code"
     fi
-    if [[ $TRAIN_IN_IMAGE == 1 ]]; then
-        # The loop's first steps as the CronJobs run them (deploy/k8s/base/loop-cronjobs.yaml), on the
-        # project mounted at its own path (MLflow records absolute artifact paths), as its owner.
+    if [[ $STACK == 1 ]]; then
+        for _ in $(seq 300); do [[ -f $STATE/stack/ready.json ]] && break; kill -0 "$stack_pid" 2>/dev/null || break; sleep 1; done
+        [[ -f $STATE/stack/ready.json ]] || { tail -30 "$STATE/stack.log"; log "the local services did not start"; exit 1; }
+        log "$(tail -1 "$STATE/stack.log")"
+        # What deploy/k8s gives the pods (NORIA_PROFILE=cluster, the services' addresses, S3 keys), as -e options.
+        mapfile -t stack_env < <(python3 -c 'import json, sys
+for k, v in json.load(open(sys.argv[1]))["env"].items(): print("-e"); print(f"{k}={v}")' "$STATE/stack/ready.json")
+        # The loop's first steps exactly as the CronJobs run them (deploy/k8s/base/loop-cronjobs.yaml):
+        # a copy of the image's project on a writable folder, pull, ingest, features, training.
         local start=$SECONDS
-        log "$TAG/pipeline: ingest, features and training in $PROJECT"
-        $DOCKER run --rm "${readonly_run[@]}" -v "$PROJECT:$PROJECT" -w "$PROJECT" -e NORIA_PROJECT_DIR="$PROJECT" \
-            --user "$(stat -c %u:%g "$PROJECT")" --entrypoint /bin/sh "$TAG/pipeline:latest" \
-            -c 'noria data ingest && noria features apply &&
+        log "$TAG/pipeline: ingest, features and training against the local services"
+        $DOCKER run --rm "${readonly_run[@]}" "${stack_env[@]}" -e NORIA_PROJECT_DIR=/tmp/project \
+            --entrypoint /bin/sh "$TAG/pipeline:latest" \
+            -c 'cp -R /app/project/. "$NORIA_PROJECT_DIR" && cd "$NORIA_PROJECT_DIR" && noria data pull &&
+                noria data ingest && noria features apply &&
                 noria features materialize --until 2013-07-01T00:00:00Z && noria pipeline run training --quiet' \
             >"$STATE/train-in-image.log" 2>&1 || { tail -40 "$STATE/train-in-image.log"; log "the pipeline image could not train"; exit 1; }
-        # The champion it promoted: the serving image must serve exactly that run's model.
-        TRAINED_RUN=$("$ROOT/.venv/bin/noria" --project "$PROJECT" models list --json | python3 -c '
+        # The champion it promoted, from the MLflow server: the serving image must serve that run's model.
+        TRAINED_RUN=$(stack_run "$ROOT/.venv/bin/noria" --project examples/flights models list --json | python3 -c '
 import json, sys
 runs = [v["run_id"] for m in json.load(sys.stdin) for v in m["versions"] if "champion" in v["aliases"]]
 print(runs[0] if runs else "")')
@@ -208,16 +223,20 @@ print(runs[0] if runs else "")')
     ref=$TAG/serving:latest
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     run=(--detach --name "$CONTAINER" "${readonly_run[@]}" -e NORIA_API_KEYS=docker-test-key-0123456789)
-    if [[ -n $PROJECT ]]; then
+    if [[ $STACK == 1 ]]; then
+        # The image's own project with the cluster profile: the champion from the MLflow server,
+        # features from Redis, the prediction log shipped to s3://noria-data/predictions.
+        run+=("${stack_env[@]}")
+    elif [[ -n $PROJECT ]]; then
         PROJECT=$(cd "$PROJECT" && pwd)
         # The prepared project's owner runs the server, so that its MLflow store is writable.
         run+=(-v "$PROJECT:$PROJECT" -e NORIA_PROJECT_DIR="$PROJECT" --user "$(stat -c %u:%g "$PROJECT")")
     fi
     # Without a project (DOCKER_TEST_PROJECT=none) the container only proves the entry point and
     # says so (`noria serve` refuses to start without a registered model).
-    if [[ -n $PROJECT ]]; then then_serve="echo SERVING; exec noria serve --host 127.0.0.1 --port $port"; else then_serve="echo NO-PROJECT"; fi
+    if [[ -n $PROJECT || $STACK == 1 ]]; then then_serve="echo SERVING; exec noria serve --host 127.0.0.1 --port $port"; else then_serve="echo NO-PROJECT"; fi
     logged_before=0
-    if [[ -n $PROJECT ]]; then logged_before=$(count_log_files "$PROJECT"); fi
+    if [[ -n $PROJECT || $STACK == 1 ]]; then logged_before=$(count_log_files "$PROJECT"); fi
     $DOCKER run "${run[@]}" --entrypoint /bin/sh "$ref" -c "
         noria --version || exit 3
         $then_serve" >/dev/null
@@ -229,7 +248,7 @@ print(runs[0] if runs else "")')
     done
     log "$ref: read-only run: $(echo "$logs" | head -1)"
     [[ $logs == noria* ]] || { echo "$logs" >&2; log "$ref: \`noria --version\` failed"; exit 1; }
-    if [[ -z $PROJECT ]]; then
+    if [[ -z $PROJECT && $STACK == 0 ]]; then
         log "SKIPPED the HTTP checks (DOCKER_TEST_PROJECT=none): noria serve needs a project with a registered model"
         exit 0
     fi
@@ -251,10 +270,10 @@ print(runs[0] if runs else "")')
     logged_after=$(count_log_files "$PROJECT")
     if (( logged_after <= logged_before )); then
         $DOCKER logs --tail 50 "$CONTAINER" >&2
-        log "the prediction log has no new file after SIGTERM ($PROJECT/.noria/predictions)"
+        log "the prediction log has no new file after SIGTERM (${PROJECT:+$PROJECT/.noria/predictions}${PROJECT:-s3://noria-data/predictions})"
         exit 1
     fi
-    log "prediction log: $((logged_after - logged_before)) new file(s) written on SIGTERM"
+    log "prediction log: $((logged_after - logged_before)) new file(s) written on SIGTERM${PROJECT:- and shipped to s3://noria-data/predictions}"
     log "ok: the serving image builds, runs read-only as non-root, serves predictions and logs them"
 }
 
@@ -300,7 +319,18 @@ print(f"docker-test: {what}: commit {commit[:12]}, uv.lock {lock[:12]}: ok")
 PY
 }
 
-count_log_files() {  # Parquet files of a project's prediction log (0 before the folder exists)
+stack_run() {  # COMMAND...: run a host command with the local services' environment (scripts/local_stack.py)
+    env $(python3 -c 'import json, sys
+print(" ".join(f"{k}={v}" for k, v in json.load(open(sys.argv[1]))["env"].items()))' "$STATE/stack/ready.json") "$@"
+}
+
+count_log_files() {  # Parquet files of a prediction log: a project's folder, or (none given) the local S3 bucket
+    if [[ -z $1 ]]; then
+        stack_run "$ROOT/.venv/bin/python" -c 'import boto3
+pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket="noria-data", Prefix="predictions/")
+print(sum(1 for page in pages for o in page.get("Contents", []) if o["Key"].endswith(".parquet")))'
+        return
+    fi
     { find "$1/.noria/predictions" -name '*.parquet' 2>/dev/null || true; } | wc -l
 }
 
