@@ -31,6 +31,7 @@ from noria.tasks import BinaryTask, Task, make_task
 from noria.training import _plots
 from noria.training._doc import Doc, Image
 from noria.training.card_docs import PART, citation, fallback_note, paragraphs
+from noria.training.card_text import fmt, intended_use, measured_limits, metric_notes, users, what
 from noria.training.evaluation import Evaluation
 from noria.training.model import TrainedModel
 from noria.training.split import Split
@@ -106,8 +107,6 @@ TABLE_METRICS: dict[str, tuple[str, ...]] = {
     "multiclass": ("log_loss", "accuracy", "macro_f1", "brier", "ece"),
     "regression": ("rmse", "mae", "r2", "bias", "mean_prediction"),
 }
-# The validation curve's metric that matches the holdout's primary metric.
-_VALIDATION_OF = {"binary": "auc", "multiclass": "multi_logloss", "regression": "rmse"}
 
 
 def _task(info: Mapping[str, Any], ev: Evaluation) -> Task:
@@ -118,16 +117,6 @@ def _task(info: Mapping[str, Any], ev: Evaluation) -> Task:
     return make_task(
         name, classes=info.get("classes") or ev.classes, name=target.get("name"), unit=ev.unit or target.get("unit", "")
     )
-
-
-def _what(task: Task, label: str) -> str:
-    """What the model predicts, in words."""
-    if task.name == "multiclass":
-        return f"the probability of each class of {label} ({', '.join(task.classes)}; they sum to 1)"
-    if task.name == "regression":
-        what = task.label_name if task.label_name not in ("", "prediction") else label
-        return f"{what}" + (f", in {task.unit}" if task.unit else "")
-    return f"the probability that {label} = 1"
 
 
 def _build(info: Mapping[str, Any], ev: Evaluation, importance: pd.DataFrame, lineage: Mapping[str, Any]) -> Doc:
@@ -146,10 +135,10 @@ def _build(info: Mapping[str, Any], ev: Evaluation, importance: pd.DataFrame, li
         default=None,
     )
     unit = f" {task.unit}" if task.name == "regression" and task.unit else ""
-    summary = f"Predicts {_what(task, label)}. Holdout {metric_name} {_f(value)}{unit} on {_rows(ev)} rows"
+    summary = f"Predicts {what(task, label)}. Holdout {metric_name} {fmt(value)}{unit} on {_rows(ev)} rows"
     if best is not None and value is not None and best.metrics.get(metric) is not None:
         theirs = float(best.metrics[metric] or 0.0)
-        summary += f"; the strongest baseline ({best.name}) reaches {_f(theirs)}{unit}"
+        summary += f"; the strongest baseline ({best.name}) reaches {fmt(theirs)}{unit}"
         summary += f" ({value - theirs:+.4f}; {direction} is better)"
     doc.para(summary + ".")
 
@@ -157,8 +146,8 @@ def _build(info: Mapping[str, Any], ev: Evaluation, importance: pd.DataFrame, li
         doc.heading(PART["intended_use"].title)
         doc.para(str(info["intended_use"]))
     else:
-        _from_page(doc, info, "intended_use", lambda: doc.para(_intended_use(task, label)))
-    _from_page(doc, info, "users", lambda: doc.para(_users(task, label)))
+        _from_page(doc, info, "intended_use", lambda: doc.para(intended_use(task, label)))
+    _from_page(doc, info, "users", lambda: doc.para(users(task, label)))
 
     doc.heading("Data snapshot")
     doc.table(["item", "value"], [[k, _plain(v)] for k, v in lineage.items()] or [["lineage", "not recorded"]])
@@ -194,7 +183,7 @@ def _build(info: Mapping[str, Any], ev: Evaluation, importance: pd.DataFrame, li
     table = [["model", described, *(ev.metrics.get(k) for k in shown)]]
     table += [[b.name, b.description, *(b.metrics.get(k) for k in shown)] for b in ev.baselines]
     doc.table(["model", "description", *(_plots.metric_label(k) for k in shown)], table)
-    doc.para(_metric_notes(task, ev))
+    doc.para(metric_notes(task, ev))
     _task_sections(doc, task, ev)
 
     doc.heading("Slices (holdout)")
@@ -231,14 +220,14 @@ def _build(info: Mapping[str, Any], ev: Evaluation, importance: pd.DataFrame, li
     if tuning:
         facts.append(
             f"Optuna: {tuning.get('n_trials')} trials, best validation {tuning.get('metric')} "
-            f"{_f(tuning.get('best_value'))} in {_f(tuning.get('seconds'), 1)} s"
+            f"{fmt(tuning.get('best_value'))} in {fmt(tuning.get('seconds'), 1)} s"
         )
     doc.bullets(facts)
     params = info.get("params") or {}
     doc.table(["parameter", "value"], [[k, _plain(params[k])] for k in sorted(params)])
 
     doc.heading("Limits")
-    doc.bullets([*_measured_limits(info, ev, task), *[str(x) for x in info.get("limitations") or []]])
+    doc.bullets([*measured_limits(info, ev, task), *[str(x) for x in info.get("limitations") or []]])
     _from_page(doc, info, "risks", lambda: doc.table(["risk", "mitigation built into Noria"], _DEFAULT_RISKS))
     return doc
 
@@ -285,32 +274,8 @@ _DEFAULT_RISKS = [
 ]
 
 
-def _users(task: Task, label: str) -> str:
-    return (
-        f"Whoever calls the service: each answer gives {_what(task, label)}, with its largest contributions "
-        "in words. Who acts on the answers, and which decision rests on them, is for the project to write down."
-    )
-
-
 def _rows(ev: Evaluation) -> int:
     return int(ev.metrics.get("rows") or 0)
-
-
-def _intended_use(task: Task, label: str) -> str:
-    scope = "for rows like those it was trained on (same entities, same kind of period)"
-    if task.name == "multiclass":
-        return (
-            f"Estimate how likely each outcome of {label} ({', '.join(task.classes)}) is, {scope}. "
-            "Use the probabilities, not only the most likely class: close calls are common."
-        )
-    if task.name == "regression":
-        return (
-            f"Estimate {_what(task, label)}, {scope}. A point estimate: read it with the error sizes under Residuals."
-        )
-    return (
-        f"Rank rows by their risk of {label} = 1, {scope}. "
-        "Decision support: choose the decision threshold for the use case."
-    )
 
 
 def _parts_table(task: Task, parts: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -334,35 +299,6 @@ def _parts_table(task: Task, parts: Mapping[str, Any]) -> tuple[list[str], list[
         ]
     headers = ["part", "window", "rows", "positives", "positive rate"]
     return headers, [[p, window(p), parts[p]["rows"], parts[p]["positives"], parts[p]["positive_rate"]] for p in names]
-
-
-def _metric_notes(task: Task, ev: Evaluation) -> str:
-    m = ev.metrics
-    if task.name == "binary" and ev.threshold is not None:
-        t = ev.threshold
-        return (
-            f"At threshold {t['threshold']:.2f}: {t['flagged_rate']:.1%} of rows flagged, precision "
-            f"{t['precision']:.3f}, recall {t['recall']:.3f}. "
-            f"Observed positive rate {float(m.get('base_rate') or 0.0):.1%}."
-        )
-    if task.name == "multiclass":
-        return (
-            f"Accuracy {_f(m.get('accuracy'), 3)} (the most probable class is right this often); mean probability "
-            f"of the predicted class {_f(m.get('mean_confidence'), 3)}. Log loss: lower is better; a model "
-            f"that knows nothing about {len(task.classes)} equally likely classes scores {_uniform_loss(task):.3f}."
-        )
-    unit = f" {task.unit}" if task.unit else ""
-    return (
-        f"RMSE {_f(m.get('rmse'), 3)}{unit}, MAE {_f(m.get('mae'), 3)}{unit}, R² {_f(m.get('r2'), 3)}; predictions "
-        f"average {_f(m.get('mean_prediction'), 3)}{unit} against an actual mean of {_f(m.get('mean_label'), 3)}{unit} "
-        f"(bias {_f(m.get('bias'), 3)}{unit})."
-    )
-
-
-def _uniform_loss(task: Task) -> float:
-    import math
-
-    return math.log(max(len(task.classes), 1))
 
 
 def _task_sections(doc: Doc, task: Task, ev: Evaluation) -> None:
@@ -393,9 +329,9 @@ def _task_sections(doc: Doc, task: Task, ev: Evaluation) -> None:
         q = r.get("error_quantiles", {})
         a = r.get("abs_error_quantiles", {})
         doc.para(
-            f"Error = predicted - actual{unit}. Half of the errors lie between {_f(q.get('q25'), 3)} and "
-            f"{_f(q.get('q75'), 3)}, 90 % between {_f(q.get('q05'), 3)} and {_f(q.get('q95'), 3)}; the median "
-            f"error size is {_f(a.get('q50'), 3)}, 90 % are below {_f(a.get('q90'), 3)}."
+            f"Error = predicted - actual{unit}. Half of the errors lie between {fmt(q.get('q25'), 3)} and "
+            f"{fmt(q.get('q75'), 3)}, 90 % between {fmt(q.get('q05'), 3)} and {fmt(q.get('q95'), 3)}; the median "
+            f"error size is {fmt(a.get('q50'), 3)}, 90 % are below {fmt(a.get('q90'), 3)}."
         )
         doc.table(
             ["actual from", "to", "rows", "mean actual", "mean predicted", "bias", "MAE", "RMSE"],
@@ -418,112 +354,10 @@ def _calibration_section(doc: Doc, ev: Evaluation, title: str) -> None:
     )
 
 
-def _measured_limits(info: Mapping[str, Any], ev: Evaluation, task: Task) -> list[str]:
-    out = []
-    parts = (info.get("split") or {}).get("parts", {})
-    train, test = parts.get("train"), parts.get("test")
-    if train and test:
-        where = f"Trained on {train['window']['label']} only; measured on {test['window']['label']}."
-        out.append(f"{where} {_label_moved(task, train, test)} Other periods, places or entities are untested.")
-    dropped = sum((info.get("split") or {}).get("dropped_unlabelled", {}).values())
-    if dropped:
-        out.append(
-            f"{dropped} rows had no label and were left out; the model says nothing about whether a row will "
-            "have a label at all."
-        )
-    if ev.calibration is not None and ev.calibration.expected_calibration_error > 0.02:
-        ece = ev.calibration.expected_calibration_error
-        if task.name == "multiclass":
-            out.append(
-                f"The predicted class's probability is off by {ece:.3f} on average on the holdout (calibration "
-                "error): recalibrate before reading the probabilities as chances."
-            )
-        else:
-            out.append(
-                f"Probabilities are off by {ece:.3f} on average on the holdout (calibration error): "
-                "read scores as a ranking, or recalibrate before using them as probabilities."
-            )
-    if task.name == "regression":
-        bias, spread = ev.metrics.get("bias"), (ev.residuals or {}).get("label_std")
-        if bias is not None and spread and abs(bias) > 0.1 * spread:
-            unit = f" {task.unit}" if task.unit else ""
-            side = "high" if bias > 0 else "low"
-            out.append(f"Predictions are {abs(bias):.3g}{unit} too {side} on average on the holdout (bias).")
-    gap = _validation_gap(info, ev, task)
-    if gap is not None:
-        out.append(gap)
-    skipped = [s for s in ev.slices if s.status == "skipped"]
-    if skipped:
-        why = "too small or single-class" if task.name == "binary" else "too small"
-        out.append(f"{len(skipped)} slice values were {why} to measure (see Slices).")
-    metric = ev.primary_metric
-    measured = [s for s in ev.slices if s.metrics and s.metrics.get(metric) is not None]
-    if measured:
-        pick = min if ev.higher_is_better else max
-        worst = pick(measured, key=lambda s: float((s.metrics or {}).get(metric) or 0.0))
-        value = float((worst.metrics or {}).get(metric) or 0.0)
-        out.append(
-            f"Weakest measured slice: {worst.slice} = {worst.value} ({_plots.metric_label(metric)} {value:.3f}, "
-            f"{worst.rows} rows)."
-        )
-    return out
-
-
-def _label_moved(task: Task, train: Mapping[str, Any], test: Mapping[str, Any]) -> str:
-    """How the label differs between the train and test periods, in the task's terms."""
-    if task.name == "multiclass":
-        before, after = train.get("class_shares") or {}, test.get("class_shares") or {}
-        moves = ", ".join(f"{c} {before.get(c, 0.0):.1%} -> {after.get(c, 0.0):.1%}" for c in task.classes)
-        largest = max((abs(after.get(c, 0.0) - before.get(c, 0.0)) for c in task.classes), default=0.0)
-        if largest >= 0.03:
-            return f"Class shares moved between them ({moves}): expect drift."
-        return f"Class shares were close in both ({moves}); other periods may differ."
-    if task.name == "regression":
-        unit = f" {task.unit}" if task.unit else ""
-        mean_a, mean_b, std_a, std_b = (train.get("mean"), test.get("mean"), train.get("std"), test.get("std"))
-        numbers = f"from {_f(mean_a, 3)} to {_f(mean_b, 3)}{unit} (spread, std, from {_f(std_a, 3)} to {_f(std_b, 3)})"
-        if mean_a is None or mean_b is None or std_a is None or std_b is None:
-            return f"The label's mean went {numbers}."
-        tolerance = 0.1 * float(std_a)  # a tenth of the training spread
-        shifted = abs(float(mean_b) - float(mean_a)) > tolerance or abs(float(std_b) - float(std_a)) > tolerance
-        if shifted:
-            return f"The label's mean moved {numbers} between them: expect drift."
-        return f"The label's mean went {numbers}: close in both; other periods may differ."
-    return (
-        f"The positive rate moved from {train['positive_rate']:.1%} to {test['positive_rate']:.1%} between them: "
-        "expect drift."
-    )
-
-
-def _validation_gap(info: Mapping[str, Any], ev: Evaluation, task: Task) -> str | None:
-    """A holdout clearly worse than the validation slice at the best iteration."""
-    valid = (info.get("validation") or {}).get(_VALIDATION_OF[task.name])
-    holdout = ev.primary()
-    if valid is None or holdout is None:
-        return None
-    name = _plots.metric_label(ev.primary_metric)
-    if task.name == "binary":
-        gap = float(valid) - holdout
-        if gap > 0.02:
-            return f"Holdout ROC AUC is {gap:.3f} below the validation AUC: performance decays after training."
-    elif task.name == "multiclass":
-        gap = holdout - float(valid)
-        if gap > 0.02:
-            return f"Holdout {name} is {gap:.3f} above the validation {name}: performance decays after training."
-    elif float(valid) > 0 and holdout > 1.1 * float(valid):
-        share = holdout / float(valid) - 1.0
-        return f"Holdout {name} is {share:.0%} above the validation {name}: performance decays after training."
-    return None
-
-
 def _validation_scores(model: TrainedModel) -> dict[str, float]:
     """Each recorded validation metric at the best iteration (before any refit)."""
     i = model.best_iteration
     return {name: float(values[i - 1]) for name, values in model.valid_curve.items() if 0 < i <= len(values)}
-
-
-def _f(value: Any, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{float(value):.{digits}f}"
 
 
 def _plain(value: Any) -> str:
