@@ -8,7 +8,8 @@ first, then at the repository's root. Documents are the project's own Markdown (
 ``project:`` name or its folder), so that a reader can see which page counted.
 
 Everything is read lazily and cached: a check costs a few file reads, and the whole assessment
-runs git a dozen times at most. Records (registry, monitoring, logs) are in :mod:`._records`.
+runs git a dozen times at most. Records (registry, monitoring, logs) are in :mod:`._records`,
+CI workflows and the make recipes they run in :mod:`._workflows`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from noria.maturity._workflows import Workflow, read_workflow
+from noria.maturity._workflows import make_recipe as _make_recipe
 from noria.project_docs import PLACEHOLDER, SIGN_OFF, Doc, Section, placeholder_lines
 
 if TYPE_CHECKING:
@@ -76,40 +79,6 @@ class Commit:
     @property
     def review_trailer(self) -> bool:
         return bool(re.search(r"(?im)^(reviewed-by|approved-by):\s*\S", self.body))
-
-
-@dataclass(frozen=True)
-class Workflow:
-    """A GitHub Actions workflow: its triggers and everything its jobs run (make targets resolved)."""
-
-    path: Path
-    rel: str
-    name: str
-    triggers: dict[str, Any]
-    jobs: dict[str, Any]
-    commands: str  # every `run:` line, `uses:` reference and the recipes of the make targets they call
-    environments: tuple[str, ...] = ()
-
-    @property
-    def on_pull_request(self) -> bool:
-        return any(t in self.triggers for t in ("pull_request", "pull_request_target", "merge_group"))
-
-    @property
-    def on_push_to_main(self) -> bool:
-        push = self.triggers.get("push")
-        if "push" not in self.triggers:
-            return False
-        branches = (push or {}).get("branches") if isinstance(push, dict) else None
-        return branches is None or bool({"main", "master"} & {str(b) for b in branches})
-
-    @property
-    def schedules(self) -> list[str]:
-        raw = self.triggers.get("schedule") or []
-        return [str(s.get("cron")) for s in raw if isinstance(s, dict) and s.get("cron")]
-
-    @property
-    def reusable(self) -> bool:
-        return "workflow_call" in self.triggers
 
 
 @dataclass
@@ -346,74 +315,12 @@ class Context:
             for path in self.walk(base / ".github" / "workflows", (".yml", ".yaml")):
                 docs = self.yaml_docs(path)
                 if docs and isinstance(docs[0], dict):
-                    found.setdefault(path.resolve(), self._workflow(path, docs[0]))
+                    found.setdefault(path.resolve(), read_workflow(self, path, docs[0]))
         return list(found.values())
-
-    def _workflow(self, path: Path, data: dict[Any, Any], depth: int = 0) -> Workflow:
-        raw = data.get("on", data.get(True))  # YAML 1.1 reads a bare `on:` as true
-        if isinstance(raw, str):
-            triggers: dict[str, Any] = {raw: None}
-        elif isinstance(raw, list):
-            triggers = {str(t): None for t in raw}
-        else:
-            triggers = {str(k): v for k, v in (raw or {}).items()}
-        jobs = data.get("jobs") or {}
-        lines: list[str] = []
-        environments: list[str] = []
-        for job in jobs.values() if isinstance(jobs, dict) else []:
-            if not isinstance(job, dict):
-                continue
-            env = job.get("environment")
-            env_name = env.get("name") if isinstance(env, dict) else env
-            if env_name:
-                environments.append(str(env_name))
-            if job.get("uses"):
-                lines.append(f"uses: {job['uses']}")
-                if isinstance(job.get("with"), dict) and job["with"].get("environment"):
-                    environments.append(str(job["with"]["environment"]))
-                called = self._called(path, str(job["uses"]), depth)
-                if called is not None:  # a reusable workflow of this repository: what it runs counts
-                    lines.append(called.commands)
-            for step in job.get("steps") or []:
-                if isinstance(step, dict):
-                    if step.get("run"):
-                        lines.append(str(step["run"]))
-                    if step.get("uses"):
-                        lines.append(f"uses: {step['uses']}")
-        commands = "\n".join(lines)
-        commands += "".join(f"\n{self.make_recipe(t)}" for t in re.findall(r"\bmake\s+([a-z][\w-]*)", commands))
-        return Workflow(
-            path, self.rel(path), str(data.get("name") or path.stem), triggers, jobs, commands, tuple(environments)
-        )
-
-    def _called(self, caller: Path, uses: str, depth: int) -> Workflow | None:
-        if not uses.startswith("./") or depth > 2:
-            return None
-        base = next((b for b in self.bases() if (caller.resolve()).is_relative_to(b.resolve())), self.repo)
-        target = base / uses.split("@", 1)[0]
-        docs = self.yaml_docs(target) if target.is_file() else []
-        return self._workflow(target, docs[0], depth + 1) if docs and isinstance(docs[0], dict) else None
 
     def make_recipe(self, target: str, depth: int = 0) -> str:
         """The recipe of a Makefile target (the project's or the repository's), nested make calls resolved."""
-        makefile = self.find("Makefile", "makefile", "GNUmakefile")
-        if makefile is None or depth > 2:
-            return ""
-        lines = self.text(makefile).splitlines()
-        recipe: list[str] = []
-        for i, line in enumerate(lines):
-            if re.match(rf"^{re.escape(target)}\s*:", line):
-                for body in lines[i + 1 :]:
-                    if not body.startswith("\t"):
-                        break
-                    recipe.append(body.strip())
-                break
-        text = "\n".join(recipe)
-        for inner in re.findall(r"\$\(MAKE\)\s+([a-z][\w-]*)|\bmake\s+([a-z][\w-]*)", text):
-            name = inner[0] or inner[1]
-            if name != target:
-                text += "\n" + self.make_recipe(name, depth + 1)
-        return text
+        return _make_recipe(self, target, depth)
 
     def workflows_running(self, pattern: str, *, pull_request: bool = False) -> list[Workflow]:
         """Workflows whose commands match ``pattern`` (a regex), optionally only those run on pull requests."""

@@ -1,4 +1,5 @@
-"""The HTML of the monitoring report: summary, five sections, tables; plots from :mod:`._report_plots`.
+"""The HTML of the monitoring report: summary, five sections, tables; plots from :mod:`._report_plots`,
+the drift heatmap's data from :mod:`._report_drift_matrix`.
 
 Sections and columns follow the project's task: the primary metric and its holdout value, the
 KPI and its target, then the task's own metrics; the plots' words come from the task too.
@@ -12,20 +13,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
-import numpy.typing as npt
 
 from noria import report_html
 from noria.monitoring import _report_performance_plots as performance_plots
 from noria.monitoring import _report_plots as plots
 from noria.monitoring import _report_words as words
-from noria.monitoring._report_svg import FloatArray, to_svg
+from noria.monitoring._report_drift_matrix import SCORE_ROW, DriftMatrix, drift_matrix
 from noria.monitoring._report_svg import number as _num
+from noria.monitoring._report_svg import to_svg
 from noria.monitoring.report import ReportData, parse_time
 
 if TYPE_CHECKING:
@@ -33,7 +31,6 @@ if TYPE_CHECKING:
 
     from noria.tasks import Task
 
-SCORE_ROW = "model score"
 MAX_DRIFT_COLUMNS = 36  # newest drift records in the heatmap (a year of months, or five weeks of days)
 
 SCRIPT = """(function(){var n=0;document.querySelectorAll('figure.plot > svg').forEach(function(s){
@@ -177,51 +174,6 @@ def _misses(kpi: Mapping[str, Any], task: Task) -> bool:
 
 
 # --- 1. drift ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DriftMatrix:
-    """The heatmap's data: PSI and alerts per row (feature, most important first; the score last)."""
-
-    rows: list[str]
-    columns: list[str]  # "window\nv<version>", oldest first
-    psi: FloatArray  # rows x columns, NaN where a feature has no value
-    alerts: npt.NDArray[np.bool_]
-    important: list[bool]
-    psi_warn: float
-    psi_alert: float
-
-
-def drift_matrix(records: Sequence[Mapping[str, Any]]) -> DriftMatrix:
-    """Arrange drift records (oldest first) as a features x windows matrix."""
-    config = records[-1].get("config") or {}
-    min_importance = float(config.get("min_importance", 0.05))
-    importance: dict[str, float] = {}
-    for record in records:
-        for f in record.get("features") or []:
-            imp = _num(f.get("importance"))
-            importance[f["name"]] = max(importance.get(f["name"], -1.0), -1.0 if math.isnan(imp) else imp)
-    names = sorted(importance, key=lambda n: -importance[n])  # stable: profile order among equals
-    has_score = any(r.get("score") for r in records)
-    psi = np.full((len(names) + has_score, len(records)), np.nan)
-    alerts = np.zeros(psi.shape, dtype=bool)
-    index = {n: i for i, n in enumerate(names)}
-    for c, record in enumerate(records):
-        entries = [(index[f["name"]], f) for f in record.get("features") or []]
-        if record.get("score"):
-            entries.append((len(names), record["score"]))
-        for r, f in entries:
-            psi[r, c] = _num(f.get("psi"))
-            alerts[r, c] = bool(f.get("alert"))
-    return DriftMatrix(
-        rows=[*names, *([SCORE_ROW] if has_score else [])],
-        columns=[f"{r['window']}\nv{r['model_version']}" for r in records],
-        psi=psi,
-        alerts=alerts,
-        important=[importance[n] >= min_importance for n in names] + ([False] if has_score else []),
-        psi_warn=float(config.get("psi_warn", 0.1)),
-        psi_alert=float(config.get("psi_alert", 0.25)),
-    )
 
 
 def _drift(page: _Page, data: ReportData) -> None:
@@ -480,4 +432,4 @@ def _version(value: Any) -> str:
     return "" if value is None else f"v{value}"
 
 
-__all__ = ["DriftMatrix", "document", "drift_matrix"]
+__all__ = ["SCORE_ROW", "DriftMatrix", "document", "drift_matrix"]
