@@ -343,13 +343,16 @@ class TableSpec(_Section):
 
 
 class SourceConfig(_Section):
-    """Where raw tables are read from: a folder (``directory``) or a folder or archive inside an
-    installed Python distribution (``package``). ``path`` may name a .zip/.tar/.tar.gz/.tgz
+    """Where raw tables are read from: a folder (``directory``), a folder or archive inside an
+    installed Python distribution (``package``), or an S3 prefix (``s3``: its objects are copied
+    to a local folder first, then read as a directory). ``path`` may name a .zip/.tar/.tar.gz/.tgz
     archive; each table's ``file`` is then a member path inside it."""
 
-    # directory: a folder (relative to the project); package: inside an installed distribution.
-    kind: Literal["package", "directory"]
-    # The folder or archive (directory: relative to the project; package: inside the distribution).
+    # directory: a folder (relative to the project); package: inside an installed distribution;
+    # s3: an S3 prefix (s3://bucket/prefix, or the key of an archive), read with the AWS_* variables.
+    kind: Literal["package", "directory", "s3"]
+    # The folder or archive (directory: relative to the project; package: inside the distribution;
+    # s3: the s3:// URL).
     path: str
     package: str | None = None  # kind: package -> the distribution's name (importlib.metadata)
     install: str | None = None  # the command that installs the package, named when it is missing
@@ -358,6 +361,8 @@ class SourceConfig(_Section):
     def _package_named(self) -> SourceConfig:
         if self.kind == "package" and not self.package:
             raise ValueError("a 'package' source needs package: <distribution name> (and path inside it)")
+        if self.kind == "s3" and not self.path.startswith("s3://"):
+            raise ValueError(f"an 's3' source needs path: s3://BUCKET/PREFIX (got {self.path!r})")
         return self
 
 

@@ -198,3 +198,36 @@ def test_a_pod_with_an_empty_folder_pulls_the_newest_snapshot_and_ingests_on_top
     again = pull(laptop, checkout=False)  # the laptop sees the pod's snapshot; its dataset is untouched
     assert again.pulled == [march.id] and [r.id for r in list_snapshots(laptop)] == [first.id, march.id]
     assert not (laptop.data_dir / "dataset" / "flights" / "month=2013-03").exists()
+
+
+def test_a_source_in_s3_is_read_like_a_folder_and_copied_once(small_project: Path, aws: SeaweedS3) -> None:
+    """``data.source: {kind: s3, path: s3://...}``: the raw files are objects under a prefix (what a
+    cluster's ingest CronJob reads); ingest gives the same snapshot as from the folder."""
+    from noria.data.sources import S3_SOURCE_CACHE
+    from noria.errors import SourceError
+
+    from_folder = ingest(load_project(small_project, environ={})).record
+    bucket, prefix = "raw-landing", f"small-{uuid.uuid4().hex[:6]}"
+    aws.create_bucket(bucket)
+    client = aws.client()
+    for path in sorted((small_project / "raw").iterdir()):
+        client.upload_file(str(path), bucket, f"{prefix}/{path.name}")
+    config = yaml.safe_load(SMALL_CONFIG)
+    config["data"]["source"] = {"kind": "s3", "path": f"s3://{bucket}/{prefix}"}
+    (small_project / "noria.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    project = load_project(small_project, environ={})
+    from_s3 = ingest(project).record
+    assert from_s3.id == from_folder.id  # the same data: the same content-addressed snapshot
+    assert {t: open_snapshot(project, from_s3.id).read(t).shape for t in ("flights", "planes")} == {
+        t: open_snapshot(project, from_folder.id).read(t).shape for t in ("flights", "planes")
+    }
+    copied = small_project / S3_SOURCE_CACHE / bucket / prefix / "flights.csv"
+    stamp = copied.stat().st_mtime_ns
+    ingest(project)
+    assert copied.stat().st_mtime_ns == stamp  # unchanged objects are not copied again
+    assert not list((small_project / S3_SOURCE_CACHE).rglob("*.tmp"))
+
+    config["data"]["source"]["path"] = f"s3://{bucket}/nothing-here"
+    (small_project / "noria.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    with pytest.raises(SourceError, match="no source file under s3://raw-landing/nothing-here"):
+        ingest(load_project(small_project, environ={}))

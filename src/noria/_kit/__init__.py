@@ -177,6 +177,8 @@ def _source(project: Project) -> str:
     source = project.config.data.source
     if source.kind == "package":
         return f"The files of the installed package `{source.package}` (`{source.path}`)."
+    if source.kind == "s3":
+        return f"One object per table under `{source.path}` (copied to `.noria/source-s3/` before each ingest)."
     return f"One file per table in the folder `{source.path}` (kept out of git; DVC versions what is ingested)."
 
 

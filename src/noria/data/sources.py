@@ -60,7 +60,59 @@ def source_folder(source: SourceConfig, project: Project) -> Path:
                 fix="fix data.source.path in noria.yaml, or reinstall the package",
             )
         return location
+    if source.kind == "s3":
+        return s3_source_copy(source.path, project.path(S3_SOURCE_CACHE))
     return project.path(source.path)
+
+
+S3_SOURCE_CACHE = ".noria/source-s3"  # where an s3 source's objects are copied (one folder per bucket)
+
+
+def s3_source_copy(url: str, cache: Path) -> Path:
+    """The objects under ``url`` (an S3 prefix, or one archive's key) as local files, copied now.
+
+    Each object is copied once (same key, same size and ETag as the copy's record: kept), to a
+    hidden temporary name first (``noria.atomic``), so a killed copy leaves nothing a later run
+    would trust. Returns the local folder (or file, for an archive) standing for ``url``.
+    """
+    import json
+
+    from noria import atomic, s3
+
+    bucket, prefix = s3.parse_url(url, "data.source.path", example="s3://raw-data/flights")
+    endpoint = s3.endpoint_url()
+    store = s3.Store(url=url, bucket=bucket, prefix=prefix, endpoint=endpoint, what="the data source",
+                     key="data.source.path", access="read")  # fmt: skip
+    client = s3.client(endpoint, purpose=f"reading the data source {url}")
+    local = cache / bucket / prefix if prefix else cache / bucket
+    records_file = cache / bucket / ".objects.json"
+    try:
+        records: dict[str, str] = json.loads(records_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        records = {}
+    found = 0
+    with s3.errors(store, "list and copy the source files"):
+        start = f"{prefix}/" if prefix and not prefix.lower().endswith(ARCHIVES) else prefix
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=start):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if key.endswith("/"):
+                    continue
+                found += 1
+                target = cache / bucket / key
+                stamp = f"{item['Size']}:{item.get('ETag', '')}"
+                if records.get(key) == stamp and target.is_file():
+                    continue
+                with atomic.temp_path(target) as tmp:
+                    client.download_file(bucket, key, str(tmp))
+                records[key] = stamp
+                atomic.write_json(records_file, records, indent=1)
+    if not found:
+        raise SourceError(
+            f"no source file under {url} (endpoint {endpoint or 'AWS'})",
+            fix="upload the raw files there, or fix data.source.path in noria.yaml",
+        )
+    return local
 
 
 def is_archive(location: Path) -> bool:
