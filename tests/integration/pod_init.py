@@ -24,7 +24,6 @@ ends every process of the pod at once, as a container runtime's kill does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -34,6 +33,8 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from pod_support import pipe  # this script's folder is first on sys.path
 
 
 def _mount(*args: str) -> None:
@@ -70,18 +71,6 @@ def build_root(spec: dict[str, Any]) -> Path:
     return root
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            writer.close()
-
-
 async def _join(client: tuple[asyncio.StreamReader, asyncio.StreamWriter], connect: Any) -> None:
     reader, writer = client
     try:
@@ -89,7 +78,7 @@ async def _join(client: tuple[asyncio.StreamReader, asyncio.StreamWriter], conne
     except OSError:
         writer.close()
         return
-    await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 async def _relay(services: list[dict[str, Any]], exposed: list[dict[str, Any]], ready: threading.Event) -> None:

@@ -152,7 +152,7 @@ class Bridge:
             except OSError:
                 writer.close()
                 return
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
         async def start() -> None:
             self._servers.append(await asyncio.start_unix_server(relay, path))
@@ -170,7 +170,7 @@ class Bridge:
         self._thread.join(10)
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while data := await reader.read(65536):
             writer.write(data)
@@ -425,6 +425,23 @@ class Kubelet:
                 pod.terminate(20)
         self.bridge.close()
         shutil.rmtree(self._sockets, ignore_errors=True)
+
+
+def render_overlay(name: str = "prod") -> list[dict[str, Any]]:
+    """``kubectl kustomize deploy/k8s/overlays/NAME`` with the pinned kubectl of `make lint`."""
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import check_deploy  # the pinned tools of `make lint` (made on first use, from deploy/requirements-check.txt)
+
+    kubectl = check_deploy._deploy_tools() / "kubectl"
+    out = subprocess.run(
+        [str(kubectl), "kustomize", str(ROOT / "deploy" / "k8s" / "overlays" / name)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
 
 
 def pod_spec_of(doc: Mapping[str, Any]) -> Mapping[str, Any]:

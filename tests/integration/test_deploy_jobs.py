@@ -18,13 +18,12 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
-import yaml
+from pod_support import render_overlay
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -42,17 +41,7 @@ _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import check_deploy  # the pinned tools of `make lint` (made on first use, from deploy/requirements-check.txt)
-
-    kubectl = check_deploy._deploy_tools() / "kubectl"
-    out = subprocess.run(
-        [str(kubectl), "kustomize", str(ROOT / "deploy" / "k8s" / "overlays" / "prod")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+    return render_overlay("prod")
 
 
 def _container_env(container: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, str]:

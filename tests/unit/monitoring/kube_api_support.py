@@ -27,7 +27,7 @@ TOKEN = "test-service-account-token"
 USER = "system:serviceaccount:{ns}:noria-monitoring"
 
 
-def _self_signed(folder: Path) -> tuple[Path, Path]:
+def _self_signed(folder: Path, addresses: tuple[str, ...] = ("127.0.0.1",)) -> tuple[Path, Path]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -45,7 +45,9 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(hours=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]), critical=False
+        )
         .sign(key, hashes.SHA256())
     )
     cert_file, key_file = folder / "server.crt", folder / "server.key"
@@ -146,10 +148,13 @@ def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def fake_api(folder: Path, namespace: str = "noria") -> Iterator[FakeApi]:
-    """The stand-in, listening on 127.0.0.1 over HTTPS, with the pod's service-account folder."""
+def fake_api(folder: Path, namespace: str = "noria", addresses: tuple[str, ...] = ("127.0.0.1",)) -> Iterator[FakeApi]:
+    """The stand-in, listening on 127.0.0.1 over HTTPS, with the pod's service-account folder.
+
+    ``addresses``: the IPs its certificate is for (a pod reaches it at the API service's address).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    cert, key = _self_signed(folder)
+    cert, key = _self_signed(folder, addresses)
     account = folder / "serviceaccount"
     account.mkdir()
     (account / "token").write_text(TOKEN)
