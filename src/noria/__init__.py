@@ -8,8 +8,7 @@ The public API is re-exported here and imported lazily, so that ``import noria``
 from __future__ import annotations
 
 import os
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -20,6 +19,8 @@ __version__ = "0.1.0"
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # public name -> module that defines it
+from noria._lazy import lazy_exports
+
 _EXPORTS: dict[str, str] = {
     "NoriaConfig": "noria.config",
     "Project": "noria.config",
@@ -63,14 +64,4 @@ if TYPE_CHECKING:
     from noria.scaffold import init_project
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'noria' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

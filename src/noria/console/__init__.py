@@ -10,11 +10,13 @@ key. See docs/console.md.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from noria.console.server import console_app, serve_console
     from noria.console.status import loop_status
+
+from noria._lazy import lazy_exports
 
 _EXPORTS = {
     "console_app": "noria.console.server",
@@ -25,10 +27,4 @@ _EXPORTS = {
 __all__ = ["console_app", "loop_status", "serve_console"]
 
 
-def __getattr__(name: str) -> Any:
-    from importlib import import_module
-
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'noria.console' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

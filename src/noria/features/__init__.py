@@ -8,8 +8,9 @@ and serving vectors (online, from Feast's online store).
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from noria._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "FeaturesConfig": "noria.features.config",
@@ -77,14 +78,4 @@ if TYPE_CHECKING:
     from noria.features.usage import UsageRecord, list_usage, record_usage
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'noria.features' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

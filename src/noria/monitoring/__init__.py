@@ -11,10 +11,11 @@ without loading pandas and scipy.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # public name -> module that defines it
+from noria._lazy import lazy_exports
+
 _EXPORTS: dict[str, str] = {
     "DriftConfig": "noria.monitoring.config",
     "DriftReport": "noria.monitoring.drift",
@@ -43,10 +44,4 @@ if TYPE_CHECKING:
     from noria.monitoring.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'noria.monitoring' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

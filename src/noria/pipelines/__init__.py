@@ -39,11 +39,12 @@ per step, all tasks of a DAG run sharing one RUN_ID)::
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # public name -> defining module, imported on first use: `noria.pipelines.config` (the section
 # model noria.config composes) must not load the runner, the store or the serializers.
+from noria._lazy import lazy_exports
+
 _EXPORTS: dict[str, str] = {
     "ArtifactNotFoundError": "_errors",
     "ArtifactTypeError": "_errors",
@@ -132,14 +133,4 @@ if TYPE_CHECKING:
     from noria.pipelines.config import PipelinesConfig
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'noria.pipelines' has no attribute {name!r}")
-    value = getattr(import_module(f"noria.pipelines.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

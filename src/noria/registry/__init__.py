@@ -7,10 +7,11 @@ that talks to MLflow imports ``_client`` first, which switches MLflow telemetry 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # public name -> module that defines it
+from noria._lazy import lazy_exports
+
 _EXPORTS: dict[str, str] = {
     "CHALLENGER": "noria.registry._names",
     "CHAMPION": "noria.registry._names",
@@ -141,14 +142,4 @@ if TYPE_CHECKING:
     from noria.registry.ui import mlflow_ui_command, run_mlflow_ui
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'noria.registry' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

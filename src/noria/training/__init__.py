@@ -17,11 +17,12 @@ or all of it, with baselines, saved files and the model card: :func:`run_trainin
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # public name -> defining module; imported on first use (LightGBM, Optuna, scikit-learn and
 # matplotlib are slow to import, and a pipeline step rarely needs all of them).
+from noria._lazy import lazy_exports
+
 _EXPORTS: dict[str, str] = {
     "Baseline": "baselines",
     "fit_baselines": "baselines",
@@ -97,14 +98,4 @@ if TYPE_CHECKING:
     from noria.training.tuning import SEARCH_SPACE, TrialSummary, TuneResult, tune
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'noria.training' has no attribute {name!r}")
-    value = getattr(import_module(f"noria.training.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -13,11 +13,12 @@ Heavy libraries (Airflow, kfp) are imported only when used.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # public name -> defining module, imported on first use: `noria.pipelines.orchestrators.config`
 # (the section model noria.config composes) must not load the renderers.
+from noria._lazy import lazy_exports
+
 _EXPORTS: dict[str, str] = {
     "monitor_dag_source": "_airflow",
     "pipeline_dag_source": "_airflow",
@@ -65,14 +66,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'noria.pipelines.orchestrators' has no attribute {name!r}")
-    value = getattr(import_module(f"noria.pipelines.orchestrators.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
