@@ -71,8 +71,8 @@ def _reap(pid: int) -> bool:
     return not pid_alive(pid)
 
 
-def test_redis_online_store_serves_the_training_values(tmp_path: Path, redis_server: tuple[str, Any]) -> None:
-    address, server = redis_server
+def _redis_project(tmp_path: Path, address: str) -> Any:
+    """The flights reference project with its online store switched to the Redis at ``address``."""
     root = tmp_path / "flights"
     root.mkdir()
     for name in ("noria.yaml", "features.yaml", "flights_features.py", "flights_api.py", "flights_checks.py"):
@@ -80,7 +80,12 @@ def test_redis_online_store_serves_the_training_values(tmp_path: Path, redis_ser
     features = yaml.safe_load((root / "features.yaml").read_text())
     features["online_store"] = {"type": "redis", "connection_string": address}
     (root / "features.yaml").write_text(yaml.safe_dump(features, sort_keys=False))
-    project = load_project(root, environ={})
+    return load_project(root, environ={})
+
+
+def test_redis_online_store_serves_the_training_values(tmp_path: Path, redis_server: tuple[str, Any]) -> None:
+    address, server = redis_server
+    project = _redis_project(tmp_path, address)
     snap = frame_snapshot(project, january(3), "feedbeef")
 
     frame = build_training_set(project, "2013-01", "2013-01", snapshot=snap).frame
@@ -116,14 +121,7 @@ def test_an_hourly_materialize_loads_only_what_is_new_and_a_new_snapshot_reloads
 
     address, server = redis_server
     server.flushall()
-    root = tmp_path / "flights"
-    root.mkdir()
-    for name in ("noria.yaml", "features.yaml", "flights_features.py", "flights_api.py", "flights_checks.py"):
-        shutil.copy(EXAMPLE / name, root / name)
-    features = yaml.safe_load((root / "features.yaml").read_text())
-    features["online_store"] = {"type": "redis", "connection_string": address}
-    (root / "features.yaml").write_text(yaml.safe_dump(features, sort_keys=False))
-    project = load_project(root, environ={})
+    project = _redis_project(tmp_path, address)
     snap = frame_snapshot(project, january(5), "feedbeef")
     frame = build_training_set(project, "2013-01", "2013-01", snapshot=snap).frame
     day5 = frame[frame["day"] == 5]
