@@ -123,11 +123,39 @@ def require_binary(name: str) -> str:
     return path
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, chosen below the kernel's ephemeral range.
+
+    A server started on it binds seconds later (MLflow imports for ~5 s first). Ports the kernel
+    hands out itself (``bind(0)``, every outgoing connection) come from the ephemeral range, so a
+    port taken from there is soon someone's client port: MLflow then logs "address already in
+    use" and exits 0. Choosing at random below that range, never the same port twice in this
+    process, leaves only other test processes picking the same one, which a random pick over
+    thousands of ports makes rare.
+    """
+    import random
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    low = max(low, 12000)
+    for _ in range(200):
+        port = random.randrange(10000, low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
         return port
+    with socket.socket() as sock:  # every pick was taken: let the kernel choose
+        sock.bind(("127.0.0.1", 0))
+        chosen: int = sock.getsockname()[1]
+        return chosen

@@ -147,7 +147,8 @@ class Stack:
                 pass
             if self.mlflow.poll() is not None or time.monotonic() > deadline:
                 log = self.mlflow_log.read_text(errors="replace")[-3000:]
-                pytest.fail(f"the MLflow server did not start (exit {self.mlflow.poll()}):\n{log}")
+                why = " (its port was taken meanwhile: MLflow exits 0 then)" if "address already in use" in log else ""
+                pytest.fail(f"the MLflow server did not start (exit {self.mlflow.poll()}){why}:\n{log}")
             time.sleep(0.5)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import free_port
 from tests.unit.serving.serving_support import (
     FLIGHT,
     INLINE,
@@ -32,12 +32,6 @@ from noria.serving.predlog import read_prediction_log
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 BODY = {**FLIGHT, "features": INLINE}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(base: str, timeout: float = 240.0, proc: subprocess.Popen[bytes] | None = None) -> None:
