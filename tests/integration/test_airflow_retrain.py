@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import free_port
 from tests.unit.monitoring.task_projects import games_project
 from tests.unit.monitoring.test_policy import _champion, _performance
 from tests.unit.serving.serving_support import make_migrated_db
@@ -39,7 +39,7 @@ from noria.errors import ExternalToolError, NotFoundError
 from noria.monitoring.airflow_run import trigger_training_dag
 from noria.monitoring.policy import run_policy
 from noria.monitoring.store import MonitoringStore
-from noria.pipelines.orchestrators import MonitorSchedule, OrchestratorsConfig, render_airflow
+from noria.pipelines.orchestrators import OrchestratorsConfig, render_airflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,12 +52,6 @@ WEEKS = {
     "NORIA_TRAINING__TEST__FROM": "2024-W13",
     "NORIA_TRAINING__TEST__TO": "2024-W13",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _airflow_env(home: Path, dags: Path) -> dict[str, str]:
@@ -107,7 +101,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     ingest(project, "2024-03", "2024-04")
     weeks = {"train_from": "2024-W10", "train_to": "2024-W10", "test_from": "2024-W11", "test_to": "2024-W11"}
     _champion(project, weeks | {"test_log_loss": 0.9}, objective="multiclass", num_class=3)
-    config = OrchestratorsConfig(retries=0, monitor=MonitorSchedule(enabled=False))
+    off = {"enabled": False}  # the training DAG only
+    config = OrchestratorsConfig.model_validate({"retries": 0, "monitor": off, "ingest": off, "features": off})
     [dag_file] = render_airflow(project, "training", tmp / "dags", config=config)
     assert dag_file.name == "games_training.py"
     project_seconds = time.perf_counter() - started
@@ -118,7 +113,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps(USERS) + "\n")
     env = _airflow_env(home, tmp / "dags")
     _airflow(env, "db", "migrate")
-    port = _free_port()
+    port = free_port()
     log = (tmp / "api-server.log").open("w")
     server = subprocess.Popen(
         [str(AIRFLOW), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--apps", "core"],

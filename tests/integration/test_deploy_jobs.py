@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -157,13 +158,17 @@ def test_every_part_of_the_loop_has_a_cronjob_running_real_noria_commands(
 
 
 def test_the_materialize_time_is_the_pod_clock_in_utc(rendered: list[dict[str, Any]], tmp_path: Path) -> None:
+    from noria.features.online import parse_time
+
     container = _cronjobs(rendered)["noria-features"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][
         0
     ]
     env = _container_env(container, rendered)
     [*_, materialize] = _noria_commands(container["args"][0], env, tmp_path)
     until = materialize[materialize.index("--until") + 1]
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", until), until
+    before = datetime.now(UTC)
+    moment = parse_time(until)
+    assert before <= moment <= datetime.now(UTC) and moment.utcoffset() == timedelta(0), until
 
 
 def test_a_command_the_cli_does_not_know_is_caught() -> None:

@@ -128,7 +128,9 @@ def build_cmd(
 @app.command("materialize")
 def materialize_cmd(
     ctx: typer.Context,
-    until: Annotated[str, typer.Option("--until", help="Load values known up to this time (ISO 8601, UTC).")],
+    until: Annotated[
+        str, typer.Option("--until", help="Load values known up to this time (ISO 8601, UTC; now: this moment).")
+    ],
     snapshot: Annotated[str | None, typer.Option("--snapshot", help="Snapshot id (default: latest).")] = None,
     view: Annotated[list[str] | None, typer.Option("--view", help="Only this feature view (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -139,10 +141,13 @@ def materialize_cmd(
     to an earlier time (a record kept in the store itself), only later events are loaded; a new
     snapshot or new definitions reload every view.
 
-    Example:  noria features materialize --until 2013-07-01T00:00:00Z
+    \b
+    Examples:
+      noria features materialize --until 2013-07-01T00:00:00Z
+      noria features materialize --until now    # what the hourly CronJob and Airflow DAG run
     """
-    from noria.cli._output import print_json, print_table, progress
     from noria.features.online import materialize
+    from noria.terminal import print_json, print_table, progress
 
     project = _project(ctx)
     with progress() as bar:

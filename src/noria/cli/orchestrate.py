@@ -14,7 +14,7 @@ import typer
 from noria.cli._state import State
 
 airflow_app = typer.Typer(
-    help="Airflow 3: render a pipeline as a DAG file (one task per step) plus the monitor DAG.",
+    help="Airflow 3: render a pipeline as a DAG file (one task per step) plus the loop's DAGs.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -47,10 +47,14 @@ def airflow_render(
     out: Annotated[Path, typer.Option("--out", "-o", help="DAG folder to write into.")] = Path("dags"),
     param: ParamOpt = None,
 ) -> None:
-    """Write <project>_<pipeline>.py (and <project>_monitor.py) into a DAG folder.
+    """Write <project>_<pipeline>.py and the loop's DAGs into a DAG folder.
 
-    The active profile decides the operator: orchestrators.mode local gives BashOperators,
-    kubernetes gives KubernetesPodOperators in the Noria image.
+    The loop's DAGs do what deploy/k8s's CronJobs do: <project>_ingest.py (noria data ingest,
+    triggered), <project>_features.py (features apply, materialize --until now; hourly) and
+    <project>_monitor.py (monitor drift, feedback, run; daily); orchestrators.ingest, .features
+    and .monitor set their schedules and tasks. The active profile decides the operator:
+    orchestrators.mode local gives BashOperators, kubernetes gives KubernetesPodOperators in the
+    Noria image, each pod checking the newest snapshot out first (noria data pull).
 
     Example: noria --profile cluster airflow render training --out dags/
     """

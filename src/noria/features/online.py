@@ -55,12 +55,14 @@ class MaterializeResult:
 
 
 def parse_time(value: str | datetime | pd.Timestamp) -> datetime:
-    """A UTC datetime from ISO text (naive = UTC) or a datetime."""
+    """A UTC datetime from ISO text (naive = UTC), ``now`` (this moment), or a datetime."""
+    if isinstance(value, str) and value.strip().lower() == "now":
+        return datetime.now(UTC)
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError):
         raise ConfigError(
-            f"{value!r} is not a timestamp", fix="write it as ISO 8601, e.g. 2013-07-01 or 2013-07-01T12:00Z"
+            f"{value!r} is not a timestamp", fix="write it as ISO 8601, e.g. 2013-07-01 or 2013-07-01T12:00Z, or now"
         ) from None
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return stamp.to_pydatetime()

@@ -20,9 +20,12 @@ from typing import TYPE_CHECKING
 from noria._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
-    "monitor_dag_source": "_airflow",
+    "loop_dag_source": "_airflow",
     "pipeline_dag_source": "_airflow",
     "render_airflow": "_airflow",
+    "FeaturesSchedule": "config",
+    "IngestSchedule": "config",
+    "LoopDag": "config",
     "MonitorSchedule": "config",
     "OrchestratorsConfig": "config",
     "Resources": "config",
@@ -36,6 +39,9 @@ _EXPORTS: dict[str, str] = {
     "build_plan": "_plan",
 }
 __all__ = [
+    "FeaturesSchedule",
+    "IngestSchedule",
+    "LoopDag",
     "MonitorSchedule",
     "OrchestratorsConfig",
     "Plan",
@@ -46,18 +52,21 @@ __all__ = [
     "build_plan",
     "compile_kfp",
     "export_mage",
-    "monitor_dag_source",
+    "loop_dag_source",
     "orchestrators_config",
     "pipeline_dag_source",
     "render_airflow",
 ]
 
 if TYPE_CHECKING:
-    from noria.pipelines.orchestrators._airflow import monitor_dag_source, pipeline_dag_source, render_airflow
+    from noria.pipelines.orchestrators._airflow import loop_dag_source, pipeline_dag_source, render_airflow
     from noria.pipelines.orchestrators._kfp import compile_kfp
     from noria.pipelines.orchestrators._mage import export_mage
     from noria.pipelines.orchestrators._plan import Plan, StepTask, build_plan, orchestrators_config
     from noria.pipelines.orchestrators.config import (
+        FeaturesSchedule,
+        IngestSchedule,
+        LoopDag,
         MonitorSchedule,
         OrchestratorsConfig,
         Resources,

@@ -66,9 +66,9 @@ class Plan:
     def dag_id(self) -> str:
         return f"{self.project}_{self.pipeline.name}"
 
-    @property
-    def monitor_dag_id(self) -> str:
-        return f"{self.project}_monitor"
+    def loop_dag_id(self, name: str) -> str:
+        """The id of loop DAG ``name`` (``ingest``, ``features``, ``monitor``): ``<project>_<name>``."""
+        return f"{self.project}_{name}"
 
     def global_args(self) -> list[str]:
         """``[--project DIR] --profile P``: the options before the sub-command."""
@@ -82,8 +82,9 @@ class Plan:
             args += ["--param", f"{name}={param_value(name)}"]
         return args
 
-    def monitor_args(self) -> list[str]:
-        return [*self.global_args(), *self.config.monitor.command]
+    def command_args(self, args: list[str]) -> list[str]:
+        """The arguments after ``noria`` of a loop task: global options, then the task's own."""
+        return [*self.global_args(), *args]
 
 
 def build_plan(

@@ -12,7 +12,9 @@ Example (the ``cluster`` profile of a project)::
       env: {MLFLOW_TRACKING_URI: http://mlflow:5000}
       secrets:
         - {env: AWS_ACCESS_KEY_ID, secret: noria-secrets, key: s3-access-key-id}
-      monitor: {schedule: "@daily"}
+      monitor: {schedule: "@daily"}      # drift -> feedback -> monitor run
+      features: {schedule: "17 * * * *"}  # features apply -> materialize --until now
+      ingest: {schedule: null}            # triggered when data arrives
 """
 
 from __future__ import annotations
@@ -111,27 +113,86 @@ class SecretEnv(_Section):
         return value
 
 
-class MonitorSchedule(_Section):
-    """The second generated DAG: ``noria monitor run`` (the retraining policy, evaluated once) on a schedule."""
+_TASK_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}")
 
-    # Render the monitoring DAG.
+
+class LoopDag(_Section):
+    """One generated DAG of the loop: its tasks run one after another on a schedule.
+
+    Each task runs ``noria [--project DIR] --profile P ARGS``; in kubernetes mode each is a pod
+    that first checks the newest data snapshot out (``orchestrators.pull_data``), as the
+    CronJobs of deploy/k8s do.
+    """
+
+    # Render this DAG.
     enabled: bool = True
-    # Its schedule (cron or @daily-style).
-    schedule: str | None = "@daily"
-    # The arguments after ``noria [--project DIR] --profile P``.
-    command: list[str] = ["monitor", "run"]
+    # Its schedule (cron or @daily-style; none: triggered only).
+    schedule: str | None = None
+    # Task name -> the arguments after ``noria [--project DIR] --profile P``, run in this order.
+    tasks: dict[str, list[str]] = {}
 
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
         return check_schedule(value)
 
-    @field_validator("command")
+    @field_validator("tasks")
     @classmethod
-    def _not_empty(cls, value: list[str]) -> list[str]:
+    def _tasks(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         if not value:
-            raise ValueError("the monitor command needs at least one argument, e.g. [monitor, run]")
+            raise ValueError("a DAG needs at least one task, e.g. {run: [monitor, run]}")
+        for name, args in value.items():
+            if not _TASK_ID.fullmatch(name):
+                raise ValueError(f"task name {name!r}: use letters, digits, '_', '.', '-' (an Airflow task id)")
+            if not args:
+                raise ValueError(f"task {name!r} has no arguments, e.g. [monitor, run]")
         return value
+
+
+class MonitorSchedule(LoopDag):
+    """The monitoring DAG: drift of the newest window, feedback from matured labels, the retraining policy."""
+
+    # Its schedule (cron or @daily-style).
+    schedule: str | None = "@daily"
+    # drift -> feedback -> run, as the noria-monitoring CronJob (``monitor run`` may start a retrain).
+    tasks: dict[str, list[str]] = {
+        "drift": ["monitor", "drift", "--window", "latest"],
+        "feedback": ["monitor", "feedback"],
+        "run": ["monitor", "run"],
+    }
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: object) -> object:
+        if isinstance(data, dict) and "command" in data:
+            raise ValueError(
+                f"monitor.command was replaced by monitor.tasks (name -> arguments, run in order): "
+                f"write tasks: {{run: {data['command']!r}}}, or leave tasks out for drift -> feedback -> run"
+            )
+        return data
+
+
+class IngestSchedule(LoopDag):
+    """The ingest DAG: ``noria data ingest`` into the data remote, triggered when data arrives.
+
+    A run's conf entries named ``NORIA_DATA__*`` become environment variables of its tasks, e.g.
+    ``{"NORIA_DATA__DEFAULT_RANGE__FROM": "2013-07", "NORIA_DATA__DEFAULT_RANGE__TO": "2013-07"}``.
+    """
+
+    # Its schedule (none: triggered when data arrives, as the suspended noria-ingest CronJob).
+    schedule: str | None = None
+    tasks: dict[str, list[str]] = {"ingest": ["data", "ingest"]}
+
+
+class FeaturesSchedule(LoopDag):
+    """The feature-store DAG: register the definitions and load the online store, hourly."""
+
+    # Its schedule (hourly at :17, as the noria-features CronJob).
+    schedule: str | None = "17 * * * *"
+    tasks: dict[str, list[str]] = {
+        "apply": ["features", "apply"],
+        "materialize": ["features", "materialize", "--until", "now"],
+    }
 
 
 class OrchestratorsConfig(_Section):
@@ -175,7 +236,12 @@ class OrchestratorsConfig(_Section):
     # Attempts after a failed step (retries), and the wait between them (retry_delay_seconds).
     retries: int = Field(default=2, ge=0, le=20)
     retry_delay_seconds: int = Field(default=300, ge=0)
-    # The scheduled monitoring DAG (noria monitor run).
+    # kubernetes mode: each pod copies the image's project to a writable folder and runs
+    # `noria data pull` (the newest snapshot from the S3 DVC remote) before its command.
+    pull_data: bool = True
+    # The loop's DAGs beside the pipeline's: ingest (triggered), features (hourly), monitoring (daily).
+    ingest: IngestSchedule = IngestSchedule()
+    features: FeaturesSchedule = FeaturesSchedule()
     monitor: MonitorSchedule = MonitorSchedule()
 
     @field_validator("schedule")
@@ -207,6 +273,10 @@ class OrchestratorsConfig(_Section):
         if twice:
             raise ValueError(f"environment variable(s) {', '.join(twice)} set twice (env and/or secrets)")
         return self
+
+    def loop_dags(self) -> dict[str, LoopDag]:
+        """The loop's DAGs by name, in the order data flows: ingest, features, monitor."""
+        return {"ingest": self.ingest, "features": self.features, "monitor": self.monitor}
 
     @property
     def pods_in_cluster(self) -> bool:

@@ -2,6 +2,7 @@
 
     python orch_airflow_probe.py parse OUT.json DAG_FOLDER...      # DagBag: import errors, tasks, edges, pods
     python orch_airflow_probe.py test OUT.json DAG_FOLDER DAG_ID CONF  # a fresh SQLite DB, then dag.test(run_conf=CONF)
+    python orch_airflow_probe.py tests OUT.json DAG_FOLDER DAG_ID CONF [DAG_ID CONF ...]  # several, in order
     python orch_airflow_probe.py hook OUT.json DAG_FOLDER CONF...  # each task's pre_execute hook, per run conf
 
 ``parse`` builds, for every KubernetesPodOperator, the pod it would create
@@ -57,12 +58,13 @@ def parse(folder: str) -> dict[str, Any]:
     return report
 
 
-def run_test(folder: str, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
+def run_test(folder: str, dag_id: str, conf: dict[str, Any], *, init_db: bool = True) -> dict[str, Any]:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
     started = time.perf_counter()
-    db.initdb()  # a fresh SQLite metadata DB in $AIRFLOW_HOME (what `airflow db migrate` does first)
+    if init_db:
+        db.initdb()  # a fresh SQLite metadata DB in $AIRFLOW_HOME (what `airflow db migrate` does first)
     db_seconds = time.perf_counter() - started
     dag = DagBag(dag_folder=folder).dags[dag_id]
     run = dag.test(run_conf=conf)
@@ -119,6 +121,9 @@ if __name__ == "__main__":
         result: dict[str, Any] = {folder: parse(folder) for folder in rest}
     elif command == "hook":  # a fresh DagBag per conf: a hook changes its task
         result = {"runs": [hook(rest[0], json.loads(conf)) for conf in rest[1:]]}
+    elif command == "tests":  # one metadata DB, the DAGs run one after another
+        pairs = list(zip(rest[1::2], rest[2::2], strict=True))
+        result = {"runs": [run_test(rest[0], d, json.loads(c), init_db=i == 0) for i, (d, c) in enumerate(pairs)]}
     else:
         result = run_test(rest[0], rest[1], json.loads(rest[2]))
     Path(out).write_text(json.dumps(result, default=str), encoding="utf-8")

@@ -91,14 +91,14 @@ def kube_config(tmp_path: Path) -> OrchestratorsConfig:
         ],
         schedule="0 3 * * 1",
         retries=3,
-        monitor=MonitorSchedule(schedule="@hourly", command=["monitor", "run", "--json"]),
+        monitor=MonitorSchedule(schedule="@hourly", tasks={"run": ["monitor", "run", "--json"]}),
     )
 
 
 def test_local_dag_runs_the_single_step_contract(project_dir: Path, tmp_path: Path) -> None:
     project = load_project(project_dir, environ={})
     files = render_airflow(project, tp.REF, tmp_path / "dags", config=OrchestratorsConfig(executable="/opt/bin/noria"))
-    assert [f.name for f in files] == ["orchtest_diamond.py", "orchtest_monitor.py"]
+    assert [f.name for f in files] == [f"orchtest_{n}.py" for n in ("diamond", "ingest", "features", "monitor")]
     commands = bash_commands(files[0].read_text())
     assert list(commands) == tp.STEPS
     for step, argv in commands.items():
@@ -111,16 +111,32 @@ def test_local_dag_runs_the_single_step_contract(project_dir: Path, tmp_path: Pa
     for up, down in tp.EDGES:
         assert f"tasks[{up!r}] >> tasks[{down!r}]" in source
     assert source.count(" >> ") == len(tp.EDGES)
-    assert bash_commands(files[1].read_text()) == {
-        "monitor": ["/opt/bin/noria", "--project", str(project_dir), "--profile", "local", "monitor", "run"]
+    # The loop's DAGs: the commands of deploy/k8s's CronJobs, one task each, in a chain.
+    head = ["/opt/bin/noria", "--project", str(project_dir), "--profile", "local"]
+    loops = {f.stem.removeprefix("orchtest_"): f.read_text() for f in files[1:]}
+    assert {name: bash_commands(text) for name, text in loops.items()} == {
+        "ingest": {"ingest": [*head, "data", "ingest"]},
+        "features": {
+            "apply": [*head, "features", "apply"],
+            "materialize": [*head, "features", "materialize", "--until", "now"],
+        },
+        "monitor": {
+            "drift": [*head, "monitor", "drift", "--window", "latest"],
+            "feedback": [*head, "monitor", "feedback"],
+            "run": [*head, "monitor", "run"],
+        },
     }
+    assert "    tasks['apply'] >> tasks['materialize']\n" in loops["features"]
+    assert "    tasks['drift'] >> tasks['feedback'] >> tasks['run']\n" in loops["monitor"]
+    assert "schedule=None," in loops["ingest"] and "schedule='17 * * * *'," in loops["features"]
 
 
-def test_render_refuses_unknown_parameters_and_skips_a_disabled_monitor(project_dir: Path, tmp_path: Path) -> None:
+def test_render_refuses_unknown_parameters_and_skips_disabled_loop_dags(project_dir: Path, tmp_path: Path) -> None:
     project = load_project(project_dir, environ={})
     with pytest.raises(ConfigError, match="no parameter 'rounds'"):
         render_airflow(project, tp.REF, tmp_path / "dags", params={"rounds": 3})
-    config = OrchestratorsConfig(monitor=MonitorSchedule(enabled=False))
+    off = {"enabled": False}
+    config = OrchestratorsConfig.model_validate({"monitor": off, "ingest": off, "features": off})
     files = render_airflow(project, tp.REF, tmp_path / "dags", params={"count": 7}, config=config)
     assert [f.name for f in files] == ["orchtest_diamond.py"]
     assert "params={'count': 7," in files[0].read_text()
@@ -140,7 +156,14 @@ def test_dagbag_parses_both_modes_and_pods_carry_the_config(project_dir: Path, t
     report = probe(tmp_path, "parse", str(local_dir), str(kube_dir))
     local, kube = report[str(local_dir)], report[str(kube_dir)]
     assert local["import_errors"] == {} and kube["import_errors"] == {}
-    assert sorted(local["dags"]) == sorted(kube["dags"]) == ["orchtest_diamond", "orchtest_monitor"]
+    names = ["orchtest_diamond", "orchtest_features", "orchtest_ingest", "orchtest_monitor"]
+    assert sorted(local["dags"]) == sorted(kube["dags"]) == names
+    assert [local["dags"][f"orchtest_{n}"]["schedule"] for n in ("ingest", "features", "monitor")] == [
+        None,
+        "17 * * * *",
+        "@daily",
+    ]
+    assert local["dags"]["orchtest_monitor"]["tasks"]["run"]["upstream"] == ["feedback"]
 
     dag = local["dags"]["orchtest_diamond"]
     assert dag["schedule"] is None and dag["max_active_runs"] == 1
@@ -164,9 +187,10 @@ def test_dagbag_parses_both_modes_and_pods_carry_the_config(project_dir: Path, t
         (container,) = spec["containers"]
         assert container["image"] == IMAGE and container["imagePullPolicy"] == "Always"
         assert container["command"] == ["noria"]
-        # The templates rendered for a sample run: the run id and every parameter as JSON.
+        # The templates rendered for a sample run: the run id and every parameter as JSON, on the
+        # pod's writable copy of the project, which its init container filled with the newest snapshot.
         assert container["args"] == [
-            "--profile", "cluster", "pipeline", "run", tp.REF, "--step", step,
+            "--project", "/work/project", "--profile", "cluster", "pipeline", "run", tp.REF, "--step", step,
             "--run-id", "scheduled__2024-07-01T03:00:00+00:00",
             "--param", "count=6", "--param", 'title="it\\u0027s a \\"report\\" \\u0026 more"',
         ]  # fmt: skip
@@ -178,16 +202,62 @@ def test_dagbag_parses_both_modes_and_pods_carry_the_config(project_dir: Path, t
             "key": "s3-secret-access-key",
         }
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
-        assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/app/project/.noria", "/tmp"}
+        assert {m["mountPath"] for m in container["volumeMounts"]} == {"/work", "/tmp"}
         expected_limits = {"cpu": "1", "memory": "2Gi"}
         if step == "report":
             expected_limits = {"cpu": "1", "memory": "6Gi", "ephemeral-storage": "5Gi"}
         assert container["resources"] == {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": expected_limits}
+        (init,) = spec["initContainers"]
+        assert init["command"] == ["/bin/sh", "-c"] and init["image"] == IMAGE
+        assert init["args"] == [
+            "cp -R /app/project/. /work/project && cd /work/project && "
+            "noria --project /work/project --profile cluster data pull"
+        ]
+        assert init["resources"] == container["resources"]
+        assert init["securityContext"]["readOnlyRootFilesystem"] is True
+        assert {m["mountPath"] for m in init["volumeMounts"]} == {"/work", "/tmp"}
+        init_env = {e["name"]: e for e in init["env"]}
+        assert init_env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow:5000"
+        assert init_env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+            "name": "noria-secrets",
+            "key": "s3-secret-access-key",
+        }
 
     monitor = kube["dags"]["orchtest_monitor"]
-    assert monitor["schedule"] == "@hourly"
-    (container,) = monitor["tasks"]["monitor"]["pod"]["spec"]["containers"]
-    assert container["args"] == ["--profile", "cluster", "monitor", "run", "--json"]
+    assert monitor["schedule"] == "@hourly" and list(monitor["tasks"]) == ["run"]
+    (container,) = monitor["tasks"]["run"]["pod"]["spec"]["containers"]
+    assert container["args"] == ["--project", "/work/project", "--profile", "cluster", "monitor", "run", "--json"]
+    for name, dag in kube["dags"].items():
+        for task_id, task in dag["tasks"].items():
+            assert len(task["pod"]["spec"]["initContainers"]) == 1, (name, task_id)  # every pod pulls the data
+
+
+def test_pods_without_pull_data_run_in_the_images_project(project_dir: Path, tmp_path: Path) -> None:
+    """orchestrators.pull_data: false renders the pods as before the loop DAGs: no init container,
+    the image's project with emptyDirs on .noria and data (a project whose image holds its data)."""
+    cluster = load_project(project_dir, profile="cluster", environ={})
+    config = kube_config(tmp_path).model_copy(update={"pull_data": False})
+    files = render_airflow(cluster, tp.REF, tmp_path / "dags", config=config)
+    report = probe(tmp_path, "parse", str(tmp_path / "dags"))[str(tmp_path / "dags")]
+    assert report["import_errors"] == {} and len(files) == 4
+    spec = report["dags"]["orchtest_ingest"]["tasks"]["ingest"]["pod"]["spec"]
+    assert "initContainers" not in spec or not spec["initContainers"]
+    (container,) = spec["containers"]
+    assert container["args"] == ["--profile", "cluster", "data", "ingest"]
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/app/project/.noria", "/app/project/data", "/tmp"}
+
+
+def test_loop_dag_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"monitor.command was replaced by monitor.tasks .* tasks: \{run: \['monitor'"):
+        OrchestratorsConfig.model_validate({"monitor": {"command": ["monitor", "run"]}})
+    with pytest.raises(ValueError, match="at least one task"):
+        OrchestratorsConfig.model_validate({"features": {"tasks": {}}})
+    with pytest.raises(ValueError, match="task 'apply' has no arguments"):
+        OrchestratorsConfig.model_validate({"features": {"tasks": {"apply": []}}})
+    with pytest.raises(ValueError, match="task name 'two words'"):
+        OrchestratorsConfig.model_validate({"ingest": {"tasks": {"two words": ["data", "ingest"]}}})
+    with pytest.raises(ValueError, match="neither a preset"):
+        OrchestratorsConfig.model_validate({"ingest": {"schedule": "hourly"}})
 
 
 @pytest.mark.slow
@@ -206,7 +276,8 @@ def test_local_dag_runs_end_to_end_with_dag_test(project_dir: Path, tmp_path: Pa
 
 def test_a_runs_noria_training_conf_reaches_every_task_of_the_pipeline_dag(project_dir: Path, tmp_path: Path) -> None:
     """The conf of a retrain triggered through Airflow's REST API (monitoring.policy.retrain_via: airflow)
-    becomes NORIA_TRAINING__* variables of every task, in both modes; the monitor DAG takes none.
+    becomes NORIA_TRAINING__* variables of every task, in both modes; the ingest DAG takes NORIA_DATA__*
+    entries (the months to ingest) the same way; the features and monitor DAGs take none.
 
     Each task's pre_execute hook is called as Airflow's task runner calls it (templates rendered
     first) with a stand-in DAG run holding the conf; the pod is then built, never started.
@@ -216,7 +287,8 @@ def test_a_runs_noria_training_conf_reaches_every_task_of_the_pipeline_dag(proje
     render_airflow(load_project(project_dir, environ={}), tp.REF, local_dir, config=OrchestratorsConfig(env=env))
     cluster = load_project(project_dir, profile="cluster", environ={})
     render_airflow(cluster, tp.REF, kube_dir, config=kube_config(tmp_path))
-    conf = {"NORIA_TRAINING__TRAIN__FROM": "2024-W11", "NORIA_TRAINING__TRIALS": 3, "count": 5}
+    months = {"NORIA_DATA__DEFAULT_RANGE__FROM": "2024-07", "NORIA_DATA__DEFAULT_RANGE__TO": "2024-07"}
+    conf = {"NORIA_TRAINING__TRAIN__FROM": "2024-W11", "NORIA_TRAINING__TRIALS": 3, "count": 5, **months}
     wanted = {"NORIA_TRAINING__TRAIN__FROM": "2024-W11", "NORIA_TRAINING__TRIALS": "3"}
 
     bad, plain = {"NORIA_TRAINING__trials": 3}, {"count": 5}
@@ -225,7 +297,10 @@ def test_a_runs_noria_training_conf_reaches_every_task_of_the_pipeline_dag(proje
     for step in tp.STEPS:
         task = local["dags"]["orchtest_diamond"][step]
         assert task == {"hook": True, "env": env | wanted, "append_env": True}, step
-    assert local["dags"]["orchtest_monitor"]["monitor"] == {"hook": False, "env": env, "append_env": True}
+    for task in ("drift", "feedback", "run"):
+        assert local["dags"]["orchtest_monitor"][task] == {"hook": False, "env": env, "append_env": True}
+    assert local["dags"]["orchtest_features"]["apply"] == {"hook": False, "env": env, "append_env": True}
+    assert local["dags"]["orchtest_ingest"]["ingest"] == {"hook": True, "env": env | months, "append_env": True}
 
     [kube] = probe(tmp_path, "hook", str(kube_dir), json.dumps(conf))["runs"]
     assert kube["import_errors"] == {}
@@ -236,8 +311,10 @@ def test_a_runs_noria_training_conf_reaches_every_task_of_the_pipeline_dag(proje
         values = {e["name"]: e.get("value") for e in task["env"]}
         assert {k: values[k] for k in wanted} == wanted and values["NORIA_PIPELINES__STORE"] == "s3://noria/artifacts"
         assert "AWS_SECRET_ACCESS_KEY" in names
-    monitor = {e["name"] for e in kube["dags"]["orchtest_monitor"]["monitor"]["env"]}
-    assert not monitor & set(wanted)
+    monitor = {e["name"] for e in kube["dags"]["orchtest_monitor"]["run"]["env"]}
+    assert not monitor & (set(wanted) | set(months))
+    ingest = {e["name"]: e.get("value") for e in kube["dags"]["orchtest_ingest"]["ingest"]["env"]}
+    assert {k: ingest.get(k) for k in months} == months and not set(ingest) & set(wanted)
 
     # a bad entry fails the task before it runs, saying what is expected; no entry changes nothing
     error = refused["dags"]["orchtest_diamond"]["squares"]["error"]

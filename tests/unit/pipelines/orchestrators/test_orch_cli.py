@@ -30,7 +30,8 @@ def test_each_command_writes_its_artifact(tmp_path: Path, monkeypatch: pytest.Mo
     code, out = invoke(project, "airflow", "render", tp.REF, "--out", str(tmp_path / "dags"), "--param", "count=2")
     assert code == 0, out
     assert out.splitlines() == [
-        f"wrote {tmp_path / 'dags' / f}" for f in ("orchtest_diamond.py", "orchtest_monitor.py")
+        f"wrote {tmp_path / 'dags' / f}"
+        for f in ("orchtest_diamond.py", "orchtest_ingest.py", "orchtest_features.py", "orchtest_monitor.py")
     ]
     assert "params={'count': 2," in (tmp_path / "dags" / "orchtest_diamond.py").read_text()
 

@@ -42,7 +42,7 @@ def test_defaults_run_locally_with_the_noria_beside_python(tmp_path: Path) -> No
         ("env", {"BAD-NAME": "x"}, "not environment variable names"),
         ("secrets", [{"env": "A", "secret": "Bad_Name", "key": "k"}], "not a Kubernetes Secret name"),
         ("retries", -1, "greater than or equal to 0"),
-        ("monitor", {"command": []}, "at least one argument"),
+        ("monitor", {"tasks": {"run": []}}, "has no arguments"),
         ("mode", "docker", "'local' or 'kubernetes'"),
     ],
 )
