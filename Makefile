@@ -51,10 +51,11 @@ faults: $(STAMP) ## the whole fault-injection suite (10-minute load case), then 
 faults-ci: $(STAMP) ## the fault suite's long cases (after `make test`; the load case runs 60 s)
 	$(BIN)/pytest -p no:cacheprovider -m "faults and slow" tests/faults
 
-lint: $(STAMP) ## ruff, mypy, actionlint, CLI docs, config schema, Dockerfiles, k8s manifests, Terraform, checkov
+lint: $(STAMP) ## ruff, mypy, import contracts, actionlint, CLI docs, config schema, Dockerfiles, k8s manifests, Terraform, checkov
 	$(BIN)/ruff check src tests benchmarks examples scripts
 	$(BIN)/ruff format --check src tests benchmarks examples scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/actionlint .github/workflows/*.yml
 	$(BIN)/python scripts/cli_docs.py --check
 	$(BIN)/python scripts/config_docs.py --check

@@ -35,7 +35,7 @@ def run(quick: bool = False) -> Result:
 
     from noria.config import load_project
     from noria.registry import collect_lineage, start_run
-    from noria.registry._client import tracking_uri
+    from noria.registry.mlflow_client import tracking_uri
 
     repeat = 1 if quick else 3
     values = [0.5 + i / (4 * VALUES) for i in range(VALUES)]

@@ -143,7 +143,7 @@ def build(tmp: Path) -> dict[str, Any]:
     from noria.features.repo import apply
     from noria.features.training_set import build_training_set
     from noria.registry import collect_lineage, load_model, start_run
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     db = tmp / "template.db"
     from mlflow import MlflowClient

@@ -90,8 +90,8 @@ def _chapter(console: Console, title: str) -> None:
 
 
 def _features(console: Console, project: Project) -> None:
-    from noria.cli._output import print_table
     from noria.features import apply, build_training_set, materialize
+    from noria.terminal import print_table
     from noria.windows import Windows
 
     t = time.perf_counter()
@@ -126,10 +126,10 @@ def _features(console: Console, project: Project) -> None:
 
 def _train(console: Console, project: Project) -> int:
     """Run the training pipeline; return the version it registered."""
-    from noria.cli._output import print_table
     from noria.pipelines import run_project_pipeline
     from noria.registry import format_lineage, lineage_of
     from noria.tasks import task_of
+    from noria.terminal import print_table
 
     task = task_of(project)
     t = time.perf_counter()
@@ -165,7 +165,6 @@ def _serve(console: Console, project: Project, window: str, count: int = SAMPLE)
     answers the next requests over HTTP with looked-up features and explanations."""
     import httpx
 
-    from noria.cli._output import print_table
     from noria.data.snapshots import open_snapshot
     from noria.features import materialize
     from noria.features.definitions import load_definitions
@@ -173,6 +172,7 @@ def _serve(console: Console, project: Project, window: str, count: int = SAMPLE)
     from noria.replay import arrive, served
     from noria.serving.requests import request_schema
     from noria.tasks import task_of
+    from noria.terminal import print_table
 
     arrive(console, project, window)
     defs = load_definitions(project)

@@ -26,14 +26,13 @@ Every step leaves its record (snapshots, prediction log, drift, performance, dec
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import ConfigError, DataError, ExternalToolError, NotFoundError
 from noria.periods import month_of_key
+from noria.replay_service import replay_service, served, wait_for_version
 
 if TYPE_CHECKING:
     import httpx
@@ -41,13 +40,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from noria.config import Project
-
-SERVER_ENV = {
-    # files every second, so a window's predictions are on disk moments after its last request
-    "NORIA_SERVING__PREDICTION_LOG__ROLL_SECONDS": "1",
-    # look for a new @champion every 2 s (10 s by default)
-    "NORIA_SERVING__POLL_SECONDS": "2",
-}
 
 
 @dataclass
@@ -193,7 +185,7 @@ def run_replay(
     chosen = replay_windows(project, start, end)
     size = batch or (project.config.replay.batch if project.config.replay else 250)
     result = ReplayResult()
-    with _service(project, url, api_key) as (base, headers, pid):
+    with replay_service(project, url, api_key) as (base, headers, pid):
         import httpx
 
         where = f"noria serve (pid {pid}) on {base}" if pid else f"the service at {base}"
@@ -206,7 +198,7 @@ def run_replay(
                 console.print(Rule(window, align="left", style="dim"))
                 result.windows.append(_window(console, project, client, window, previous, size))
                 previous = window
-    from noria.cli._output import print_table
+    from noria.terminal import print_table
 
     print_table(result.table(), title="the loop, window by window")
     if report:
@@ -263,7 +255,7 @@ def _window(
         outcome = f"retrained v{decision.candidate_version}: " + ("promoted" if decision.promoted else "refused")
         console.print(f"gate: {outcome} ({decision.gate_reason})")
         if decision.promoted:
-            _wait_for_version(console, client, decision.candidate_version)
+            wait_for_version(console, client, decision.candidate_version)
     _materialize(console, project, window)
     from noria.tasks import task_of
 
@@ -305,9 +297,9 @@ def _request_table(project: Project) -> str:
 
 def ingest_range(console: Console, project: Project, start: str | None, end: str | None) -> None:
     """Ingest months ``start``..``end`` with a progress bar, print the accounting, commit the snapshot's files."""
-    from noria.cli._output import print_table, progress
     from noria.data.ingest import ingest, summary_rows
     from noria.provenance import git_commit_staged
+    from noria.terminal import print_table, progress
 
     with progress() as bar:
         result = ingest(project, start, end, progress=bar)
@@ -328,10 +320,10 @@ def _send(console: Console, project: Project, client: httpx.Client, window: str,
     """Send every request of ``window`` with its point-in-time features; wait until all are logged."""
     import orjson
 
-    from noria.cli._output import progress
     from noria.features import build_training_set
     from noria.monitoring.window import windows_in_log
     from noria.serving.requests import request_schema
+    from noria.terminal import progress
 
     built = build_training_set(project, window, window)
     frame = built.frame
@@ -411,91 +403,6 @@ def _materialize(console: Console, project: Project, window: str) -> None:
         console.print(f"[yellow]online store not materialized: {exc.message}[/]")
         return
     console.print(f"online store ({done.online_store}) materialized until {done.until:%Y-%m-%d %H:%M} UTC")
-
-
-def _wait_for_version(console: Console, client: httpx.Client, version: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    served: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        served = client.get("/version").json()
-        if int(served.get("version", -1)) == version:
-            console.print(f"the service hot-swapped to version {version} (no restart, no failed request)")
-            return
-        time.sleep(0.5)
-    console.print(f"[yellow]the service still serves {served.get('version')} after {timeout:.0f} s[/]")
-
-
-@contextmanager
-def _service(project: Project, url: str | None, api_key: str | None) -> Iterator[tuple[str, dict[str, str], int]]:
-    """(base URL, headers, pid): a service to talk to, started here for the replay unless ``url`` is given."""
-    if url is not None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        yield url.rstrip("/"), headers, 0
-        return
-    with served(project, SERVER_ENV) as (base, pid, _log):
-        yield base, {}, pid
-
-
-@contextmanager
-def served(project: Project, env: dict[str, str] | None = None) -> Iterator[tuple[str, int, Path]]:
-    """Run `noria serve --insecure-local` on a free port until the block ends (then SIGTERM, by PID)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    port = _free_port()
-    log = project.root / ".noria" / "serve.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "noria", "--project", str(project.root), "serve", "--insecure-local"]
-    if project.profile != "local":
-        command[3:3] = ["--profile", project.profile]
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [*command, "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"} | (env or {}),
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, server, log)
-        yield base, server.pid, log
-    finally:
-        server.send_signal(signal.SIGTERM)  # flushes the prediction log, then exits
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_ready(base: str, server: object, log: Path, timeout: float = 180.0) -> None:
-    import subprocess
-
-    import httpx
-
-    assert isinstance(server, subprocess.Popen)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise ExternalToolError(f"noria serve exited with {server.returncode}", fix=f"see {log}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise ExternalToolError(f"noria serve was not ready after {timeout:.0f} s", fix=f"see {log}")
 
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The shared pieces of Noria's self-contained HTML reports: the page shell, styles, cards and tables.
 
-The monitoring report (:mod:`noria.monitoring._report_html`) and the maturity report
+The monitoring report (:mod:`noria.monitoring.report_page`) and the maturity report
 (:mod:`noria.maturity.report`) are written with these, so they look alike and escape alike: every
 value that comes from a record or a file is escaped here, the page has no external reference
 (inline CSS with the reader's system fonts, optional inline script), and nothing imports more

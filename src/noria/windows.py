@@ -167,7 +167,7 @@ class Windows:
 
     def _call(self, index: pd.DatetimeIndex) -> Any:
         if self._function is None:
-            from noria.features.definitions import resolve_function
+            from noria.project_code import resolve_function
 
             assert self.config.function is not None
             root = self._root or Path.cwd()

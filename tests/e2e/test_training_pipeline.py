@@ -277,7 +277,7 @@ def test_training_pipeline_for_a_multiclass_and_a_regression_project(
     tmp_path: Path, task: str, primary: str, objective: str
 ) -> None:
     from noria.registry import load_model
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     project = load_project(tiny_project(tmp_path / task, task), environ={})
     ingest(project, "2020-01", "2020-06")

@@ -111,7 +111,7 @@ def registry_state(root: Path) -> dict[str, Any]:
     """Versions (each loadable, its run FINISHED), the champion and its history."""
     from noria.config import load_project
     from noria.registry import champion_history, load_model
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     project = load_project(root, environ={})
     client = get_client(project)

@@ -140,7 +140,7 @@ def registry_state(root: Path) -> dict[str, Any]:
     """Every version READY and loadable; MLflow run statuses; logged models that no version uses."""
     from noria.config import load_project
     from noria.registry import load_model
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     project = load_project(root, environ={})
     client = get_client(project)

@@ -120,9 +120,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture
 def project(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
-    from noria.registry import _client
+    from noria.registry import mlflow_client
 
-    monkeypatch.setattr(_client, "_REACHABLE", set())  # probe the server again in each test
+    monkeypatch.setattr(mlflow_client, "_REACHABLE", set())  # probe the server again in each test
     for var in list(os.environ):
         if var.startswith(("NORIA_", "MLFLOW_TRACKING_")):
             monkeypatch.delenv(var)
@@ -184,7 +184,7 @@ def test_a_wrong_password_is_named_with_its_user(project: Project, monkeypatch: 
 def test_credentials_lost_after_the_probe_are_named_too(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     """A client made while the credentials were right, then used without them: MLflow's own 401
     error (UNAUTHENTICATED) becomes the same Noria error."""
-    from noria.registry._client import ensure_experiment, get_client
+    from noria.registry.mlflow_client import ensure_experiment, get_client
 
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)

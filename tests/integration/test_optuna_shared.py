@@ -39,12 +39,11 @@ from noria.training import TrainedModel, tune
 from noria.training.study import (
     create_study,
     default_study_name,
-    load_run_split,
     open_storage,
     study_result,
-    tune_worker,
     worker_seed,
 )
+from noria.training.tune_worker import load_run_split, tune_worker
 from noria.training.tuning import START_PARAMS
 
 pytestmark = pytest.mark.integration

@@ -107,7 +107,7 @@ def _register_with_profile(project: Project, tmp: Path) -> int:
 
     from noria.monitoring import ReferenceProfile
     from noria.registry import Evaluation, collect_lineage, record_evaluation, start_run
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     booster = train_booster(seed=0)
     frame, _ = training_frame(seed=0)

@@ -52,8 +52,8 @@ def report_cmd(
       noria ab report --window 2024-W12 --json
       noria ab report --labels outcomes.csv --apply
     """
-    from noria.cli._output import print_json, print_table
     from noria.monitoring.ab import ab_report
+    from noria.terminal import print_json, print_table
 
     if force and not apply:
         raise typer.BadParameter("--force only goes with --apply")

@@ -39,7 +39,7 @@ def cost(
 
     est = estimate(ctx.obj.load(), env)
     if as_json:
-        from noria.cli._output import print_json
+        from noria.terminal import print_json
 
         print_json(est.to_dict())
     elif as_markdown:
@@ -54,7 +54,7 @@ def cost(
 
 
 def _print(est: Estimate) -> None:
-    from noria.cli._output import print_table
+    from noria.terminal import print_table
 
     rows = [
         {

@@ -27,8 +27,8 @@ def ingest_cmd(
       noria data ingest
       noria data ingest --from 2013-07 --to 2013-07
     """
-    from noria.cli._output import print_json, print_table, progress
     from noria.data.ingest import ingest, summary_rows
+    from noria.terminal import print_json, print_table, progress
 
     project = ctx.obj.load()
     with progress() as bar:
@@ -82,8 +82,8 @@ def pull_cmd(
     Example:
       noria --profile cluster data pull
     """
-    from noria.cli._output import print_json
     from noria.data.published import pull
+    from noria.terminal import print_json
 
     result = pull(ctx.obj.load(), checkout=not no_checkout)
     if as_json:
@@ -103,8 +103,8 @@ def list_cmd(
 
     Example:  noria data list --json
     """
-    from noria.cli._output import print_json, print_table
     from noria.data.snapshots import list_snapshots
+    from noria.terminal import print_json, print_table
 
     records = list_snapshots(ctx.obj.load())
     if as_json:
@@ -153,9 +153,9 @@ def show_cmd(
 
     Example:  noria data show latest --quarantine --table flights --limit 5
     """
-    from noria.cli._output import print_json, print_table
     from noria.data.ingest import summary_rows
     from noria.data.snapshots import get_record, quarantined_rows
+    from noria.terminal import print_json, print_table
 
     project = ctx.obj.load()
     record = get_record(project, snapshot)

@@ -44,8 +44,8 @@ def apply_cmd(
 
     Example:  noria features apply
     """
-    from noria.cli._output import print_json, print_table
     from noria.features.repo import apply
+    from noria.terminal import print_json, print_table
 
     result = apply(_project(ctx), snapshot_id=snapshot, with_data=not no_data)
     payload = {
@@ -94,8 +94,8 @@ def build_cmd(
       noria features build --from 2013-01 --to 2013-06
       noria features build --from 2013-01 --to 2013-06 --engine spark
     """
-    from noria.cli._output import print_json, print_table, progress
     from noria.features.training_set import build_training_set
+    from noria.terminal import print_json, print_table, progress
 
     project = _project(ctx)
     with progress() as bar:
@@ -191,9 +191,9 @@ def get_cmd(
     Example:
       noria features get --customer-id c007 --ordered-at 2024-09-02T10:00:00Z --amount 120.5 --items 3
     """
-    from noria.cli._output import print_json, print_table
     from noria.errors import ConfigError
     from noria.features.online import online_features, open_online_store
+    from noria.terminal import print_json, print_table
 
     args = list(ctx.args)
     request: dict[str, Any] = {}
@@ -227,8 +227,8 @@ def list_cmd(
 
     Example:  noria features list --markdown > features-table.md
     """
-    from noria.cli._output import print_json, print_table
     from noria.features.definitions import feature_catalog, load_definitions
+    from noria.terminal import print_json, print_table
 
     defs = load_definitions(_project(ctx))
     if markdown:
@@ -255,8 +255,8 @@ def usage_cmd(
     """
     from dataclasses import asdict
 
-    from noria.cli._output import print_json, print_table
     from noria.features.usage import list_usage
+    from noria.terminal import print_json, print_table
 
     records = list_usage(_project(ctx), model)
     if as_json:

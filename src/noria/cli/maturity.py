@@ -42,7 +42,7 @@ def maturity(
     strict = bool(state and state.debug) or os.environ.get("NORIA_DEBUG") in ("1", "true")
     result = assess(state.load(), strict=strict)
     if as_json:
-        from noria.cli._output import print_json
+        from noria.terminal import print_json
 
         print_json(result.to_dict())
     else:
@@ -56,8 +56,8 @@ def maturity(
 
 
 def _print(result: object) -> None:
-    from noria.cli._output import print_table
     from noria.maturity import Assessment
+    from noria.terminal import print_table
 
     assert isinstance(result, Assessment)
     rows = [

@@ -31,8 +31,8 @@ def list_cmd(
 
     Example:  noria models list flight-delay --json
     """
-    from noria.cli._output import print_json, print_table
     from noria.registry import list_models
+    from noria.terminal import print_json, print_table
 
     models = list_models(_state(ctx).load(), name)
     if as_json:
@@ -127,8 +127,8 @@ def lineage(
       noria lineage flight-delay@champion --json
       noria lineage --request 46b53602e44e8602
     """
-    from noria.cli._output import print_json
     from noria.registry import format_lineage, lineage_of
+    from noria.terminal import print_json
 
     if (ref is None) == (request is None):
         raise typer.BadParameter("give a model reference or --request ID (one of them)")
@@ -227,8 +227,8 @@ def status(
       noria status
       noria status --serving-url http://127.0.0.1:8000 --json
     """
-    from noria.cli._output import print_json, print_table
     from noria.console.status import age_text, loop_status
+    from noria.terminal import print_json, print_table
 
     result = loop_status(_state(ctx).load(), serving_url)
     if as_json:

@@ -49,7 +49,7 @@ def drift_cmd(
       noria monitor drift --window latest
       noria monitor drift --profile profile.json --data window-2013-07.parquet
     """
-    from noria.cli._output import print_json
+    from noria.terminal import print_json
 
     if window is not None and (profile is not None or data is not None):
         raise typer.BadParameter("give either --window or --profile with --data, not both")
@@ -86,7 +86,7 @@ def drift_cmd(
 
 
 def _print_report(report: DriftReport, title: str) -> None:
-    from noria.cli._output import print_table
+    from noria.terminal import print_table
 
     print_table(_rows(report), title=title, columns=_COLUMNS)
     drifted = report.drifted
@@ -107,9 +107,9 @@ def windows_cmd(ctx: typer.Context) -> None:
 
     Example:  noria monitor windows
     """
-    from noria.cli._output import print_table
     from noria.monitoring.window import log_folder, windows_in_log
     from noria.serving.predlog_ledger import loss_records
+    from noria.terminal import print_table
 
     project = ctx.obj.load()
     folder = log_folder(project)
@@ -146,8 +146,8 @@ def run_cmd(
     """
     from rich.console import Console
 
-    from noria.cli._output import print_json
     from noria.monitoring.policy import run_policy
+    from noria.terminal import print_json
 
     decision = run_policy(ctx.obj.load(), window, act=not dry_run, console=None if as_json else Console())
     if as_json:
@@ -207,8 +207,8 @@ def feedback_cmd(
       noria monitor feedback --window 2013-07 --json
       noria monitor feedback --labels outcomes.csv
     """
-    from noria.cli._output import print_json, print_table
     from noria.monitoring.feedback import record_feedback
+    from noria.terminal import print_json, print_table
 
     summary = record_feedback(ctx.obj.load(), labels, windows=window or None)
     data = summary.to_dict()
@@ -240,8 +240,8 @@ def show_cmd(
       noria monitor show
       noria monitor show --json
     """
-    from noria.cli._output import print_json, print_table
     from noria.monitoring.summary import monitoring_summary
+    from noria.terminal import print_json, print_table
 
     summary = monitoring_summary(ctx.obj.load())
     if as_json:
@@ -289,8 +289,8 @@ def review_cmd(
       noria monitor review --window 2013-07 --reason "out of distribution" --limit 20
       noria monitor review --window 2013-07 --mark 0f3c2a --verdict wrong --note "gate change"
     """
-    from noria.cli._output import print_json, print_table
     from noria.monitoring.review import mark_review, review_rows
+    from noria.terminal import print_json, print_table
 
     project = ctx.obj.load()
     if mark is not None:

@@ -48,8 +48,8 @@ def run(
     """
     from rich.console import Console
 
-    from noria.cli._output import print_json
     from noria.pipelines import parse_params, run_project_pipeline
+    from noria.terminal import print_json
 
     project = _state(ctx).load()
     result = run_project_pipeline(
@@ -109,7 +109,7 @@ def show(
         project = None
     info = find_pipeline(project, name).describe()
     if as_json:
-        from noria.cli._output import print_json
+        from noria.terminal import print_json
 
         print_json(info)
         return

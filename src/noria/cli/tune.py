@@ -55,9 +55,9 @@ def worker(
     Example:
       noria tune worker --run-id 2024-07-01 --storage postgresql+psycopg2://optuna@db/optuna --trials 10 --worker 2
     """
-    from noria.cli._output import print_json
     from noria.pipelines import parse_params
-    from noria.training.study import tune_worker
+    from noria.terminal import print_json
+    from noria.training.tune_worker import tune_worker
 
     result = tune_worker(
         _state(ctx).load(),
@@ -90,7 +90,7 @@ def show(
     """
     from collections import Counter
 
-    from noria.cli._output import print_json
+    from noria.terminal import print_json
     from noria.training.study import study_result
 
     result = study_result(storage, study)

@@ -26,6 +26,8 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from noria.console import layout
+from noria.console.auth import read_form, request_key
 from noria.console.pages import Page
 from noria.errors import NoriaError
 
@@ -36,18 +38,18 @@ ACTIONS = ("promote", "rollback", "reload", "review")
 
 
 def add(app: FastAPI, console: Console) -> None:
-    from noria.console.app import _form, _key, layout_error
-
     def refused(request: Request) -> Response | None:
         if not console.access.actions_enabled:
             message = "actions are off: start the console with admin keys in NORIA_ADMIN_KEYS"
-            return console.html(Page("Not allowed", {}, [layout_error(message)]), "/actions", 403)
-        if not console.access.can_act(_key(request)):
+            return console.html(Page("Not allowed", {}, [layout.error_box(message)]), "/actions", 403)
+        if not console.access.can_act(request_key(request)):
             message = "this needs an admin key (NORIA_ADMIN_KEYS): sign in with one on /login"
-            return console.html(Page("Not allowed", {}, [layout_error(message)]), "/actions", 403)
+            return console.html(Page("Not allowed", {}, [layout.error_box(message)]), "/actions", 403)
         origin = request.headers.get("origin")
         if request.method == "POST" and origin and urlparse(origin).netloc != request.url.netloc:
-            return console.html(Page("Not allowed", {}, [layout_error("a form from another site")]), "/actions", 403)
+            return console.html(
+                Page("Not allowed", {}, [layout.error_box("a form from another site")]), "/actions", 403
+            )
         return None
 
     @app.get("/actions/{name}", include_in_schema=False)
@@ -59,7 +61,7 @@ def add(app: FastAPI, console: Console) -> None:
         try:
             page = await run_in_threadpool(_confirmation, console, name, query)
         except NoriaError as exc:
-            return console.html(Page("Cannot do that", {}, [layout_error(exc.message, exc.fix)]), "/actions", 400)
+            return console.html(Page("Cannot do that", {}, [layout.error_box(exc.message, exc.fix)]), "/actions", 400)
         return console.html(page, "/actions")
 
     @app.post("/actions/{name}", include_in_schema=False)
@@ -67,13 +69,13 @@ def add(app: FastAPI, console: Console) -> None:
         denied = refused(request)
         if denied is not None:
             return denied
-        form = await _form(request)
+        form = await read_form(request)
         try:
             page = await run_in_threadpool(
-                _do, console, name, form, request.headers.get("authorization") or _key(request)
+                _do, console, name, form, request.headers.get("authorization") or request_key(request)
             )
         except NoriaError as exc:
-            return console.html(Page("Not done", {}, [layout_error(exc.message, exc.fix)]), "/actions", 400)
+            return console.html(Page("Not done", {}, [layout.error_box(exc.message, exc.fix)]), "/actions", 400)
         return console.html(page, "/actions")
 
 

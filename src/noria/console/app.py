@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from noria.console import layout
-from noria.console.auth import COOKIE, Access, presented
+from noria.console.auth import COOKIE, Access, read_form, request_key
 from noria.console.cache import PageCache
 from noria.console.pages import Page
 from noria.console.plots import PREFIX as PLOTS
@@ -56,7 +56,7 @@ class Console:
     plots: PlotStore = field(init=False, default_factory=PlotStore)
 
     def __post_init__(self) -> None:
-        from noria.registry._client import is_remote, tracking_uri
+        from noria.registry.mlflow_client import is_remote, tracking_uri
 
         self.cache = PageCache(self.project, remote=is_remote(tracking_uri(self.project)))
 
@@ -65,6 +65,25 @@ class Console:
             page.title, current, page.parts, project=self.project.config.project, mlflow_url=self.mlflow_url
         )
         return HTMLResponse(text, status_code=status, headers=SECURITY_HEADERS)
+
+
+def page_routes() -> dict[str, Callable[..., Page]]:
+    """Each address and its page function."""
+    from noria.console import pages, pages_models, pages_monitoring, pages_more
+
+    return {
+        "/": pages.overview,
+        "/data": pages.data,
+        "/data/{ref}": pages.snapshot,
+        "/data/{ref}/quarantine": pages.quarantine,
+        "/features": pages_more.features,
+        "/models": pages_models.models,
+        "/models/{name}/{version}": pages_models.version,
+        "/requests": pages_models.request,
+        "/monitoring": pages_monitoring.monitoring,
+        "/monitoring/review": pages_monitoring.review,
+        "/maturity": pages_more.maturity,
+    }
 
 
 def create_app(
@@ -85,7 +104,7 @@ def create_app(
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        if request.url.path in ("/login", "/health") or access.can_read(_key(request)):
+        if request.url.path in ("/login", "/health") or access.can_read(request_key(request)):
             response: Response = await call_next(request)
             return response
         if _wants_json(request):
@@ -107,7 +126,7 @@ def create_app(
         endpoint.__name__ = f"page_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '') or 'root'}"
         app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
 
-    for path, build in pages.routes().items():
+    for path, build in page_routes().items():
         show(path, _key_of, build)
 
     @app.get(PLOTS + "{name}", include_in_schema=False)
@@ -123,7 +142,7 @@ def create_app(
         if svg is None:  # drawn by a page this process has not built (yet): build it, look again
             try:
                 await run_in_threadpool(
-                    console.cache.get, "/monitoring?[]", lambda: pages.routes()["/monitoring"](console)
+                    console.cache.get, "/monitoring?[]", lambda: page_routes()["/monitoring"](console)
                 )
             except NoriaError as exc:
                 return _error(console, request, exc)
@@ -151,11 +170,11 @@ def create_app(
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
         key, target = form.get("key", ""), form.get("next", "/")
         target = target if target.startswith("/") and not target.startswith("//") else "/"
         if not access.can_read(f"Bearer {key}"):
-            return console.html(Page("Sign in", {}, [layout_error("that key is not accepted")]), "/login", 401)
+            return console.html(Page("Sign in", {}, [layout.error_box("that key is not accepted")]), "/login", 401)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(COOKIE, key, httponly=True, samesite="strict", secure=request.url.scheme == "https")
         return response
@@ -174,7 +193,7 @@ def create_app(
     if warm:
         import threading
 
-        threading.Thread(target=_warm, args=(console, pages.routes()), name="console-warm", daemon=True).start()
+        threading.Thread(target=_warm, args=(console, page_routes()), name="console-warm", daemon=True).start()
     return app
 
 
@@ -190,10 +209,6 @@ def _warm(console: Console, routes: Mapping[str, Callable[..., Page]]) -> None:
 
 
 _FIX = "send 'Authorization: Bearer <key>' with a key from NORIA_API_KEYS, or sign in on /login"
-
-
-def _key(request: Request) -> str | None:
-    return presented(request.headers.get("authorization"), request.cookies.get(COOKIE))
 
 
 def _key_of(request: Request) -> str:
@@ -216,23 +231,11 @@ def _quote(path: str) -> str:
     return quote(path, safe="/")
 
 
-def layout_error(message: str, fix: str | None = None) -> str:
-    extra = f"<p>Fix: <code>{escape(fix)}</code></p>" if fix else ""
-    return f'<div role="alert" class="empty"><p><strong>Error:</strong> {escape(message)}</p>{extra}</div>'
-
-
 def _error(console: Console, request: Request, exc: NoriaError) -> Response:
     status = exc.http_status if isinstance(getattr(exc, "http_status", None), int) else 500
     if _wants_json(request):
         return _json({"error": exc.message, "fix": exc.fix}, status)
-    return console.html(Page("Not available", {}, [layout_error(exc.message, exc.fix)]), request.url.path, status)
+    return console.html(Page("Not available", {}, [layout.error_box(exc.message, exc.fix)]), request.url.path, status)
 
 
-async def _form(request: Request) -> Mapping[str, str]:
-    from urllib.parse import parse_qsl
-
-    body = (await request.body())[:65536].decode("utf-8", errors="replace")
-    return dict(parse_qsl(body, keep_blank_values=True))
-
-
-__all__ = ["SECURITY_HEADERS", "Console", "create_app", "layout_error"]
+__all__ = ["SECURITY_HEADERS", "Console", "create_app", "page_routes"]

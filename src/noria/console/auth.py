@@ -16,10 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from noria.errors import ConfigError
 from noria.serving.auth import ApiKeys
 from noria.serving.config import ServingConfig
+
+if TYPE_CHECKING:
+    from fastapi import Request
 
 ADMIN_KEYS_ENV = "NORIA_ADMIN_KEYS"
 COOKIE = "noria_console_key"
@@ -73,4 +77,17 @@ def presented(authorization: str | None, cookie: str | None) -> str | None:
     return f"Bearer {cookie}" if cookie else None
 
 
-__all__ = ["ADMIN_KEYS_ENV", "COOKIE", "Access", "access_from", "presented"]
+def request_key(request: Request) -> str | None:
+    """The key a console request presents: its Authorization header, or the login cookie's."""
+    return presented(request.headers.get("authorization"), request.cookies.get(COOKIE))
+
+
+async def read_form(request: Request) -> Mapping[str, str]:
+    """A posted form's fields (the login key, an action's choices; the first 64 KiB of the body)."""
+    from urllib.parse import parse_qsl
+
+    body = (await request.body())[:65536].decode("utf-8", errors="replace")
+    return dict(parse_qsl(body, keep_blank_values=True))
+
+
+__all__ = ["ADMIN_KEYS_ENV", "COOKIE", "Access", "access_from", "presented", "read_form", "request_key"]

@@ -30,7 +30,7 @@ MAX_PAGES = 128
 
 def watched_paths(project: Project) -> list[Path]:
     """The files and folders whose content every page is computed from."""
-    from noria.registry._client import is_remote, tracking_uri
+    from noria.registry.mlflow_client import is_remote, tracking_uri
 
     cfg = project.config
     log = cfg.serving.prediction_log

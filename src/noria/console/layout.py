@@ -167,4 +167,22 @@ def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], caption: st
     )
 
 
-__all__ = ["CSS", "NAV", "badge", "html_table", "link", "link_cell", "loop_picture", "section", "shell", "table"]
+__all__ = [
+    "CSS",
+    "NAV",
+    "badge",
+    "error_box",
+    "html_table",
+    "link",
+    "link_cell",
+    "loop_picture",
+    "section",
+    "shell",
+    "table",
+]
+
+
+def error_box(message: str, fix: str | None = None) -> str:
+    """An error in a page: what went wrong, and the fix when there is one."""
+    extra = f"<p>Fix: <code>{escape(fix)}</code></p>" if fix else ""
+    return f'<div role="alert" class="empty"><p><strong>Error:</strong> {escape(message)}</p>{extra}</div>'

@@ -3,12 +3,11 @@
 Each page function takes the :class:`~noria.console.app.Console` and the address's parameters and
 returns a :class:`Page`: the JSON payload, which is what the CLI's ``--json`` prints for the same
 question (its twin is named in :data:`CLI_TWINS`), and the HTML drawn from that payload and from
-the records it came from. ``routes()`` maps each address to its page function.
+the records it came from. :func:`noria.console.app.page_routes` maps each address to its page function.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from html import escape
 from typing import TYPE_CHECKING, Any
@@ -259,28 +258,6 @@ def quarantine(console: Console, ref: str, table: str = "", rule: str = "", limi
     return Page(f"Quarantined rows of {record.short_id}", payload, [form, note, body])
 
 
-# --- the address map --------------------------------------------------------------------------
-
-
-def routes() -> dict[str, Callable[..., Page]]:
-    """Each address and its page function."""
-    from noria.console import pages_models, pages_monitoring, pages_more
-
-    return {
-        "/": overview,
-        "/data": data,
-        "/data/{ref}": snapshot,
-        "/data/{ref}/quarantine": quarantine,
-        "/features": pages_more.features,
-        "/models": pages_models.models,
-        "/models/{name}/{version}": pages_models.version,
-        "/requests": pages_models.request,
-        "/monitoring": pages_monitoring.monitoring,
-        "/monitoring/review": pages_monitoring.review,
-        "/maturity": pages_more.maturity,
-    }
-
-
 CLI_TWINS = {
     "/": "noria status --json",
     "/data": "noria data list --json",
@@ -296,4 +273,4 @@ CLI_TWINS = {
 }
 
 
-__all__ = ["CLI_TWINS", "Page", "data", "live", "overview", "quarantine", "routes", "snapshot"]
+__all__ = ["CLI_TWINS", "Page", "data", "live", "overview", "quarantine", "snapshot"]

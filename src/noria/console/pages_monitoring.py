@@ -1,6 +1,6 @@
 """Monitoring: the windows of the prediction log, the drift heatmap, the score distribution,
 performance on matured labels, decisions and the champion history (the monitoring report's own
-sections and SVG plots, :func:`noria.monitoring._report_html.body`; the plots served at their own
+sections and SVG plots, :func:`noria.monitoring.report_page.body`; the plots served at their own
 addresses, :mod:`noria.console.plots`), and the review queues.
 
 JSON twins: ``/monitoring`` is ``noria monitor show --json``; ``/monitoring/review?window=W`` is
@@ -22,13 +22,13 @@ if TYPE_CHECKING:
 
 def monitoring(console: Console) -> Page:
     from noria.console.plots import externalize
-    from noria.monitoring import _report_html
+    from noria.monitoring import report_page
     from noria.monitoring.report import collect_report
     from noria.monitoring.summary import monitoring_summary
 
     project = console.project
     summary = monitoring_summary(project)
-    sections, _ = _report_html.body(collect_report(project), header=False)
+    sections, _ = report_page.body(collect_report(project), header=False)
     sections = externalize(sections, console.plots, "/monitoring")  # <img> of /monitoring/plots/DIGEST.svg
     windows = summary["windows"]
     queues = summary["review_queues"]

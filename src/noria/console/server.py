@@ -27,7 +27,7 @@ def console_app(
     """The console app for ``project``; ConfigError if it would be open to anyone without a key."""
     from noria.console.app import create_app
     from noria.console.auth import access_from
-    from noria.registry._client import is_remote, tracking_uri
+    from noria.registry.mlflow_client import is_remote, tracking_uri
     from noria.serving.config import serving_config
 
     env = dict(os.environ if environ is None else environ)

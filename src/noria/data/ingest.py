@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from noria import atomic
 from noria.config import Project, TableSpec
+from noria.data.scan import partition_keys as partition_keys  # noria.replay imports it from here
 from noria.data.snapshots import (
     DATASET,
     QUARANTINE,
@@ -41,7 +42,6 @@ from noria.errors import ConfigError, DataError
 from noria.periods import is_month
 
 if TYPE_CHECKING:
-    import pandas as pd
     from rich.progress import Progress
 
     from noria.data.scan import ScannedTable
@@ -209,6 +209,7 @@ def _scan_table(
 
     A partitioned table streams month by month (:mod:`noria.data.scan`); one without
     partitions (a small dimension table) is read and validated whole."""
+    from noria.data import scan
     from noria.data.quality import TableStats
     from noria.data.scan import ScannedTable, scan_partitioned, write_text
     from noria.data.sources import read_table
@@ -221,7 +222,7 @@ def _scan_table(
         step(f"validate {name} ({len(raw.frame):,} rows)")
         result = validate_table(spec, raw.frame, project.root)
         frame = result.accepted.sort_values(spec.primary_key, kind="stable").reset_index(drop=True)
-        _write_parquet(frame, target / "part-0.parquet")
+        scan.write_parquet(frame, target / "part-0.parquet")
         kept = []
         if len(result.quarantined):
             kept.append(work / "quarantine.parquet")
@@ -290,43 +291,6 @@ def _judge_quality(project: Project, scanned: dict[str, ScannedTable], ingest_id
     for failure in failures:
         warnings.setdefault(failure.table, []).append(f"gate {failure.gate}: {failure.message}")
     return warnings
-
-
-def partition_keys(frame: pd.DataFrame, spec: TableSpec, *, raw: bool = False) -> pd.Series:
-    """Each row's partition month as ``year * 100 + month`` (NaN where it cannot be read).
-
-    ``raw``: the frame still holds the source text (before validation). A timestamp partition
-    is the UTC month of the timestamp.
-    """
-
-    part = spec.partition
-    assert part is not None
-    if part.timestamp is not None:
-        values = frame[part.timestamp]
-        if raw:
-            from noria.data.validate import coerce_column
-
-            values = coerce_column(values, spec.columns[part.timestamp])
-        stamps = values.dt.tz_convert("UTC")
-        keys: pd.Series = (stamps.dt.year * 100 + stamps.dt.month).astype("float64")
-        return keys
-    from noria.data.validate import parse_numbers
-
-    year = parse_numbers(frame[str(part.year)])
-    month = parse_numbers(frame[str(part.month)])
-    month = month.where(month.between(1, 12) & (month % 1 == 0))  # month 13 is no partition
-    return (year * 100 + month).astype("float64")
-
-
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Atomic, deterministic Parquet (same rows -> same bytes -> same DVC hash)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    with atomic.temp_path(path) as tmp:
-        # Microseconds: Spark and other engines reject nanosecond Parquet timestamps.
-        pq.write_table(table, tmp, compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=False)
 
 
 def _link_untouched(current: Path, target: Path, written: list[str]) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from noria import atomic
 from noria.data.quality import TableStats
 from noria.periods import month_of_key
 
@@ -144,8 +145,6 @@ def scan_partitioned(
 
 
 def _keys(chunk: pd.DataFrame, spec: TableSpec) -> pd.Series:
-    from noria.data.ingest import partition_keys
-
     return partition_keys(chunk, spec, raw=True)
 
 
@@ -197,8 +196,6 @@ def _validate_bucket(
         _write_hashes(raw, spec, group, work / "hashes" / str(index) / f"{bucket}.parquet")
     month = None if bucket == INVALID else int(bucket[:4]) * 100 + int(bucket[5:])
     if month is not None and len(result.accepted):
-        from noria.data.ingest import partition_keys
-
         written = partition_keys(result.accepted, spec)
         if not bool((written == month).all()):  # the typed month must be the bucket's
             raise AssertionError(f"rows of bucket {bucket} have another month once typed")
@@ -294,9 +291,7 @@ def _confirmed(
 
 
 def _write_month(accepted: pd.DataFrame, spec: TableSpec, path: Path) -> None:
-    from noria.data.ingest import _write_parquet
-
-    _write_parquet(accepted.sort_values(spec.primary_key, kind="stable").reset_index(drop=True), path)
+    write_parquet(accepted.sort_values(spec.primary_key, kind="stable").reset_index(drop=True), path)
 
 
 def new_work_dir(parent: Path, name: str) -> Path:
@@ -322,3 +317,40 @@ def parquet_batches(files: list[str] | list[Path], columns: list[str] | None, si
             yield from parquet.iter_batches(batch_size=size, columns=columns)
         finally:
             parquet.close()
+
+
+def partition_keys(frame: pd.DataFrame, spec: TableSpec, *, raw: bool = False) -> pd.Series:
+    """Each row's partition month as ``year * 100 + month`` (NaN where it cannot be read).
+
+    ``raw``: the frame still holds the source text (before validation). A timestamp partition
+    is the UTC month of the timestamp.
+    """
+
+    part = spec.partition
+    assert part is not None
+    if part.timestamp is not None:
+        values = frame[part.timestamp]
+        if raw:
+            from noria.data.validate import coerce_column
+
+            values = coerce_column(values, spec.columns[part.timestamp])
+        stamps = values.dt.tz_convert("UTC")
+        keys: pd.Series = (stamps.dt.year * 100 + stamps.dt.month).astype("float64")
+        return keys
+    from noria.data.validate import parse_numbers
+
+    year = parse_numbers(frame[str(part.year)])
+    month = parse_numbers(frame[str(part.month)])
+    month = month.where(month.between(1, 12) & (month % 1 == 0))  # month 13 is no partition
+    return (year * 100 + month).astype("float64")
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Atomic, deterministic Parquet (same rows -> same bytes -> same DVC hash)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with atomic.temp_path(path) as tmp:
+        # Microseconds: Spark and other engines reject nanosecond Parquet timestamps.
+        pq.write_table(table, tmp, compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=False)

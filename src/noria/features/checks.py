@@ -1,16 +1,35 @@
 """Static checks of feature definitions, run before any code or data: every reference resolves.
 
 Each error names the definition (``feature view 'origin_weather'``), the bad reference and
-what exists instead, so ``noria features apply`` tells a reviewer exactly what to fix.
+what exists instead, so ``noria features apply`` tells a reviewer exactly what to fix. The
+error (:class:`FeatureDefinitionError`) and what a checked feature is (:class:`FeatureInfo`)
+live here, below :mod:`noria.features.definitions`, which loads, checks and re-exports them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from noria.config import TableSpec
-from noria.features.config import RESERVED, FeaturesConfig
-from noria.features.definitions import FeatureDefinitionError, FeatureInfo
+from noria.errors import ConfigError
+from noria.features.config import RESERVED, FeaturesConfig, FeatureType
+
+Kind = Literal["request", "passthrough", "batch", "derived"]
+
+
+class FeatureDefinitionError(ConfigError):
+    """A feature definition is wrong: a missing column, function or name, a cycle, a duplicate."""
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    name: str
+    type: FeatureType
+    description: str
+    view: str  # the view it belongs to (a derived feature is its own view)
+    kind: Kind
+
 
 _TYPE_OF_COLUMN = {"int": "int", "float": "float", "str": "str", "bool": "bool", "timestamp": "timestamp"}
 

@@ -14,33 +14,21 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import ValidationError as PydanticValidationError
 
 from noria import project_code
 from noria.config import ColumnType, Project, TableSpec
-from noria.errors import ConfigError
-from noria.features.config import DEPLOYMENT_FIELDS, ENGINE_FIELDS, FeaturesConfig, FeatureType
+from noria.features.checks import FeatureDefinitionError as FeatureDefinitionError
+from noria.features.checks import FeatureInfo as FeatureInfo
+from noria.features.checks import check_definitions
+from noria.features.config import DEPLOYMENT_FIELDS, ENGINE_FIELDS, FeaturesConfig
 from noria.project_code import module_file
 
 FEATURES_FILE = "features.yaml"
 FEATURES_DIR = "features"
-Kind = Literal["request", "passthrough", "batch", "derived"]
-
-
-class FeatureDefinitionError(ConfigError):
-    """A feature definition is wrong: a missing column, function or name, a cycle, a duplicate."""
-
-
-@dataclass(frozen=True)
-class FeatureInfo:
-    name: str
-    type: FeatureType
-    description: str
-    view: str  # the view it belongs to (a derived feature is its own view)
-    kind: Kind
 
 
 @dataclass(frozen=True)
@@ -269,8 +257,6 @@ def function_refs(config: FeaturesConfig) -> dict[str, str]:
 
 def load_definitions(project: Project, config: FeaturesConfig | None = None) -> Definitions:
     """Load (unless given), check and resolve the project's feature definitions."""
-    from noria.features.checks import check_definitions
-
     config = config if config is not None else load_features_config(project)
     if config.request is None:
         raise FeatureDefinitionError(

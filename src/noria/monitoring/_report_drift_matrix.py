@@ -1,7 +1,7 @@
 """The drift heatmap's data: drift records (oldest first) arranged as a features x windows matrix.
 
 Rows are the features, most important first, then the model score; columns are the windows and
-model versions. :mod:`._report_html` draws it (``drift_matrix`` is re-exported there).
+model versions. :mod:`.report_page` draws it (``drift_matrix`` is re-exported there).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The A/B test report: champion vs challenger on matured labels, and the declared decision rule.
 
 ``noria ab report`` reads the requests each arm answered (the prediction log's ``arm``, set by
-:mod:`noria.serving.routing`) and the labels that have matured since, joined the way
+:mod:`noria.serving.ab_assignment`) and the labels that have matured since, joined the way
 ``noria monitor feedback`` joins them (:func:`noria.monitoring._performance.join_labels`). Each
 arm is scored on the task's primary metric (:func:`noria.task_metrics.task_metrics`: ROC AUC,
 log loss, RMSE). The experiment starts at the challenger's first logged request: champion rows

@@ -98,9 +98,7 @@ class Deliveries:
 
     @classmethod
     def of(cls, project: Project) -> Deliveries:
-        from noria.serving.config import serving_config
-
-        batch = serving_config(project).batch
+        batch = project.config.serving.batch
         return cls(
             project.path(batch.deliveries_dir),
             project.config.project,

@@ -267,7 +267,7 @@ def holdout_metric(project: Project, name: str, version: int, metric: str) -> fl
     training run's ``test_<metric>``. A project without a registry yet gives None without
     starting MLflow.
     """
-    from noria.registry._client import tracking_uri
+    from noria.registry.mlflow_client import tracking_uri
 
     uri = tracking_uri(project)
     local = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else None
@@ -277,7 +277,7 @@ def holdout_metric(project: Project, name: str, version: int, metric: str) -> fl
         return None
     try:
         from noria.registry import get_version
-        from noria.registry._client import get_client
+        from noria.registry.mlflow_client import get_client
 
         client = get_client(project)
         info = get_version(project, f"{name}/{version}", client=client)

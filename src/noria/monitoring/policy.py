@@ -69,7 +69,7 @@ def _champion(project: Project) -> tuple[int | None, dict[str, str], dict[str, f
     """The champion's version, its training run's params and metrics (empty when there is none)."""
     from noria.errors import NotFoundError
     from noria.registry import get_version
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     client = get_client(project)
     try:

@@ -21,7 +21,6 @@ are inline, and the one inline script only counts drawn plots (``data-plots-draw
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -103,7 +102,7 @@ def collect_report(project: Project) -> ReportData:
 
 def registry_exists(project: Project) -> bool:
     """False when the registry is a local SQLite file or folder not created yet (opening it would create it)."""
-    from noria.registry._client import tracking_uri
+    from noria.registry.mlflow_client import tracking_uri
 
     uri = tracking_uri(project)
     if uri.startswith("sqlite:///"):
@@ -171,18 +170,9 @@ def _collect_scores(project: Project, data: ReportData) -> None:
 
 def render_report(data: ReportData) -> str:
     """The report as one HTML document (matplotlib is imported here, not before)."""
-    from noria.monitoring import _report_html as html
+    from noria.monitoring import report_page as html
 
     return html.document(data)
-
-
-def parse_time(text: str) -> datetime | None:
-    """An ISO 8601 time as an aware UTC datetime (None if it is not one)."""
-    try:
-        value = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 __all__ = ["ReportData", "ScoreView", "collect_report", "registry_exists", "render_report", "write_report"]

@@ -136,7 +136,7 @@ def feature_frame(rows: pd.DataFrame) -> pd.DataFrame:
 def load_profile(project: Project, name: str, version: int) -> ReferenceProfile:
     """The reference profile stored with a model version (its training run's artifact)."""
     from noria.registry import get_version
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     client = get_client(project)
     info = get_version(project, f"{name}/{version}", client=client)

@@ -2,7 +2,7 @@
 
 Names are imported lazily (like the top-level ``noria`` package): ``import noria.registry``
 and its config model stay cheap, and MLflow loads only when a function needs it. Every module
-that talks to MLflow imports ``_client`` first, which switches MLflow telemetry off.
+that talks to MLflow imports ``mlflow_client`` first, which switches MLflow telemetry off.
 """
 
 from __future__ import annotations

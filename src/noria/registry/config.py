@@ -1,4 +1,5 @@
-"""The ``registry:`` section of noria.yaml: the promotion gate and the promotion lock."""
+"""The ``registry:`` and ``tracking:`` sections of noria.yaml: the promotion gate, the promotion lock,
+and where MLflow keeps runs and the registry (pydantic models only: importing this loads no MLflow)."""
 
 from __future__ import annotations
 
@@ -97,6 +98,17 @@ class RegistryConfig(BaseModel):
     lock_dir: str = ".noria/locks"
     # How long a promotion waits for the lock (seconds).
     lock_timeout_s: float = Field(default=60.0, gt=0.0)
+
+
+class TrackingConfig(BaseModel):
+    """MLflow: a local SQLite store by default, any tracking URI (an MLflow server) by config."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # The MLflow tracking URI: a SQLite file by default, or an MLflow server (http://...).
+    uri: str = "sqlite:///.noria/mlflow.db"
+    # Where a local tracking store keeps run artifacts (a server decides its own).
+    artifact_location: str = ".noria/mlartifacts"
 
 
 def registry_config(project: Project) -> RegistryConfig:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from noria.errors import NotFoundError
 from noria.provenance import file_sha256, git_state, image_provenance
-from noria.registry._client import backend_kind, error_code, get_client, mlflow_errors, tracking_uri
+from noria.registry.mlflow_client import backend_kind, error_code, get_client, mlflow_errors, tracking_uri
 
 if TYPE_CHECKING:
     from noria.config import Project

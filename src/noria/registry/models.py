@@ -22,8 +22,8 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from noria.errors import NotFoundError
-from noria.registry._client import error_code, get_client, mlflow_errors, tracking_uri
 from noria.registry._names import CHAMPION, ModelRef, parse_model_ref, validate_model_name
+from noria.registry.mlflow_client import error_code, get_client, mlflow_errors, tracking_uri
 
 if TYPE_CHECKING:
     import lightgbm

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from noria.registry._client import error_code, mlflow_errors
 from noria.registry.lineage import Lineage
+from noria.registry.mlflow_client import error_code, mlflow_errors
 from noria.registry.models import RELEASE_NOTES_TAG
 
 if TYPE_CHECKING:

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import ExternalToolError, NoriaError, NotFoundError, ValidationError
-from noria.registry._client import get_client, mlflow_errors
 from noria.registry._names import CHALLENGER, CHAMPION, ModelRef, parse_version, validate_model_name
 from noria.registry.config import GateConfig, registry_config
 from noria.registry.gate import Check, Evaluation, judge
+from noria.registry.mlflow_client import get_client, mlflow_errors
 from noria.registry.models import ABANDONED_TAG, ModelVersionInfo, get_registered, resolve
 from noria.registry.notes import write_note
 from noria.registry.records import (

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import ExternalToolError, ValidationError
-from noria.registry._client import file_lock, get_client, mlflow_errors
 from noria.registry._names import CHAMPION, ModelRef, parse_version, validate_model_name
 from noria.registry.config import registry_config
 from noria.registry.gate import Evaluation
+from noria.registry.mlflow_client import file_lock, get_client, mlflow_errors
 from noria.registry.models import EVALUATION_TAG, ModelVersionInfo, get_registered, resolve
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ def _champion_state_sqlite(
     """
     import sqlite3
 
-    from noria.registry._client import tracking_uri
+    from noria.registry.mlflow_client import tracking_uri
 
     uri = tracking_uri(project)
     prefix = "sqlite:///"

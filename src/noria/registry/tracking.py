@@ -23,8 +23,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import NoriaError, ValidationError
-from noria.registry._client import ensure_experiment, get_client, mlflow_errors
 from noria.registry.lineage import MODEL_CARD_TAG, TAGS, Lineage
+from noria.registry.mlflow_client import ensure_experiment, get_client, mlflow_errors
 from noria.registry.models import ABANDONED_TAG, ModelVersionInfo, log_lightgbm_model
 
 if TYPE_CHECKING:

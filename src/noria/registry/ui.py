@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import ExternalToolError
-from noria.registry._client import artifact_location, is_remote, tracking_uri
+from noria.registry.mlflow_client import artifact_location, is_remote, tracking_uri
 
 if TYPE_CHECKING:
     from noria.config import Project

@@ -11,11 +11,15 @@ from __future__ import annotations
 import random
 import re
 import time
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from noria.serving.errors import ServingHTTPError, error_response
 from noria.serving.metrics import ServingMetrics
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 REQUEST_ID = "noria.request_id"
 STARTED = "noria.started"
@@ -88,4 +92,9 @@ class ServingMiddleware:
             self.metrics.observe_request(path, status_holder[0], time.perf_counter() - started)
 
 
-__all__ = ["REQUEST_ID", "STARTED", "ServingMiddleware", "new_request_id"]
+def request_id_of(request: Request) -> str:
+    """The request's id (set by the middleware; a new one if it did not run)."""
+    return str(request.scope.get(REQUEST_ID) or new_request_id())
+
+
+__all__ = ["REQUEST_ID", "STARTED", "ServingMiddleware", "new_request_id", "request_id_of"]

@@ -27,14 +27,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from noria.errors import NoriaError
-from noria.serving._middleware import REQUEST_ID, ServingMiddleware, new_request_id
+from noria.serving._middleware import ServingMiddleware, request_id_of
 from noria.serving.auth import ApiKeys
 from noria.serving.config import ServingConfig
 from noria.serving.errors import ServingHTTPError, error_response, noria_error
 from noria.serving.loader import ModelHolder
 from noria.serving.metrics import ServingMetrics
 from noria.serving.model import ServedModel
-from noria.serving.openapi import install_openapi
+from noria.serving.openapi_schema import install_openapi
 from noria.serving.predict import Predictor
 from noria.serving.predlog import PredictionLog
 from noria.serving.requests import RequestSchema
@@ -67,10 +67,6 @@ class ServingState:
     prediction_log: PredictionLog | None
     # The code this service runs (noria.provenance.code_version): shown by /version.
     code: dict[str, Any] | None = None
-
-
-def request_id_of(request: Request) -> str:
-    return str(request.scope.get(REQUEST_ID) or new_request_id())
 
 
 def create_app(

@@ -21,6 +21,7 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from noria.errors import NoriaError
+from noria.serving.ab_assignment import CHALLENGER, CHAMPION, Arm, Router
 from noria.serving.coalesce import IN_PROCESS_STORES, LookupBatcher
 from noria.serving.config import ServingConfig
 from noria.serving.errors import ServingHTTPError
@@ -29,7 +30,6 @@ from noria.serving.metrics import ServingMetrics
 from noria.serving.model import Scored, ServedModel
 from noria.serving.predlog import PredictionLog, ScoredRow
 from noria.serving.requests import RequestSchema
-from noria.serving.routing import CHALLENGER, CHAMPION, Arm, Router
 from noria.serving.sources import FeatureSource, LookedUp
 from noria.tasks import Task
 

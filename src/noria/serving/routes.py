@@ -1,5 +1,5 @@
 """The service's endpoints. ``/predict`` reads the raw body and validates it itself (from bytes,
-strictly); its request schema is added to the OpenAPI document by :mod:`noria.serving.openapi`.
+strictly); its request schema is added to the OpenAPI document by :mod:`noria.serving.openapi_schema`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from noria.errors import NoriaError
-from noria.serving._middleware import STARTED
-from noria.serving.app import request_id_of
+from noria.serving._middleware import STARTED, request_id_of
 from noria.serving.errors import JSON, ServingHTTPError, error_response, noria_error, validation_error
 from noria.serving.errors import json_response as _json
 from noria.serving.schemas import (

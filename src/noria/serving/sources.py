@@ -80,7 +80,7 @@ class RegistryModelSource:
 
     def __init__(self, project: Project, name: str) -> None:
         from noria.registry import validate_model_name
-        from noria.registry._client import get_client
+        from noria.registry.mlflow_client import get_client
 
         self.project = project
         self.name = validate_model_name(name)

@@ -45,7 +45,7 @@ _EXPORTS: dict[str, str] = {
     "train": "model",
     "TrainingOutcome": "run",
     "run_training": "run",
-    "TrainingSettings": "settings",
+    "TrainingSettings": "config",
     "Split": "split",
     "TimeWindow": "split",
     "split_by_time": "split",
@@ -89,11 +89,11 @@ __all__ = [
 if TYPE_CHECKING:
     from noria.training.baselines import Baseline, fit_baselines, function_baseline
     from noria.training.card import model_info, write_model_card
+    from noria.training.config import TrainingSettings
     from noria.training.evaluation import BaselineResult, Evaluation, SliceMetrics, evaluate, slice_specs
     from noria.training.metrics import Calibration, Metrics, binary_metrics, calibration, hour_band
     from noria.training.model import TrainedModel, feature_importance, row_scores, train
     from noria.training.run import TrainingOutcome, run_training
-    from noria.training.settings import TrainingSettings
     from noria.training.split import Split, TimeWindow, split_by_time
     from noria.training.tuning import SEARCH_SPACE, TrialSummary, TuneResult, tune
 

@@ -34,8 +34,8 @@ import pandas as pd
 
 from noria.errors import ConfigError, DataError
 from noria.tasks import BinaryTask, Task
+from noria.training.config import TASK_BASELINES, BaselineFunction
 from noria.training.model import model_frame, train
-from noria.training.settings import TASK_BASELINES, BaselineFunction
 from noria.training.split import Split, sample_positions
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ import pandas as pd
 from noria import atomic
 from noria.errors import ConfigError, DataError, NotFoundError
 from noria.tasks import BinaryTask, Task, make_task
-from noria.training.settings import TUNE_METRICS
+from noria.training.config import TUNE_METRICS
 from noria.training.split import Split
 
 MODEL_FILE = "model.txt"

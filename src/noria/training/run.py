@@ -27,9 +27,9 @@ from noria.tasks import BinaryTask, Task
 from noria.training.baselines import fit_baselines, sample_split
 from noria.training.card import model_info, write_model_card
 from noria.training.card_docs import read_card_docs
+from noria.training.config import TrainingSettings
 from noria.training.evaluation import Evaluation, evaluate, slice_specs
 from noria.training.model import TrainedModel, feature_importance, train
-from noria.training.settings import TrainingSettings
 from noria.training.split import Split, split_by_time
 from noria.training.tuning import TrialSummary, TuneResult, tune
 

@@ -14,7 +14,7 @@ The study lives in an Optuna RDB storage: PostgreSQL at scale
 - :func:`study_result` gives the best parameters of the whole study; the training
   pipeline's ``tune`` step returns them (``--param study_storage=... study_trials=0``).
 
-A worker pod runs :func:`tune_worker` on the split of one pipeline run. Credentials never go
+A worker pod runs :func:`noria.training.tune_worker.tune_worker` on the split of one pipeline run. Credentials never go
 in the URL (it is recorded with the run's parameters): libpq reads ``PGPASSWORD`` or
 ``~/.pgpass``, which a Kubernetes Secret can provide.
 """
@@ -26,22 +26,14 @@ import json
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
 from noria.errors import ConfigError, ExternalToolError, NotFoundError
-from noria.training.settings import TrainingSettings
-from noria.training.split import Split
-from noria.training.tuning import METRICS, START_PARAMS, TrialSummary, TuneResult
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from noria.config import Project
-    from noria.training.rows import TrainRows
+from noria.training.config import TrainingSettings
+from noria.training.search import METRICS, START_PARAMS, TrialSummary, TuneResult
 
 HEARTBEAT_SECONDS = 60
 # Fields of training settings that change what a trial measures; a study is only shared by
@@ -262,81 +254,3 @@ def tune_options(settings: TrainingSettings, task: str = "binary") -> dict[str, 
         "early_stopping_rounds": settings.early_stopping_rounds,
         "sample_rows": settings.tune_sample_rows,
     }
-
-
-@dataclass
-class RunSplit:
-    """The time-based split of one training-pipeline run, with what tuning needs around it.
-
-    ``rows`` are the train rows as the split step wrote them (read column by column);
-    :attr:`split` holds every row in memory as frames, for small data and tests.
-    """
-
-    rows: TrainRows
-    test: pd.DataFrame
-    summary: dict[str, Any]
-    features: list[str]
-    categorical: list[str]
-    settings: TrainingSettings
-    context: dict[str, Any]
-
-    @property
-    def split(self) -> Split:
-        from noria.training.rows import split_of
-
-        train = self.rows.frame(self.features)
-        return split_of(train, self.rows.fit_rows, self.test, self.summary, self.rows.task)
-
-
-def load_run_split(
-    project: Project, run_id: str, *, params: Mapping[str, Any] | None = None, pipeline: str = "training"
-) -> RunSplit:
-    """The split of pipeline run ``run_id``, read from the project's artifact store.
-
-    Upstream steps the run finished are only read back ("resumed"); any it has not run yet
-    run here, so give the same ``params`` as the run's other tasks.
-    """
-    from noria.pipelines import run_project_pipeline
-    from noria.training.pipeline import _columns, _rows, _settings
-
-    loaded: dict[str, Any] = {}
-    wanted = {"context", "training_set_info", "train_rows", "test_rows", "split_info"}
-    for step_name in ("context", "training_set", "split"):
-        result = run_project_pipeline(project, pipeline, step=step_name, run_id=run_id, params=params, progress=False)
-        for output in set(result.steps[step_name].outputs) & wanted:
-            loaded[output] = result.load(output)
-    context, info = loaded["context"], loaded["training_set_info"]
-    features, categorical = _columns(info)
-    rows = _rows(loaded["train_rows"], context)
-    return RunSplit(rows, loaded["test_rows"], loaded["split_info"], features, categorical, _settings(context), context)
-
-
-def tune_worker(
-    project: Project,
-    storage_url: str,
-    study_name: str | None,
-    n_trials: int,
-    *,
-    run_id: str,
-    worker: int = 1,
-    params: Mapping[str, Any] | None = None,
-    pipeline: str = "training",
-) -> TuneResult:
-    """Run ``n_trials`` trials of the shared study on the split of pipeline run ``run_id``.
-
-    What one worker pod runs. ``study_name`` None uses :func:`default_study_name`, the name
-    the ``tune`` step derives too. Worker 0 is the ``tune`` step itself: number pods from 1.
-    """
-    from noria.training.tuning import tune_rows
-
-    run = load_run_split(project, run_id, params=params, pipeline=pipeline)
-    return tune_rows(
-        run.rows,
-        run.features,
-        run.categorical,
-        trials=n_trials,
-        storage=resolve_storage(storage_url, project.root),
-        study_name=study_name or default_study_name(run.context),
-        worker=worker,
-        **tune_options(run.settings, str(run.context.get("task", "binary"))),
-    )

@@ -16,7 +16,7 @@ import yaml
 from tests.conftest import flight_rows, write_small_sources
 
 from noria.config import load_project
-from noria.data import ingest as ingest_mod
+from noria.data import scan as scan_mod
 from noria.data.ingest import ingest
 from noria.data.snapshots import get_record, list_snapshots, open_snapshot
 from noria.errors import ConfigError, DataError, SnapshotNotFoundError, SourceError
@@ -107,7 +107,7 @@ def test_interrupted_write_leaves_no_partial_snapshot(small_project: Path, monke
     project = load_project(small_project, environ={})
     before = ingest(project, "2013-01", "2013-01").record
     files_before = _files(small_project)
-    real_write = ingest_mod._write_parquet
+    real_write = scan_mod.write_parquet
     calls = {"n": 0}
 
     def failing_write(frame: pd.DataFrame, path: Path) -> None:
@@ -116,7 +116,7 @@ def test_interrupted_write_leaves_no_partial_snapshot(small_project: Path, monke
             raise OSError("disk full")
         real_write(frame, path)
 
-    monkeypatch.setattr(ingest_mod, "_write_parquet", failing_write)
+    monkeypatch.setattr(scan_mod, "write_parquet", failing_write)
     with pytest.raises(OSError, match="disk full"):
         ingest(project, "2013-02", "2013-03")
     assert _files(small_project) == files_before
@@ -128,13 +128,13 @@ KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
 from noria.config import load_project
-from noria.data import ingest as m
-real = m._write_parquet
+from noria.data import ingest as m, scan
+real = scan.write_parquet
 def slow(frame, path):
     real(frame, path)
     Path(sys.argv[2]).touch()
     time.sleep(60)
-m._write_parquet = slow
+scan.write_parquet = slow
 m.ingest(load_project(sys.argv[1], environ={}), "2013-02", "2013-03")
 """
 

@@ -15,8 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from noria.config import TableSpec
-from noria.data.ingest import partition_keys
-from noria.data.scan import scan_partitioned
+from noria.data.scan import partition_keys, scan_partitioned
 from noria.data.sources import read_table
 from noria.data.validate import RULE_COLUMN, validate_table
 

@@ -278,7 +278,7 @@ def test_apply_force_promotes_the_challenger_with_the_ab_reason(tmp_path: Path) 
     from tests.unit.serving.serving_support import make_migrated_db, train_booster
 
     from noria.registry import collect_lineage, get_version, start_run
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     project = games_project(tmp_path / "games", GAMES, registry=make_migrated_db(None, tmp_path))
     booster = train_booster(rounds=5)

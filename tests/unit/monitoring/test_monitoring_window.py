@@ -51,7 +51,7 @@ def migrated(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
 def _register_with_profile(project: Project, tmp: Path) -> int:
     """Register a real booster and store its reference profile and holdout AUC with the run."""
     from noria.registry import collect_lineage, start_run
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     booster = train_booster(seed=0)
     frame, _ = training_frame(seed=0)

@@ -39,7 +39,7 @@ def _champion(project: Project, params: dict[str, Any], **lgb_params: Any) -> in
     """Train a tiny real booster of the project's task, log it with ``params`` and its holdout
     metrics, register it and make it the champion."""
     from noria.registry import collect_lineage, start_run
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     metrics = {k: v for k, v in params.items() if k.startswith("test_") and isinstance(v, float)}
     rng = np.random.default_rng(0)

@@ -30,9 +30,9 @@ from tests.unit.monitoring.report_support import (
 from noria.config import Project, load_project
 from noria.monitoring import ReferenceProfile
 from noria.monitoring import _report_plots as plots
-from noria.monitoring._report_html import SCORE_ROW, drift_matrix
 from noria.monitoring._report_plots import profile_shares
 from noria.monitoring.report import ReportData, collect_report, registry_exists, render_report, write_report
+from noria.monitoring.report_page import SCORE_ROW, drift_matrix
 from noria.monitoring.store import MonitoringStore
 from noria.tasks import BinaryTask, Task
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from noria.config import Project
 from noria.registry import ModelVersionInfo, champion_state, promote, rollback
-from noria.registry._client import get_client
+from noria.registry.mlflow_client import get_client
 from noria.registry.records import _champion_state_sqlite
 
 NAME = "flight-delay"

@@ -125,7 +125,7 @@ def test_ui_server_really_serves_the_project_store(project: Project) -> None:
 
     import httpx
 
-    from noria.registry._client import ensure_experiment, get_client
+    from noria.registry.mlflow_client import ensure_experiment, get_client
     from noria.registry.ui import stop_process_group, ui_environment
 
     ensure_experiment(get_client(project), project)

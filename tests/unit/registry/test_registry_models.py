@@ -13,7 +13,7 @@ import pytest
 from noria.config import Project
 from noria.errors import NotFoundError
 from noria.registry import ModelVersionInfo, get_version, list_models, load_model, promote
-from noria.registry._client import get_client
+from noria.registry.mlflow_client import get_client
 
 
 def test_register_stores_lightgbm_text_and_no_pickle(

@@ -27,7 +27,7 @@ from noria.registry import (
     record_evaluation,
     rollback,
 )
-from noria.registry._client import get_client
+from noria.registry.mlflow_client import get_client
 
 NAME = "flight-delay"
 GATE = GateConfig(min_delta=0.01, max_slice_drop=0.05)
@@ -173,7 +173,7 @@ def test_lock_held_elsewhere_times_out(
 def _race(root: str, version: int, barrier: Any, results: Any) -> None:
     from noria.config import load_project
     from noria.registry import promote_if_better
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     project = load_project(root, environ={})
     get_client(project).search_registered_models()  # connected before the start line

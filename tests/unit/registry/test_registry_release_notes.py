@@ -26,7 +26,7 @@ from noria.registry import (
     promote_if_better,
     rollback,
 )
-from noria.registry._client import get_client
+from noria.registry.mlflow_client import get_client
 from noria.registry.records import current_actor
 
 NAME = "flight-delay"

@@ -20,8 +20,8 @@ from tests.conftest import free_port
 
 from noria.config import load_project
 from noria.errors import ExternalToolError
-from noria.registry import _client
-from noria.registry._client import check_server, get_client, redact
+from noria.registry import mlflow_client
+from noria.registry.mlflow_client import check_server, get_client, redact
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
@@ -52,7 +52,7 @@ def server() -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def _forget_probes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_client, "_REACHABLE", set())
+    monkeypatch.setattr(mlflow_client, "_REACHABLE", set())
 
 
 def test_nothing_listening_fails_at_once_naming_the_uri_where_it_was_set_and_the_fix(small_project: Path) -> None:
@@ -107,7 +107,7 @@ def test_a_server_asking_for_credentials_names_the_variables(server: str, monkey
         check_server(server)
     assert "s3cret" not in str(caught.value)
     assert _Health.seen[-1][1] == "Basic YW5uOnMzY3JldA=="  # what MLflow's client sends: ann:s3cret
-    assert server not in _client._REACHABLE  # refused: probed again next time
+    assert server not in mlflow_client._REACHABLE  # refused: probed again next time
 
 
 def test_databases_and_folders_are_not_probed() -> None:
@@ -124,7 +124,7 @@ def test_a_server_client_does_not_import_feast_for_mlflows_header_plugins() -> N
     # A fresh interpreter: the header-plugin registry is loaded once per process.
     code = (
         "import sys\n"
-        "from noria.registry._client import load_request_header_providers\n"
+        "from noria.registry.mlflow_client import load_request_header_providers\n"
         "load_request_header_providers()\n"
         "from mlflow.tracking.request_header.registry import _request_header_provider_registry as r\n"
         "print(sorted(type(p).__name__ for p in r), 'feast' in sys.modules)\n"

@@ -10,8 +10,8 @@ from registry_helpers import git
 
 from noria.config import Project
 from noria.registry import collect_lineage, start_run
-from noria.registry._client import get_client
 from noria.registry.lineage import TAGS
+from noria.registry.mlflow_client import get_client
 
 
 def lineage_for(project: Project) -> Any:
@@ -120,7 +120,7 @@ def test_non_numeric_metric_is_a_clear_error(project: Project) -> None:
 
 
 def test_relative_tracking_paths_resolve_against_the_project(project: Project, monkeypatch: Any) -> None:
-    from noria.registry._client import artifact_location, tracking_uri
+    from noria.registry.mlflow_client import artifact_location, tracking_uri
 
     monkeypatch.chdir("/")
     assert tracking_uri(project) == f"sqlite:///{project.root.resolve()}/.noria/mlflow.db"

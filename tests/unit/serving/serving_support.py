@@ -116,7 +116,7 @@ def make_project(root: Path, migrated_db: Path, extra: str = "") -> Project:
 def register(project: Project, booster: lgb.Booster, alias: str | None = "champion") -> int:
     """Register ``booster`` as a new version (with lineage tags) and point ``alias`` at it."""
     from noria.registry import collect_lineage, start_run
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     lineage = collect_lineage(
         project, data_snapshot="snap1", feature_service="flight_delay", feature_definition_hash="defhash123"
@@ -129,7 +129,7 @@ def register(project: Project, booster: lgb.Booster, alias: str | None = "champi
 
 
 def set_alias(project: Project, alias: str, version: int) -> None:
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     get_client(project).set_registered_model_alias("flight-delay", alias, str(version))
 

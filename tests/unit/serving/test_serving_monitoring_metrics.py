@@ -32,7 +32,7 @@ def test_metrics_export_the_store_and_the_served_versions_registry_facts(
     project: Project, booster: lgb.Booster, make_app: AppFactory
 ) -> None:
     from noria.registry import Evaluation, record_evaluation
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     version = register(project, booster)
     rng = np.random.default_rng(0)

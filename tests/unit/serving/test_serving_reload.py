@@ -42,7 +42,7 @@ def test_reload_swaps_when_the_alias_moves_and_keeps_serving_on_failure(
     swapped = holder.reload()
     assert swapped.changed and (swapped.previous_version, swapped.version) == (1, 2)
     assert old is not None and old.version == 1  # a request holding the old object still has it whole
-    from noria.registry._client import get_client
+    from noria.registry.mlflow_client import get_client
 
     get_client(project).delete_registered_model_alias("flight-delay", "champion")
     broken = holder.reload()

@@ -8,9 +8,9 @@ from tests.unit.serving.conftest import AppFactory
 from tests.unit.serving.serving_support import FLIGHT, INLINE, KEY
 
 from noria.errors import ConfigError
+from noria.serving.ab_assignment import CHALLENGER, CHAMPION, Router, bucket
 from noria.serving.auth import ApiKeys, hash_key
 from noria.serving.config import ABConfig, ServingConfig
-from noria.serving.routing import CHALLENGER, CHAMPION, Router, bucket
 from noria.serving.server import check_security, is_loopback
 
 

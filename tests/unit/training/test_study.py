@@ -15,7 +15,7 @@ from training_flights_frame import TEST_FEATURES as FEATURES
 
 from noria.errors import ConfigError, ExternalToolError, NotFoundError
 from noria.training import Split, tune
-from noria.training.settings import TrainingSettings
+from noria.training.config import TrainingSettings
 from noria.training.study import (
     create_study,
     default_study_name,

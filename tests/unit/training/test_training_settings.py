@@ -58,7 +58,7 @@ def test_settings_import_stays_light() -> None:
     import sys
 
     code = (
-        "import sys; import noria.training.settings; "
+        "import sys; import noria.training.config; "
         "print(sorted(m for m in ('lightgbm', 'optuna', 'sklearn', 'matplotlib') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -51,7 +51,7 @@ from noria.training import (
     tune,
     write_model_card,
 )
-from noria.training.settings import BaselineFunction
+from noria.training.config import BaselineFunction
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

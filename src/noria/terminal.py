@@ -1,4 +1,5 @@
-"""Shared output helpers for CLI commands: JSON for scripts, rich tables for people."""
+"""Terminal output of the CLI and of `noria demo` / `noria replay`: JSON for scripts, rich tables and
+progress bars for people (standard library at import; rich loaded when used)."""
 
 from __future__ import annotations
 

@@ -24,11 +24,11 @@ from noria.monitoring import _report_words as words
 from noria.monitoring._report_drift_matrix import SCORE_ROW, DriftMatrix, drift_matrix
 from noria.monitoring._report_svg import number as _num
 from noria.monitoring._report_svg import to_svg
-from noria.monitoring.report import ReportData, parse_time
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from noria.monitoring.report import ReportData
     from noria.tasks import Task
 
 MAX_DRIFT_COLUMNS = 36  # newest drift records in the heatmap (a year of months, or five weeks of days)
@@ -433,3 +433,12 @@ def _version(value: Any) -> str:
 
 
 __all__ = ["SCORE_ROW", "DriftMatrix", "document", "drift_matrix"]
+
+
+def parse_time(text: str) -> datetime | None:
+    """An ISO 8601 time as an aware UTC datetime (None if it is not one)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

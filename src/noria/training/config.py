@@ -1,8 +1,10 @@
-"""The ``training:`` section of noria.yaml.
+"""The ``training:`` and ``model:`` sections of noria.yaml (pydantic models only: importing this
+module loads no LightGBM, Optuna or scikit-learn).
 
-Periods are written in the project's windows (``windows:``; months by default) and are
-required to train; every other key has a default. Nothing here knows a dataset: no default
-periods, slices or baseline features.
+The ``model:`` section says what the model is: its registry name, its task and what it predicts
+(the target). In the ``training:`` section, periods are written in the project's windows
+(``windows:``; months by default) and are required to train; every other key has a default.
+Nothing here knows a dataset: no default periods, slices or baseline features.
 
 .. code-block:: yaml
 
@@ -21,12 +23,19 @@ periods, slices or baseline features.
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from noria.errors import ConfigError
+from noria.names import MODEL_NAME_FIX, model_name_problem
 from noria.periods import Period
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
 
 # Kept here, not in baselines.py, so that loading the config never imports LightGBM.
 BaselineKind = Literal[
@@ -159,3 +168,144 @@ class TrainingSettings(BaseModel):
                 "(labels of the project's windows, e.g. months 2013-01)",
             )
         return self.train, self.test
+
+
+TaskName = Literal["binary", "multiclass", "regression"]
+_FUNCTION_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION = re.compile(r"^\d+\s*(s|m|h|d|w)$")
+
+
+class TargetConfig(_Section):
+    """What the model predicts: a column of the request table with a rule, or a label function.
+
+    Column: ``column`` (in ``table``, default the request table) and, for a binary task,
+    ``threshold`` (label = column > threshold; without it the column must hold booleans or
+    0/1); for a multi-class task the values are among ``classes``; for regression the column
+    is the number. Function: ``function`` (``module:function``, like a feature source) reads
+    ``tables`` and returns the request ids, ``label`` and optionally ``label_time``.
+    ``mature_after``: how long after the event time a label can be trusted (rows whose label is
+    not known yet count as unlabelled).
+    """
+
+    # A column of the request table holding the outcome (or the label itself).
+    column: str | None = None
+    # The column's table (default: features.request.table, the only one allowed).
+    table: str | None = None
+    # Binary: label = column > threshold (missing column value: no label).
+    threshold: float | None = None
+    # Multiclass: the class values, in order (a label outside them is an error).
+    classes: list[str] | None = None
+    # Or: a label function module:function(tables, **params) returning the request ids, label
+    # and optionally label_time (when the label became known).
+    function: str | None = None
+    # The label function's snapshot tables and the columns it reads from each.
+    tables: dict[str, list[str]] = Field(default_factory=dict)
+    # Keyword arguments for the label function.
+    params: dict[str, Any] = Field(default_factory=dict)
+    # How long after the event time a label can be trusted (30m, 2h, 30d); a row whose label is
+    # not known yet counts as unlabelled.
+    mature_after: str | None = None
+    # Binary: the name of the decision in responses (e.g. late); otherwise what is predicted, in
+    # words (explanations: "raised the predicted glucose in 30 min by 12 mg/dL").
+    name: str | None = Field(default=None, max_length=60)
+    # Regression: the target's unit (mg/dL), shown in responses and explanations.
+    unit: str = ""
+    # What the label means, for the model card.
+    description: str = ""
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_text(cls, value: Any) -> Any:
+        return [str(v) for v in value] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TargetConfig:
+        if (self.column is None) == (self.function is None):
+            raise ValueError("give either column: (a column of the request table) or function: (module:function)")
+        if self.function is not None:
+            if not _FUNCTION_REF.match(self.function):
+                raise ValueError(f"{self.function!r} is not a function reference: write module:function")
+            if not self.tables:
+                raise ValueError("a label function needs tables: {table: [columns it reads]}")
+            if self.threshold is not None:
+                raise ValueError("threshold applies to a target column; a label function returns the label itself")
+        elif self.tables or self.params:
+            raise ValueError("tables: and params: belong to a label function (function:)")
+        if self.mature_after is not None and not _DURATION.match(str(self.mature_after).strip()):
+            raise ValueError(f"mature_after {self.mature_after!r} is not a duration: write e.g. 30m, 2h, 30d")
+        if self.classes is not None and (len(self.classes) < 2 or len(set(self.classes)) != len(self.classes)):
+            raise ValueError("classes must list at least two distinct values")
+        return self
+
+    def rule(self, task: str) -> str:
+        """The labelling rule in words (training-set lineage, model card)."""
+        if self.function is not None:
+            return f"{self.function}({', '.join(self.tables)})"
+        where = f"{self.table}.{self.column}" if self.table else str(self.column)
+        if task == "binary":
+            return f"{where} > {self.threshold:g}" if self.threshold is not None else f"{where} (true/1)"
+        if task == "multiclass":
+            return f"{where} in {', '.join(self.classes or [])}"
+        return where
+
+
+class ModelConfig(_Section):
+    """What the model is: its registry name, its task and what it predicts."""
+
+    # The registered model's name in MLflow (default: the project's name).
+    name: str = ""
+    # binary, multiclass or regression: objective, metrics, gate, responses and monitoring follow it.
+    task: TaskName = "binary"
+    # What the model predicts (required to train).
+    target: TargetConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        # Model names end up in paths and URLs: the registry's rule (noria.names), checked at load.
+        problem = model_name_problem(value) if value else None
+        if problem:
+            raise ValueError(f"model name {value!r} is not allowed: {problem}; {MODEL_NAME_FIX}")
+        return value
+
+    @model_validator(mode="after")
+    def _target_fits_task(self) -> ModelConfig:
+        target = self.target
+        if target is None:
+            return self
+        if target.threshold is not None and self.task != "binary":
+            raise ValueError(f"target.threshold applies to binary tasks only (task is {self.task}): remove it")
+        if self.task == "multiclass" and not target.classes:
+            raise ValueError("a multiclass task needs target.classes: [the class values, in order]")
+        if self.task != "multiclass" and target.classes:
+            raise ValueError(f"target.classes applies to multiclass tasks only (task is {self.task}): remove it")
+        if self.task == "binary" and target.name and not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", target.name):
+            raise ValueError(
+                f"target.name {target.name!r} names the decision field of responses: use lower-case letters,"
+                " digits and '_' (e.g. late)"
+            )
+        if target.unit and self.task != "regression":
+            raise ValueError(f"target.unit applies to regression tasks (task is {self.task})")
+        return self
+
+    def require_target(self) -> TargetConfig:
+        """The target, or a clear error naming the key to add."""
+        if self.target is None:
+            raise ConfigError(
+                "noria.yaml has no model.target: nothing says what the model predicts",
+                fix="add model: {task: binary|multiclass|regression, target: {column: ...} or {function: ...}}",
+            )
+        return self.target
+
+
+__all__ = [
+    "BASELINE_KINDS",
+    "TASK_BASELINES",
+    "TUNE_METRICS",
+    "BaselineFunction",
+    "BaselineKind",
+    "ModelConfig",
+    "TargetConfig",
+    "TaskName",
+    "TrainingSettings",
+]
