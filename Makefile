@@ -48,8 +48,8 @@ faults: $(STAMP) ## the whole fault-injection suite (10-minute load case), then 
 	FAULTS_FULL=1 $(BIN)/pytest -p no:cacheprovider tests/faults; status=$$?; \
 	  $(BIN)/python scripts/reliability_report.py --command "make faults" && exit $$status
 
-faults-ci: $(STAMP) ## the fault suite's long cases (after `make test`; the load case runs 60 s)
-	$(BIN)/pytest -p no:cacheprovider -m "faults and slow" tests/faults
+faults-ci: $(STAMP) ## the fault suite's long cases (after `make test`; the load case runs 60 s), two files at a time
+	$(BIN)/pytest -p no:cacheprovider -m "faults and slow" -n $(TEST_WORKERS) --dist loadfile tests/faults
 
 lint: $(STAMP) ## ruff, mypy, import contracts, actionlint, CLI docs, config schema, Dockerfiles, k8s manifests, Terraform, checkov
 	$(BIN)/ruff check src tests benchmarks examples scripts

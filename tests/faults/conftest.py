@@ -15,6 +15,7 @@ run the real thing); the long load case runs ``$FAULTS_LOAD_SECONDS`` seconds, b
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -127,7 +128,8 @@ def _write_row(record: FaultRecord, reports: dict[str, pytest.TestReport]) -> No
     seconds = sum(r.duration for r in reports.values())
     path = results_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
+    with path.open("a", encoding="utf-8") as fh:  # under a lock: `make faults-ci` runs two workers
+        fcntl.flock(fh, fcntl.LOCK_EX)
         fh.write(json.dumps(record.row(outcome, seconds, detail), default=str) + "\n")
 
 
