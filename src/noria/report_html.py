@@ -1,14 +1,16 @@
-"""The shared pieces of Noria's self-contained HTML reports: the page shell, styles, cards and tables.
+"""The shared pieces of Noria's self-contained HTML reports: the page shell, styles, cards, tables, images.
 
-The monitoring report (:mod:`noria.monitoring.report_page`) and the maturity report
-(:mod:`noria.maturity.report`) are written with these, so they look alike and escape alike: every
-value that comes from a record or a file is escaped here, the page has no external reference
+The monitoring report (:mod:`noria.monitoring.report_page`), the maturity report
+(:mod:`noria.maturity.report`), the model card (:mod:`noria.training.card`) and the console are
+written with these, so they look alike and escape alike: every value that comes from a record or
+a file is escaped here, the page has no external reference
 (inline CSS with the reader's system fonts, optional inline script), and nothing imports more
 than the standard library.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
@@ -21,7 +23,7 @@ h1{font-size:1.6rem;margin:24px 0 4px}h2{font-size:1.2rem;margin:36px 0 8px;bord
 .card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:120px}
 .card b{display:block;font-size:1.25rem}.card span{color:#666;font-size:.8rem}
 .alert b{color:#c0392b}.empty{color:#666;font-style:italic;background:#f6f6f6;padding:10px 14px;border-radius:6px}
-figure.plot{margin:8px 0}figure.plot svg{max-width:100%;height:auto}
+figure.plot{margin:8px 0}figure.plot svg,figure.plot img{max-width:100%;height:auto}
 table{border-collapse:collapse;font-size:.8rem;margin:8px 0;width:100%}
 th,td{border-bottom:1px solid #e5e5e5;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#fafafa}td.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -73,4 +75,10 @@ def cell(value: Any) -> str:
     return f'<td class="n">{escape(text)}</td>' if numeric else f"<td>{escape(text)}</td>"
 
 
-__all__ = ["CSS", "cards", "cell", "empty", "page", "table"]
+def image(png: bytes, alt: str) -> str:
+    """A PNG embedded in the page itself (a ``data:`` URI, nothing fetched), scaled to the page's width."""
+    data = base64.b64encode(png).decode("ascii")
+    return f'<figure class="plot"><img src="data:image/png;base64,{data}" alt="{escape(alt)}"></figure>'
+
+
+__all__ = ["CSS", "cards", "cell", "empty", "image", "page", "table"]

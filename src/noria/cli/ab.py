@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from noria.cli._options import LabelsOption, WindowsOption
 
 app = typer.Typer(
     help="A/B tests: champion vs challenger on delayed labels, and the declared decision rule.", no_args_is_help=True
@@ -20,17 +21,8 @@ def _group() -> None:
 @app.command("report")
 def report_cmd(
     ctx: typer.Context,
-    labels: Annotated[
-        Path | None,
-        typer.Option(
-            "--labels",
-            help="Parquet or CSV of the request ids and 'label' (or the target column). "
-            "Default: labels from the newest data snapshot, by the project's target rule.",
-        ),
-    ] = None,
-    window: Annotated[
-        list[str] | None, typer.Option("--window", help="Only these windows; repeatable (default: all served).")
-    ] = None,
+    labels: LabelsOption = None,
+    window: WindowsOption = None,
     apply: Annotated[
         bool,
         typer.Option("--apply", help="Promote the challenger when the outcome is promote_challenger (gated)."),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from noria.cli._options import LabelsOption, WindowsOption
 from noria.cli._state import State
 
 if TYPE_CHECKING:
@@ -180,17 +181,8 @@ def run_cmd(
 @app.command("feedback")
 def feedback_cmd(
     ctx: typer.Context,
-    labels: Annotated[
-        Path | None,
-        typer.Option(
-            "--labels",
-            help="Parquet or CSV of the request ids and 'label' (or the target column). "
-            "Default: labels from the newest data snapshot, by the project's target rule.",
-        ),
-    ] = None,
-    window: Annotated[
-        list[str] | None, typer.Option("--window", help="Only these windows; repeatable (default: all served).")
-    ] = None,
+    labels: LabelsOption = None,
+    window: WindowsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Delayed labels: join outcomes to logged predictions and score them in the task's terms, with the KPI.

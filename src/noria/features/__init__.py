@@ -29,7 +29,7 @@ _EXPORTS: dict[str, str] = {
     "materialize": "noria.features.online",
     "open_online_store": "noria.features.online",
     "online_features": "noria.features.online",
-    "OnlineStore": "noria.features.lookup",
+    "OnlineLookup": "noria.features.lookup",
     "FeatureVectors": "noria.features.online",
     "record_usage": "noria.features.usage",
     "list_usage": "noria.features.usage",
@@ -42,7 +42,7 @@ __all__ = [
     "FeatureDefinitionError",
     "FeatureVectors",
     "FeaturesConfig",
-    "OnlineStore",
+    "OnlineLookup",
     "TrainingSet",
     "UsageRecord",
     "apply",
@@ -70,7 +70,7 @@ if TYPE_CHECKING:
         load_features_config,
     )
     from noria.features.docs import features_markdown
-    from noria.features.lookup import OnlineStore
+    from noria.features.lookup import OnlineLookup
     from noria.features.offline import historical_features
     from noria.features.online import FeatureVectors, materialize, online_features, open_online_store
     from noria.features.repo import ApplyResult, apply

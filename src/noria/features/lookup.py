@@ -1,6 +1,6 @@
 """Reading feature views from Feast's online store for a batch of requests.
 
-:class:`OnlineStore` is prepared once: the Feast ``FeatureStore``, the online store it is
+:class:`OnlineLookup` is prepared once: the Feast ``FeatureStore``, the online store it is
 configured with (SQLite, Redis, ...), the registry's feature views and a reader
 (:mod:`noria.features.online_read`) that reads every view's keys in one read per lookup: one
 SQL statement on SQLite, one pipeline on Redis, Feast's ``online_read`` per view on any other
@@ -33,7 +33,7 @@ from noria.features.transform import Arrays
 _NAN = float("nan")
 
 
-class OnlineStore:
+class OnlineLookup:
     """Feature definitions + an open Feast store + what each lookup needs, prepared once."""
 
     def __init__(self, defs: Definitions, service: str | None = None, *, cache: ReadCache | None = None) -> None:

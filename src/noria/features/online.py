@@ -24,7 +24,7 @@ import pandas as pd
 from noria.config import Project
 from noria.errors import ConfigError, NotFoundError
 from noria.features.definitions import Definitions, ServicePlan, load_definitions
-from noria.features.lookup import OnlineStore, ReadCache
+from noria.features.lookup import OnlineLookup, ReadCache
 from noria.features.materialized import next_state, plan, read_state, write_state
 from noria.features.offline import entity_keys
 from noria.features.repo import APPLIED_FILE, ensure_applied, open_store
@@ -152,7 +152,7 @@ class FeatureVectors:
         return out
 
 
-def open_online_store(project: Project, service: str | None = None, *, cache: ReadCache | None = None) -> OnlineStore:
+def open_online_store(project: Project, service: str | None = None, *, cache: ReadCache | None = None) -> OnlineLookup:
     """Open the project's online store for lookups (call once; reuse for every request).
 
     ``cache``: keep recent reads for a few seconds (:class:`noria.features.lookup.ReadCache`).
@@ -167,10 +167,10 @@ def open_online_store(project: Project, service: str | None = None, *, cache: Re
     # A shared store (Redis) is filled by other processes (on a cluster, the features CronJob): a
     # serving pod starts with no local registry and registers the same definitions to read it.
     ensure_applied(defs)
-    return OnlineStore(defs, service, cache=cache)
+    return OnlineLookup(defs, service, cache=cache)
 
 
-def online_features(store: OnlineStore, rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> FeatureVectors:
+def online_features(store: OnlineLookup, rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> FeatureVectors:
     """The service's features for request rows, computed/looked up exactly as in training sets."""
     defs, plan = store.defs, store.plan
     cols = request_arrays(defs, rows)

@@ -19,8 +19,28 @@ from noria.monitoring._kernels import FloatArray, IntArray
 from noria.monitoring.config import DriftConfig
 
 
+class _Column:
+    """What the two kinds of column profile share: the missing rate, and equality by their record."""
+
+    count: int
+    missing: int
+
+    @property
+    def missing_rate(self) -> float:
+        total = self.count + self.missing
+        return self.missing / total if total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, type(self)) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True, eq=False)
-class NumericProfile:
+class NumericProfile(_Column):
     """One numeric column of the reference data (see the module docstring)."""
 
     name: str
@@ -37,11 +57,6 @@ class NumericProfile:
     ks_error_bound: float = 0.0
     wasserstein_error_bound: float = 0.0
     kind: str = field(default="numeric", init=False)
-
-    @property
-    def missing_rate(self) -> float:
-        total = self.count + self.missing
-        return self.missing / total if total else 0.0
 
     @property
     def ecdf_exact(self) -> bool:
@@ -83,14 +98,9 @@ class NumericProfile:
             wasserstein_error_bound=_float(d["wasserstein_error_bound"]),
         )
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, NumericProfile) and self.to_dict() == other.to_dict()
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 @dataclass(frozen=True, eq=False)
-class CategoricalProfile:
+class CategoricalProfile(_Column):
     """One categorical column: kept categories (most frequent first), their counts, the rest."""
 
     name: str
@@ -100,11 +110,6 @@ class CategoricalProfile:
     counts: IntArray
     other: int = 0
     kind: str = field(default="categorical", init=False)
-
-    @property
-    def missing_rate(self) -> float:
-        total = self.count + self.missing
-        return self.missing / total if total else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,11 +132,6 @@ class CategoricalProfile:
             counts=np.asarray(d["counts"], dtype=np.int64),
             other=int(d["other"]),
         )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CategoricalProfile) and self.to_dict() == other.to_dict()
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 FeatureProfile = NumericProfile | CategoricalProfile

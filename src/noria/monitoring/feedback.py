@@ -78,8 +78,8 @@ class WindowPerformance:
     def live(self) -> float | None:
         return self.metrics.get(self.primary_metric)
 
-    def body(self) -> dict[str, Any]:
-        """The stored record's body (the store adds kind, window, model name and version)."""
+    def _figures(self) -> dict[str, Any]:
+        """The window's figures, as both :meth:`body` and :meth:`summary` give them."""
         return {
             "arm": self.arm,
             "threshold": self.threshold,
@@ -90,6 +90,12 @@ class WindowPerformance:
             "holdout": self.holdout,
             "metric_drop": self.metric_drop,
             "kpi": self.kpi,
+        }
+
+    def body(self) -> dict[str, Any]:
+        """The stored record's body (the store adds kind, window, model name and version)."""
+        return {
+            **self._figures(),
             "days": self.days,
             "calibration": self.calibration,
             "unmatched_labels": self.unmatched_labels,
@@ -101,15 +107,7 @@ class WindowPerformance:
             "window": self.window,
             "model_name": self.model_name,
             "model_version": self.model_version,
-            "arm": self.arm,
-            "threshold": self.threshold,
-            "predictions": self.predictions,
-            "labelled": self.labelled,
-            "metrics": self.metrics,
-            "primary_metric": self.primary_metric,
-            "holdout": self.holdout,
-            "metric_drop": self.metric_drop,
-            "kpi": self.kpi,
+            **self._figures(),
             "unmatched_labels": self.unmatched_labels,
             "path": None if self.path is None else str(self.path),
         }

@@ -1,24 +1,18 @@
 """A tiny document model rendered twice: to Markdown (images as files) and to one HTML file.
 
-Writing the card once as blocks keeps the two renderings saying exactly the same thing.
+Writing the card once as blocks keeps the two renderings saying exactly the same thing. The HTML
+file is built with :mod:`noria.report_html` (page shell, styles, tables, escaping, embedded
+images), like the monitoring and maturity reports, so all of them look and escape alike.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:980px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}
-h1{border-bottom:2px solid #1f5fa8;padding-bottom:.2em}h2{margin-top:1.8em;color:#1f5fa8}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em;
-text-align:left;vertical-align:top}th{background:#f1f4f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
-img{max-width:100%;border:1px solid #eee;margin:.4em 0}code{background:#f4f4f4;padding:0 .2em}
-"""
+from noria import report_html
 
 
 @dataclass(frozen=True)
@@ -73,35 +67,21 @@ class Doc:
         return "\n".join(out).rstrip() + "\n"
 
     def html(self) -> str:
-        parts = [
-            "<!doctype html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head><body>",
-            f"<h1>{html.escape(self.title)}</h1>",
-        ]
+        """One self-contained HTML page (images inline), in the shared report look."""
+        parts = [f"<h1>{escape(self.title)}</h1>"]
         for kind, body in self.blocks:
             if kind == "h2":
-                parts.append(f"<h2>{html.escape(body)}</h2>")
+                parts.append(f"<h2>{escape(body)}</h2>")
             elif kind == "p":
-                parts.append(f"<p>{html.escape(body)}</p>")
+                parts.append(f"<p>{escape(body)}</p>")
             elif kind == "ul":
-                parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in body) + "</ul>")
+                parts.append("<ul>" + "".join(f"<li>{escape(i)}</li>" for i in body) + "</ul>")
             elif kind == "table":
                 headers, rows = body
-                head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-                lines = []
-                for row in rows:
-                    cells = "".join(
-                        f'<td class="num">{_text(c)}</td>' if _is_number(c) else f"<td>{html.escape(_text(c))}</td>"
-                        for c in row
-                    )
-                    lines.append(f"<tr>{cells}</tr>")
-                parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>")
+                parts.append(report_html.table(headers, [[_text(c) for c in row] for row in rows]))
             elif kind == "img":
-                data = base64.b64encode(body.png).decode("ascii")
-                parts.append(f'<img src="data:image/png;base64,{data}" alt="{html.escape(body.alt)}">')
-        parts.append("</body></html>")
-        return "\n".join(parts) + "\n"
+                parts.append(report_html.image(body.png, body.alt))
+        return report_html.page(self.title, parts)
 
 
 def _is_number(value: Any) -> bool:

@@ -7,9 +7,12 @@ the shared Optuna studies its workers add trials to (:mod:`noria.training.study`
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from noria.training.model import DEFAULT_PARAMS
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 # name -> (low, high, log scale, integer)
 SEARCH_SPACE: dict[str, tuple[float, float, bool, bool]] = {
@@ -62,6 +65,34 @@ class TuneResult:
     fit_rows: int = 0  # rows the trials learned on (a sample when the fit part is larger)
     valid_rows: int = 0  # rows the trials were judged on
     sampled: bool = False
+
+    @classmethod
+    def from_best_trial(
+        cls,
+        best: FrozenTrial,
+        metric: str,
+        trials: list[TrialSummary],
+        seconds: float,
+        *,
+        fit_rows: int = 0,
+        valid_rows: int = 0,
+        sampled: bool = False,
+    ) -> TuneResult:
+        """The result whose best is the Optuna trial ``best`` (its parameters, value and the boosting
+        rounds it recorded), optimising ``metric``: one rule for what :func:`noria.training.tuning.tune`
+        ran and for what a shared study (:func:`noria.training.study.study_result`) holds."""
+        return cls(
+            best_params=dict(best.params),
+            best_value=float(best.value) if best.value is not None else float("nan"),
+            best_iteration=int(best.user_attrs.get("best_iteration", 0)),
+            metric=metric,
+            direction=METRICS[metric],
+            trials=trials,
+            seconds=seconds,
+            fit_rows=fit_rows,
+            valid_rows=valid_rows,
+            sampled=sampled,
+        )
 
     @property
     def n_trials(self) -> int:

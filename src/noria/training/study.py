@@ -201,14 +201,8 @@ def study_result(storage_url: str, study_name: str) -> TuneResult:
         metric = study.user_attrs.get("metric") or next(
             (m for m, d in METRICS.items() if d == study.direction.name.lower()), "auc"
         )
-        return TuneResult(
-            best_params=dict(best.params),
-            best_value=float(best.value) if best.value is not None else float("nan"),
-            best_iteration=int(best.user_attrs.get("best_iteration", 0)),
-            metric=metric,
-            direction=METRICS[metric],
-            trials=[_summary(t) for t in trials],
-            seconds=round(sum(_seconds(t) for t in trials), 3),
+        return TuneResult.from_best_trial(
+            best, metric, [_summary(t) for t in trials], round(sum(_seconds(t) for t in trials), 3)
         )
     finally:
         _dispose(storage)

@@ -245,14 +245,11 @@ def tune_matrices(
     finally:
         optuna.logging.set_verbosity(previous)
     best = study.best_trial
-    return TuneResult(
-        best_params=dict(best.params),
-        best_value=float(best.value) if best.value is not None else float("nan"),
-        best_iteration=int(best.user_attrs.get("best_iteration", 0)),
-        metric=metric,
-        direction=METRICS[metric],
-        trials=summaries,
-        seconds=round(time.perf_counter() - started, 3),
+    return TuneResult.from_best_trial(
+        best,
+        metric,
+        summaries,
+        round(time.perf_counter() - started, 3),
         fit_rows=len(fit),
         valid_rows=len(valid),
         sampled=sampled,
