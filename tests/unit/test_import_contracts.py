@@ -165,3 +165,45 @@ def test_lint_imports_passes_as_make_lint_runs_it() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "4 kept, 0 broken" in done.stdout
+
+
+def _cycles(built: grimp.ImportGraph) -> list[list[str]]:
+    """The import cycles of ``built``: strongly connected sets of two or more modules (Tarjan's algorithm)."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:  # recursion depth is bounded by the longest import chain
+        order[module] = low[module] = len(order)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in built.find_modules_directly_imported_by(module):
+            if imported not in order:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], order[imported])
+        if low[module] == order[module]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(built.modules):
+        if module not in order:
+            visit(module)
+    return found
+
+
+def test_no_module_of_noria_is_part_of_an_import_cycle() -> None:
+    """The contracts forbid cycles between siblings and across layers; this checks the whole module
+    graph at once (function-local imports included), so a cycle through any path is caught."""
+    assert _cycles(graph()) == []
+    assert _cycles(graph(("noria.errors", "noria.config"))) != []  # the check can fail
