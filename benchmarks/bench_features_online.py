@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from _harness import Result, Target, median
-from bench_features_offline import FrameSnapshot, flights_project
+from bench_features_offline import flights_project, real_snapshot
 
 TITLE = "Online lookup of one flight: Noria online_features vs bare Feast get_online_features (SQLite)"
 
@@ -31,7 +31,7 @@ def run(quick: bool = False) -> Result:
     rounds, calls = (5, 40) if quick else (15, 100)
     with tempfile.TemporaryDirectory(prefix="noria-bench-online-") as tmp:
         project = flights_project(Path(tmp) / "flights")
-        snap = FrameSnapshot(project, [1])
+        snap = real_snapshot(project, [1])
         apply(project, snapshot=snap)
         materialize(project, "2013-01-31T12:00:00Z", snapshot=snap)
         store = open_online_store(project)
