@@ -43,19 +43,20 @@ from typing import TYPE_CHECKING, Any
 
 from noria import atomic
 from noria.errors import ConfigError
-from noria.pipelines.orchestrators._plan import Plan, build_plan
+from noria.pipelines.orchestrators._plan import (
+    IMAGE_PROJECT_DIR,
+    IMAGE_UID,
+    WORK_PROJECT_DIR,
+    Plan,
+    build_plan,
+    pull_data_script,
+)
 from noria.pipelines.orchestrators.config import OrchestratorsConfig
 
 if TYPE_CHECKING:
     from noria.config import Project
 
 RUN_ID = "{{ run_id }}"
-# The layout of the Noria pipeline image (deploy/docker/pipeline.Dockerfile): a non-root user and
-# a read-only root file system, with the project's writable folders on emptyDir volumes.
-IMAGE_PROJECT_DIR = "/app/project"
-IMAGE_UID = 10001
-# Where each pod's writable copy of the project lives (an emptyDir), as in deploy/k8s/base's CronJobs.
-WORK_PROJECT_DIR = "/work/project"
 # The conf entries each DAG's tasks take as environment variables (None: no hook).
 PIPELINE_CONF_PREFIX = "NORIA_TRAINING__"
 LOOP_CONF_PREFIX: dict[str, str | None] = {"ingest": "NORIA_DATA__", "features": None, "monitor": None}
@@ -369,8 +370,7 @@ def _pod_defaults(plan: Plan) -> list[str]:
         ")",
     ]
     if _pulls(cfg):
-        pull = [plan.executable, "--project", WORK_PROJECT_DIR, "--profile", plan.profile, "data", "pull"]
-        script = f"cp -R {shlex.quote(root)}/. {WORK_PROJECT_DIR} && cd {WORK_PROJECT_DIR} && {shlex.join(pull)}"
+        script = pull_data_script(plan)
         lines += [
             "",
             "",

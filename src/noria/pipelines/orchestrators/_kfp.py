@@ -5,20 +5,23 @@ command; the run id is the KFP job's uuid (``{{$.pipeline_job_uuid}}``), shared 
 task of a run. Pipeline parameters become typed KFP pipeline inputs passed to every task.
 Image, resources, env, secrets (through ``kfp-kubernetes``), pull policy, retries and the
 pod's user come from ``orchestrators:``. KFP's own cache is off: Noria caches steps itself.
-Schedules are not part of the YAML (a KFP recurring run sets them).
+Schedules are not part of the YAML (a KFP recurring run sets them). With
+``orchestrators.pull_data`` (default) each step's container first copies the image's project
+to an emptyDir (``/work/project``) and runs ``noria data pull`` there, then the step on that copy.
 """
 
 from __future__ import annotations
 
 import inspect
+import shlex
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noria import atomic
 from noria.errors import MissingExtraError
-from noria.pipelines.orchestrators._airflow import IMAGE_UID
-from noria.pipelines.orchestrators._plan import Plan, build_plan
+from noria.pipelines.orchestrators._plan import IMAGE_UID, WORK_PROJECT_DIR, Plan, build_plan, pull_data_script
 from noria.pipelines.orchestrators.config import OrchestratorsConfig
 
 if TYPE_CHECKING:
@@ -65,6 +68,8 @@ def kfp_pipeline(plan: Plan) -> Any:
 
     names = list(plan.params)
     types = {name: _kfp_type(value) for name, value in plan.params.items()}
+    if plan.config.pull_data:  # each step runs on its pod's copy of the project, with the newest snapshot
+        plan = replace(plan, project_dir=WORK_PROJECT_DIR)
     components = {task.step: _component(plan, task.step, names, types) for task in plan.tasks}
 
     def body(*values: Any) -> None:
@@ -90,7 +95,13 @@ def _component(plan: Plan, step: str, names: list[str], types: dict[str, type]) 
         by_name = dict(zip(names, rest, strict=True))
         # Placeholders print as {{$.inputs.parameters['x']}}; KFP fills them when the pod starts.
         args = plan.step_args(step, str(run_id), lambda name: str(by_name[name]))
-        return dsl.ContainerSpec(image=plan.config.image, command=[plan.executable], args=args)
+        command = [plan.executable]
+        if plan.config.pull_data:
+            # kfp-kubernetes has no init containers: the pull runs first in the step's own shell, and
+            # the step's arguments reach noria as "$@" (never re-parsed by the shell).
+            script = f'{pull_data_script(plan)} && exec {shlex.quote(plan.executable)} "$@"'
+            command = ["/bin/sh", "-c", script, plan.executable]
+        return dsl.ContainerSpec(image=plan.config.image, command=command, args=args)
 
     no_default = inspect.Parameter.empty
     _sign(spec, f"step_{step}", [("run_id", str, no_default)] + [(n, types[n], no_default) for n in names])
@@ -119,6 +130,8 @@ def _configure(op: Any, plan: Plan, step: str) -> None:
         op.set_env_variable(name, value)
     for secret in cfg.secrets:
         kubernetes.use_secret_as_env(op, secret_name=secret.secret, secret_key_to_env={secret.key: secret.env})
+    if cfg.pull_data:
+        kubernetes.empty_dir_mount(op, volume_name="work", mount_path="/work", size_limit="8Gi")
     kubernetes.set_image_pull_policy(op, cfg.image_pull_policy)
     kubernetes.set_security_context(op, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID, run_as_non_root=True)
     kubernetes.add_pod_label(op, "app.kubernetes.io/name", "noria-pipeline")

@@ -12,6 +12,7 @@ pipeline parameter, so all tasks of one run see the same values.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 from collections.abc import Callable, Mapping
@@ -27,6 +28,22 @@ from noria.pipelines.orchestrators.config import OrchestratorsConfig, Resources
 
 if TYPE_CHECKING:
     from noria.config import Project
+
+
+# The layout of the Noria pipeline image (deploy/docker/pipeline.Dockerfile): a non-root user and
+# a read-only root file system, the project at IMAGE_PROJECT_DIR; each pod's writable copy of the
+# project lives at WORK_PROJECT_DIR (an emptyDir), as in deploy/k8s/base's CronJobs.
+IMAGE_PROJECT_DIR = "/app/project"
+IMAGE_UID = 10001
+WORK_PROJECT_DIR = "/work/project"
+
+
+def pull_data_script(plan: Plan) -> str:
+    """Shell that copies the image's project to the pod's writable folder and checks the newest
+    snapshot out there from the S3 DVC remote (``noria data pull``), before a task runs on it."""
+    source = plan.config.project_dir or IMAGE_PROJECT_DIR
+    pull = [plan.executable, "--project", WORK_PROJECT_DIR, "--profile", plan.profile, "data", "pull"]
+    return f"cp -R {shlex.quote(source)}/. {WORK_PROJECT_DIR} && cd {WORK_PROJECT_DIR} && {shlex.join(pull)}"
 
 
 def orchestrators_config(project: Project) -> OrchestratorsConfig:

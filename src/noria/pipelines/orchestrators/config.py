@@ -236,8 +236,8 @@ class OrchestratorsConfig(_Section):
     # Attempts after a failed step (retries), and the wait between them (retry_delay_seconds).
     retries: int = Field(default=2, ge=0, le=20)
     retry_delay_seconds: int = Field(default=300, ge=0)
-    # kubernetes mode: each pod copies the image's project to a writable folder and runs
-    # `noria data pull` (the newest snapshot from the S3 DVC remote) before its command.
+    # kubernetes mode and Kubeflow: each pod copies the image's project to a writable folder and
+    # runs `noria data pull` (the newest snapshot from the S3 DVC remote) before its command.
     pull_data: bool = True
     # The loop's DAGs beside the pipeline's: ingest (triggered), features (hourly), monitoring (daily).
     ingest: IngestSchedule = IngestSchedule()

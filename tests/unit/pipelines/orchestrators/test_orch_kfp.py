@@ -69,9 +69,16 @@ def test_one_container_component_per_step_with_the_graphs_edges(compiled: Path) 
         assert not task["cachingOptions"].get("enableCache", False)  # Noria caches steps itself
         executor = spec["components"][task["componentRef"]["name"]]["executorLabel"]
         container = spec["deploymentSpec"]["executors"][executor]["container"]
-        assert container["image"] == IMAGE and container["command"] == ["noria"]
+        # The pod's copy of the project gets the newest snapshot first; the step's arguments reach
+        # noria as "$@" (placeholders filled by KFP are never re-parsed by the shell).
+        assert container["image"] == IMAGE and container["command"] == [
+            "/bin/sh", "-c",
+            "cp -R /app/project/. /work/project && cd /work/project && "
+            'noria --project /work/project --profile cluster data pull && exec noria "$@"',
+            "noria",
+        ]  # fmt: skip
         assert container["args"] == [
-            "--profile", "cluster", "pipeline", "run", tp.REF, "--step", step,
+            "--project", "/work/project", "--profile", "cluster", "pipeline", "run", tp.REF, "--step", step,
             "--run-id", "{{$.inputs.parameters['run_id']}}",
             "--param", "count={{$.inputs.parameters['count']}}",
             "--param", "title={{$.inputs.parameters['title']}}",
@@ -96,6 +103,7 @@ def test_kubernetes_platform_spec_carries_secrets_user_and_labels(compiled: Path
         assert executor["imagePullPolicy"] == "Always"
         assert executor["securityContext"]["runAsNonRoot"] is True
         assert executor["podMetadata"]["labels"]["app.kubernetes.io/name"] == "noria-pipeline"
+        assert executor["emptyDirMounts"] == [{"volumeName": "work", "mountPath": "/work", "sizeLimit": "8Gi"}]
 
 
 def test_compile_to_a_named_file_with_the_projects_s3_store(tmp_path: Path) -> None:
@@ -111,4 +119,16 @@ def test_compile_to_a_named_file_with_the_projects_s3_store(tmp_path: Path) -> N
     spec, _ = load_back(path)
     assert spec["root"]["inputDefinitions"]["parameters"]["count"]["defaultValue"] == 4.0
     executor = next(iter(spec["deploymentSpec"]["executors"].values()))["container"]
-    assert executor["image"] == "noria-pipeline:latest" and executor["args"][:2] == ["--profile", "local"]
+    assert executor["image"] == "noria-pipeline:latest" and executor["args"][:4] == [
+        "--project", "/work/project", "--profile", "local",
+    ]  # fmt: skip
+
+
+def test_without_pull_data_each_step_runs_noria_in_the_images_project(tmp_path: Path) -> None:
+    project = load_project(tp.make_project(tmp_path / "proj"), environ={"NORIA_PIPELINES__STORE": "s3://b/n"})
+    path = compile_kfp(project, tp.REF, tmp_path / "p.yaml", config=OrchestratorsConfig(pull_data=False))
+    spec, platform = load_back(path)
+    for executor in spec["deploymentSpec"]["executors"].values():
+        assert executor["container"]["command"] == ["noria"]
+        assert executor["container"]["args"][:2] == ["--profile", "local"]
+    assert not any("emptyDirMounts" in executor for executor in platform.values())
