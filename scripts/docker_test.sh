@@ -60,6 +60,10 @@ main() {
         if [[ -n ${DOCKER:-} ]]; then
             $DOCKER rm -f "$CONTAINER" >/dev/null 2>&1 || true
         fi
+        if [[ -n ${dev_pid:-} ]]; then  # the dev container check, when something else failed first
+            kill "$dev_pid" 2>/dev/null || true
+            wait "$dev_pid" 2>/dev/null || true
+        fi
         if [[ -n ${stack_pid:-} ]]; then  # the local services (scripts/local_stack.py stops its own)
             kill -TERM "$stack_pid" 2>/dev/null || true
             wait "$stack_pid" 2>/dev/null || true
@@ -179,6 +183,14 @@ main() {
         [[ -n $health ]] || { log "$ref has no HEALTHCHECK"; exit 1; }
         log "$ref: user $user, revision ${revision:0:12}, healthcheck set"
     done
+    # ---- the dev container: .devcontainer/devcontainer.json's build, as the editor builds it ----
+    # It needs only the images above, so it builds and runs while the pipeline image trains below
+    # (its output is printed when it is waited for, before the serving image runs).
+    dev_pid=""
+    if [[ ${DEVCONTAINER:-1} == 1 ]]; then
+        devcontainer_check >"$STATE/dev-check.log" 2>&1 &
+        dev_pid=$!
+    fi
     # Both run with a read-only root file system and only /tmp (and the state folder) writable,
     # as on Kubernetes.
     readonly_run=(--network host --read-only --tmpfs /tmp --tmpfs /app/project/.noria:uid=10001,gid=10001)
@@ -220,8 +232,11 @@ print(runs[0] if runs else "")')
         log "$TAG/pipeline: trained and promoted run ${TRAINED_RUN:0:12} in $((SECONDS - start))s"
     fi
 
-    # ---- the dev container: .devcontainer/devcontainer.json's build, as the editor builds it ----
-    [[ ${DEVCONTAINER:-1} == 1 ]] && devcontainer_check
+    if [[ -n $dev_pid ]]; then
+        wait "$dev_pid" || { cat "$STATE/dev-check.log"; log "the dev container check failed"; exit 1; }
+        dev_pid=""
+        cat "$STATE/dev-check.log"
+    fi
 
     ref=$TAG/serving:latest
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
