@@ -57,14 +57,8 @@ if TYPE_CHECKING:
     from noria.config import Project
 
 RUN_ID = "{{ run_id }}"
-# The conf entries each DAG's tasks take as environment variables (None: no hook).
+# The conf entries the pipeline DAG's tasks take as environment variables (a loop DAG's: its conf_prefix).
 PIPELINE_CONF_PREFIX = "NORIA_TRAINING__"
-LOOP_CONF_PREFIX: dict[str, str | None] = {"ingest": "NORIA_DATA__", "features": None, "monitor": None}
-LOOP_DESCRIPTION = {
-    "ingest": "the data source into a validated snapshot on the data remote",
-    "features": "feature definitions applied, the online store loaded",
-    "monitor": "drift, feedback from matured labels, retraining policy",
-}
 
 
 def render_airflow(
@@ -132,13 +126,13 @@ def loop_dag_source(plan: Plan, name: str) -> str:
     dag = cfg.loop_dags()[name]
     run = _task_plan(plan)
     dag_id = plan.loop_dag_id(name)
-    prefix = LOOP_CONF_PREFIX[name]
+    prefix = dag.conf_prefix
     lines = [
         *_header(plan, f"{name} of project {plan.project!r}", dag_id, name),
         *(_conf_env_hook(cfg.mode, prefix) if prefix else []),
         "with DAG(",
         f"    dag_id={dag_id!r},",
-        f"    description={f'Noria {name} of {plan.project}: {LOOP_DESCRIPTION[name]}'!r},",
+        f"    description={f'Noria {name} of {plan.project}: {dag.description}'!r},",
         f"    schedule={dag.schedule!r},",
         *_dag_common(cfg),
         f"    tags=['noria', {plan.project!r}, {name!r}],",
@@ -237,12 +231,9 @@ def _dag_common(cfg: OrchestratorsConfig) -> list[str]:
 
 def _conf_env_hook(mode: str, prefix: str) -> list[str]:
     """The rendered functions that add a run's conf entries named ``prefix*`` to a task's environment."""
-    why = {
-        PIPELINE_CONF_PREFIX: "(what `noria monitor run` sends when\n# monitoring.policy.retrain_via is airflow)",
-        "NORIA_DATA__": "(e.g. the months to ingest:\n# NORIA_DATA__DEFAULT_RANGE__FROM and __TO)",
-    }.get(prefix, "")
     lines = [
-        *f"# A run's conf entries named {prefix}* {why} become environment variables of every task.".split("\n"),
+        f"# A run's conf entries named {prefix}* become environment variables of every task",
+        "# (docs/orchestrators.md: a retrain's training periods, an ingest's months).",
         f"CONF_ENV_PREFIX = {prefix!r}",
         "CONF_ENV_CHARS = set('ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_')",
         "",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -124,6 +124,11 @@ class LoopDag(_Section):
     CronJobs of deploy/k8s do.
     """
 
+    # What the DAG does, in its description, and the run conf entries its tasks take as
+    # environment variables (None: none): class constants, not settings.
+    description: ClassVar[str] = ""
+    conf_prefix: ClassVar[str | None] = None
+
     # Render this DAG.
     enabled: bool = True
     # Its schedule (cron or @daily-style; none: triggered only).
@@ -152,6 +157,8 @@ class LoopDag(_Section):
 class MonitorSchedule(LoopDag):
     """The monitoring DAG: drift of the newest window, feedback from matured labels, the retraining policy."""
 
+    description: ClassVar[str] = "drift, feedback from matured labels, retraining policy"
+
     # Its schedule (cron or @daily-style).
     schedule: str | None = "@daily"
     # drift -> feedback -> run, as the noria-monitoring CronJob (``monitor run`` may start a retrain).
@@ -179,6 +186,9 @@ class IngestSchedule(LoopDag):
     ``{"NORIA_DATA__DEFAULT_RANGE__FROM": "2013-07", "NORIA_DATA__DEFAULT_RANGE__TO": "2013-07"}``.
     """
 
+    description: ClassVar[str] = "the data source into a validated snapshot on the data remote"
+    conf_prefix: ClassVar[str | None] = "NORIA_DATA__"
+
     # Its schedule (none: triggered when data arrives, as the suspended noria-ingest CronJob).
     schedule: str | None = None
     tasks: dict[str, list[str]] = {"ingest": ["data", "ingest"]}
@@ -186,6 +196,8 @@ class IngestSchedule(LoopDag):
 
 class FeaturesSchedule(LoopDag):
     """The feature-store DAG: register the definitions and load the online store, hourly."""
+
+    description: ClassVar[str] = "feature definitions applied, the online store loaded"
 
     # Its schedule (hourly at :17, as the noria-features CronJob).
     schedule: str | None = "17 * * * *"
