@@ -7,7 +7,7 @@ import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -76,6 +76,14 @@ def small_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     yield root
 
 
+def missing(message: str, *, module_level: bool = False) -> NoReturn:
+    """What a test needs is not installed: skip, naming the install command in ``message``;
+    in CI (CI=true) fail instead: CI must run the real thing."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message + " -- CI must not skip this test")
+    pytest.skip(message, allow_module_level=module_level)
+
+
 def require_module(name: str) -> Any:
     """A Python module a test needs (a dev or extra dependency); skip locally naming the install
     command if absent, fail in CI (CI=true) like :func:`require_binary`."""
@@ -85,9 +93,7 @@ def require_module(name: str) -> Any:
         return importlib.import_module(name)
     except ImportError:
         message = f"{name} is not installed: run `make test` (uv sync --all-extras --group dev installs it)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message + " -- CI must not skip this test")
-        pytest.skip(message, allow_module_level=True)
+        missing(message, module_level=True)
 
 
 def require_distribution(name: str, install: str) -> None:
@@ -99,9 +105,7 @@ def require_distribution(name: str, install: str) -> None:
         importlib.metadata.distribution(name)
     except importlib.metadata.PackageNotFoundError:
         message = f"{name} is not installed: run `{install}` (make test installs it)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message + " -- CI must not skip this test")
-        pytest.skip(message)
+        missing(message)
 
 
 def require_binary(name: str) -> str:
@@ -117,9 +121,7 @@ def require_binary(name: str) -> str:
             f"{name} is not installed: run scripts/system_deps.sh "
             "(apt-get install prometheus prometheus-alertmanager chromium docker-compose wrk openjdk-17-jre-headless)"
         )
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message + " -- CI must not skip this test")
-        pytest.skip(message)
+        missing(message)
     return path
 
 

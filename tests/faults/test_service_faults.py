@@ -47,7 +47,7 @@ import pytest
 # tests/integration has no __init__.py: its helpers are top-level modules there (as its own tests import them).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
-from cluster_support import Stack, clean_env, cluster_stack, gone, small_flights_sources, stop_group
+from cluster_support import SMALL_TRAINING, Stack, clean_env, cluster_stack, gone, small_flights_sources, stop_group
 
 from tests.faults.conftest import FaultRecord, wait_for
 
@@ -59,15 +59,6 @@ pytestmark = [
 
 MODEL = "flight-delay"
 DAYS = 7  # the first week of January (train) and of February (test), as test_cluster_stack.py
-SMALL = {
-    "NORIA_TRAINING__TRAIN__FROM": "2013-01",
-    "NORIA_TRAINING__TRAIN__TO": "2013-01",
-    "NORIA_TRAINING__TEST__FROM": "2013-02",
-    "NORIA_TRAINING__TEST__TO": "2013-02",
-    "NORIA_TRAINING__TRIALS": "1",
-    "NORIA_TRAINING__MAX_BOOST_ROUNDS": "100",
-    "NORIA_TRAINING__BASELINES": "[majority_rate]",
-}
 PIPELINE_BOUND_S = 540  # a faulted pipeline run must end (complete or fail) within this
 RESTART_DOWN_S = 5.0  # how long a killed server stays down before it is started again
 STORE_BUCKET = "noria-artifacts"  # pipelines.store of the cluster profile: s3://noria-artifacts/pipelines
@@ -219,7 +210,7 @@ def project(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Pro
     stack = services.stack
     tmp = tmp_path_factory.mktemp("cluster")
     raw = small_flights_sources(tmp / "raw", DAYS)
-    overrides = SMALL | {
+    overrides = SMALL_TRAINING | {
         "NORIA_TRACKING__URI": stack.mlflow_url,
         "NORIA_DATA__SOURCE__KIND": "directory",
         "NORIA_DATA__SOURCE__PATH": str(raw),

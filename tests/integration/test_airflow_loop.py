@@ -20,7 +20,6 @@ February. No scheduler, worker or cluster is involved, and nothing is mocked.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,38 +27,27 @@ from typing import Any
 
 import httpx
 import pytest
+from cluster_support import SMALL_TRAINING, small_flights_sources
 from tests.faults.test_serving_faults import service
-from tests.integration.cluster_support import small_flights_sources
 from tests.integration.test_serving_hot_swap import AUTH
 from tests.integration.test_serving_online import _api_flight
+from tests.unit.pipelines.orchestrators.orch_testproject import clean_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 PROBE = REPO / "tests" / "unit" / "pipelines" / "orchestrators" / "orch_airflow_probe.py"
 MONTHS = {"NORIA_DATA__DEFAULT_RANGE__FROM": "2013-01", "NORIA_DATA__DEFAULT_RANGE__TO": "2013-02"}
-SMALL = {
-    "NORIA_TRAINING__TRAIN__FROM": "2013-01",
-    "NORIA_TRAINING__TRAIN__TO": "2013-01",
-    "NORIA_TRAINING__TEST__FROM": "2013-02",
-    "NORIA_TRAINING__TEST__TO": "2013-02",
-    "NORIA_TRAINING__TRIALS": "1",
-    "NORIA_TRAINING__MAX_BOOST_ROUNDS": "100",
-    "NORIA_TRAINING__BASELINES": "[majority_rate]",
-}
 
 
 def run_dags(tmp: Path, dags: Path, *runs: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """``dag.test()`` of each (dag_id, conf), in order, in one fresh Airflow process (its own AIRFLOW_HOME)."""
     out = tmp / "probe.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NORIA_", "AIRFLOW"))}
-    env |= {
-        "AIRFLOW_HOME": str(tmp / "airflow-home"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DVC_NO_ANALYTICS": "1",
-    }
+    env = clean_env(
+        AIRFLOW_HOME=str(tmp / "airflow-home"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+    )
     args = [a for dag_id, conf in runs for a in (dag_id, json.dumps(conf))]
     done = subprocess.run(
         [sys.executable, str(PROBE), "tests", str(out), str(dags), *args],
@@ -87,7 +75,7 @@ def test_the_loop_dags_ingest_load_features_train_and_monitor(tmp_path: Path) ->
 
     root = init_project(tmp_path / "flights")
     raw = small_flights_sources(tmp_path / "raw", 7)
-    env = SMALL | {"NORIA_DATA__SOURCE__KIND": "directory", "NORIA_DATA__SOURCE__PATH": str(raw)}
+    env = SMALL_TRAINING | {"NORIA_DATA__SOURCE__KIND": "directory", "NORIA_DATA__SOURCE__PATH": str(raw)}
     project = load_project(root, environ={})
     files = render_airflow(project, "training", tmp_path / "dags", config=OrchestratorsConfig(retries=0, env=env))
     assert [f.name for f in files] == [f"flights_{n}.py" for n in ("training", "ingest", "features", "monitor")]

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cluster_support import Stack, clean_env, cluster_stack, small_flights_sources, stop_group
+from cluster_support import SMALL_TRAINING, Stack, clean_env, cluster_stack, small_flights_sources, stop_group
 from tests.conftest import free_port
 
 from noria.errors import ConfigError, ExternalToolError
@@ -48,15 +48,6 @@ STEPS = (
 )  # fmt: skip
 UNCACHED = {"context", "card_docs", "champion_now"}  # @step(cache=False) in noria.training.pipeline
 DAYS = 7  # the first week of January (train) and of February (test)
-SMALL = {
-    "NORIA_TRAINING__TRAIN__FROM": "2013-01",
-    "NORIA_TRAINING__TRAIN__TO": "2013-01",
-    "NORIA_TRAINING__TEST__FROM": "2013-02",
-    "NORIA_TRAINING__TEST__TO": "2013-02",
-    "NORIA_TRAINING__TRIALS": "1",
-    "NORIA_TRAINING__MAX_BOOST_ROUNDS": "100",
-    "NORIA_TRAINING__BASELINES": "[majority_rate]",
-}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +86,7 @@ def trained(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     tmp = tmp_path_factory.mktemp("cluster")
     root = init_project(tmp / "flights")
     raw = small_flights_sources(tmp / "raw", DAYS)
-    overrides = SMALL | {
+    overrides = SMALL_TRAINING | {
         "NORIA_TRACKING__URI": stack.mlflow_url,
         "NORIA_DATA__SOURCE__KIND": "directory",
         "NORIA_DATA__SOURCE__PATH": str(raw),

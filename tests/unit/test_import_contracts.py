@@ -10,6 +10,7 @@ violation is added to the graph, never to the code.
 
 from __future__ import annotations
 
+import graphlib
 import subprocess
 import sys
 import tomllib
@@ -168,38 +169,14 @@ def test_lint_imports_passes_as_make_lint_runs_it() -> None:
 
 
 def _cycles(built: grimp.ImportGraph) -> list[list[str]]:
-    """The import cycles of ``built``: strongly connected sets of two or more modules (Tarjan's algorithm)."""
-    order: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(module: str) -> None:  # recursion depth is bounded by the longest import chain
-        order[module] = low[module] = len(order)
-        stack.append(module)
-        on_stack.add(module)
-        for imported in built.find_modules_directly_imported_by(module):
-            if imported not in order:
-                visit(imported)
-                low[module] = min(low[module], low[imported])
-            elif imported in on_stack:
-                low[module] = min(low[module], order[imported])
-        if low[module] == order[module]:
-            component = []
-            while True:
-                top = stack.pop()
-                on_stack.discard(top)
-                component.append(top)
-                if top == module:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for module in sorted(built.modules):
-        if module not in order:
-            visit(module)
-    return found
+    """An import cycle of ``built`` as ``[[module, ..., module]]`` (the standard library's
+    topological sort names one when it finds it), or ``[]`` when the graph has none."""
+    sorter = graphlib.TopologicalSorter({m: built.find_modules_directly_imported_by(m) for m in built.modules})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as cycle:
+        return [list(cycle.args[1])]
+    return []
 
 
 def test_no_module_of_noria_is_part_of_an_import_cycle() -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.conftest import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "releasing.md"
@@ -156,9 +157,7 @@ def test_make_release_moves_unreleased_sets_the_version_writes_notes_commits_and
     ]
     uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
     if not Path(uv).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("uv is missing: make bootstraps it into .tools/")
-        pytest.skip("uv is missing: `python3 -m pip install --target .tools uv` (make does it)")
+        missing("uv is missing: `python3 -m pip install --target .tools uv` (make does it)")
     check = subprocess.run([uv, "lock", "--check", "--offline"], cwd=repo, capture_output=True, text=True, env=ENV)
     assert check.returncode == 0, check.stderr  # `uv sync --frozen` keeps working on the released tree
 
