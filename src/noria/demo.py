@@ -21,7 +21,7 @@ from noria.config import CONFIG_FILE, Project, load_project
 if TYPE_CHECKING:
     from pathlib import Path
 
-CHAPTERS = 5
+CHAPTERS = 6
 SAMPLE = 6  # requests shown in chapter 4
 
 
@@ -69,6 +69,11 @@ def run_demo(folder: Path, console: Console | None = None, until: int = CHAPTERS
 
     _reset(console, project, first)
     run_replay(project, windows[0], windows[-1], console=console)
+    if until <= 5:
+        return _done(console, started, project)
+
+    _chapter(console, "6. maturity: the project against the 60 MLOps statements, from its files and records")
+    _maturity(console, project)
     return _done(console, started, project)
 
 
@@ -234,6 +239,31 @@ def _actual(task: Any, value: float) -> str:
     if task.name == "multiclass":
         return str(task.classes[int(value)])
     return f"{value:.1f}"
+
+
+def _maturity(console: Console, project: Project) -> None:
+    """``noria maturity`` on the project the loop just ran: what its files and records prove, and what is left."""
+    from noria.maturity import Status, assess, write_html
+    from noria.terminal import print_table
+
+    result = assess(project)
+    print_table(
+        [
+            {"section": f"{s.number}. {s.title}", "score": f"{s.score:g} / {s.total}"} | s.counts
+            for s in result.sections()
+        ],
+        title=f"MLOps maturity of {project.config.project}: {result.score:g} of {result.total}",
+    )
+    print_table(
+        [
+            {"#": r.statement.number, "status": r.status.value, "to complete": r.finding.todo}
+            for r in result.results
+            if r.status is not Status.MET
+        ],
+        title="not MET yet (the page has the evidence of every statement)",
+    )
+    page = write_html(result, project.root / ".noria" / "maturity.html")
+    console.print(f"maturity page: {page}  (noria maturity --html FILE writes it again)")
 
 
 def _reset(console: Console, project: Project, first_champion: int) -> None:

@@ -45,10 +45,11 @@ def demo(
         typer.Option(
             "--until",
             min=1,
-            max=5,
-            help="Stop after this chapter: 1 ingest, 2 features, 3 training (a champion), 4 serving, 5 the loop.",
+            max=6,
+            help="Stop after this chapter: 1 ingest, 2 features, 3 training (a champion), 4 serving, 5 the loop, "
+            "6 maturity.",
         ),
-    ] = 5,
+    ] = 6,
     template: Annotated[
         str, typer.Option("--template", "-t", help="The project to run it on: flights, football or glucose.")
     ] = "flights",

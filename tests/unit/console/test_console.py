@@ -211,3 +211,23 @@ def test_the_demo_ends_with_the_console_address(project: Project) -> None:
     demo._done(out, time.perf_counter(), project)
     text = out.export_text()
     assert f"noria --project {project.root} ui --insecure-local" in text and "http://127.0.0.1:5000/" in text
+
+
+def test_the_demo_ends_with_the_projects_maturity_and_its_page(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rich.console import Console
+
+    from noria import demo
+    from noria.maturity import assess
+
+    out = Console(record=True, width=240)
+    demo._maturity(out, project)
+    text = capsys.readouterr().out + out.export_text()  # the tables go to stdout, as all of the demo's
+    result = assess(project)
+    assert f"MLOps maturity of {project.config.project}: {result.score:g} of 60" in text
+    assert "1. Documentation" in text and "to complete" in text
+    assert "NEEDS A PERSON" in text and "docs/goals.md" in text  # a fixture project has no signed-off goals
+    page = project.root / ".noria" / "maturity.html"
+    assert page.is_file() and f"maturity page: {page}" in text.replace("\n", "")
+    assert "MLOps maturity" in page.read_text(encoding="utf-8")
