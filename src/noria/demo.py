@@ -72,7 +72,7 @@ def run_demo(folder: Path, console: Console | None = None, until: int = CHAPTERS
     if until <= 5:
         return _done(console, started, project)
 
-    _chapter(console, "6. maturity: the project against the 60 MLOps statements, from its files and records")
+    _chapter(console, "6. maturity: the project scored against the 60 MLOps statements")
     _maturity(console, project)
     return _done(console, started, project)
 

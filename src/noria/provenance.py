@@ -12,9 +12,11 @@ made in a pod records the image's commit; :func:`code_version` is what ``/versio
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -98,7 +100,8 @@ def environment() -> dict[str, str]:
 
 def code_version(root: Path | None) -> dict[str, str | bool | None]:
     """The code this process runs: Noria's version, the git commit (of ``root``'s checkout, else
-    the image's), whether the tree was dirty, the uv.lock hash and the image version."""
+    the image's), whether the tree was dirty, the uv.lock hash, the installed packages' hash and the
+    image version."""
     from noria import __version__
 
     image = image_provenance()
@@ -117,8 +120,38 @@ def code_version(root: Path | None) -> dict[str, str | bool | None]:
         "git_commit": git.commit,
         "git_dirty": git.dirty if git.commit else None,
         "uv_lock_sha256": lock or image.get("uv_lock_sha256"),
+        "packages_sha256": packages_sha256(),
         "image_version": image.get("image_version"),
     }
+
+
+@functools.lru_cache(maxsize=1)
+def installed_packages() -> tuple[str, ...]:
+    """Every distribution of this Python environment as ``name==version`` (names normalised as
+    PEP 503 does), sorted: what ``pip freeze`` lists, read from the installed metadata.
+
+    The exact environment a run or service had, whatever installed it (uv, pip, an image);
+    ``pip install -r`` of the list rebuilds it. Cached: a process does not change its packages.
+    """
+    from importlib.metadata import distributions
+
+    found: dict[str, str] = {}
+    for dist in distributions():
+        name = dist.metadata["Name"]
+        if name:
+            key = re.sub(r"[-_.]+", "-", name).lower()
+            found.setdefault(key, f"{key}=={dist.version}")  # the first on sys.path is the one imported
+    return tuple(sorted(found.values()))
+
+
+def packages_text() -> str:
+    """:func:`installed_packages` as a requirements file (one pin per line)."""
+    return "".join(f"{line}\n" for line in installed_packages())
+
+
+def packages_sha256() -> str:
+    """sha256 of :func:`packages_text`: equal exactly when two environments hold the same versions."""
+    return hashlib.sha256(packages_text().encode("utf-8")).hexdigest()
 
 
 def file_sha256(path: Path) -> str | None:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ACTIONLINT = Path(sys.executable).parent / "actionlint"
 
 # Measured on fresh projects when the kit was built (docs/maturity.md); the kit may only add.
-DAY_ONE = {"blank": 38.5, "flights": 43.5, "football": 41.0, "glucose": 41.5}
+DAY_ONE = {"blank": 39.0, "flights": 44.0, "football": 41.5, "glucose": 42.0}
 # What the kit makes true on day one, for every template.
 KIT_MET = {7, 9, 10, 11, 12, 13, 14, 15, 18, 19, 21, 29, 31, 32, 33, 35, 36, 37, 41, 42, 50}
 # What only people can make true: the kit writes the pages, never the sign-off.

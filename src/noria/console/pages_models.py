@@ -134,7 +134,11 @@ def _lineage_parts(console: Console, report: Any, prediction: str | None) -> lis
         (f"model {m.name} version {m.version}", " ".join(f"@{a}" for a in m.aliases) or "no alias"),
         (f"training run {report.run_id}", f"{report.run_name} in {report.experiment}, started {report.started_at}"),
         ("code", f"git {lin.git_commit or 'not recorded'}" + (" (dirty)" if lin.git_dirty else "")),
-        ("environment", f"python {lin.python}, noria {lin.noria_version}, uv.lock {lin.uv_lock_sha256 or '-'}"),
+        (
+            "environment",
+            f"python {lin.python}, noria {lin.noria_version}, uv.lock {lin.uv_lock_sha256 or '-'}, "
+            f"packages {lin.packages_sha256 or '-'}",
+        ),
         ("features", f"service {lin.feature_service or '-'}, definitions {lin.feature_definition_hash or '-'}"),
         ("data snapshot", lin.data_snapshot or "not recorded"),
     ]

@@ -13,7 +13,7 @@ from noria.maturity._context import Context
 from noria.maturity._model import Finding, Status
 from noria.maturity._registry import check
 from noria.maturity.checks_infrastructure import iac_files
-from noria.maturity.checks_reproducibility import LOCK_FILES, up_to_repo
+from noria.registry.lineage import PACKAGES_ARTIFACT
 
 TRAIN = "train a model through Noria (noria pipeline run training), which records it with the run"
 
@@ -79,22 +79,24 @@ def lineage_infrastructure(ctx: Context) -> Finding:
 
 @check(24, "For any model run or deployment, one can look up unambiguously the training and serving environment.")
 def lineage_environment(ctx: Context) -> Finding:
-    lock = next((p for base in up_to_repo(ctx) for name in LOCK_FILES if (p := base / name).is_file()), None)
-    lineage, early = _lineage(
-        ctx, "the environment", lock is not None, "lock the environment (uv lock): runs record its hash"
-    )
+    lineage, early = _lineage(ctx, "the environment", True, "")
     if early is not None:
         return early
     lin = lineage.lineage
     where = f"registry: {ctx.records.registry.subject}, run {lineage.run_id[:12]}"
     detail = f"python {lin.python}, {lin.platform}, noria {lin.noria_version}"
-    if not lin.uv_lock_sha256:
+    recorded = []
+    if lin.uv_lock_sha256:
+        recorded.append(f"uv.lock sha256 {lin.uv_lock_sha256[:12]}")
+    if lin.packages_sha256:
+        recorded.append(f"installed packages sha256 {lin.packages_sha256[:12]} (listed in {PACKAGES_ARTIFACT})")
+    if not recorded:
         return Finding(
             Status.PARTIAL,
-            (ev.record(where, detail + ", no lock file hash"),),
-            "lock the environment (uv lock) and retrain",
+            (ev.record(where, detail + ", no lock file hash, no list of the installed packages"),),
+            "retrain with this Noria: runs record the installed packages (and the uv.lock hash, if there is one)",
         )
-    return Finding(Status.MET, (ev.record(where, detail + f", uv.lock sha256 {lin.uv_lock_sha256[:12]}"),))
+    return Finding(Status.MET, (ev.record(where, f"{detail}, {'; '.join(recorded)}"),))
 
 
 @check(25, "For any model run or deployment, one can look up unambiguously the model artifacts.")

@@ -1,8 +1,10 @@
 """Lineage: what a training run records about where it came from, and the walk back from a model.
 
 Every run carries these tags (maturity items 22-26): git commit and dirty flag, data
-snapshot id, feature service and its definition hash, the uv.lock hash, Python and
-platform, the Noria version, the pipeline run id and the config profile / backend kind.
+snapshot id, feature service and its definition hash, the uv.lock hash and the installed
+packages' hash (their list is the run's ``environment/packages.txt``: a project without a lock
+file of its own still records its exact environment), Python and platform, the Noria version,
+the pipeline run id and the config profile / backend kind.
 :func:`lineage_of` walks model version -> run -> commit, environment, features, data.
 """
 
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import NotFoundError
-from noria.provenance import file_sha256, git_state, image_provenance
+from noria.provenance import file_sha256, git_state, image_provenance, packages_sha256
 from noria.registry.mlflow_client import backend_kind, error_code, get_client, mlflow_errors, tracking_uri
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ TAGS: dict[str, str] = {
     "feature_service": "noria.features.service",
     "feature_definition_hash": "noria.features.definition_hash",
     "uv_lock_sha256": "noria.env.uv_lock_sha256",
+    "packages_sha256": "noria.env.packages_sha256",
     "python": "noria.env.python",
     "platform": "noria.env.platform",
     "noria_version": "noria.version",
@@ -42,6 +45,7 @@ TAGS: dict[str, str] = {
     "tracking_backend": "noria.infra.tracking_backend",
 }
 MODEL_CARD_TAG = "noria.model_card"
+PACKAGES_ARTIFACT = "environment/packages.txt"  # the installed packages, one name==version a line
 NOT_RECORDED = "(not recorded)"
 
 
@@ -64,6 +68,7 @@ class Lineage:
     profile: str | None = None
     tracking_backend: str | None = None
     image_version: str | None = None  # the container image the run ran in (IMAGE_VERSION), if any
+    packages_sha256: str | None = None  # the installed packages (provenance.installed_packages), listed in the run
 
     def to_tags(self) -> dict[str, str]:
         tags: dict[str, str] = {}
@@ -155,6 +160,7 @@ def collect_lineage(
         profile=project.profile,
         tracking_backend=backend_kind(tracking_uri(project)),
         image_version=image.get("image_version"),
+        packages_sha256=packages_sha256(),
     )
 
 
@@ -240,7 +246,8 @@ def format_lineage(report: LineageReport) -> str:
         f"  commit   {show(lin.git_commit)}{dirty}",
         f"  env      python {lin.python}; {lin.platform}; noria {lin.noria_version}; "
         f"lightgbm {show(lin.lightgbm_version)}; mlflow {show(lin.mlflow_version)}",
-        f"           uv.lock sha256 {show(lin.uv_lock_sha256)}",
+        f"           uv.lock sha256 {show(lin.uv_lock_sha256)}; packages sha256 {show(lin.packages_sha256)}"
+        + (f" (the list: run artifact {PACKAGES_ARTIFACT})" if lin.packages_sha256 else ""),
         f"  infra    profile {show(lin.profile)}; tracking backend {show(lin.tracking_backend)}"
         + (f"; image {lin.image_version}" if lin.image_version else ""),
         f"  features service {show(lin.feature_service)}; definition hash {show(lin.feature_definition_hash)}",

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import NoriaError, ValidationError
-from noria.registry.lineage import MODEL_CARD_TAG, TAGS, Lineage
+from noria.registry.lineage import MODEL_CARD_TAG, PACKAGES_ARTIFACT, TAGS, Lineage
 from noria.registry.mlflow_client import ensure_experiment, get_client, mlflow_errors
 from noria.registry.models import ABANDONED_TAG, ModelVersionInfo, log_lightgbm_model
 
@@ -196,7 +196,14 @@ def start_run(
         close_abandoned(client, experiment_id, run_name, lineage.pipeline_run_id)
     with mlflow_errors(f"start run {run_name!r}"):
         run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
-    return RunHandle(client, run.info.run_id, experiment_id)
+    handle = RunHandle(client, run.info.run_id, experiment_id)
+    if lineage.packages_sha256:  # the list behind the hash: the environment can be rebuilt from the run
+        from noria.provenance import packages_sha256, packages_text
+
+        if lineage.packages_sha256 == packages_sha256():  # collected in this process (not a lineage read back)
+            with mlflow_errors(f"upload {PACKAGES_ARTIFACT} to run {run.info.run_id}"):
+                client.log_text(run.info.run_id, packages_text(), PACKAGES_ARTIFACT)
+    return handle
 
 
 def close_abandoned(client: MlflowClient, experiment_id: str, run_name: str, pipeline_run_id: str) -> list[str]:

@@ -8,6 +8,7 @@ label resolution.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -146,7 +147,12 @@ class ServingMetrics:
         with self.model_info._lock:
             stale = [labels for labels in self.model_info._metrics if labels[2] == alias]
         for labels in stale:
-            self.model_info.remove(*labels)
+            # Under PROMETHEUS_MULTIPROC_DIR (several workers, one scrape) prometheus_client cannot
+            # remove a label set: its value file stays and is exported. The version that left the
+            # alias reads 0 there; elsewhere it is removed.
+            self.model_info.labels(*labels).set(0)
+            if not _multiprocess():
+                self.model_info.remove(*labels)
         self.model_info.labels(
             str(described["name"]),
             str(described["version"]),
@@ -161,6 +167,11 @@ class ServingMetrics:
 
     def expose(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _multiprocess() -> bool:
+    """Whether prometheus_client runs in its multi-process mode (the variable it reads itself)."""
+    return "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ
 
 
 class _FeatureCacheCollector(Collector):

@@ -150,6 +150,11 @@ class CodeVersion(BaseModel):
     git_commit: str | None = Field(default=None, description="The git commit (in an image: GIT_COMMIT).")
     git_dirty: bool | None = Field(default=None, description="Whether the tree differed from the commit.")
     uv_lock_sha256: str | None = Field(default=None, description="sha256 of uv.lock (in an image: UV_LOCK_SHA256).")
+    packages_sha256: str | None = Field(
+        default=None,
+        description="sha256 of the installed packages as `name==version` lines (what pip freeze lists), sorted: "
+        "the same value as a training run's noria.env.packages_sha256 tag when both ran on the same environment.",
+    )
     image_version: str | None = Field(default=None, description="The container image's version (IMAGE_VERSION).")
 
 

@@ -30,7 +30,7 @@ MET, PARTIAL, NOT_MET, PERSON = Status.MET, Status.PARTIAL, Status.NOT_MET, Stat
 BARE = {
     1: PERSON, 2: PERSON, 3: PERSON, 4: NOT_MET, 5: NOT_MET, 6: NOT_MET, 7: PARTIAL, 8: NOT_MET,
     9: NOT_MET, 10: NOT_MET, 11: NOT_MET, 12: NOT_MET, 13: NOT_MET, 14: NOT_MET, 15: NOT_MET,
-    18: NOT_MET, 19: NOT_MET, 20: NOT_MET, 21: NOT_MET, 22: PARTIAL, 23: NOT_MET, 24: NOT_MET,
+    18: NOT_MET, 19: NOT_MET, 20: NOT_MET, 21: NOT_MET, 22: PARTIAL, 23: NOT_MET, 24: PARTIAL,
     25: PARTIAL, 26: NOT_MET, 27: NOT_MET, 28: NOT_MET, 29: NOT_MET, 30: NOT_MET, 31: NOT_MET,
     32: NOT_MET, 33: NOT_MET, 34: NOT_MET, 35: NOT_MET, 36: NOT_MET, 37: NOT_MET, 38: NOT_MET,
     39: NOT_MET, 40: NOT_MET, 41: NOT_MET, 42: PARTIAL, 43: NOT_MET, 44: NOT_MET, 45: NOT_MET,
@@ -327,6 +327,31 @@ def test_a_champion_without_release_notes(mature: Path, tmp_path: Path) -> None:
     finding = run(38, root)
     assert finding.status is PARTIAL
     assert "the champion order-returns/2 has no release notes in the registry" in finding.todo
+
+
+def test_the_environment_is_the_lock_or_the_installed_packages_the_run_recorded(mature: Path, tmp_path: Path) -> None:
+    """A project without a lock file of its own (one made by noria init) still records its exact
+    environment: the installed packages' hash, and their list in the run."""
+    from mlflow import MlflowClient
+
+    from noria.provenance import packages_sha256
+
+    root = copy(mature, tmp_path / "shop")
+    uri = f"sqlite:///{root / '.noria' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run_id = client.get_model_version("order-returns", "2").run_id
+    assert run(24, root).status is MET  # uv.lock and the packages
+    client.delete_tag(run_id, "noria.env.uv_lock_sha256")
+    finding = run(24, root)
+    assert finding.status is MET
+    assert f"installed packages sha256 {packages_sha256()[:12]} (listed in environment/packages.txt)" in str(
+        finding.evidence[0]
+    )
+    listed = client.download_artifacts(run_id, "environment/packages.txt", str(tmp_path))
+    assert Path(listed).read_text(encoding="utf-8").count("==") > 50
+    client.delete_tag(run_id, "noria.env.packages_sha256")
+    finding = run(24, root)
+    assert finding.status is PARTIAL and "runs record the installed packages" in finding.todo
 
 
 def test_untested_project_code_and_tests_only_on_push(mature: Path, tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,6 +94,17 @@ def test_every_lineage_tag_is_recorded(project: Project, monkeypatch: pytest.Mon
     assert tags["noria.pipeline.run_id"] == "pipe-7"
     assert tags["noria.image.version"] == "0.1.0"
     assert tags["noria.env.uv_lock_sha256"] == hashlib.sha256(b"version = 1\n").hexdigest()
+    # The installed packages: their hash as a tag, their list (pip freeze's form) as the run's artifact.
+    client = get_client(project)
+    listed = Path(client.download_artifacts(run.run_id, "environment/packages.txt", str(project.root / "dl")))
+    text = listed.read_text(encoding="utf-8")
+    assert tags["noria.env.packages_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    lines = text.splitlines()
+    assert (
+        lines == sorted(lines)
+        and f"mlflow=={version('mlflow')}" in lines
+        and any(line.startswith("noria==") for line in lines)
+    )
     assert tags["noria.infra.tracking_backend"] == "sqlite"
     assert tags["noria.env.python"].split()[-1].startswith("3.")
 

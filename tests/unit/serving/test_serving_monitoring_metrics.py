@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from tests.unit.serving.conftest import AppFactory
@@ -137,3 +138,33 @@ def test_the_score_histogram_speaks_of_the_task() -> None:
     assert min(VALUE_BUCKETS) < 0 < max(VALUE_BUCKETS) and max(SCORE_BUCKETS) < 1
     for task in (None, BinaryTask(), MulticlassTask(classes=("a", "b")), RegressionTask()):
         assert not re.search(r"(?i)flight|\blate\b|delay", score_help(task))
+
+
+def _model_info(metrics: ServingMetrics) -> dict[str, float]:
+    text = metrics.expose()[0].decode()
+    return {labels["version"]: value for labels, value in _samples(text).get("noria_model_info", [])}
+
+
+def test_the_version_that_left_the_alias_is_removed_or_reads_zero_under_multiprocess(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hot swap must not leave two champions at 1. prometheus_client cannot remove a label set in
+    its multi-process mode (PROMETHEUS_MULTIPROC_DIR): the old version reads 0 there, without the
+    library's warning; otherwise it is gone."""
+    import warnings
+
+    def swap(metrics: ServingMetrics) -> None:
+        for version in (1, 2):
+            metrics.set_model(
+                {"name": "m", "version": version, "alias": "champion", "run_id": None, "feature_definition_hash": None}
+            )
+
+    single = ServingMetrics(BinaryTask())
+    swap(single)
+    assert _model_info(single) == {"2": 1.0}
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent")
+    shared = ServingMetrics(BinaryTask())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        swap(shared)
+    assert _model_info(shared) == {"1": 0.0, "2": 1.0}
