@@ -256,12 +256,13 @@ def feature_definitions(ctx: Context) -> Finding:
 def model_choice(ctx: Context) -> Finding:
     done, todo = filled(ctx.sections(MODEL_CHOICE))
     if not done:
+        where = _figures_at(ctx)
         if todo:
-            return Finding(Status.NOT_MET, tuple(placeholder_evidence(todo)), f"fill in {todo[0].doc.rel}")
+            return Finding(Status.NOT_MET, tuple(placeholder_evidence(todo)), f"fill in {todo[0].doc.rel}{where}")
         return Finding(
             Status.NOT_MET,
             (),
-            "write docs/model_choice.md: the model, the alternatives considered, and the measured comparison",
+            f"write docs/model_choice.md: the model, the alternatives considered, and the measured comparison{where}",
         )
     text = "\n".join(s.text for s in done)
     alternatives = bool(re.search(r"alternativ|compared|instead of|versus|\bvs\.?\b|baseline", text, re.I))
@@ -271,6 +272,18 @@ def model_choice(ctx: Context) -> Finding:
         return Finding(Status.MET, tuple(evidence))
     missing = [w for w, ok in (("the alternatives considered", alternatives), ("measured figures", measured)) if not ok]
     return Finding(Status.PARTIAL, tuple(evidence), f"add {' and '.join(missing)} to {done[0].doc.rel}")
+
+
+def _figures_at(ctx: Context) -> str:
+    """Where the measured comparison already is, when a model was trained through Noria."""
+    view = ctx.records.registry
+    if view.lineage is None:
+        return ""
+    card = f" ({view.lineage.model_card})" if view.lineage.model_card else ""
+    return (
+        f": the holdout figures of {view.subject} and of the baselines it was compared with are in its "
+        f"model card{card} and `noria models list`"
+    )
 
 
 OPENAPI_FILES = ("docs/api/openapi.json", "docs/openapi.json", "openapi.json", "api/openapi.json")
