@@ -5,6 +5,7 @@ new version takes over; and SIGTERM flushes the prediction log (every request lo
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -171,8 +172,9 @@ def test_sigterm_flushes_every_logged_request_exactly_once(project: Project, tmp
 @pytest.mark.integration
 def test_two_workers_serve_with_the_given_config_and_log_every_request(project: Project, tmp_path: Path) -> None:
     """`serve(workers=2)`: both worker processes answer, each with the serving config the
-    caller gave (its prediction-log folder, not the project's), and after SIGTERM the log
-    holds every request exactly once across the workers' files."""
+    caller gave (its prediction-log folder, not the project's), /metrics counts both workers'
+    requests whichever answers, and after SIGTERM the log holds every request exactly once
+    across the workers' files."""
     register(project, train_booster(seed=0))
     port = free_port()
     log_dir = tmp_path / "log"
@@ -213,6 +215,12 @@ def test_two_workers_serve_with_the_given_config_and_log_every_request(project: 
             t.start()
         for t in threads:
             t.join(timeout=120)
+        # One /metrics for the service: whichever worker answers a scrape counts both workers'
+        # requests (prometheus_client's multi-process mode), never only its own share.
+        for _ in range(8):  # a connection per scrape: the workers share the accepts
+            scrape = httpx.get(f"{base}/metrics", timeout=30).text
+            counted = re.search(r'^noria_http_requests_total\{endpoint="/predict",status="200"\} (\S+)$', scrape, re.M)
+            assert counted is not None and float(counted.group(1)) == 240, scrape[-3000:]
         os.killpg(proc.pid, signal.SIGTERM)  # the group: uvicorn's supervisor and its workers
         proc.wait(timeout=120)
         reader.join(timeout=30)

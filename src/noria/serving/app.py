@@ -116,7 +116,7 @@ def create_app(
     elif project is not None and not words:
         words = _descriptions(project)
 
-    metrics = ServingMetrics()
+    metrics = ServingMetrics(task)
     keys = ApiKeys.from_config(cfg, env)
 
     def build(loaded: LoadedVersion) -> ServedModel:
@@ -183,6 +183,7 @@ def create_app(
             if prediction_log is not None:
                 await run_in_threadpool(prediction_log.close)
             gc.unfreeze()  # several apps in one process (tests, notebooks): let the collector see it all again
+            metrics.worker_exited()
 
     name = project.config.project if project is not None else "noria"
     app = FastAPI(
@@ -219,15 +220,13 @@ def _check_sticky_key(cfg: ServingConfig, request: RequestSchema) -> None:
 def _export_monitoring(metrics: ServingMetrics, holder: ModelHolder, project: Project | None, task: Task) -> None:
     """Put the monitoring results (drift, performance), the batch deliveries and the served versions' facts on /metrics.
 
-    The score histogram is described in ``task``'s terms, the holdout value of the served
-    versions is the task's primary metric, and the project's ``monitoring.policy.metric_drop`` is
-    the threshold the metric-drop alert reads. A collector runs only when Prometheus scrapes;
-    /predict never touches it.
+    The holdout value of the served versions is the task's primary metric, and the project's
+    ``monitoring.policy.metric_drop`` is the threshold the metric-drop alert reads. A collector
+    runs only when Prometheus scrapes; /predict never touches it.
     """
     from noria.monitoring.exporter import Deliveries, MonitoringCollector, ServedVersion
     from noria.monitoring.store import MonitoringStore
 
-    metrics.set_task(task)
     metric = task.primary_metric
 
     def served() -> list[ServedVersion]:
@@ -240,9 +239,7 @@ def _export_monitoring(metrics: ServingMetrics, holder: ModelHolder, project: Pr
     store = MonitoringStore.of(project, pull=False) if project is not None else None
     threshold = project.config.monitoring.policy.metric_drop if project is not None else None
     deliveries = Deliveries.of(project) if project is not None else None
-    metrics.registry.register(
-        MonitoringCollector(store, served, task=task, metric_drop=threshold, deliveries=deliveries)
-    )
+    metrics.add_collector(MonitoringCollector(store, served, task=task, metric_drop=threshold, deliveries=deliveries))
 
 
 def _swapped(metrics: ServingMetrics, model: ServedModel) -> None:

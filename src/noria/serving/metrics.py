@@ -84,6 +84,7 @@ class ServingMetrics:
             "The model versions loaded (value 1), by alias.",
             ["name", "version", "alias", "run_id", "feature_definition_hash"],
             registry=r,
+            multiprocess_mode="livemax",  # several workers: 1 while any live worker serves the version
         )
         self.reloads = Counter("noria_model_reloads", "Model swaps and failed reloads.", ["result"], registry=r)
         self.log_dropped = Counter(
@@ -101,8 +102,10 @@ class ServingMetrics:
             "noria_prediction_log_unshipped_files",
             "Prediction log files written but not yet in object storage (as of the last upload attempt).",
             registry=r,
+            multiprocess_mode="livesum",  # several workers: each has its own writer and files
         )
         self._children: dict[tuple[str, ...], Any] = {}
+        self._collectors: list[Collector] = []  # computed on scrape by the worker asked (not in the shared files)
 
     def observe_shipping(self, ok: bool, pending: int) -> None:
         """One upload attempt of a prediction log file: its result, and how many files still wait."""
@@ -163,34 +166,69 @@ class ServingMetrics:
 
     def watch_feature_cache(self, cache: Any) -> None:
         """Export a :class:`noria.features.lookup.ReadCache`'s hits, misses and size (read on scrape)."""
-        self.registry.register(_FeatureCacheCollector(cache))
+        self.add_collector(_FeatureCacheCollector(cache, worker=str(os.getpid()) if _multiprocess() else None))
+
+    def add_collector(self, collector: Collector) -> None:
+        """A collector whose values are computed on scrape (monitoring records, the read cache)."""
+        self._collectors.append(collector)
+        self.registry.register(collector)
 
     def expose(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The text of ``/metrics``. Several workers (prometheus_client's multi-process mode): the
+        counters, histograms and gauges of every worker, summed (gauges as their modes say) from
+        the shared folder, so a scrape answered by any worker sees the whole service; plus this
+        worker's collectors."""
+        if not _multiprocess():
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        for collector in self._collectors:
+            registry.register(collector)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    def worker_exited(self) -> None:
+        """Drop this process's live gauges from the shared folder (a worker's shutdown)."""
+        if _multiprocess():
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 def _multiprocess() -> bool:
-    """Whether prometheus_client runs in its multi-process mode (the variable it reads itself)."""
-    return "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ
+    """Whether prometheus_client keeps values in its multi-process mode (decided when it was imported,
+    from PROMETHEUS_MULTIPROC_DIR): each worker's values in files of that folder, summed on scrape."""
+    from prometheus_client import values
+
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
 
 
 class _FeatureCacheCollector(Collector):
-    def __init__(self, cache: Any) -> None:
+    """The read cache's counts. Each worker has its own cache: with several, the series carry the
+    worker's pid (``sum by (result)`` gives the service's)."""
+
+    def __init__(self, cache: Any, worker: str | None = None) -> None:
         self.cache = cache
+        self.worker = worker
 
     def describe(self) -> list[Any]:
         return []
 
     def collect(self) -> Iterator[Any]:
+        worker = [] if self.worker is None else [self.worker]
+        names = [] if self.worker is None else ["worker"]
         lookups = CounterMetricFamily(
             "noria_feature_cache_lookups",
             "Online feature reads asked of the read cache, by result (hit: served from it; miss: read from the store).",
-            labels=["result"],
+            labels=["result", *names],
         )
-        lookups.add_metric(["hit"], self.cache.hits)
-        lookups.add_metric(["miss"], self.cache.misses)
+        lookups.add_metric(["hit", *worker], self.cache.hits)
+        lookups.add_metric(["miss", *worker], self.cache.misses)
         yield lookups
-        yield GaugeMetricFamily("noria_feature_cache_entries", "Entity keys held by the read cache.", len(self.cache))
+        entries = GaugeMetricFamily("noria_feature_cache_entries", "Entity keys held by the read cache.", labels=names)
+        entries.add_metric(worker, len(self.cache))
+        yield entries
 
 
 __all__ = ["SCORE_BUCKETS", "VALUE_BUCKETS", "ServingMetrics", "score_help"]

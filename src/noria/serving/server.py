@@ -8,10 +8,13 @@ the registry's message instead of an unready service.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from noria.errors import ConfigError
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("noria.serving")
 CONFIG_ENV = "NORIA_SERVE_CONFIG"  # the resolved serving config, for worker processes
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's shared folder of several workers' metrics
 
 
 def is_loopback(host: str) -> bool:
@@ -102,7 +106,26 @@ def serve(
     os.environ["NORIA_PROJECT_DIR"] = str(project.root)
     os.environ["NORIA_PROFILE"] = project.profile
     os.environ[CONFIG_ENV] = cfg.model_dump_json()
-    uvicorn.run("noria.serving.server:app_from_environment", factory=True, workers=cfg.workers, **options)
+    with _shared_metrics():
+        uvicorn.run("noria.serving.server:app_from_environment", factory=True, workers=cfg.workers, **options)
+
+
+@contextlib.contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """One /metrics for all workers: prometheus_client's multi-process mode, in a fresh folder the
+    workers inherit (PROMETHEUS_MULTIPROC_DIR; one the caller set is used as it is) and that is
+    removed when they have stopped. Without it each worker answered a scrape with its own counts,
+    so the service's counters seemed to jump back and forth between workers."""
+    if os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="noria-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def app_from_environment() -> FastAPI:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from tests.unit.serving.conftest import AppFactory
@@ -140,31 +139,61 @@ def test_the_score_histogram_speaks_of_the_task() -> None:
         assert not re.search(r"(?i)flight|\blate\b|delay", score_help(task))
 
 
-def _model_info(metrics: ServingMetrics) -> dict[str, float]:
+WORKER = """
+import sys
+from noria.serving.metrics import ServingMetrics
+from noria.tasks import BinaryTask
+
+metrics = ServingMetrics(BinaryTask())
+for _ in range(int(sys.argv[1])):
+    metrics.observe_request("/predict", 200, 0.001)
+    metrics.observe_prediction(2, "champion", 0.3, [])
+for version in (1, 2):  # a hot swap
+    metrics.set_model({"name": "m", "version": version, "alias": "champion", "run_id": None,
+                       "feature_definition_hash": None})
+print(metrics.expose()[0].decode())
+if sys.argv[2] == "exit":
+    metrics.worker_exited()
+"""
+
+
+def _worker(folder: Path, requests: int, then: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", WORKER, str(requests), then],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return _samples(done.stdout)
+
+
+def test_several_workers_export_one_service_and_a_swapped_out_version_reads_zero(tmp_path: Path) -> None:
+    """``noria serve --workers N`` (prometheus_client's multi-process mode): a scrape answered by
+    any worker counts every worker's requests, and a hot swap does not leave two champions at 1
+    (the library cannot remove a label set there; without the fix it also warns, an error here)."""
+    first = _worker(tmp_path, 3, "exit")
+    assert ({"endpoint": "/predict", "status": "200"}, 3.0) in first["noria_http_requests_total"]
+    second = _worker(tmp_path, 4, "stay")  # another worker, after the first one stopped
+    assert ({"endpoint": "/predict", "status": "200"}, 7.0) in second["noria_http_requests_total"]
+    assert ({"model_version": "2", "arm": "champion"}, 7.0) in second["noria_predictions_total"]
+    info = {labels["version"]: value for labels, value in second["noria_model_info"]}
+    assert info == {"1": 0.0, "2": 1.0}
+    assert [v for labels, v in second["noria_prediction_score_count"]] == [7.0]
+
+
+def test_one_worker_removes_the_version_that_left_the_alias() -> None:
+    metrics = ServingMetrics(BinaryTask())
+    for version in (1, 2):
+        metrics.set_model(
+            {"name": "m", "version": version, "alias": "champion", "run_id": None, "feature_definition_hash": None}
+        )
     text = metrics.expose()[0].decode()
-    return {labels["version"]: value for labels, value in _samples(text).get("noria_model_info", [])}
-
-
-def test_the_version_that_left_the_alias_is_removed_or_reads_zero_under_multiprocess(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A hot swap must not leave two champions at 1. prometheus_client cannot remove a label set in
-    its multi-process mode (PROMETHEUS_MULTIPROC_DIR): the old version reads 0 there, without the
-    library's warning; otherwise it is gone."""
-    import warnings
-
-    def swap(metrics: ServingMetrics) -> None:
-        for version in (1, 2):
-            metrics.set_model(
-                {"name": "m", "version": version, "alias": "champion", "run_id": None, "feature_definition_hash": None}
-            )
-
-    single = ServingMetrics(BinaryTask())
-    swap(single)
-    assert _model_info(single) == {"2": 1.0}
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent")
-    shared = ServingMetrics(BinaryTask())
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        swap(shared)
-    assert _model_info(shared) == {"1": 0.0, "2": 1.0}
+    assert {labels["version"]: value for labels, value in _samples(text)["noria_model_info"]} == {"2": 1.0}
