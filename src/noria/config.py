@@ -68,6 +68,7 @@ RESERVED_ENV = frozenset(
         "NORIA_ADMIN_KEYS",  # the console's admin keys (noria.console.auth)
         "NORIA_LOG_LEVEL",
         "NORIA_SERVE_CONFIG",
+        "NORIA_SHARED_METRICS_DIR",  # the workers' shared metrics folder (noria.serving.metrics.SHARED_ENV)
         "NORIA_AIRFLOW_USERNAME",  # monitoring.policy.airflow_username_env's default
         "NORIA_AIRFLOW_PASSWORD",  # monitoring.policy.airflow_password_env's default
         # the data remote's own endpoint and (read-only in pre-production) identity: noria.s3.DATA_VARIABLES

@@ -9,6 +9,7 @@ label resolution.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -155,7 +156,9 @@ class ServingMetrics:
             # alias reads 0 there; elsewhere it is removed.
             self.model_info.labels(*labels).set(0)
             if not _multiprocess():
-                self.model_info.remove(*labels)
+                with warnings.catch_warnings():  # it warns whenever the variable is set (Feast's import sets it)
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.model_info.remove(*labels)
         self.model_info.labels(
             str(described["name"]),
             str(described["version"]),
@@ -183,7 +186,8 @@ class ServingMetrics:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        folder = os.environ[SHARED_ENV]
+        registry.register(_Named(multiprocess.MultiProcessCollector(None, folder), PREFIX))  # type: ignore[no-untyped-call]
         for collector in self._collectors:
             registry.register(collector)
         return generate_latest(registry), CONTENT_TYPE_LATEST
@@ -196,12 +200,35 @@ class ServingMetrics:
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
+SHARED_ENV = "NORIA_SHARED_METRICS_DIR"  # the folder `noria serve --workers N` gives its workers' metrics
+PREFIX = "noria_"
+
+
 def _multiprocess() -> bool:
-    """Whether prometheus_client keeps values in its multi-process mode (decided when it was imported,
-    from PROMETHEUS_MULTIPROC_DIR): each worker's values in files of that folder, summed on scrape."""
+    """Whether this process is one of several workers sharing one /metrics: `noria serve --workers N`
+    put prometheus_client in its multi-process mode, in a folder of its own (both variables name it).
+
+    Importing Feast sets PROMETHEUS_MULTIPROC_DIR too, to a folder Feast makes for its feature
+    server (feast.metrics), and child processes inherit it: that alone never makes Noria's
+    /metrics a sum over the processes that happen to share it.
+    """
     from prometheus_client import values
 
-    return bool(getattr(values.ValueClass, "_multiprocess", False))
+    folder = os.environ.get(SHARED_ENV)
+    multiprocess = bool(getattr(values.ValueClass, "_multiprocess", False))
+    return bool(folder) and folder == os.environ.get("PROMETHEUS_MULTIPROC_DIR") and multiprocess
+
+
+class _Named(Collector):
+    """Only the families of ``inner`` whose names start with ``prefix`` (the shared folder also
+    holds the metrics other libraries define in the workers, Feast's among them)."""
+
+    def __init__(self, inner: Any, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix
+
+    def collect(self) -> Iterator[Any]:
+        return (family for family in self.inner.collect() if family.name.startswith(self.prefix))
 
 
 class _FeatureCacheCollector(Collector):

@@ -113,18 +113,25 @@ def serve(
 @contextlib.contextmanager
 def _shared_metrics() -> Iterator[None]:
     """One /metrics for all workers: prometheus_client's multi-process mode, in a fresh folder the
-    workers inherit (PROMETHEUS_MULTIPROC_DIR; one the caller set is used as it is) and that is
-    removed when they have stopped. Without it each worker answered a scrape with its own counts,
-    so the service's counters seemed to jump back and forth between workers."""
-    if os.environ.get(MULTIPROC_ENV):
+    workers inherit and that is removed when they have stopped. Without it each worker answered a
+    scrape with its own counts, so the service's counters jumped back and forth between workers.
+    A PROMETHEUS_MULTIPROC_DIR already set is not reused: importing Feast sets one of its own."""
+    from noria.serving.metrics import SHARED_ENV
+
+    if os.environ.get(SHARED_ENV):  # serve() inside a worker of another serve(): its folder holds
         yield
         return
     folder = tempfile.mkdtemp(prefix="noria-metrics-")
-    os.environ[MULTIPROC_ENV] = folder
+    saved = {name: os.environ.get(name) for name in (MULTIPROC_ENV, SHARED_ENV)}
+    os.environ[MULTIPROC_ENV] = os.environ[SHARED_ENV] = folder
     try:
         yield
     finally:
-        os.environ.pop(MULTIPROC_ENV, None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -151,6 +151,7 @@ for _ in range(int(sys.argv[1])):
 for version in (1, 2):  # a hot swap
     metrics.set_model({"name": "m", "version": version, "alias": "champion", "run_id": None,
                        "feature_definition_hash": None})
+import feast.metrics  # noqa: F401  (its metrics live in the same folder; they are not the service's)
 print(metrics.expose()[0].decode())
 if sys.argv[2] == "exit":
     metrics.worker_exited()
@@ -162,7 +163,7 @@ def _worker(folder: Path, requests: int, then: str) -> dict[str, list[tuple[dict
     import subprocess
     import sys
 
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder), "NORIA_SHARED_METRICS_DIR": str(folder)}
     done = subprocess.run(
         [sys.executable, "-W", "error", "-c", WORKER, str(requests), then],
         env=env,
@@ -187,6 +188,30 @@ def test_several_workers_export_one_service_and_a_swapped_out_version_reads_zero
     info = {labels["version"]: value for labels, value in second["noria_model_info"]}
     assert info == {"1": 0.0, "2": 1.0}
     assert [v for labels, v in second["noria_prediction_score_count"]] == [7.0]
+    assert all(name.startswith("noria_") for name in second)
+
+
+def test_feasts_folder_alone_is_not_a_shared_metrics_folder(tmp_path: Path) -> None:
+    """Importing Feast sets PROMETHEUS_MULTIPROC_DIR (for its feature server) and children inherit
+    it: a process started so counts its own requests, not those of its siblings."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NORIA_SHARED_METRICS_DIR"}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
+    for requests in (3, 4):  # two siblings in the same inherited folder
+        done = subprocess.run(
+            [sys.executable, "-W", "error", "-c", WORKER, str(requests), "stay"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        counted = _samples(done.stdout)["noria_http_requests_total"]
+        assert counted == [({"endpoint": "/predict", "status": "200"}, float(requests))]
 
 
 def test_one_worker_removes_the_version_that_left_the_alias() -> None:
