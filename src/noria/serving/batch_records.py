@@ -68,18 +68,26 @@ def list_deliveries(project: Project) -> list[DeliveryRecord]:
     """Every delivery record of the project, oldest first."""
     from noria.serving.config import serving_config
 
-    folder = project.path(serving_config(project).batch.deliveries_dir)
-    records = []
-    for path in sorted(folder.glob("*.json")):
-        records.append(DeliveryRecord(**json.loads(path.read_text(encoding="utf-8"))))
-    return records
+    return read_deliveries(project.path(serving_config(project).batch.deliveries_dir))
+
+
+def read_deliveries(folder: Path) -> list[DeliveryRecord]:
+    """The delivery records in ``folder``, in the order the runs started (then ended)."""
+    records = [DeliveryRecord(**json.loads(path.read_text(encoding="utf-8"))) for path in folder.glob("*.json")]
+    # By time, not by file name: a name's random id orders runs of the same second at random.
+    return sorted(records, key=lambda r: (_instant(r.started_at), _instant(r.finished_at or r.started_at), r.id))
+
+
+def _instant(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
 
 
 def finish_record(project: Project, cfg: ServingConfig, record: DeliveryRecord, clock: float) -> Path:
     """Stamp the end of the run and write the record (failed runs too)."""
-    record.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+    # Microseconds: runs that start and end within one second still sort in the order they ran.
+    record.finished_at = datetime.now(UTC).isoformat(timespec="microseconds")
     record.seconds = round(time.perf_counter() - clock, 3)
     return write_record(project.path(cfg.batch.deliveries_dir), record)
 
 
-__all__ = ["BatchResult", "DeliveryRecord", "finish_record", "list_deliveries", "write_record"]
+__all__ = ["BatchResult", "DeliveryRecord", "finish_record", "list_deliveries", "read_deliveries", "write_record"]

@@ -177,7 +177,7 @@ def new_record(prepared: Prepared, src: Path, dst: Path, engine: str, extra: dic
         model_version=model.version,
         model_alias=prepared.alias,
         run_id=model.loaded.ref.run_id,
-        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        started_at=datetime.now(UTC).isoformat(timespec="microseconds"),
         finished_at="",
         seconds=0.0,
         extra=extra,

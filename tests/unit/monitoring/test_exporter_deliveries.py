@@ -152,3 +152,30 @@ def test_the_thresholds_shown_in_docs_monitoring_md_are_valid_config() -> None:
     [block] = [b for b in re.findall(r"```yaml\n(.*?)```", page, re.S) if "late_after_seconds" in b]
     batch = ServingConfig.model_validate(yaml.safe_load(block)["serving"]).batch
     assert (batch.late_after_seconds, batch.short_ratio) == (93600, 0.5)
+
+
+def test_runs_of_the_same_second_keep_the_order_they_ran_in(tmp_path: Path) -> None:
+    """Three quick runs (a small file takes well under a second): listed and exported in the order
+    they ran, whatever the random ids in their file names say."""
+    from dataclasses import replace
+
+    from noria.serving.batch_records import read_deliveries
+
+    folder = tmp_path / "deliveries"
+    template = deliver(tmp_path / "unused", 0, 1)
+    for n, (ident, rows) in enumerate(zip(["zz", "mm", "aa"], (12, 10, 4), strict=True)):  # names sort backwards
+        started = T0 + timedelta(microseconds=200_000 * n)
+        write_record(
+            folder,
+            replace(
+                template,
+                id=ident,
+                rows_in=rows,
+                rows_out=rows,
+                started_at=started.isoformat(timespec="microseconds"),
+                finished_at=(started + timedelta(microseconds=150_000)).isoformat(timespec="microseconds"),
+            ),
+        )
+    assert [r.rows_out for r in read_deliveries(folder)] == [12, 10, 4]
+    samples = scrape(collector(folder))
+    assert value(samples, "noria_batch_delivery_last_success_rows", project="shop", model="churn") == 4
