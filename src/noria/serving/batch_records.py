@@ -75,11 +75,8 @@ def read_deliveries(folder: Path) -> list[DeliveryRecord]:
     """The delivery records in ``folder``, in the order the runs started (then ended)."""
     records = [DeliveryRecord(**json.loads(path.read_text(encoding="utf-8"))) for path in folder.glob("*.json")]
     # By time, not by file name: a name's random id orders runs of the same second at random.
-    return sorted(records, key=lambda r: (_instant(r.started_at), _instant(r.finished_at or r.started_at), r.id))
-
-
-def _instant(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp)
+    instant = datetime.fromisoformat
+    return sorted(records, key=lambda r: (instant(r.started_at), instant(r.finished_at or r.started_at), r.id))
 
 
 def finish_record(project: Project, cfg: ServingConfig, record: DeliveryRecord, clock: float) -> Path:

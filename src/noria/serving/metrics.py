@@ -52,6 +52,7 @@ class ServingMetrics:
     """The service's metrics; ``task`` (or :meth:`set_task` before the first prediction) shapes the score histogram."""
 
     def __init__(self, task: Task | None = None) -> None:
+        self.shared = _multiprocess()  # one of several workers sharing one /metrics (noria serve --workers N)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.latency = Histogram(
@@ -155,7 +156,7 @@ class ServingMetrics:
             # remove a label set: its value file stays and is exported. The version that left the
             # alias reads 0 there; elsewhere it is removed.
             self.model_info.labels(*labels).set(0)
-            if not _multiprocess():
+            if not self.shared:
                 with warnings.catch_warnings():  # it warns whenever the variable is set (Feast's import sets it)
                     warnings.simplefilter("ignore", UserWarning)
                     self.model_info.remove(*labels)
@@ -169,7 +170,7 @@ class ServingMetrics:
 
     def watch_feature_cache(self, cache: Any) -> None:
         """Export a :class:`noria.features.lookup.ReadCache`'s hits, misses and size (read on scrape)."""
-        self.add_collector(_FeatureCacheCollector(cache, worker=str(os.getpid()) if _multiprocess() else None))
+        self.add_collector(_FeatureCacheCollector(cache, worker=str(os.getpid()) if self.shared else None))
 
     def add_collector(self, collector: Collector) -> None:
         """A collector whose values are computed on scrape (monitoring records, the read cache)."""
@@ -181,7 +182,7 @@ class ServingMetrics:
         counters, histograms and gauges of every worker, summed (gauges as their modes say) from
         the shared folder, so a scrape answered by any worker sees the whole service; plus this
         worker's collectors."""
-        if not _multiprocess():
+        if not self.shared:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         from prometheus_client import multiprocess
 
@@ -194,7 +195,7 @@ class ServingMetrics:
 
     def worker_exited(self) -> None:
         """Drop this process's live gauges from the shared folder (a worker's shutdown)."""
-        if _multiprocess():
+        if self.shared:
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -121,17 +121,13 @@ def _shared_metrics() -> Iterator[None]:
     if os.environ.get(SHARED_ENV):  # serve() inside a worker of another serve(): its folder holds
         yield
         return
+    from unittest import mock  # patch.dict: the standard library's set-and-restore of a mapping
+
     folder = tempfile.mkdtemp(prefix="noria-metrics-")
-    saved = {name: os.environ.get(name) for name in (MULTIPROC_ENV, SHARED_ENV)}
-    os.environ[MULTIPROC_ENV] = os.environ[SHARED_ENV] = folder
     try:
-        yield
+        with mock.patch.dict(os.environ, {MULTIPROC_ENV: folder, SHARED_ENV: folder}):
+            yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -158,12 +158,19 @@ if sys.argv[2] == "exit":
 """
 
 
-def _worker(folder: Path, requests: int, then: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+def _worker(
+    folder: Path, requests: int, then: str, *, shared: bool = True
+) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """WORKER in its own process, in prometheus_client's multi-process mode on ``folder``: as one of
+    `noria serve`'s workers (``shared``), or only inheriting the folder (as after Feast's import)."""
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder), "NORIA_SHARED_METRICS_DIR": str(folder)}
+    env = {k: v for k, v in os.environ.items() if k != "NORIA_SHARED_METRICS_DIR"}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    if shared:
+        env["NORIA_SHARED_METRICS_DIR"] = str(folder)
     done = subprocess.run(
         [sys.executable, "-W", "error", "-c", WORKER, str(requests), then],
         env=env,
@@ -194,23 +201,8 @@ def test_several_workers_export_one_service_and_a_swapped_out_version_reads_zero
 def test_feasts_folder_alone_is_not_a_shared_metrics_folder(tmp_path: Path) -> None:
     """Importing Feast sets PROMETHEUS_MULTIPROC_DIR (for its feature server) and children inherit
     it: a process started so counts its own requests, not those of its siblings."""
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "NORIA_SHARED_METRICS_DIR"}
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
     for requests in (3, 4):  # two siblings in the same inherited folder
-        done = subprocess.run(
-            [sys.executable, "-W", "error", "-c", WORKER, str(requests), "stay"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        counted = _samples(done.stdout)["noria_http_requests_total"]
+        counted = _worker(tmp_path, requests, "stay", shared=False)["noria_http_requests_total"]
         assert counted == [({"endpoint": "/predict", "status": "200"}, float(requests))]
 
 
