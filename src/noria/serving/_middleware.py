@@ -4,6 +4,8 @@ Starlette's ``BaseHTTPMiddleware`` costs tens of microseconds a request; this on
 few. It gives each request an id (the client's ``X-Request-ID`` if it is a short safe token,
 else a fresh random one), refuses bodies over the limit with 413 (by ``Content-Length`` before
 reading, and by counting for chunked bodies), and records latency and status per endpoint.
+The endpoints in ``direct`` ((method, path) -> ASGI callable; POST /predict) it calls itself,
+skipping Starlette's exception middleware and router; every other request goes down the stack.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,8 +37,16 @@ def new_request_id() -> str:
 
 
 class ServingMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: ServingMetrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: ServingMetrics,
+        max_body_bytes: int,
+        direct: Mapping[tuple[str, str], ASGIApp] | None = None,
+    ) -> None:
         self.app = app
+        self.direct = direct if direct is not None else {}
         self.metrics = metrics
         self.max_body = max_body_bytes
 
@@ -86,8 +97,9 @@ class ServingMiddleware:
                     raise ServingHTTPError(413, f"the body is larger than {limit} bytes")
             return message
 
+        app = self.direct.get((scope["method"], path), self.app)
         try:
-            await self.app(scope, counting_receive if length is None else receive, send_with_id)
+            await app(scope, counting_receive if length is None else receive, send_with_id)
         finally:
             self.metrics.observe_request(path, status_holder[0], time.perf_counter() - started)
 

@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from noria.errors import NoriaError
 from noria.serving._middleware import ServingMiddleware, request_id_of
@@ -67,6 +68,8 @@ class ServingState:
     prediction_log: PredictionLog | None
     # The code this service runs (noria.provenance.code_version): shown by /version.
     code: dict[str, Any] | None = None
+    # (method, path) -> the endpoint's ASGI callable, called by the middleware itself (noria.serving._middleware)
+    direct: dict[tuple[str, str], ASGIApp] = field(default_factory=dict)
 
 
 def create_app(
@@ -198,7 +201,7 @@ def create_app(
     code = code_version(project.root if project is not None else None)
     state = ServingState(cfg, holder, predictor, metrics, keys, feature_status or "off", None, code)
     app.state.noria = state
-    app.add_middleware(ServingMiddleware, metrics=metrics, max_body_bytes=cfg.max_body_bytes)
+    app.add_middleware(ServingMiddleware, metrics=metrics, max_body_bytes=cfg.max_body_bytes, direct=state.direct)
     _add_error_handlers(app)
     _add_routes(app, state)
     install_openapi(app, adapter, request, task, require_key_for_predict=cfg.require_key_for_predict, project=project)

@@ -12,7 +12,7 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from noria.errors import NoriaError
 from noria.serving._middleware import STARTED, request_id_of
@@ -85,10 +85,18 @@ def add(app: FastAPI, state: ServingState) -> None:
         predictor.log_failure(request_id, started, response.status_code, _message(response), body)
         return response
 
-    # Requests reach the endpoint through a plain Starlette route placed first: the same function
-    # without FastAPI's per-request work (dependency solving, exit stacks), which it does not use:
-    # it reads the raw body itself. The FastAPI route above stays for the OpenAPI document.
-    app.router.routes.insert(0, Route("/predict", predict, methods=["POST"], include_in_schema=False))
+    # The middleware calls this itself for POST /predict (ServingState.direct): the same endpoint
+    # without Starlette's exception middleware, route scan and FastAPI's per-request work, which it
+    # does not use. The FastAPI route above stays for the OpenAPI document.
+    async def predict_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await predict(request)
+        except ServingHTTPError as exc:  # a chunked body over the limit (the middleware's receive)
+            response = error_response(exc.status, exc.message, request_id_of(request), fix=exc.fix, fields=exc.fields)
+        await response(scope, receive, send)
+
+    state.direct[("POST", "/predict")] = predict_asgi
 
     @app.get("/health", summary="Liveness: the process answers", response_model=HealthResponse, tags=["operations"])
     async def health() -> Response:

@@ -193,3 +193,24 @@ def test_every_request_is_logged_once_with_its_feature_vector(make_app: AppFacto
     failed = log[log["request_id"] == bad].iloc[0]
     assert failed["status"] == 422 and "distance" in failed["error"]
     assert list(log[log["request_id"] == batch]["row"]) == [0, 1]
+
+
+def test_predict_is_served_by_the_middleware_itself_and_failures_stay_json(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST /predict skips Starlette's routing (the middleware calls the endpoint directly): it
+    answers with no route left for it, and an unexpected failure is still a JSON 500 with the
+    request's id."""
+    app = make_app(require_key_for_predict=False)
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) != "/predict"]
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert c.post("/predict", json={**FLIGHT, "features": INLINE}).status_code == 200
+        assert c.get("/predict").status_code == 404  # other methods still go through the router
+
+        async def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(app.state.noria.predictor, "handle", broken)
+        r = c.post("/predict", json=FLIGHT, headers={"X-Request-ID": "req-500"})
+        assert r.status_code == 500 and r.json()["request_id"] == "req-500"
+        assert "boom" not in r.text
