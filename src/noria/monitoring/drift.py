@@ -184,13 +184,19 @@ def check_drift(profile_path: str | Path, data_path: str | Path, config: DriftCo
     return dataclasses.replace(report, sampled_from=total) if total > len(frame) else report
 
 
-def read_sample(path: Path, columns: list[str], limit: int, seed: int = 0) -> tuple[pd.DataFrame, int]:
+def read_sample(
+    path: Path, columns: list[str], limit: int, seed: int = 0, batch_rows: int | None = None
+) -> tuple[pd.DataFrame, int]:
     """The ``columns`` (those present) of a Parquet file or folder, or a seeded uniform sample of
     ``limit`` of its rows when it holds more; and how many rows it holds.
 
-    The sample keeps the rows with the ``limit`` smallest random keys, batch by batch (a
-    bottom-k sample: uniform without replacement), so at most ``limit`` rows plus one batch
-    are in memory whatever the file's size; the kept rows stay in file order."""
+    Selection sampling, batch by batch: knowing the file's row count, each batch's share of the
+    sample is drawn from the hypergeometric distribution (how many of the rows still needed fall
+    among its rows, when every set of ``limit`` rows is equally likely), then that many of its rows
+    are picked uniformly. Uniform without replacement, in file order, and only the chosen rows are
+    kept: at most ``limit`` rows plus one batch in memory whatever the file's size, and no table
+    is copied again per batch (a bottom-k sample re-took all kept rows every batch, and the Arrow memory
+    it held grew with the number of batches)."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -202,19 +208,21 @@ def read_sample(path: Path, columns: list[str], limit: int, seed: int = 0) -> tu
     if total <= limit:
         return data.to_table(columns=present).to_pandas(), total
     rng = np.random.default_rng(seed)
-    kept: pa.Table | None = None
-    keys = np.empty(0)
-    for batch in parquet_batches(data.files, present, max(limit // 4, 65_536)):
-        table = pa.Table.from_batches([batch])
-        candidates = pa.concat_tables([kept, table]) if kept is not None else table
-        keys = np.concatenate([keys, rng.random(len(table))])
-        if len(keys) > limit:
-            best = np.argpartition(keys, limit - 1)[:limit]
-            best.sort()  # file order
-            candidates, keys = candidates.take(pa.array(best)), keys[best]
-        kept = candidates
-    assert kept is not None
-    return kept.to_pandas(), total
+    pieces: list[pa.Table] = []
+    remaining, needed = total, limit
+    for batch in parquet_batches(data.files, present, batch_rows or max(limit // 4, 65_536)):
+        rows = batch.num_rows
+        if needed and rows:
+            count = int(rng.hypergeometric(rows, remaining - rows, needed)) if remaining > rows else needed
+            if count:
+                chosen = np.sort(rng.choice(rows, size=count, replace=False))
+                pieces.append(pa.Table.from_batches([batch.take(pa.array(chosen))]))
+                needed -= count
+        remaining -= rows
+    frame = pa.concat_tables(pieces).to_pandas()
+    del pieces
+    pa.default_memory_pool().release_unused()  # hand the batches' buffers back to the system now
+    return frame, total
 
 
 # --- statistics --------------------------------------------------------------------------

@@ -216,3 +216,26 @@ def test_a_file_beyond_max_rows_is_judged_on_a_seeded_uniform_sample(tmp_path: P
     assert abs(first["temp"].mean() - cur["temp"].mean()) < 1.0  # uniform: the mean of 4,000 of 20,000
     positions = pd.Series(range(len(cur)), index=cur["temp"].to_numpy()).loc[first["temp"].to_numpy()]
     assert positions.is_monotonic_increasing  # kept in file order
+
+
+def test_a_sample_over_many_batches_is_uniform_across_the_file(tmp_path: Path) -> None:
+    """Each batch's share of the sample is drawn (hypergeometric): every part of the file gets
+    its share, nothing twice, in file order, and the same seed gives the same rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from noria.monitoring.drift import read_sample
+
+    frame = pd.DataFrame({"i": np.arange(20_000, dtype=np.int64)})
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=1_500)
+    sample, total = read_sample(path, ["i"], 4_000, batch_rows=700)  # 29 batches
+    rows = sample["i"].to_numpy()
+    assert total == 20_000 and len(rows) == 4_000 and len(np.unique(rows)) == 4_000
+    assert (np.diff(rows) > 0).all()  # file order
+    per_fifth = np.bincount(rows // 4_000, minlength=5)
+    assert (abs(per_fifth - 800) < 120).all(), per_fifth  # 800 expected in each fifth (sd about 25)
+    again, _ = read_sample(path, ["i"], 4_000, batch_rows=700)
+    assert (again["i"].to_numpy() == rows).all()
+    other, _ = read_sample(path, ["i"], 4_000, seed=1, batch_rows=700)
+    assert not (other["i"].to_numpy() == rows).all()
