@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 log = logging.getLogger("noria.serving")
 
@@ -72,24 +74,29 @@ class EventKeyer:
         columns = self.schema.columns(requests)
         stamps, values = self.schema.event_keys(self.defs, columns)
         seconds = stamps.astype("datetime64[us]").astype("int64") / 1_000_000
-        out: list[tuple[float | None, dict[str, Any] | None]] = []
-        for i in range(len(requests)):
-            key = {name: _plain_key(values[name][i]) for name in self.ids}
-            out.append((float(seconds[i]), key))
-        return out
+        ids = self.ids
+        plain = [_plain_column(values[name]) for name in ids]
+        rows = list(zip(*plain, strict=True)) if ids else [()] * len(requests)
+        return [(when, dict(zip(ids, key, strict=True))) for when, key in zip(seconds.tolist(), rows, strict=True)]
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_column(values: Sequence[Any]) -> list[Any]:
+    """``_plain_key`` of every value; a column of plain values (the usual: text, numbers) as it is."""
+    if all(type(v) in _PLAIN for v in values):
+        return list(values)
+    return [_plain_key(v) for v in values]
 
 
 def _plain_key(value: Any) -> Any:
     """An id value as Arrow takes it: timestamps as Unix seconds, numpy scalars as Python values."""
-    from datetime import datetime as _datetime
-
-    import numpy as np
-
     if value is None:
         return None
     if isinstance(value, np.datetime64):
         return float(value.astype("datetime64[us]").astype("int64")) / 1_000_000
-    if isinstance(value, _datetime):
+    if isinstance(value, datetime):
         return value.timestamp() if value.tzinfo is not None else value.replace(tzinfo=UTC).timestamp()
     item = getattr(value, "item", None)
     return item() if item is not None else value

@@ -5,8 +5,8 @@ own session, sends it pickled frames of rows through its stdin (each frame prece
 length, ``_FRAME``) and reads the JSON reports it prints (a file written, rows lost, a file
 shipped); rows sent but never reported when the writer ends are counted as lost.
 
-:func:`writer_main` (the process) builds the Arrow columns of each frame
-(:func:`~noria.serving.predlog_rows.rows_to_table`, event keys by
+:func:`writer_main` (the process) builds the Arrow columns of the frames it received, up to
+``CONVERT_ROWS`` rows at a time (:func:`~noria.serving.predlog_rows.rows_to_table`, event keys by
 :class:`~noria.serving.predlog_keys.EventKeyer`), writes a Parquet file when ``roll_rows`` rows
 are waiting or the oldest has waited ``roll_seconds`` (:func:`noria.atomic.temp_path`: a hidden
 temp file, fsync-ed, renamed, the folder fsync-ed), and
@@ -227,6 +227,18 @@ def _flush(
     return rest
 
 
+def _convert_frames(frames: list[list[Any]], out: _Sink, keyer: EventKeyer | None = None) -> list[Any]:
+    """The Arrow tables of ``frames``: one for all of them; if that fails, one per frame, so a
+    malformed row costs only its own frame (reported lost)."""
+    if len(frames) > 1:
+        try:
+            return [rows_to_table([row for frame in frames for row in frame], keyer)]
+        except Exception:
+            log.warning("cannot convert %d frames of prediction log rows together; one by one now", len(frames))
+    tables = [_convert(frame, out, keyer) for frame in frames]
+    return [table for table in tables if table is not None]
+
+
 def _convert(rows: list[Any], out: _Sink, keyer: EventKeyer | None = None) -> Any:
     try:
         return rows_to_table(rows, keyer)
@@ -292,6 +304,12 @@ class _Reports:
 
 
 SHIP_DRAIN_SECONDS = 20.0  # at the end, how long the writer keeps shipping what is left
+# Rows received before they are converted to Arrow together: a conversion has a fixed cost (the
+# project's request mapping and timestamp function in pandas, an Arrow array per column) of about
+# 2.5 ms, which frames of ~100 rows (the service sends every 50 ms) paid each time. Measured on the
+# flights project: 45 us per row in frames of 85 rows, 18 us in batches of 1,000 (54 us per row
+# in frames of 85 before the event keys were converted column by column).
+CONVERT_ROWS = 2_000
 
 
 def writer_main(argv: Sequence[str]) -> int:
@@ -314,7 +332,9 @@ def writer_main(argv: Sequence[str]) -> int:
     out.send({"ready": os.getpid()})
     seq = itertools.count()
     tables: list[Any] = []
-    rows = 0
+    pending: list[list[Any]] = []  # frames received, converted together (CONVERT_ROWS) to share the fixed cost
+    pending_rows = 0
+    rows = 0  # rows held: converted and pending
     first_at = 0.0
     while True:
         wait = None if not rows else max(0.0, first_at + roll_seconds - time.monotonic())
@@ -328,12 +348,16 @@ def writer_main(argv: Sequence[str]) -> int:
                 out.ledger.received(len(frame))
                 if not rows:
                     first_at = time.monotonic()
-                table = _convert(frame, out, keyer)
-                if table is not None:
-                    tables.append(table)
-                    rows += table.num_rows
+                pending.append(frame)
+                pending_rows += len(frame)
+                rows += len(frame)
         aged = bool(rows) and time.monotonic() - first_at >= roll_seconds
-        if rows >= roll_rows or aged or (ended and rows):
+        writing = rows >= roll_rows or aged or (ended and rows)
+        if pending and (writing or pending_rows >= CONVERT_ROWS):
+            tables.extend(_convert_frames(pending, out, keyer))
+            pending, pending_rows = [], 0
+            rows = sum(table.num_rows for table in tables)  # rows that could not be converted are reported lost
+        if writing and rows:
             # Full files of roll_rows rows; the rest waits for the next one, unless it has waited long enough.
             rest = _flush(
                 folder,

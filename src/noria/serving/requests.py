@@ -190,7 +190,7 @@ class RequestSchema:
             }
         )
         times = prediction_times(defs, request_arrays(defs, frame))
-        keys = {name: [_python(v) for v in columns[name]] for name in self.ids}
+        keys = {name: _python_list(columns[name]) for name in self.ids}
         return times, keys
 
     def frame_columns(self, frame: pd.DataFrame) -> dict[str, np.ndarray] | None:
@@ -245,6 +245,13 @@ def _array(values: list[Any]) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
+
+
+def _python_list(values: np.ndarray) -> list[Any]:
+    """``[_python(v) for v in values]``, in one ``tolist`` for arrays of numbers, booleans or times."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return list(values.tolist())  # the same Python values as .item() one by one
+    return [_python(v) for v in values]
 
 
 def _python(value: Any) -> Any:

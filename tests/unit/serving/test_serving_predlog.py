@@ -188,3 +188,29 @@ def test_a_row_that_cannot_be_logged_is_counted_and_the_others_are_written(tmp_p
     log.close()
     assert log.dropped == 1 and log.rows_written == 2
     assert sorted(read_prediction_log(tmp_path)["request_id"]) == ["r1", "r3"]
+
+
+def test_frames_are_converted_together_and_a_bad_row_costs_only_its_frame() -> None:
+    """The writer converts the frames it received together (one fixed cost for all); a frame
+    with a row that cannot be converted is reported lost on its own, the others are kept."""
+    from noria.serving.predlog_writer import _convert_frames
+
+    class Sink:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.lines.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    good = [[_row(i) for i in range(3)], [_row(i) for i in range(3, 5)]]
+    sink = Sink()
+    tables = _convert_frames(good, sink)
+    assert [t.num_rows for t in tables] == [5] and not sink.lines
+    bad = [{**_row(9), "timestamp": "not a time"}]
+    tables = _convert_frames([good[0], bad, good[1]], sink)
+    assert [t.num_rows for t in tables] == [3, 2]
+    assert [json.loads(line)["rows"] for line in sink.lines] == [1]
