@@ -63,12 +63,15 @@ def numbers_of(series: pd.Series[Any]) -> FloatArray:
     return values
 
 
-def numbers_matrix(frame: pd.DataFrame, names: Iterable[str]) -> FloatArray:
-    """Numeric columns stacked as rows of one C-contiguous (columns x rows) array."""
+def numbers_matrix(frame: pd.DataFrame, names: Iterable[str], last: FloatArray | None = None) -> FloatArray:
+    """Numeric columns stacked as rows of one C-contiguous (columns x rows) array; ``last``, if
+    given, as one more row after them (filled in place, not stacked on afterwards: no copy)."""
     names = list(names)
-    out = np.empty((len(names), frame.shape[0]), dtype=np.float64)
+    out = np.empty((len(names) + (last is not None), frame.shape[0]), dtype=np.float64)
     for i, name in enumerate(names):  # one vectorised conversion per column, whatever its dtype
         out[i] = numbers_of(frame[name])
+    if last is not None:
+        out[-1] = last
     return out
 
 

@@ -136,10 +136,11 @@ def compute_drift(
         )
     numeric = [p for p in profile.features.values() if isinstance(p, NumericProfile)]
     categorical = [p for p in profile.features.values() if isinstance(p, CategoricalProfile)]
-    matrix = numbers_matrix(frame, [p.name for p in numeric])
     score = _score_values(profile, frame, scores, score_column)
-    if score is not None and profile.score is not None:
-        matrix = np.vstack([matrix, score[None, :]])
+    with_score = score is not None and profile.score is not None
+    matrix = numbers_matrix(frame, [p.name for p in numeric], score if with_score else None)
+    if with_score:
+        assert profile.score is not None
         numeric_stats = _numeric_stats([*numeric, profile.score], matrix)
         score_stats = numeric_stats.pop()
     else:
@@ -208,6 +209,7 @@ def read_sample(
     if total <= limit:
         return data.to_table(columns=present).to_pandas(), total
     rng = np.random.default_rng(seed)
+    pool = pa.default_memory_pool()
     pieces: list[pa.Table] = []
     remaining, needed = total, limit
     for batch in parquet_batches(data.files, present, batch_rows or max(limit // 4, 65_536)):
@@ -219,9 +221,10 @@ def read_sample(
                 pieces.append(pa.Table.from_batches([batch.take(pa.array(chosen))]))
                 needed -= count
         remaining -= rows
+        pool.release_unused()  # the batch's buffers go back to the system now, not after the allocator's decay
     frame = pa.concat_tables(pieces).to_pandas()
     del pieces
-    pa.default_memory_pool().release_unused()  # hand the batches' buffers back to the system now
+    pool.release_unused()
     return frame, total
 
 
@@ -231,13 +234,15 @@ def read_sample(
 def _numeric_stats(profiles: Sequence[NumericProfile], matrix: kernels.FloatArray) -> list[dict[str, float]]:
     """PSI, Jensen-Shannon, KS and Wasserstein of every numeric column, all columns at once.
 
-    One sort of the (columns x rows) matrix, reduced to each column's distinct values with
-    their cumulative counts; every statistic then works on those and on the profile's points.
+    One sort of the (columns x rows) matrix, in place (it is the caller's scratch), reduced to each
+    column's distinct values with their cumulative counts; every statistic then works on those
+    and on the profile's points.
     """
     k = len(profiles)
     if k == 0:
         return []
-    cur = kernels.Ecdf.from_sorted(np.sort(matrix, axis=1))  # NaN last
+    matrix.sort(axis=1)  # NaN last
+    cur = kernels.Ecdf.from_sorted(matrix)
     ptr = np.concatenate([[0], np.cumsum([p.ecdf_values.shape[0] for p in profiles])]).astype(np.int64)
     ref = kernels.Ecdf.from_points(
         np.concatenate([p.ecdf_values for p in profiles]),
