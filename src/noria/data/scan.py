@@ -123,6 +123,7 @@ def scan_partitioned(
     order = sorted(buckets, key=lambda b: (b == INVALID, b))
     for bucket in order:
         validate(bucket, groups)
+        release_memory()
     if groups:
         for bucket, extra in sorted(_repeats(spec, groups, work, spill).items()):
             validate(bucket, [], extra)
@@ -142,6 +143,38 @@ def scan_partitioned(
         months=months,
         quarantine=quarantine,
     )
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the system: Arrow's pool, then glibc's heap (``malloc_trim``).
+
+    Each month is validated in pandas and written by Arrow, and the freed blocks of one month do
+    not fit the next one's exactly: without this the resident memory crept up month after month
+    (the 10-year ingest: about 70 MB over 120 months, peak 445 MB; with it flat, peak 411 MB).
+    Python has no portable call for it, hence ctypes; elsewhere than glibc it does nothing.
+    """
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def _malloc_trim() -> Any:
+    global _TRIM
+    if _TRIM is False:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim by hand
+            _TRIM = None
+    return _TRIM
+
+
+_TRIM: Any = False  # not looked up yet
 
 
 def _keys(chunk: pd.DataFrame, spec: TableSpec) -> pd.Series:
