@@ -18,6 +18,7 @@ the first row in file order is kept, every later one quarantined.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -161,20 +162,16 @@ def release_memory() -> None:
         trim(0)
 
 
+@functools.cache
 def _malloc_trim() -> Any:
-    global _TRIM
-    if _TRIM is False:
-        import ctypes
-        import ctypes.util
+    """glibc's ``malloc_trim``, or None elsewhere (musl, macOS): nothing to trim by hand there."""
+    import ctypes
+    import ctypes.util
 
-        try:
-            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim by hand
-            _TRIM = None
-    return _TRIM
-
-
-_TRIM: Any = False  # not looked up yet
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def _keys(chunk: pd.DataFrame, spec: TableSpec) -> pd.Series:
