@@ -11,6 +11,9 @@ rows with status 200 are counted against the 200 answers wrk and the readiness p
 
 Target (scale issue): two workers on two cores at 1.7x one worker or more, log complete.
 wrk itself runs on the same two cores (one thread), so two workers never get two whole cores.
+The ceiling of that on this machine is measured in the same run: the bare FastAPI app holding
+the Booster (``serving_reference_app.py``, no log) with one and two uvicorn workers, under the
+same wrk load. Noria's ratio is reported against it too.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import bench_serving as serving  # noqa: E402
 
 TITLE = "Serving: `noria serve --workers 2` vs one worker, prediction log complete across workers (wrk, 16 conn)"
 CONNECTIONS = 16
+BARE = "bare FastAPI + Booster (ceiling, no log)"
 
 
 def _wrk(url: str, body: bytes | list[bytes], seconds: int, tmp: Path) -> dict[str, float]:
@@ -96,6 +100,7 @@ def run(quick: bool = False) -> Result:
         inline = {"model": "flight-delay-numeric", "online_features": "off", "poll_seconds": 0}
         online = {"online_features": "on", "poll_seconds": 0, "explanations": {"method": "path"}}
         paths = [
+            (BARE, "/predict", setup["inline_body"], None),
             ("inline features + log", "/predict?explain=false", setup["inline_body"], inline),
             ("online lookup + log + path explanations", "/predict", setup["online_bodies"], online),
         ]
@@ -105,15 +110,22 @@ def run(quick: bool = False) -> Result:
                 for workers in (1, 2):
                     name = f"{re.sub(r'[^a-z]+', '-', label)}{workers}w-{attempt}"
                     log_dir = tmp / name
-                    config = {**settings, "workers": workers, "prediction_log": {"dir": str(log_dir)}}
-                    server = serving.noria_server(setup, tmp, name, config, env)
+                    if settings is None:  # the bare app: the machine's ceiling, no log to count
+                        port = serving._free_port()
+                        argv = [sys.executable, str(HERE / "serving_reference_app.py"), "--model"]
+                        argv += [str(setup["model_file"]), "--port", str(port), "--workers", str(workers)]
+                        server = serving.Server(name, argv, port, env, tmp / f"{name}.log")
+                    else:
+                        config = {**settings, "workers": workers, "prediction_log": {"dir": str(log_dir)}}
+                        server = serving.noria_server(setup, tmp, name, config, env)
                     try:
                         server.wait(path, body, headers)
                         result = _wrk(f"http://127.0.0.1:{server.port}{path}", body, seconds, tmp)
                     finally:
                         server.stop()
                     time.sleep(0.5)
-                    completeness.append((label, workers, int(result["answered"]) + 1, _logged(log_dir)))  # + probe
+                    if settings is not None:
+                        completeness.append((label, workers, int(result["answered"]) + 1, _logged(log_dir)))  # + probe
                     key = (label, workers)
                     if key not in best or result["req_s"] > best[key]["req_s"]:
                         best[key] = result
@@ -136,7 +148,14 @@ def run(quick: bool = False) -> Result:
                 }
             )
         ratio = two["req_s"] / one["req_s"]
+        if label == BARE:
+            ceiling = ratio
+            continue
         targets.append(Target(f"2 workers / 1 worker, {label}", round(ratio, 2), ">= 1.7", ratio >= 1.7))
+        share = ratio / ceiling
+        targets.append(
+            Target(f"{label}: its ratio / the bare app's ({ceiling:.2f})", round(share, 2), ">= 0.9", share >= 0.9)
+        )
     # wrk stops counting at its deadline while up to one request per connection is in flight: the
     # server answers and logs those too, so the log may hold a few more rows than wrk counted.
     lost = sum(max(0, answered - logged) for *_, answered, logged in completeness)
@@ -147,7 +166,9 @@ def run(quick: bool = False) -> Result:
     )
     notes = (
         f"wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency after a 2 s warm-up; {rounds} round(s), the settings taking "
-        f"turns, best run kept. Noria's serve() with uvicorn (uvloop, httptools); {os.cpu_count()} cores shared by "
+        f"turns, best run kept. Noria's serve() with uvicorn (uvloop, httptools); the bare app is the serving "
+        f"benchmark's ceiling (serving_reference_app.py --workers N, the same uvicorn settings, no log): how far two "
+        f"processes scale here at all. {os.cpu_count()} cores shared by "
         f"wrk, the server processes and other work (load average {load_before:.1f} before, {load_after:.1f} after). "
         f"Prediction log: {answered_total:,} answered requests counted by wrk (and the readiness probe) over all "
         f"runs, {logged_total:,} rows with status 200 in the logs after each server's SIGTERM (each worker has its "

@@ -5,12 +5,17 @@ in the model's order, predict, answer with JSON. No validation, no explanation, 
 metrics. ``bench_serving.py`` runs it beside ``mlflow models serve`` and Noria, on the same
 model file and the same request.
 
-    python benchmarks/serving_reference_app.py --model model.lgb --port 8001
+    python benchmarks/serving_reference_app.py --model model.lgb --port 8001 [--workers 2]
+
+``--workers N`` runs uvicorn's N worker processes on one socket, as ``noria serve --workers N``
+does: ``bench_serving_workers.py`` measures how far two processes scale on this machine at all.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -36,14 +41,28 @@ def make_app(model_file: str) -> FastAPI:
     return app
 
 
+def app_from_env() -> FastAPI:
+    """The app of the model file in ``NORIA_REFERENCE_MODEL``: what each worker process imports."""
+    return make_app(os.environ["NORIA_REFERENCE_MODEL"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="LightGBM text model file")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes on one socket (uvicorn's)")
     args = parser.parse_args()
+    if args.workers > 1:  # worker processes import the app: by name, the model file passed in the environment
+        os.environ["NORIA_REFERENCE_MODEL"] = args.model
+        app: FastAPI | str = "serving_reference_app:app_from_env"
+    else:
+        app = make_app(args.model)
     uvicorn.run(
-        make_app(args.model),
+        app,
+        factory=args.workers > 1,
+        workers=args.workers,
+        app_dir=str(Path(__file__).resolve().parent),
         host=args.host,
         port=args.port,
         loop="uvloop",
