@@ -13,7 +13,12 @@ one after the other. :class:`LookupBatcher` makes them share it:
   own error; a ``NoriaError`` (a row the feature code rejects) is a single request's problem,
   so the batch is read again one request at a time and only the culprit fails;
 - ``prepare`` (the request mapping: requests -> request rows) runs once for the whole batch
-  too; if it fails, each request is prepared and read on its own, so only the culprit fails.
+  too; if it fails, each request is prepared and read on its own, so only the culprit fails;
+- ``finish`` (optional) runs once on the rows of all the requests that shared a read, on the
+  event loop, right after the read: the service scores them there, together, so the model's
+  trees are walked for every row of the batch while they are in the CPU's caches (see
+  :meth:`noria.serving.predict.Predictor.score_batch`). Each request then gets what ``finish``
+  gave for it instead of its rows.
 
 Where the read runs depends on the store. A store across the network (Redis, ...) is read in
 one worker thread: waiting for the answer releases the GIL, and the event loop keeps accepting
@@ -36,19 +41,25 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from noria.errors import NoriaError
 from noria.serving.sources import FeatureSource, LookedUp
 
 Rows = Sequence[Mapping[str, Any]]
+# (each request's job, the read's values for all their rows, each request's rows of them) -> each request's result
+Finish = Callable[[Sequence[Any], LookedUp, Sequence[slice]], Sequence[Any]]
 IN_PROCESS_STORES = frozenset({"sqlite"})  # FeatureSource.kind values read on the event loop
 
 
 @dataclass
 class _Waiter:
     rows: Sequence[Any]  # one request's items: its rows, or what ``prepare`` makes them of
-    future: asyncio.Future[LookedUp]
+    future: asyncio.Future[Any]
+    job: Any = None  # what ``finish`` is given for this request
+
+
+_Read = tuple[LookedUp, slice]  # a read's values and one request's rows of them
 
 
 class LookupBatcher:
@@ -61,10 +72,12 @@ class LookupBatcher:
         worker_thread: bool = True,
         max_rows: int = 4096,
         prepare: Callable[[Sequence[Any]], Rows] | None = None,
+        finish: Finish | None = None,
     ) -> None:
         self.source = source
         self.worker_thread = worker_thread
         self.prepare = prepare  # what lookup() is given (one item per row) -> request rows; None: rows already
+        self.finish = finish
         self.max_rows = max_rows  # a batch takes waiting requests up to this many rows (at least one request)
         self._waiting: deque[_Waiter] = deque()
         self._running = False
@@ -73,11 +86,11 @@ class LookupBatcher:
         self.reads = 0  # store reads made (batches, plus one-by-one retries)
         self.requests = 0  # requests served
 
-    async def lookup(self, rows: Sequence[Any]) -> LookedUp:
+    async def lookup(self, rows: Sequence[Any], job: Any = None) -> Any:
         """The feature values of ``rows`` (one request's; given to ``prepare`` first, if set), read
-        together with any concurrent requests'."""
+        together with any concurrent requests'; with ``finish`` set, what it gave for ``job``."""
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(rows, loop.create_future())
+        waiter = _Waiter(rows, loop.create_future(), job)
         self._waiting.append(waiter)
         if not self._running:
             self._start(loop)
@@ -105,7 +118,7 @@ class LookupBatcher:
                 self._running = False
                 return
             done = self._worker().submit(self._read, [w.rows for w in batch])
-            done.add_done_callback(lambda f: _call_soon(loop, self._finish, loop, batch, f))
+            done.add_done_callback(lambda f: _call_soon(loop, self._done, loop, batch, f))
         else:
             # After the callbacks already due: requests parsed in this turn of the loop join the read.
             loop.call_soon(self._read_on_loop, loop)
@@ -126,14 +139,15 @@ class LookupBatcher:
             total += len(waiter.rows)
         return batch
 
-    def _finish(self, loop: asyncio.AbstractEventLoop, batch: list[_Waiter], done: Future[list[Any]]) -> None:
+    def _done(self, loop: asyncio.AbstractEventLoop, batch: list[_Waiter], done: Future[list[Any]]) -> None:
         try:
             outcomes = done.result()
         except BaseException as exc:  # the executor itself failed (e.g. shut down): nobody got rows
             outcomes = [exc] * len(batch)
         self._settle_all(loop, batch, outcomes)
 
-    def _settle_all(self, loop: asyncio.AbstractEventLoop, batch: list[_Waiter], outcomes: list[Any]) -> None:
+    def _settle_all(self, loop: asyncio.AbstractEventLoop, batch: list[_Waiter], reads: list[Any]) -> None:
+        outcomes = self._finished(batch, reads) if self.finish is not None else [_cut(r) for r in reads]
         for waiter, outcome in zip(batch, outcomes, strict=True):
             owner = waiter.future.get_loop()
             if owner is loop:
@@ -144,6 +158,25 @@ class LookupBatcher:
         self._running = False
         if self._waiting:
             self._start(loop)
+
+    def _finished(self, batch: list[_Waiter], reads: list[_Read | BaseException]) -> list[Any]:
+        """``finish`` once per read, on the requests that shared it; a failure of it is theirs."""
+        assert self.finish is not None
+        outcomes: list[Any] = list(reads)  # failed reads stay as they are
+        shared: dict[int, list[int]] = {}  # id of a read's values -> the batch positions of its requests
+        for position, read in enumerate(reads):
+            if not isinstance(read, BaseException):
+                shared.setdefault(id(read[0]), []).append(position)
+        for positions in shared.values():
+            looked = cast(_Read, reads[positions[0]])[0]
+            jobs = [batch[p].job for p in positions]
+            try:
+                results = self.finish(jobs, looked, [cast(_Read, reads[p])[1] for p in positions])
+            except Exception as exc:
+                results = [exc] * len(positions)
+            for p, result in zip(positions, results, strict=True):
+                outcomes[p] = result
+        return outcomes
 
     def _worker(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -157,8 +190,8 @@ class LookupBatcher:
         """Request rows of ``items`` (one per item)."""
         return items if self.prepare is None else self.prepare(items)
 
-    def _read(self, parts: list[Sequence[Any]]) -> list[LookedUp | BaseException]:
-        """One read for every request's rows, split back per request (or each request's error)."""
+    def _read(self, parts: list[Sequence[Any]]) -> list[_Read | BaseException]:
+        """One read for every request's rows, and each request's rows of it (or each request's error)."""
         if len(parts) == 1:
             return [self._read_one(parts[0])]
         try:
@@ -172,24 +205,35 @@ class LookupBatcher:
             return [self._read_one(part) for part in parts]
         except Exception as exc:  # the store failed: every request of the batch fails with it
             return [exc] * len(parts)
-        out: list[LookedUp | BaseException] = []
+        out: list[_Read | BaseException] = []
         start = 0
         for part in parts:
             end = start + len(part)
-            out.append(LookedUp({k: v[start:end] for k, v in looked.values.items()}, looked.missing[start:end]))
+            out.append((looked, slice(start, end)))
             start = end
         return out
 
-    def _read_one(self, items: Sequence[Any]) -> LookedUp | BaseException:
+    def _read_one(self, items: Sequence[Any]) -> _Read | BaseException:
         try:
             rows = self._rows(items)
             self.reads += 1
-            return self.source.lookup(rows)
+            return self.source.lookup(rows), slice(0, len(items))
         except Exception as exc:
             return exc
 
 
-def _settle(future: asyncio.Future[LookedUp], outcome: LookedUp | BaseException) -> None:
+def cut(looked: LookedUp, rows: slice) -> LookedUp:
+    """Rows ``rows`` of a read's values (the values themselves when they are all of them)."""
+    if rows.start == 0 and rows.stop == len(looked.missing):
+        return looked
+    return LookedUp({k: v[rows] for k, v in looked.values.items()}, looked.missing[rows])
+
+
+def _cut(read: _Read | BaseException) -> LookedUp | BaseException:
+    return read if isinstance(read, BaseException) else cut(*read)
+
+
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
     if future.done():  # cancelled: the client went away
         return
     if isinstance(outcome, BaseException):
@@ -203,4 +247,4 @@ def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> No
         loop.call_soon_threadsafe(callback, *args)
 
 
-__all__ = ["IN_PROCESS_STORES", "LookupBatcher"]
+__all__ = ["IN_PROCESS_STORES", "Finish", "LookupBatcher", "cut"]

@@ -305,12 +305,12 @@ class ServedModel:
             else:
                 raws = np.array([self.scorer.raw(row)])
         elif explain and paths is not None:
-            leaves = batch_leaves(self.loaded.booster, encoded.matrix)
+            leaves = batch_leaves(self.loaded.booster, encoded.matrix, self.scorer)
             contribs = np.stack([paths.contributions(leaves[i]) for i in range(n)]) if n else None
         elif explain:
-            contribs = batch_contributions(self.loaded.booster, encoded.matrix)
+            contribs = batch_contributions(self.loaded.booster, encoded.matrix, self.scorer)
         else:
-            raws = batch_raw(self.loaded.booster, encoded.matrix)
+            raws = batch_raw(self.loaded.booster, encoded.matrix, self.scorer)
         out: list[Scored] = []
         for i in range(n):
             values = encoded.values[i]
@@ -336,12 +336,12 @@ class ServedModel:
         if paths is None:
             if n == 1:
                 return self.scorer.contributions(matrix[0])[None, :]
-            return batch_contributions(self.loaded.booster, matrix)
+            return batch_contributions(self.loaded.booster, matrix, self.scorer)
         if n == 1:
             return paths.contributions(self.scorer.leaves(matrix[0]))[None, :]
         if n == 0:
             return np.zeros((0, self.scorer.outputs * (self.scorer.n_features + 1)))
-        leaves = batch_leaves(self.loaded.booster, matrix)
+        leaves = batch_leaves(self.loaded.booster, matrix, self.scorer)
         return np.stack([paths.contributions(leaves[i]) for i in range(n)])
 
     def _score_classes(self, encoded: Encoded, explain: bool) -> list[Scored]:
@@ -362,7 +362,9 @@ class ServedModel:
         elif n == 1:
             probabilities = [class_probabilities(self.scorer.raw_scores(encoded.matrix[0]), ova)]
         else:
-            probabilities = batch_class_probabilities(batch_raw(self.loaded.booster, encoded.matrix), ova).tolist()
+            probabilities = batch_class_probabilities(
+                batch_raw(self.loaded.booster, encoded.matrix, self.scorer), ova
+            ).tolist()
         out: list[Scored] = []
         for i in range(n):
             values, p = encoded.values[i], probabilities[i]
@@ -390,7 +392,7 @@ class ServedModel:
         if n == 1:
             raws = [self.scorer.raw(encoded.matrix[0])]
         else:
-            raws = batch_raw(self.loaded.booster, encoded.matrix).tolist()
+            raws = batch_raw(self.loaded.booster, encoded.matrix, self.scorer).tolist()
         for i in range(n):
             values, raw = encoded.values[i], raws[i]
             reasons = check(features, values, encoded.unseen[i], bounds)

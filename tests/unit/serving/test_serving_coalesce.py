@@ -1,7 +1,8 @@
 """Concurrent online lookups share one store read: each request still gets exactly its own rows,
 a store failure fails every waiting request with the 503 message, a refused row fails only its
 own request, and a request that finds the service idle reads at once. Both ways of reading are
-covered: in a worker thread (network stores) and on the event loop (SQLite).
+covered: in a worker thread (network stores) and on the event loop (SQLite). The requests that
+shared a read are scored together, in one model call, and answer as they would alone.
 
 The store here is a small in-memory online table (weather by origin airport) behind Noria's
 ``FeatureSource`` interface. Read in the worker thread, its first read can be held open, so the
@@ -31,6 +32,7 @@ from noria.errors import ValidationError
 from noria.serving.app import create_app
 from noria.serving.coalesce import LookupBatcher
 from noria.serving.config import ServingConfig
+from noria.serving.model import ServedModel
 from noria.serving.predlog import read_prediction_log
 from noria.serving.sources import LookedUp
 
@@ -323,3 +325,100 @@ def test_the_service_reads_sqlite_on_the_loop_and_answers_concurrent_requests_wi
         row = log.loc[f"req-{flight['flight']}"]
         assert (row["feature.visib"], row["feature.temp"]) == WEATHER[flight["origin"]]
         assert row["feature.origin"] == flight["origin"] and row["feature.distance"] == flight["distance"]
+
+
+def test_finish_runs_once_per_shared_read_with_each_requests_rows_and_its_failure_is_theirs() -> None:
+    calls: list[tuple[list[str], list[list[str]]]] = []
+
+    def finish(jobs: Sequence[str], looked: LookedUp, parts: Sequence[slice]) -> list[str]:
+        origins = [looked.values["origin"][rows].tolist() for rows in parts]
+        calls.append((list(jobs), origins))
+        return [f"{job}:{'/'.join(o)}" for job, o in zip(jobs, origins, strict=True)]
+
+    async def scenario(batcher: LookupBatcher, parts: list[list[dict[str, Any]]]) -> list[Any]:
+        lookups = (batcher.lookup(part, job) for part, job in zip(parts, "abc", strict=False))
+        return await asyncio.gather(*lookups, return_exceptions=True)
+
+    source = WeatherTable(hold_first=False, kind="sqlite")
+    results = asyncio.run(scenario(LookupBatcher(source, worker_thread=False, finish=finish), [ROWS[0:1], ROWS[1:3]]))
+    assert results == ["a:EWR", "b:JFK/LGA"] and len(source.reads) == 1
+    assert calls == [(["a", "b"], [["EWR"], ["JFK", "LGA"]])]  # one call, on the read all requests shared
+
+    calls.clear()
+    picky = WeatherTable(hold_first=False, kind="sqlite")
+    picky.refused_carrier = "DL"  # the shared read is refused: each request read (and finished) on its own
+    parts = [ROWS[0:1], ROWS[2:3], ROWS[3:4]]  # UA, DL, UA
+    results = asyncio.run(scenario(LookupBatcher(picky, worker_thread=False, finish=finish), parts))
+    assert results[0] == "a:EWR" and isinstance(results[1], ValidationError) and results[2] == "c:JFK"
+    assert calls == [(["a"], [["EWR"]]), (["c"], [["JFK"]])]
+
+    def broken(jobs: Sequence[str], looked: LookedUp, parts: Sequence[slice]) -> list[str]:
+        raise RuntimeError("scoring broke")
+
+    source = WeatherTable(hold_first=False, kind="sqlite")
+    results = asyncio.run(scenario(LookupBatcher(source, worker_thread=False, finish=broken), [ROWS[0:1], ROWS[1:2]]))
+    assert all(isinstance(r, RuntimeError) and str(r) == "scoring broke" for r in results)
+
+
+def _score_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of rows of every ServedModel.score call from now on."""
+    calls: list[int] = []
+    score = ServedModel.score
+
+    def counted(self: ServedModel, encoded: Any, threshold: float, explain: bool) -> Any:
+        calls.append(int(encoded.matrix.shape[0]))
+        return score(self, encoded, threshold, explain)
+
+    monkeypatch.setattr(ServedModel, "score", counted)
+    return calls
+
+
+def test_requests_that_share_a_read_are_scored_in_one_call_and_answer_as_they_would_alone(
+    served_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _score_calls(monkeypatch)
+    source = WeatherTable(hold_first=False)
+    app = _app(served_project, source, tmp_path / "alone")
+
+    async def one_at_a_time() -> list[httpx.Response]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://noria") as client:
+                return [await client.post("/predict", json=f) for f in FLIGHTS]
+
+    alone = asyncio.run(one_at_a_time())
+    assert calls == [1] * len(FLIGHTS)
+    calls.clear()
+    source = WeatherTable()
+    together = _post_all(_app(served_project, source, tmp_path / "together"), source, FLIGHTS)
+    # The first request was read and scored alone; the five that waited meanwhile, in one call.
+    assert calls == [1, len(FLIGHTS) - 1] and len(source.reads) == 2
+    for a, b in zip(alone, together, strict=True):
+        assert a.status_code == b.status_code == 200
+        first, second = a.json(), b.json()
+        for answer in (first, second):
+            answer.pop("request_id")
+        assert first == second  # probability, decision, explanation, out-of-distribution reasons
+    log = read_prediction_log(tmp_path / "together").set_index("request_id")
+    assert (log["model_ms"] > 0).all() and (log["lookup_ms"] > 0).all()
+
+
+def test_a_request_whose_inline_features_are_refused_fails_alone_when_scored_with_others(
+    served_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _score_calls(monkeypatch)
+    source = WeatherTable()
+    app = _app(served_project, source, tmp_path / "log")
+    flights = [
+        FLIGHTS[0],
+        {**FLIGHTS[1], "features": {"no_such_feature": 1.0}},  # refused by the model's encoding
+        FLIGHTS[2],
+        {**FLIGHTS[3], "features": {"temp": 1.0}},  # an inline value overrides the looked-up one
+    ]
+    responses = _post_all(app, source, flights)
+    assert [r.status_code for r in responses] == [200, 422, 200, 200], [r.text for r in responses]
+    assert "no_such_feature" in responses[1].json()["error"]["message"]
+    assert len(source.reads) == 2  # the rows were read together; only the scoring went one by one
+    assert calls == [1, 1, 1]  # the first alone; then the batch's two good requests on their own
+    log = read_prediction_log(tmp_path / "log").set_index("request_id")
+    assert log.loc[responses[3].json()["request_id"], "feature.temp"] == 1.0

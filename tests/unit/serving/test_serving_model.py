@@ -83,3 +83,31 @@ def test_reference_profile_gives_ranges_and_tolerated_missing_features(booster: 
     row = {k: v for k, v in INLINE.items() if k != "temp"}
     assert model.score(model.encode([row], None), 0.5, explain=False)[0].ood == []
     assert Bounds.from_booster(model.inputs).may_be_missing == frozenset()
+
+
+@pytest.mark.parametrize("classes", [1, 3])
+def test_a_few_rows_scored_row_by_row_match_booster_predict_exactly(booster: lgb.Booster, classes: int) -> None:
+    """Up to FAST_ROWS rows go through the single-row scorer one row at a time (a service's batch):
+    the leaves, raw scores and SHAP values are LightGBM's own, the same as ``Booster.predict``'s."""
+    from noria.serving._lgbm import FAST_ROWS, FastScorer, batch_contributions, batch_leaves, batch_raw
+
+    if classes > 1:
+        rng = np.random.default_rng(3)
+        x = rng.normal(size=(300, 4))
+        y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5).astype(int)
+        params = {"objective": "multiclass", "num_class": 3, "verbose": -1, "num_threads": 1}
+        booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=8)
+    width = booster.num_feature()
+    rng = np.random.default_rng(7)
+    matrix = rng.normal(size=(FAST_ROWS, width)) * 5
+    matrix[rng.random(matrix.shape) < 0.2] = np.nan
+    fast = FastScorer(booster)
+    try:
+        for rows in (matrix[:1], matrix[:5], matrix):
+            np.testing.assert_array_equal(batch_leaves(booster, rows, fast), batch_leaves(booster, rows))
+            np.testing.assert_allclose(batch_raw(booster, rows, fast), batch_raw(booster, rows), rtol=0, atol=1e-12)
+            np.testing.assert_allclose(
+                batch_contributions(booster, rows, fast), batch_contributions(booster, rows), rtol=0, atol=1e-12
+            )
+    finally:
+        fast.close()
