@@ -321,6 +321,26 @@ class PathAttribution:
             blocks: np.ndarray = rows.reshape(self._iterations, k, width).sum(axis=0)
             blocks[:, -1] = self.bias
             return blocks.reshape(-1)
+        return self._sparse(leaves)
+
+    def contributions_rows(self, leaves: np.ndarray) -> np.ndarray:
+        """Contributions of several rows, shape (n, K * (n_features + 1)), from their leaves (n, trees):
+        one gather and one sum for all of them (a service's batch) instead of one per row."""
+        n, k, width = len(leaves), self.outputs, self.n_features + 1
+        if self.dense is None or not n:
+            return np.stack([self.contributions(row) for row in leaves]) if n else np.zeros((0, k * width))
+        rows = np.take(self.dense, self._first_rows + leaves, axis=0)  # (n, trees, width)
+        if k == 1:
+            out: np.ndarray = rows.sum(axis=1)
+            out[:, -1] = self.bias
+            return out
+        blocks: np.ndarray = rows.reshape(n, self._iterations, k, width).sum(axis=1)
+        blocks[:, :, -1] = self.bias
+        return blocks.reshape(n, -1)
+
+    def _sparse(self, leaves: np.ndarray) -> np.ndarray:
+        """One row's contributions without the dense table (a model too large for it)."""
+        k, width = self.outputs, self.n_features + 1
         starts = self.start[self._trees, leaves]
         lengths = self.length[self._trees, leaves]
         offsets = np.cumsum(lengths) - lengths

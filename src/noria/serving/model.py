@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -305,21 +305,18 @@ class ServedModel:
             else:
                 raws = np.array([self.scorer.raw(row)])
         elif explain and paths is not None:
-            leaves = batch_leaves(self.loaded.booster, encoded.matrix, self.scorer)
-            contribs = np.stack([paths.contributions(leaves[i]) for i in range(n)]) if n else None
+            contribs = paths.contributions_rows(batch_leaves(self.loaded.booster, encoded.matrix, self.scorer))
         elif explain:
             contribs = batch_contributions(self.loaded.booster, encoded.matrix, self.scorer)
         else:
             raws = batch_raw(self.loaded.booster, encoded.matrix, self.scorer)
         out: list[Scored] = []
+        # The raw scores as Python floats, all at once: the contributions' row sums (or LightGBM's).
+        totals: list[float] = (contribs.sum(axis=1) if contribs is not None else cast(np.ndarray, raws)).tolist()
         for i in range(n):
             values = encoded.values[i]
-            if contribs is not None:
-                raw = float(contribs[i].sum())
-                explanation = self.explainer.explain(contribs[i], values)
-            else:
-                assert raws is not None
-                raw, explanation = float(raws[i]), None
+            raw = totals[i]
+            explanation = self.explainer.explain(contribs[i], values) if contribs is not None else None
             probability = sigmoid(raw)
             reasons = check(self.inputs.features, values, encoded.unseen[i], self.bounds)
             out.append(
@@ -339,10 +336,7 @@ class ServedModel:
             return batch_contributions(self.loaded.booster, matrix, self.scorer)
         if n == 1:
             return paths.contributions(self.scorer.leaves(matrix[0]))[None, :]
-        if n == 0:
-            return np.zeros((0, self.scorer.outputs * (self.scorer.n_features + 1)))
-        leaves = batch_leaves(self.loaded.booster, matrix, self.scorer)
-        return np.stack([paths.contributions(leaves[i]) for i in range(n)])
+        return paths.contributions_rows(batch_leaves(self.loaded.booster, matrix, self.scorer))
 
     def _score_classes(self, encoded: Encoded, explain: bool) -> list[Scored]:
         """Multi-class: K probabilities (class order), the most probable class, its probability."""

@@ -172,6 +172,9 @@ def test_path_contributions_add_up_to_the_raw_score_dense_or_sparse(
     # Same story as SHAP on the whole: the feature that matters most is usually the same one.
     shap = batch_contributions(booster, x)
     path = np.stack([dense.contributions(leaves[i]) for i in range(len(x))])
+    np.testing.assert_allclose(dense.contributions_rows(leaves), path, atol=1e-12)  # a batch at once
+    np.testing.assert_allclose(sparse.contributions_rows(leaves), path, atol=1e-12)
+    assert dense.contributions_rows(leaves[:0]).shape == (0, path.shape[1])
     agree = np.mean(np.abs(shap[:, :-1]).argmax(axis=1) == np.abs(path[:, :-1]).argmax(axis=1))
     assert agree >= 0.8
 

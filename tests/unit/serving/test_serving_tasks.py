@@ -144,6 +144,10 @@ def test_native_outputs_have_k_blocks_and_the_path_method_splits_trees_by_class(
         # per class: that class's trees add up to its raw score, SHAP's blocks too
         np.testing.assert_allclose(path.reshape(3, -1).sum(axis=1), raw[i], atol=1e-9)
         np.testing.assert_allclose(shap[i].reshape(3, -1).sum(axis=1), raw[i], atol=1e-9)
+    # Several rows at once (a service's batch): the same blocks as row by row, dense or sparse
+    for paths in (dense, sparse):
+        one_by_one = np.stack([paths.contributions(leaves[i]) for i in range(len(x))])
+        np.testing.assert_allclose(paths.contributions_rows(leaves), one_by_one, atol=1e-12)
     scorer.close()
 
 
