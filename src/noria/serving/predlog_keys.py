@@ -34,7 +34,9 @@ class EventKeyer:
         self.schema = request_schema(project, self.defs)
         self.ids = list(self.schema.ids)
         self._types = self.schema.column_types
-        self._single = TypeAdapter(self.schema.model)
+        model = self.schema.keying_model()
+        self._single = TypeAdapter(model)
+        self._many = TypeAdapter(list[model])  # type: ignore[valid-type]
         self.unkeyed = 0
 
     def arrow_kind(self, name: str) -> str | None:
@@ -45,7 +47,15 @@ class EventKeyer:
         """(event time in Unix seconds, {id: value}) per logged request; None where it cannot be read."""
         requests: list[Any] = []
         where: list[int] = []
-        for i, text in enumerate(inputs):
+        if inputs and all(isinstance(text, bytes) for text in inputs):
+            # The usual case, the bodies of single requests: one JSON array validated in one call,
+            # about a third of the cost of validating them one by one (pydantic's per-call overhead).
+            try:
+                requests = self._many.validate_json(b"[" + b",".join(inputs) + b"]")
+                where = list(range(len(inputs)))
+            except Exception:  # a batch body or a refused one among them: one at a time, below
+                requests = []
+        for i, text in enumerate(inputs if not where else ()):
             try:
                 requests.append(self._single.validate_json(text if isinstance(text, bytes | str) else str(text)))
                 where.append(i)

@@ -248,10 +248,12 @@ def _feature_array(values: list[Any]) -> Any:
 def _feature_columns(vectors: list[Any]) -> dict[str, list[Any]]:
     """Feature vectors (mappings, or (names, values) as the request path leaves them) as columns.
 
-    Rows of one model share the very same names tuple: their values are transposed in one step.
+    Rows of one model have the same names: their values are transposed in one step. (The rows
+    of one frame share one names tuple; frames unpickled apart have equal ones: compared by value,
+    or every merged batch of frames took the slow way, one dict per row: 20 us a row against 15.)
     """
     first = vectors[0] if vectors else None
-    if isinstance(first, tuple) and all(isinstance(v, tuple) and v[0] is first[0] for v in vectors):
+    if isinstance(first, tuple) and all(isinstance(v, tuple) and v[0] == first[0] for v in vectors):
         names = first[0]
         return dict(zip(names, (list(col) for col in zip(*(v[1] for v in vectors), strict=True)), strict=True))
     mappings = [_features(v) for v in vectors]

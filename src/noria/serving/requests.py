@@ -46,14 +46,13 @@ INLINE = "features"
 _RESERVED = frozenset(dir(BaseModel)) | {INLINE}
 
 
+INLINE_DESCRIPTION = "Feature values by name; when every model feature is given, no lookup is made."
+
+
 def inline_features_field() -> Any:
     return (
         dict[Annotated[str, Field(pattern=FEATURE_NAME)], FeatureValue] | None,
-        Field(
-            default=None,
-            max_length=MAX_INLINE_FEATURES,
-            description="Feature values by name; when every model feature is given, no lookup is made.",
-        ),
+        Field(default=None, max_length=MAX_INLINE_FEATURES, description=INLINE_DESCRIPTION),
     )
 
 
@@ -89,6 +88,18 @@ class RequestSchema:
             (name, info.alias or name) for name, info in model.model_fields.items() if (info.alias or name) != INLINE
         ]
         self.field_names = [wire for _, wire in self.fields]
+
+    def keying_model(self) -> type[BaseModel]:
+        """The request model for reading back requests the service already validated (the prediction
+        log's event keys): Noria's inline ``features`` field taken as parsed, not checked value by
+        value again, which was a third of the time on a body with every feature inline. A field of
+        that name the project's model declares itself is validated as the project wrote it."""
+        info = self.model.model_fields.get(INLINE)
+        if info is None or info.description != INLINE_DESCRIPTION:
+            return self.model
+        return create_model(  # type: ignore[call-overload, no-any-return]
+            self.model.__name__ + "Keyed", __base__=self.model, **{INLINE: (Any, None)}
+        )
 
     # --- parsing ---------------------------------------------------------------------------
 

@@ -214,3 +214,52 @@ def test_frames_are_converted_together_and_a_bad_row_costs_only_its_frame() -> N
     tables = _convert_frames([good[0], bad, good[1]], sink)
     assert [t.num_rows for t in tables] == [3, 2]
     assert [json.loads(line)["rows"] for line in sink.lines] == [1]
+
+
+def test_the_writer_keys_bodies_with_inline_features_and_frames_unpickled_apart(served_project: Any) -> None:
+    """The writer reads the served bodies back in one validation call (inline features taken as
+    parsed: the service checked them); a body it cannot read as one request (a batch's, a refused
+    one) is left without a key and the others keep theirs. Rows of frames unpickled apart (equal,
+    not identical, feature names) give the same columns as one frame's."""
+    import pickle
+
+    from tests.unit.serving.serving_support import FLIGHT, INLINE
+
+    from noria.serving.predlog_keys import EventKeyer
+    from noria.serving.predlog_rows import rows_to_table
+
+    keyer = EventKeyer(served_project)
+    plain = json.dumps(FLIGHT).encode()
+    inline = json.dumps({**FLIGHT, "flight": 7, "features": INLINE}).encode()
+    batch = json.dumps({"requests": [FLIGHT]}).encode()
+    times, keys = keyer.compute([plain, inline])
+    assert [k["flight"] for k in keys] == [FLIGHT["flight"], 7] and times[0] == times[1] is not None  # type: ignore[index]
+    times, keys = keyer.compute([plain, batch, inline])
+    assert keys[1] is None and times[1] is None and [keys[0]["flight"], keys[2]["flight"]] == [1545, 7]  # type: ignore[index]
+
+    rows = [{**_row(i), "input": inline} for i in range(4)]
+    frames = [pickle.loads(pickle.dumps(rows[:2])), pickle.loads(pickle.dumps(rows[2:]))]
+    apart = rows_to_table([row for frame in frames for row in frame], keyer)
+    assert apart.equals(rows_to_table(rows, keyer))
+    assert apart.column("feature.temp").to_pylist() == [0.0, 1.0, 2.0, 3.0]
+    assert apart.column("key.flight").to_pylist() == [7] * 4
+
+
+def test_a_features_field_the_project_declares_itself_is_validated_as_written() -> None:
+    from pydantic import BaseModel, Field
+
+    from noria.serving.requests import INLINE, RequestSchema, _with_inline_features
+
+    class Own(BaseModel):
+        carrier: str
+        features: list[int] = Field(default_factory=list)  # the project's own field of that name
+
+    class Plain(BaseModel):
+        carrier: str
+
+    own = RequestSchema(_with_inline_features(Own), request_columns=[], ids=[], column_types={})
+    assert own.keying_model() is own.model
+    added = RequestSchema(_with_inline_features(Plain), request_columns=[], ids=[], column_types={})
+    keyed = added.keying_model()
+    assert keyed is not added.model and INLINE in keyed.model_fields
+    assert keyed.model_validate_json('{"carrier": "UA", "features": {"x": "anything"}}').carrier == "UA"
