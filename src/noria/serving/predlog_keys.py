@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 
 log = logging.getLogger("noria.serving")
 
@@ -28,13 +29,15 @@ class EventKeyer:
         from pydantic import TypeAdapter
 
         from noria.features.definitions import load_definitions
-        from noria.serving.requests import request_schema
+        from noria.serving.requests import INLINE, request_schema
 
         self.defs = load_definitions(project)
         self.schema = request_schema(project, self.defs)
         self.ids = list(self.schema.ids)
         self._types = self.schema.column_types
         model = self.schema.keying_model()
+        self._strip = model is not self.schema.model  # Noria's own inline features field: not read here
+        self._inline, self._needle = INLINE, f'"{INLINE}"'.encode()
         self._single = TypeAdapter(model)
         self._many = TypeAdapter(list[model])  # type: ignore[valid-type]
         self.unkeyed = 0
@@ -51,7 +54,7 @@ class EventKeyer:
             # The usual case, the bodies of single requests: one JSON array validated in one call,
             # about a third of the cost of validating them one by one (pydantic's per-call overhead).
             try:
-                requests = self._many.validate_json(b"[" + b",".join(inputs) + b"]")
+                requests = self._many.validate_json(b"[" + b",".join(map(self._lean, inputs)) + b"]")
                 where = list(range(len(inputs)))
             except Exception:  # a batch body or a refused one among them: one at a time, below
                 requests = []
@@ -79,6 +82,22 @@ class EventKeyer:
         for i, (when, key) in zip(where, found, strict=True):
             times[i], keys[i] = when, key
         return times, keys
+
+    def _lean(self, body: bytes) -> bytes:
+        """A body without Noria's inline ``features``, which the event key does not read: parsing
+        them was most of the writer's time on bodies that bring every feature inline (a 929-byte
+        flights body: 19.5 us a row validated whole, 5.9 us without them). A body orjson cannot
+        read goes as it is."""
+        if not self._strip or self._needle not in body:
+            return body
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body
+        if not isinstance(doc, dict):
+            return body
+        doc.pop(self._inline, None)
+        return orjson.dumps(doc)
 
     def _compute(self, requests: list[Any]) -> list[tuple[float | None, dict[str, Any] | None]]:
         columns = self.schema.columns(requests)

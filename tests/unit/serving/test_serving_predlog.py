@@ -236,6 +236,12 @@ def test_the_writer_keys_bodies_with_inline_features_and_frames_unpickled_apart(
     assert [k["flight"] for k in keys] == [FLIGHT["flight"], 7] and times[0] == times[1] is not None  # type: ignore[index]
     times, keys = keyer.compute([plain, batch, inline])
     assert keys[1] is None and times[1] is None and [keys[0]["flight"], keys[2]["flight"]] == [1545, 7]  # type: ignore[index]
+    # The inline features are dropped unread (orjson) before validating; a body orjson cannot read
+    # goes as it is (and a batch that then fails is validated body by body, as above).
+    assert b"features" not in keyer._lean(inline) and keyer._lean(plain) is plain
+    unreadable = inline.replace(b'"features": {', b'"features": {"odd": NaN, ')
+    assert unreadable != inline
+    assert keyer._lean(unreadable) is unreadable
 
     rows = [{**_row(i), "input": inline} for i in range(4)]
     frames = [pickle.loads(pickle.dumps(rows[:2])), pickle.loads(pickle.dumps(rows[2:]))]
