@@ -356,21 +356,20 @@ class PathAttribution:
 FAST_ROWS = 8  # up to this many rows, one FastScorer call per row beats Booster.predict's fixed cost
 
 
-def _rows_fast(matrix: np.ndarray, fast: FastScorer | None) -> bool:
-    """Whether to score ``matrix`` row by row with ``fast``: few rows (a service's batch).
+def _few(matrix: np.ndarray, fast: FastScorer | None) -> FastScorer | None:
+    """``fast``, when ``matrix`` is few rows (a service's batch) to score row by row with it.
 
     ``Booster.predict`` converts and checks its input and builds a predictor on every call: for
     a handful of rows that costs several times the trees' work (docs/serving.md, Speed);
     large matrices amortise it.
     """
-    return fast is not None and 0 < len(matrix) <= FAST_ROWS
+    return fast if fast is not None and 0 < len(matrix) <= FAST_ROWS else None
 
 
 def batch_leaves(booster: lightgbm.Booster, matrix: np.ndarray, fast: FastScorer | None = None) -> np.ndarray:
     """The leaf of every row in every tree, shape (n, num_trees)."""
-    if _rows_fast(matrix, fast):
-        assert fast is not None
-        return np.stack([fast.leaves(row) for row in matrix])
+    if (scorer := _few(matrix, fast)) is not None:
+        return np.stack([scorer.leaves(row) for row in matrix])
     if not len(matrix):  # LightGBM refuses an empty matrix
         return np.zeros((0, int(booster.num_trees())), dtype=np.int64)
     return np.asarray(booster.predict(matrix, pred_leaf=True, num_threads=1), dtype=np.int64).reshape(len(matrix), -1)
@@ -379,11 +378,9 @@ def batch_leaves(booster: lightgbm.Booster, matrix: np.ndarray, fast: FastScorer
 def batch_raw(booster: lightgbm.Booster, matrix: np.ndarray, fast: FastScorer | None = None) -> np.ndarray:
     """Raw scores: shape (n,) for a one-output model, (n, K) for a K-class one."""
     k = int(booster.num_model_per_iteration())
-    if _rows_fast(matrix, fast):
-        assert fast is not None
-        if k == 1:
-            return np.array([fast.raw(row) for row in matrix], dtype=np.float64)
-        return np.array([fast.raw_scores(row) for row in matrix], dtype=np.float64)
+    if (scorer := _few(matrix, fast)) is not None:
+        scores = scorer.raw if k == 1 else scorer.raw_scores
+        return np.array([scores(row) for row in matrix], dtype=np.float64)
     if not len(matrix):
         return np.zeros(0 if k == 1 else (0, k), dtype=np.float64)
     raw = np.asarray(booster.predict(matrix, raw_score=True, num_threads=1), dtype=np.float64)
@@ -392,9 +389,8 @@ def batch_raw(booster: lightgbm.Booster, matrix: np.ndarray, fast: FastScorer | 
 
 def batch_contributions(booster: lightgbm.Booster, matrix: np.ndarray, fast: FastScorer | None = None) -> np.ndarray:
     """SHAP contributions, shape (n, K * (n_features + 1)): per class the features' values, then the bias."""
-    if _rows_fast(matrix, fast):
-        assert fast is not None
-        return np.stack([fast.contributions(row) for row in matrix])
+    if (scorer := _few(matrix, fast)) is not None:
+        return np.stack([scorer.contributions(row) for row in matrix])
     if not len(matrix):
         width = int(booster.num_model_per_iteration()) * (int(booster.num_feature()) + 1)
         return np.zeros((0, width), dtype=np.float64)

@@ -206,13 +206,11 @@ class Predictor:
             job.explain == first.explain and all(m is model for m in job.models) for job in jobs
         )
         if together:
-            key = self.batch_key
             inline: list[Any] = []
             where: list[str] = []
             for job in jobs:
-                n = len(job.requests)
                 inline += [r.features for r in job.requests]
-                where += ["features"] if n == 1 else [f"{key}[{i}].features" for i in range(n)]
+                where += self._where(len(job.requests), range(len(job.requests)))
             try:
                 scored = model.score(model.encode(inline, looked, where), self.threshold, first.explain)
             except Exception:  # one request's rows are refused: score each on its own, only it fails
@@ -247,14 +245,16 @@ class Predictor:
         """Every request's score, model and arm, each model's rows scored together."""
         n = len(requests)
         results: list[tuple[Scored, ServedModel, Arm] | None] = [None] * n
-        key = self.batch_key
         for model in {id(m): m for m in models}.values():
             rows = [i for i in range(n) if models[i] is model]
-            where = ["features" if n == 1 else f"{key}[{i}].features" for i in rows]
-            encoded = model.encode([requests[i].features for i in rows], _subset(looked, rows, n), where)
+            encoded = model.encode([requests[i].features for i in rows], _subset(looked, rows, n), self._where(n, rows))
             for i, scored in zip(rows, model.score(encoded, self.threshold, explain), strict=True):
                 results[i] = (scored, model, arms[i])
         return cast(Results, results)
+
+    def _where(self, n: int, rows: Sequence[int]) -> list[str]:
+        """How errors name the inline features of ``rows`` of a body of ``n`` requests."""
+        return ["features"] if n == 1 else [f"{self.batch_key}[{i}].features" for i in rows]
 
     async def handle(
         self, body: bytes, headers: Mapping[str, str], request_id: str, started: float, explain: bool | None

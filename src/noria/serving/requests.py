@@ -89,18 +89,6 @@ class RequestSchema:
         ]
         self.field_names = [wire for _, wire in self.fields]
 
-    def keying_model(self) -> type[BaseModel]:
-        """The request model for reading back requests the service already validated (the prediction
-        log's event keys): Noria's inline ``features`` field taken as parsed, not checked value by
-        value again, which was a third of the time on a body with every feature inline. A field of
-        that name the project's model declares itself is validated as the project wrote it."""
-        info = self.model.model_fields.get(INLINE)
-        if info is None or info.description != INLINE_DESCRIPTION:
-            return self.model
-        return create_model(  # type: ignore[call-overload, no-any-return]
-            self.model.__name__ + "Keyed", __base__=self.model, **{INLINE: (Any, None)}
-        )
-
     # --- parsing ---------------------------------------------------------------------------
 
     def adapter(self, max_batch: int) -> TypeAdapter[Any]:

@@ -254,6 +254,7 @@ def test_the_writer_keys_bodies_with_inline_features_and_frames_unpickled_apart(
 def test_a_features_field_the_project_declares_itself_is_validated_as_written() -> None:
     from pydantic import BaseModel, Field
 
+    from noria.serving.predlog_keys import keying_model
     from noria.serving.requests import INLINE, RequestSchema, _with_inline_features
 
     class Own(BaseModel):
@@ -264,8 +265,8 @@ def test_a_features_field_the_project_declares_itself_is_validated_as_written() 
         carrier: str
 
     own = RequestSchema(_with_inline_features(Own), request_columns=[], ids=[], column_types={})
-    assert own.keying_model() is own.model
+    assert keying_model(own) is own.model
     added = RequestSchema(_with_inline_features(Plain), request_columns=[], ids=[], column_types={})
-    keyed = added.keying_model()
+    keyed = keying_model(added)
     assert keyed is not added.model and INLINE in keyed.model_fields
     assert keyed.model_validate_json('{"carrier": "UA", "features": {"x": "anything"}}').carrier == "UA"
