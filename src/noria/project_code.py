@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -64,9 +65,14 @@ def _import_module(root: Path, module_name: str, owner: str, ref: str, error: ty
     spec = importlib.util.spec_from_file_location(unique, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # Registered under its unique name, as importlib's own recipe does: what looks a class's module
+    # up by name needs it (pydantic resolving a subclass's postponed annotations such as
+    # ``from __future__ import annotations``, pickle, dataclasses).
+    sys.modules[unique] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
+        sys.modules.pop(unique, None)
         raise error(
             f"{owner}: importing {path.name} for {ref!r} failed: {type(exc).__name__}: {exc}",
             fix=f"fix the error in {path}",
