@@ -19,19 +19,36 @@ log = logging.getLogger("noria.serving")
 
 def keying_model(schema: Any) -> Any:
     """The request model of ``schema`` (a :class:`noria.serving.requests.RequestSchema`) for
-    reading back requests the service already validated: Noria's inline ``features`` field taken
-    as parsed, not checked value by value again, which was a third of the time on a body with
-    every feature inline. A field of that name the project's model declares itself is validated
-    as the project wrote it."""
-    from pydantic import create_model
+    reading back requests the service already validated, without Noria's inline ``features``.
+
+    The event key never reads them, and parsing them was most of the keying time on a body that
+    brings every feature inline (2,000 flights bodies: 8.5 us a row as parsed values, 5.8 us with
+    them cut out by orjson first, 2.5 us skipped by the parser). So the model is the one Noria
+    extended with the field (the project's own class, its validators included), told to ignore
+    fields it does not declare. A ``features`` field the project's model declares itself is
+    validated as the project wrote it; a model that keeps unknown fields (``extra="allow"``) gets
+    the field as parsed, unchecked.
+    """
+    from pydantic import BaseModel, ConfigDict, create_model
 
     from noria.serving.requests import INLINE, INLINE_DESCRIPTION
 
-    info = schema.model.model_fields.get(INLINE)
+    model = schema.model
+    info = model.model_fields.get(INLINE)
     if info is None or info.description != INLINE_DESCRIPTION:
-        return schema.model
+        return model
+    base = model.__bases__[0]
+    if (
+        issubclass(base, BaseModel)
+        and base is not BaseModel
+        and set(base.model_fields) == set(model.model_fields) - {INLINE}
+        and base.model_config.get("extra") != "allow"
+    ):
+        name = base.__name__ + "Keyed"
+        namespace = {"model_config": ConfigDict(extra="ignore"), "__module__": __name__, "__qualname__": name}
+        return type(name, (base,), namespace)
     return create_model(  # type: ignore[call-overload]
-        schema.model.__name__ + "Keyed", __base__=schema.model, **{INLINE: (Any, None)}
+        model.__name__ + "Keyed", __base__=model, **{INLINE: (Any, None)}
     )
 
 
@@ -54,7 +71,8 @@ class EventKeyer:
         self.ids = list(self.schema.ids)
         self._types = self.schema.column_types
         model = keying_model(self.schema)
-        self._strip = model is not self.schema.model  # Noria's own inline features field: not read here
+        # Noria's inline features in a model that keeps unknown fields: cut out before validating
+        self._strip = model is not self.schema.model and INLINE in model.model_fields
         self._inline, self._needle = INLINE, f'"{INLINE}"'.encode()
         self._single = TypeAdapter(model)
         self._many = TypeAdapter(list[model])  # type: ignore[valid-type]

@@ -347,13 +347,13 @@ def generated_model(defs: Definitions, name: str = "PredictRequest") -> type[Bas
             fields[attr] = (kind | None, Field(default=None, **extra))
         else:
             fields[attr] = (kind, Field(**extra))
-    fields[INLINE] = inline_features_field()
-    return create_model(
-        name,
+    public = create_model(
+        name + "Fields",
         __config__=ConfigDict(extra="forbid", strict=True, populate_by_name=True),
         __doc__=f"One {request.table} event to predict: its key and what is known at prediction time.",
         **fields,
     )
+    return _with_inline_features(public, name)
 
 
 def request_schema(project: Project, defs: Definitions | None = None) -> RequestSchema:
@@ -396,12 +396,13 @@ def request_schema(project: Project, defs: Definitions | None = None) -> Request
     )
 
 
-def _with_inline_features(model: type[BaseModel]) -> type[BaseModel]:
-    """The project's model, with the inline ``features`` field added unless it declares one."""
+def _with_inline_features(model: type[BaseModel], name: str | None = None) -> type[BaseModel]:
+    """The project's model, with the inline ``features`` field added unless it declares one (a
+    subclass: :func:`noria.serving.predlog_keys.keying_model` reads requests with the model it extends)."""
     if INLINE in model.model_fields:
         return model
     return create_model(
-        model.__name__ + "Request",
+        name or model.__name__ + "Request",
         __base__=model,
         __doc__=model.__doc__,
         **{INLINE: inline_features_field()},

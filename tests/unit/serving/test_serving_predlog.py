@@ -236,12 +236,13 @@ def test_the_writer_keys_bodies_with_inline_features_and_frames_unpickled_apart(
     assert [k["flight"] for k in keys] == [FLIGHT["flight"], 7] and times[0] == times[1] is not None  # type: ignore[index]
     times, keys = keyer.compute([plain, batch, inline])
     assert keys[1] is None and times[1] is None and [keys[0]["flight"], keys[2]["flight"]] == [1545, 7]  # type: ignore[index]
-    # The inline features are dropped unread (orjson) before validating; a body orjson cannot read
-    # goes as it is (and a batch that then fails is validated body by body, as above).
-    assert b"features" not in keyer._lean(inline) and keyer._lean(plain) is plain
-    unreadable = inline.replace(b'"features": {', b'"features": {"odd": NaN, ')
-    assert unreadable != inline
-    assert keyer._lean(unreadable) is unreadable
+    # The inline features are skipped by the parser, not read: the project's model ignores them.
+    from noria.serving.predlog_keys import keying_model
+
+    assert "features" not in keying_model(keyer.schema).model_fields
+    odd = inline.replace(b'"features": {', b'"features": {"Not A Name": [1, {"x": null}], ')
+    assert odd != inline and keyer.compute([odd])[1][0]["flight"] == 7  # type: ignore[index]
+    assert keyer._lean(inline) is inline  # nothing to cut out
 
     rows = [{**_row(i), "input": inline} for i in range(4)]
     frames = [pickle.loads(pickle.dumps(rows[:2])), pickle.loads(pickle.dumps(rows[2:]))]
@@ -252,7 +253,7 @@ def test_the_writer_keys_bodies_with_inline_features_and_frames_unpickled_apart(
 
 
 def test_a_features_field_the_project_declares_itself_is_validated_as_written() -> None:
-    from pydantic import BaseModel, Field
+    from pydantic import BaseModel, ConfigDict, Field
 
     from noria.serving.predlog_keys import keying_model
     from noria.serving.requests import INLINE, RequestSchema, _with_inline_features
@@ -264,9 +265,24 @@ def test_a_features_field_the_project_declares_itself_is_validated_as_written() 
     class Plain(BaseModel):
         carrier: str
 
+    class Open(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        carrier: str
+
     own = RequestSchema(_with_inline_features(Own), request_columns=[], ids=[], column_types={})
     assert keying_model(own) is own.model
+    # Noria's field on the project's class: the class itself reads the body, the field skipped
     added = RequestSchema(_with_inline_features(Plain), request_columns=[], ids=[], column_types={})
     keyed = keying_model(added)
-    assert keyed is not added.model and INLINE in keyed.model_fields
-    assert keyed.model_validate_json('{"carrier": "UA", "features": {"x": "anything"}}').carrier == "UA"
+    assert issubclass(keyed, Plain) and INLINE not in keyed.model_fields
+    assert keyed.model_validate_json('{"carrier": "UA", "features": {"x": [1, 2]}}').carrier == "UA"
+    # a model that keeps unknown fields would keep them: the field is kept, as parsed, unchecked
+    opened = RequestSchema(_with_inline_features(Open), request_columns=[], ids=[], column_types={})
+    keyed = keying_model(opened)
+    assert keyed is not opened.model and INLINE in keyed.model_fields
+    assert keyed.model_validate_json('{"carrier": "UA", "features": {"x": [1, 2]}}').carrier == "UA"
+    # the generated model (no project model) is made the same way: its fields, then Noria's field
+    generated = RequestSchema(
+        _with_inline_features(Plain, "PredictRequest"), request_columns=[], ids=[], column_types={}
+    )
+    assert generated.model.__name__ == "PredictRequest" and INLINE not in keying_model(generated).model_fields
