@@ -84,6 +84,14 @@ class EventKeyer:
 
     def compute(self, inputs: Sequence[Any]) -> tuple[list[float | None], list[dict[str, Any] | None]]:
         """(event time in Unix seconds, {id: value}) per logged request; None where it cannot be read."""
+        times, columns, keyed = self.compute_columns(inputs)
+        keys = [{name: columns[name][i] for name in self.ids} if keyed[i] else None for i in range(len(inputs))]
+        return times, keys
+
+    def compute_columns(self, inputs: Sequence[Any]) -> tuple[list[float | None], dict[str, list[Any]], list[bool]]:
+        """Event times (Unix seconds), one list of values per id, and whether each request was keyed
+        (its times and ids are None otherwise): columns, as the log stores them, not a dict per row."""
+        n = len(inputs)
         requests: list[Any] = []
         where: list[int] = []
         if inputs and all(isinstance(text, bytes) for text in inputs):
@@ -91,7 +99,7 @@ class EventKeyer:
             # about a third of the cost of validating them one by one (pydantic's per-call overhead).
             try:
                 requests = self._many.validate_json(b"[" + b",".join(map(self._lean, inputs)) + b"]")
-                where = list(range(len(inputs)))
+                where = list(range(n))
             except Exception:  # a batch body or a refused one among them: one at a time, below
                 requests = []
         for i, text in enumerate(inputs if not where else ()):
@@ -100,24 +108,32 @@ class EventKeyer:
                 where.append(i)
             except Exception:  # a batch body logged whole, or a body that was refused: no single request
                 continue
-        times: list[float | None] = [None] * len(inputs)
-        keys: list[dict[str, Any] | None] = [None] * len(inputs)
+        times: list[float | None] = [None] * n
+        columns: dict[str, list[Any]] = {name: [None] * n for name in self.ids}
+        keyed = [False] * n
         if not requests:
-            return times, keys
+            return times, columns, keyed
         try:
-            found = self._compute(requests)
+            found = [self._compute(requests)]
+            placed = [where]
         except Exception:  # one bad request must not cost the others their key: one at a time
-            found = []
-            for request in requests:
+            found, placed = [], []
+            for i, request in zip(where, requests, strict=True):
                 try:
-                    found.extend(self._compute([request]))
+                    found.append(self._compute([request]))
+                    placed.append([i])
                 except Exception:
                     log.exception("cannot compute the event key of a logged request")
                     self.unkeyed += 1
-                    found.append((None, None))
-        for i, (when, key) in zip(where, found, strict=True):
-            times[i], keys[i] = when, key
-        return times, keys
+        for rows, (seconds, values) in zip(placed, found, strict=True):
+            if rows == list(range(n)):  # every request keyed in one go: the columns as they are
+                times, columns, keyed = seconds, values, [True] * n
+                break
+            for j, i in enumerate(rows):
+                times[i], keyed[i] = seconds[j], True
+                for name in self.ids:
+                    columns[name][i] = values[name][j]
+        return times, columns, keyed
 
     def _lean(self, body: bytes) -> bytes:
         """A body without Noria's inline ``features``, which the event key does not read: parsing
@@ -135,14 +151,11 @@ class EventKeyer:
         doc.pop(self._inline, None)
         return orjson.dumps(doc)
 
-    def _compute(self, requests: list[Any]) -> list[tuple[float | None, dict[str, Any] | None]]:
+    def _compute(self, requests: list[Any]) -> tuple[list[float | None], dict[str, list[Any]]]:
         columns = self.schema.columns(requests)
         stamps, values = self.schema.event_keys(self.defs, columns)
         seconds = stamps.astype("datetime64[us]").astype("int64") / 1_000_000
-        ids = self.ids
-        plain = [_plain_column(values[name]) for name in ids]
-        rows = list(zip(*plain, strict=True)) if ids else [()] * len(requests)
-        return [(when, dict(zip(ids, key, strict=True))) for when, key in zip(seconds.tolist(), rows, strict=True)]
+        return seconds.tolist(), {name: _plain_column(values[name]) for name in self.ids}
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})

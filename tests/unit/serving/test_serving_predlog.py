@@ -286,3 +286,52 @@ def test_a_features_field_the_project_declares_itself_is_validated_as_written() 
         _with_inline_features(Plain, "PredictRequest"), request_columns=[], ids=[], column_types={}
     )
     assert generated.model.__name__ == "PredictRequest" and INLINE not in keying_model(generated).model_fields
+
+
+def test_the_writer_keys_rows_as_columns_and_row_by_row_alike(served_project: Any) -> None:
+    """Served rows all keyed in one go come out as the keyer's columns; rows mixed with the
+    producer's own keys, a batch body, a refused request and a request the project's mapping
+    cannot map are keyed one by one. Either way each row has its own key (or none), in order."""
+    from tests.unit.serving.serving_support import FLIGHT
+
+    from noria.serving.predlog_keys import EventKeyer
+    from noria.serving.predlog_rows import rows_to_table
+
+    keyer = EventKeyer(served_project)
+    bodies = [json.dumps({**FLIGHT, "flight": f}).encode() for f in (11, 12, 13, 14)]
+    served = rows_to_table([{**_row(i), "input": body} for i, body in enumerate(bodies)], keyer)
+    assert served.column("key.flight").to_pylist() == [11, 12, 13, 14]
+    times, keys = keyer.compute(bodies)
+    assert (
+        served.column("event_time").to_pylist()
+        == rows_to_table(
+            [
+                {**_row(i), "input": body, "event_time": when, "keys": key}
+                for i, (body, when, key) in enumerate(zip(bodies, times, keys, strict=True))
+            ]
+        )
+        .column("event_time")
+        .to_pylist()
+    )
+
+    mapping = keyer.schema.mapping
+
+    def picky(columns: Any) -> Any:  # the project's mapping failing on one request
+        if 13 in list(columns["flight"]):
+            raise ValueError("no flight 13")
+        return mapping(columns)
+
+    keyer.schema.mapping = picky
+    rows = [
+        {**_row(0), "input": bodies[0]},
+        {**_row(1), "input": bodies[1], "event_time": 1.0, "keys": {"flight": 99}},  # the producer's own
+        {**_row(2), "input": json.dumps({"requests": [FLIGHT]}).encode()},  # a batch body: no single request
+        {**_row(3), "input": bodies[2]},  # the mapping fails on it
+        {**_row(4), "input": bodies[3], "status": 422},  # refused: never keyed
+        {**_row(5), "input": bodies[3]},
+    ]
+    mixed = rows_to_table(rows, keyer)
+    assert mixed.column("key.flight").to_pylist() == [11, 99, None, None, None, 14]
+    stamps = mixed.column("event_time").to_pylist()
+    assert [t is None for t in stamps] == [False, False, True, True, True, False] and stamps[0] == stamps[5]
+    assert keyer.unkeyed == 1
