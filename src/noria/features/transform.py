@@ -22,9 +22,41 @@ from noria.features.definitions import Definitions, FeatureDefinitionError, Serv
 Arrays = dict[str, np.ndarray]
 
 
+class RequestColumns(Sequence[Mapping[str, Any]]):
+    """The request rows of a few requests held as columns (one list of values per column), also
+    readable as one mapping per request.
+
+    The service maps its requests column by column (the project's mapping takes and returns
+    arrays); handing those on as columns spares a dict per request and the step back to columns in
+    :func:`request_arrays`. Code that takes request rows as records still can (``rows[i]``).
+    """
+
+    __slots__ = ("_n", "columns")
+
+    def __init__(self, columns: Mapping[str, list[Any]], n: int) -> None:
+        self.columns = dict(columns)
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            picked = {name: values[index] for name, values in self.columns.items()}
+            return RequestColumns(picked, len(range(*index.indices(self._n))))
+        if not -self._n <= index < self._n:
+            raise IndexError(index)
+        return {name: values[index] for name, values in self.columns.items()}
+
+
 def request_arrays(defs: Definitions, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> Arrays:
-    """The request columns as typed arrays, from a DataFrame or from records (dicts)."""
-    if isinstance(rows, pd.DataFrame):
+    """The request columns as typed arrays, from a DataFrame, :class:`RequestColumns` or records (dicts)."""
+    columns: Mapping[str, list[Any]] | None = None
+    if isinstance(rows, RequestColumns):
+        missing = sorted(c for c in defs.request_types if c not in rows.columns) if len(rows) else []
+        columns = rows.columns
+        get = None
+    elif isinstance(rows, pd.DataFrame):
         missing = [c for c in defs.request_types if c not in rows.columns]
         get = rows.__getitem__
     else:
@@ -39,6 +71,8 @@ def request_arrays(defs: Definitions, rows: pd.DataFrame | Sequence[Mapping[str,
     for col, (kind, nullable) in defs.request_types.items():
         if get is not None:
             out[col] = _column(col, get(col), kind, nullable)
+        elif columns is not None:
+            out[col] = _record_column(col, list(columns[col]), kind, nullable)
         else:
             out[col] = _record_column(col, [r[col] for r in rows], kind, nullable)  # type: ignore[index]
     return out
@@ -225,6 +259,7 @@ def missing_mask(values: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
+    "RequestColumns",
     "derived_features",
     "missing_mask",
     "numeric",

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from noria.config import Project
     from noria.features.definitions import Definitions
+    from noria.features.transform import RequestColumns
 
 log = logging.getLogger("noria.serving")
 
@@ -161,18 +162,21 @@ class RequestSchema:
                 )
         return out
 
-    def rows(self, requests: Sequence[Any]) -> list[dict[str, Any]]:
-        """Request columns (and ids) of each request, as the online lookup takes them."""
+    def rows(self, requests: Sequence[Any]) -> RequestColumns:
+        """Request columns (and ids) of the requests, as the online lookup takes them: as columns,
+        which also read as one mapping per request."""
+        from noria.features.transform import RequestColumns
+
         if self.mapping is None:
-            wanted = [(attr, wire) for attr, wire in self.fields]
-            return [{wire: getattr(r, attr) for attr, wire in wanted} for r in requests]
+            fields = {wire: [getattr(r, attr) for r in requests] for attr, wire in self.fields}
+            return RequestColumns(fields, len(requests))
         columns = self.columns(requests)
         # datetime64 -> datetime (tolist of nanoseconds gives integers)
         lists = {
             name: (values.astype("datetime64[us]") if values.dtype.kind == "M" else values).tolist()
             for name, values in columns.items()
         }
-        return [{name: values[i] for name, values in lists.items()} for i in range(len(requests))]
+        return RequestColumns(lists, len(requests))
 
     def event_keys(
         self, defs: Definitions, columns: Mapping[str, np.ndarray]

@@ -13,6 +13,7 @@ from noria.config import Project
 from noria.errors import NotFoundError, ValidationError
 from noria.features.online import materialize, online_features, open_online_store
 from noria.features.training_set import build_training_set
+from noria.features.transform import RequestColumns
 
 REQUEST = ["year", "month", "day", "sched_dep_time", "time_hour", "carrier", "tailnum", "origin", "dest", "distance"]
 
@@ -48,9 +49,14 @@ def test_online_vector_equals_offline_row(online_project: tuple[Project, Any, An
         materialize(project, when.to_pydatetime(), snapshot=snap)
         store = store or open_online_store(project)
         features = store.plan.features
-        vectors = online_features(store, [as_request(row) for _, row in sample.iterrows()])
+        records = [as_request(row) for _, row in sample.iterrows()]
+        vectors = online_features(store, records)
         offline = sample[features].reset_index(drop=True)
         pd.testing.assert_frame_equal(vectors.to_frame(), offline, check_dtype=True)
+        # the same requests as columns (how the service hands them on) give the same vectors
+        columns = RequestColumns({c: [r[c] for r in records] for c in REQUEST}, len(records))
+        assert list(columns) == records and list(columns[1:3]) == records[1:3]
+        pd.testing.assert_frame_equal(online_features(store, columns).to_frame(), offline, check_dtype=True)
         assert vectors.missing == [[f for f in features if pd.isna(offline.at[i, f])] for i in range(len(sample))]
         assert offline.notna().sum().sum() > 0.9 * offline.size
     assert store is not None and len(store.plan.features) == 33
@@ -97,6 +103,11 @@ def test_bad_requests(online_project: tuple[Project, Any, Any]) -> None:
         online_features(store, [good | {"year": "twenty"}])
     with pytest.raises(ValidationError, match="'carrier'.*may not be missing"):
         online_features(store, [good | {"carrier": None}])
+    lacking = RequestColumns({k: [v] for k, v in good.items() if k not in ("distance", "dest")}, 1)
+    with pytest.raises(ValidationError, match="lacks column.*dest, distance"):
+        online_features(store, lacking)
+    with pytest.raises(ValidationError, match="'year' must be int"):
+        online_features(store, RequestColumns({k: [v, "twenty" if k == "year" else v] for k, v in good.items()}, 2))
 
 
 class _Clock:
