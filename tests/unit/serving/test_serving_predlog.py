@@ -243,6 +243,12 @@ def test_the_writer_keys_bodies_with_inline_features_and_frames_unpickled_apart(
     odd = inline.replace(b'"features": {', b'"features": {"Not A Name": [1, {"x": null}], ')
     assert odd != inline and keyer.compute([odd])[1][0]["flight"] == 7  # type: ignore[index]
     assert keyer._lean(inline) is inline  # nothing to cut out
+    # A model that keeps unknown fields has the field: it is cut out unread (orjson) before
+    # validating, and a body orjson cannot read goes as it is.
+    keyer._strip = True
+    assert b"features" not in keyer._lean(inline) and keyer._lean(plain) is plain
+    unreadable = inline.replace(b'"features": {', b'"features": {"odd": NaN, ')
+    assert unreadable != inline and keyer._lean(unreadable) is unreadable
 
     rows = [{**_row(i), "input": inline} for i in range(4)]
     frames = [pickle.loads(pickle.dumps(rows[:2])), pickle.loads(pickle.dumps(rows[2:]))]
