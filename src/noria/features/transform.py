@@ -72,7 +72,7 @@ def request_arrays(defs: Definitions, rows: pd.DataFrame | Sequence[Mapping[str,
         if get is not None:
             out[col] = _column(col, get(col), kind, nullable)
         elif columns is not None:
-            out[col] = _record_column(col, list(columns[col]), kind, nullable)
+            out[col] = _record_column(col, columns[col], kind, nullable)
         else:
             out[col] = _record_column(col, [r[col] for r in rows], kind, nullable)  # type: ignore[index]
     return out

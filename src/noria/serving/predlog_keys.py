@@ -114,21 +114,20 @@ class EventKeyer:
         if not requests:
             return times, columns, keyed
         try:
-            found = [self._compute(requests)]
-            placed = [where]
+            seconds, values = self._compute(requests)
         except Exception:  # one bad request must not cost the others their key: one at a time
-            found, placed = [], []
+            found: list[tuple[list[int], tuple[list[float | None], dict[str, list[Any]]]]] = []
             for i, request in zip(where, requests, strict=True):
                 try:
-                    found.append(self._compute([request]))
-                    placed.append([i])
+                    found.append(([i], self._compute([request])))
                 except Exception:
                     log.exception("cannot compute the event key of a logged request")
                     self.unkeyed += 1
-        for rows, (seconds, values) in zip(placed, found, strict=True):
-            if rows == list(range(n)):  # every request keyed in one go: the columns as they are
-                times, columns, keyed = seconds, values, [True] * n
-                break
+        else:
+            if len(where) == n:  # every request keyed in one go: the columns as they are
+                return seconds, values, [True] * n
+            found = [(where, (seconds, values))]
+        for rows, (seconds, values) in found:
             for j, i in enumerate(rows):
                 times[i], keyed[i] = seconds[j], True
                 for name in self.ids:
