@@ -121,6 +121,62 @@ def test_the_read_cache_answers_repeats_with_the_same_predictions(online: dict[s
     assert "noria_feature_cache_entries " in metrics
 
 
+_CHANGE_TEMP = """
+import sqlite3, sys
+from feast.protos.feast.types.Value_pb2 import Value
+conn = sqlite3.connect(sys.argv[1])
+tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+changed = 0
+for table in tables:
+    for rowid, data in conn.execute(f'SELECT rowid, value FROM "{table}" WHERE feature_name = ?', ("temp",)).fetchall():
+        value = Value.FromString(data)
+        setattr(value, value.WhichOneof("val"), 123.0)
+        conn.execute(f'UPDATE "{table}" SET value = ? WHERE rowid = ?', (value.SerializeToString(), rowid))
+        changed += 1
+conn.commit()
+print(changed)
+"""
+
+
+@pytest.mark.integration
+def test_the_default_cache_sees_another_process_change_the_store_at_once(online: dict[str, Any]) -> None:
+    """By default reads are cached until SQLite says the store changed (its data_version): repeats
+    come from the cache, and a write committed by another process (here a plain sqlite3 client
+    rewriting Feast's ``temp`` values) shows in the very next answer, not seconds later.
+
+    Runs before the broken-store test and leaves ``temp`` changed: the tests after it do not use it.
+    """
+    import subprocess
+    import sys
+
+    from noria.features.definitions import load_definitions
+    from noria.features.repo import open_store
+
+    project, sample = online["project"], online["sample"]
+    config = ServingConfig.model_validate(
+        {"prediction_log": {"dir": str(online["tmp"] / "log-changes")}, "poll_seconds": 0, "online_features": "on"}
+    )
+    app = create_app(project, config=config, environ={"NORIA_API_KEYS": KEY})
+    flight = _api_flight(sample.iloc[0])
+    db = open_store(load_definitions(project)).config.online_store.path
+    with TestClient(app) as c:
+        c.headers["Authorization"] = f"Bearer {KEY}"
+        ids = [c.post("/predict", json=flight).json()["request_id"] for _ in range(3)]
+        before = c.get("/metrics").text
+        done = subprocess.run(
+            [sys.executable, "-c", _CHANGE_TEMP, str(project.root / db)], capture_output=True, text=True
+        )
+        assert done.returncode == 0 and int(done.stdout) > 0, done.stderr
+        ids.append(c.post("/predict", json=flight).json()["request_id"])
+        after = c.get("/metrics").text
+    hits = float(before.split('noria_feature_cache_lookups_total{result="hit"} ')[1].split()[0])
+    assert hits > 0  # the repeats came from the cache
+    assert "noria_feature_cache_store_changes_total 1.0" in after
+    log = read_prediction_log(online["tmp"] / "log-changes").set_index("request_id")
+    temps = [float(log.loc[i, FEATURE_PREFIX + "temp"]) for i in ids]
+    assert temps[:3] == [float(sample.iloc[0]["temp"])] * 3 and temps[3] == 123.0
+
+
 @pytest.mark.integration
 def test_a_broken_online_store_is_a_503_naming_it_not_a_guess(online: dict[str, Any]) -> None:
     """Runs last: it breaks the module's online store."""

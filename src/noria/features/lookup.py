@@ -10,16 +10,19 @@ value Noria applies the offline join's rule: present, stamped at or before the p
 time, and within the view's TTL; anything else is missing.
 
 Each distinct entity key is read once per lookup, and an optional :class:`ReadCache` keeps
-recent reads for a few seconds, so a service answering many requests of the same entity (a
-store, a customer, a sensor) reads each from the store once (a value materialized meanwhile
-shows up when its cached read expires).
+reads, so a service answering many requests of the same entity (a store, a customer, a sensor)
+reads each from the store once: on SQLite until the store changes (a cached answer is exactly a
+fresh read), on any store for a few seconds if asked (a value materialized meanwhile shows up
+when its cached read expires).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -31,6 +34,7 @@ from noria.features.repo import open_store
 from noria.features.transform import Arrays
 
 _NAN = float("nan")
+log = logging.getLogger("noria.features")
 
 
 class OnlineLookup:
@@ -40,7 +44,6 @@ class OnlineLookup:
         from feast.infra.online_stores.helpers import get_online_store_from_config
 
         self.defs = defs
-        self.cache = cache
         self.plan = defs.service(service)
         self.feast = open_store(defs)
         specs = defs.config.feature_views
@@ -69,6 +72,18 @@ class OnlineLookup:
                 )
             )
         self.reader = open_reader(self.feast.config, self.online, self.views)
+        # The store's version before each read, when the cache keeps reads until the store changes.
+        self._version: Callable[[], int] | None = None
+        if cache is not None and cache.until_changed:
+            self._version = getattr(self.reader, "version", None)
+            if self._version is None and cache.seconds is None:
+                log.info(
+                    "online store %s cannot say when it changed: no read cache (set serving.feature_cache.seconds "
+                    "to reuse reads for a while)",
+                    self.reader.kind,
+                )
+                cache = None
+        self.cache = cache
 
     def read(self, keys: Arrays, ts: np.ndarray) -> Arrays:
         """Every feature of the plan's views for each row: arrays, NaN/None where missing.
@@ -79,6 +94,8 @@ class OnlineLookup:
         usability rule is then applied per row, at its own time.
         """
         n = len(ts)
+        if self._version is not None:
+            cast(ReadCache, self.cache).validate(self._version())
         ts_ns = ts.astype(np.int64).tolist()
         columns = {k: arr.tolist() for k, arr in keys.items()}
         views = self.views
@@ -150,30 +167,58 @@ _UNKNOWN = object()
 
 
 class ReadCache:
-    """Recent online reads, by feature view and entity key, for ``seconds`` after each read.
+    """Online reads, by feature view and entity key, answered again without the store.
 
-    A read-through cache in front of the online store (Feast has none): a value materialized
-    while a read of its key is cached is seen up to ``seconds`` later, and so is a key that was
-    absent. The usability rule (stamped at or before the prediction time, within the view's TTL)
-    is applied on every lookup, at the request's own time, never cached. Entries expire in the
-    order they were read (one lifetime for all), so the oldest goes first when ``max_entries``
-    are held. Reads and writes come from one thread at a time (the service's lookup batcher).
+    A read-through cache in front of the online store (Feast has none). A cached read is good for
+    as long as one of these says so:
+
+    - ``until_changed``: on a store that says when its data changed (SQLite: its
+      ``data_version``, :meth:`noria.features.online_read.SqliteReader.version`), the lookup hands
+      the store's version to :meth:`validate` before every read and every cached read is
+      forgotten the moment it changes (Feast materialized, from any process). A cached answer is
+      then exactly what reading the store would give. A store that cannot say (Redis) gets no
+      such cache.
+    - ``seconds``: each read is reused for that long, on any store: a value materialized meanwhile
+      is seen up to ``seconds`` later, and so is a key that was absent.
+
+    The usability rule (stamped at or before the prediction time, within the view's TTL) is
+    applied on every lookup, at the request's own time, never cached. Entries expire in the order
+    they were read (one lifetime for all), so the oldest goes first when ``max_entries`` are held.
+    Reads and writes come from one thread at a time (the service's lookup batcher).
     """
 
-    def __init__(self, seconds: float, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
-        if seconds <= 0 or max_entries < 1:
-            raise ValueError("a read cache needs seconds > 0 and max_entries >= 1")
-        self.seconds = seconds
+    def __init__(
+        self,
+        seconds: float | None = None,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        until_changed: bool = True,
+    ) -> None:
+        if (seconds is not None and seconds <= 0) or (seconds is None and not until_changed) or max_entries < 1:
+            raise ValueError("a read cache needs seconds > 0 or until_changed, and max_entries >= 1")
+        self.seconds = seconds  # None: no time limit (kept until the store changes)
+        self.until_changed = until_changed
         self.clock = clock
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
+        self.changes = 0  # times the store changed and every cached read was dropped
+        self._version: int | None = None
         self._entries: dict[tuple[str, tuple[Any, ...]], tuple[float, Entry | None]] = {}
+
+    def validate(self, version: int) -> None:
+        """The store's version now: every cached read is dropped when it differs from the last one."""
+        if version != self._version:
+            if self._version is not None:
+                self.changes += 1
+            self._entries.clear()
+            self._version = version
 
     def get(self, view: str, key: tuple[Any, ...]) -> Entry | object | None:
         """The cached read of ``key`` in ``view`` (None: absent from the store), or ``_UNKNOWN``."""
         held = self._entries.get((view, key))
-        if held is None or held[0] <= self.clock():
+        if held is None or (self.seconds is not None and held[0] <= self.clock()):
             self.misses += 1
             return _UNKNOWN
         self.hits += 1
@@ -184,7 +229,7 @@ class ReadCache:
         entries.pop((view, key), None)  # re-inserted at the end: insertion order stays expiry order
         while len(entries) >= self.max_entries:  # the first entry is the oldest read
             del entries[next(iter(entries))]
-        entries[(view, key)] = (self.clock() + self.seconds, entry)
+        entries[(view, key)] = (math.inf if self.seconds is None else self.clock() + self.seconds, entry)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -71,6 +71,10 @@ Found = list[dict[Key, Entry | None]]  # per view (same order), each key's entry
 
 
 class Reader(Protocol):
+    """Reads every view's keys at once. A reader of a store that can say cheaply whether it changed
+    also has ``version() -> int``: a number that changes whenever the store's data does (SQLite's
+    ``data_version``), which lets a read cache keep reads exactly as long as they stay true."""
+
     kind: str  # how the store is read (shown in logs and tests): "sqlite", "redis" or "feast"
 
     def read(self, wanted: Wanted) -> Found:
@@ -279,6 +283,14 @@ class SqliteReader:
 
     def close(self) -> None:
         self._conn.close()
+
+    def version(self) -> int:
+        """SQLite's ``data_version`` on this connection: it changes whenever another connection (Feast
+        materializing, in this process or another) commits to the file, and only then. Reads made
+        while it keeps one value are what reading the store again would return."""
+        with self._lock:
+            found: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        return found
 
     def _statement(self, shape: tuple[tuple[int, str, int], ...]) -> str:
         """The statement for (position in the read, view, number of keys) of each view read."""

@@ -210,15 +210,20 @@ class BatchConfig(_Section):
 
 
 class FeatureCacheConfig(_Section):
-    """A read-through cache of online feature reads, by feature view and entity key (off at 0 s).
+    """A read-through cache of online feature reads, by feature view and entity key.
 
-    With ``seconds: 5`` a key is read from the online store at most once per 5 s: a value
-    materialized meanwhile is served up to 5 s later (a key absent from the store likewise).
-    The rule "stamped at or before the prediction time and within the view's TTL" is applied at
-    every request's own time. ``max_entries`` bounds the memory (the oldest read goes first).
+    ``until_changed`` (on by default): on a store that says when its data changed (SQLite), a
+    read is reused until the store changes, so an answer from the cache is exactly what reading
+    the store would give. With ``seconds: 5`` a key is read from any online store (Redis too) at
+    most once per 5 s: a value materialized meanwhile is served up to 5 s later (a key absent
+    from the store likewise). The rule "stamped at or before the prediction time and within the
+    view's TTL" is applied at every request's own time. ``max_entries`` bounds the memory (the
+    oldest read goes first).
     """
 
-    # How long a read is reused; 0 = no cache.
+    # Reuse reads until the store changes, where the store says when (SQLite); exact, never stale.
+    until_changed: bool = True
+    # How long a read is reused, on any store (stale up to that long); 0 = no time-limited cache.
     seconds: float = Field(default=0.0, ge=0.0, le=86_400.0)
     # At most this many cached reads (the oldest goes first).
     max_entries: int = Field(default=100_000, ge=1, le=10_000_000)

@@ -169,7 +169,7 @@ class ServingMetrics:
         ).set(1)
 
     def watch_feature_cache(self, cache: Any) -> None:
-        """Export a :class:`noria.features.lookup.ReadCache`'s hits, misses and size (read on scrape)."""
+        """Export a :class:`noria.features.lookup.ReadCache`'s hits, misses, size and store changes (on scrape)."""
         self.add_collector(_FeatureCacheCollector(cache, worker=str(os.getpid()) if self.shared else None))
 
     def add_collector(self, collector: Collector) -> None:
@@ -257,6 +257,13 @@ class _FeatureCacheCollector(Collector):
         entries = GaugeMetricFamily("noria_feature_cache_entries", "Entity keys held by the read cache.", labels=names)
         entries.add_metric(worker, len(self.cache))
         yield entries
+        changes = CounterMetricFamily(
+            "noria_feature_cache_store_changes",
+            "Times the online store changed (a materialization) and the read cache dropped every read it held.",
+            labels=names,
+        )
+        changes.add_metric(worker, self.cache.changes)
+        yield changes
 
 
 __all__ = ["SCORE_BUCKETS", "VALUE_BUCKETS", "ServingMetrics", "score_help"]

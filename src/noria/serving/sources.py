@@ -145,8 +145,12 @@ class OnlineFeatureSource:
     def __init__(self, project: Project, service: str | None = None, cache: FeatureCacheConfig | None = None) -> None:
         from noria.features.lookup import ReadCache
         from noria.features.online import open_online_store
+        from noria.serving.config import FeatureCacheConfig
 
-        read_cache = ReadCache(cache.seconds, cache.max_entries) if cache is not None and cache.seconds > 0 else None
+        cache = cache if cache is not None else FeatureCacheConfig()
+        read_cache = None
+        if cache.seconds > 0 or cache.until_changed:
+            read_cache = ReadCache(cache.seconds or None, cache.max_entries, until_changed=cache.until_changed)
         self.store = open_online_store(project, service, cache=read_cache)
         self.kind = str(self.store.defs.config.online_store.type)
 

@@ -154,8 +154,9 @@ def test_a_batch_reads_each_distinct_key_once(online_project: tuple[Project, Any
 
 
 def test_read_cache_serves_repeats_and_expires(online_project: tuple[Project, Any, Any]) -> None:
-    """Within its lifetime a cached read answers without the store, even after a new materialization
-    (the documented staleness); the usability rule still runs at each request's time; after the
+    """A time-limited cache (what a store that cannot say it changed gets, e.g. Redis): within its
+    lifetime a cached read answers without the store, even after a new materialization (the
+    documented staleness); the usability rule still runs at each request's time; after the
     lifetime the store is read again and the new values appear."""
     from noria.features.lookup import ReadCache
 
@@ -165,7 +166,7 @@ def test_read_cache_serves_repeats_and_expires(online_project: tuple[Project, An
     late = day[day["event_timestamp"].dt.hour == 22].iloc[0]
     materialize(project, early["event_timestamp"].to_pydatetime(), snapshot=snap)
     clock = _Clock()
-    cache = ReadCache(5.0, clock=clock)
+    cache = ReadCache(5.0, clock=clock, until_changed=False)
     store = open_online_store(project, cache=cache)
     reads = _count_reads(store)
     request = as_request(early)
@@ -188,6 +189,65 @@ def test_read_cache_serves_repeats_and_expires(online_project: tuple[Project, An
     assert pd.notna(fresh.at[0, "temp"])
 
 
+def test_read_cache_keeps_sqlite_reads_until_feast_changes_the_store(online_project: tuple[Project, Any, Any]) -> None:
+    """The default cache on SQLite: repeats answer from the cache with no time limit, and a
+    materialization (another connection, as Feast's own) is seen by the very next lookup: the
+    cache drops everything when SQLite's data_version moves, so it never answers stale."""
+    from noria.features.lookup import ReadCache
+
+    project, snap, frame = online_project
+    day = frame[frame["day"] == 8].sort_values("event_timestamp")
+    early = day[day["event_timestamp"].dt.hour == 14].iloc[0]
+    late = day[day["event_timestamp"].dt.hour == 22].iloc[0]
+    materialize(project, early["event_timestamp"].to_pydatetime(), snapshot=snap)
+    clock = _Clock()
+    cache = ReadCache(clock=clock)  # until_changed, no lifetime
+    store = open_online_store(project, cache=cache)
+    assert store.cache is cache and store.reader.kind == "sqlite"
+    reads = _count_reads(store)
+    request = as_request(early)
+    first = online_features(store, [request]).to_frame()
+    clock.now += 86_400.0  # no lifetime: a day later the read still answers
+    for _ in range(3):
+        pd.testing.assert_frame_equal(online_features(store, [request]).to_frame(), first)
+    assert len(reads) == 1 and cache.hits == 3 * len(store.views) and cache.changes == 0
+
+    later = as_request(late) | {"origin": early["origin"]}
+    assert "temp" in online_features(store, [later]).missing[0]  # the cached 14:00 weather is past the TTL at 22:00
+    materialize(project, late["event_timestamp"].to_pydatetime(), snapshot=snap)
+    fresh = online_features(open_online_store(project), [later]).to_frame()
+    assert pd.notna(fresh.at[0, "temp"])
+    pd.testing.assert_frame_equal(online_features(store, [later]).to_frame(), fresh)  # at once: not stale
+    # The store changed: every view of the request is read again, the ones cached a moment ago too.
+    assert len(reads) == 3 and reads[-1] == [1] * len(store.views) and cache.changes == 1
+
+
+def test_a_store_that_cannot_say_it_changed_gets_no_untimed_cache(online_project: tuple[Project, Any, Any]) -> None:
+    """A reader without ``version`` (Redis, Feast's own online_read): a cache with no lifetime would
+    answer stale forever, so the lookup drops it; one with a lifetime is kept."""
+    from noria.features import lookup
+    from noria.features.lookup import OnlineLookup, ReadCache
+
+    project, snap, frame = online_project
+    materialize(project, frame["event_timestamp"].max().to_pydatetime(), snapshot=snap)
+    store = open_online_store(project)
+
+    class Plain:  # a reader that cannot say when the store changed
+        kind = "feast"
+
+        def __init__(self, reader: Any) -> None:
+            self.read = reader.read
+
+    real = lookup.open_reader
+    try:
+        lookup.open_reader = lambda *args: Plain(real(*args))  # type: ignore[assignment]
+        assert OnlineLookup(store.defs, cache=ReadCache()).cache is None
+        timed = ReadCache(5.0)
+        assert OnlineLookup(store.defs, cache=timed).cache is timed
+    finally:
+        lookup.open_reader = real  # type: ignore[assignment]
+
+
 def test_read_cache_bounds_its_entries() -> None:
     from noria.features.lookup import ReadCache
 
@@ -205,3 +265,12 @@ def test_read_cache_bounds_its_entries() -> None:
     assert cache.get("weather", ("EWR", 4)) is not None and cache.misses == 2
     with pytest.raises(ValueError):
         ReadCache(0)
+    with pytest.raises(ValueError):
+        ReadCache(until_changed=False)  # neither a lifetime nor a store's word: nothing to go by
+    cache.validate(7)
+    assert len(cache) == 0 and cache.changes == 0  # the first version seen: nothing changed yet
+    cache.put("weather", ("EWR", 9), (9, [9.0]))
+    cache.validate(7)
+    assert len(cache) == 1
+    cache.validate(8)
+    assert len(cache) == 0 and cache.changes == 1
