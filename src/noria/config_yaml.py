@@ -37,12 +37,13 @@ def load_yaml_text(text: str, name: str) -> tuple[dict[str, Any], dict[Loc, str]
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: not valid YAML: {problem}", fix="fix the syntax at that line") from None
     if node is None:
-        raise ConfigError(f"{name} is empty", fix="start from `noria init DIR` or the flights example")
+        raise ConfigError(f"{name} is empty", fix="start from `noria init DIR` (a template project's noria.yaml)")
     sources: dict[Loc, str] = {}
     data = _construct(node, (), name, sources)
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{name}:1: the top level must be a mapping of sections", fix="see examples/flights/noria.yaml"
+            f"{name}:1: the top level must be a mapping of sections",
+            fix="see `noria config schema` or docs/configuration.md for the sections",
         )
     return data, sources
 
@@ -154,7 +155,7 @@ def config_error(exc: PydanticValidationError, sources: dict[Loc, str], file: Pa
         key = dotted(loc) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see examples/flights/noria.yaml for every section)"
+            msg = "unknown key (check the spelling; `noria config schema` lists every key)"
         elif err["type"] == "missing":
             msg = "required key is missing"
         elif "input" in err and err["type"] not in ("value_error", "assertion_error"):

@@ -31,8 +31,8 @@ def cost(
 
     \b
     Examples:
-      noria --project examples/flights cost
-      noria --project examples/flights cost --env preprod --json
+      noria --project my-project cost
+      noria --project my-project cost --env preprod --json
       noria cost --markdown > docs/cost.md
     """
     from noria.cost import estimate

@@ -151,7 +151,7 @@ def show_cmd(
 
     Example:  noria data show 3f2a9c1e
 
-    Example:  noria data show latest --quarantine --table flights --limit 5
+    Example:  noria data show latest --quarantine --table orders --limit 5
     """
     from noria.data.ingest import summary_rows
     from noria.data.snapshots import get_record, quarantined_rows

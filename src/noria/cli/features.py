@@ -251,7 +251,7 @@ def usage_cmd(
 ) -> None:
     """List which feature service and definition hash each model version was trained with.
 
-    Example:  noria features usage --model flight-delay
+    Example:  noria features usage --model my-model
     """
     from dataclasses import asdict
 

@@ -31,7 +31,7 @@ def maturity(
     Examples:
       noria maturity
       noria maturity --html maturity.html
-      noria --project examples/flights maturity --json > maturity.json
+      noria --project my-project maturity --json > maturity.json
       noria maturity --min 40      # in CI: fail below 40 of 60
     """
     import os

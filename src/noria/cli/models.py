@@ -29,7 +29,7 @@ def list_cmd(
 ) -> None:
     """List registered models with every version, its aliases and holdout metrics.
 
-    Example:  noria models list flight-delay --json
+    Example:  noria models list my-model --json
     """
     from noria.registry import list_models
     from noria.terminal import print_json, print_table
@@ -74,8 +74,8 @@ def promote(
 
     
     Examples:
-      noria promote flight-delay 3
-      noria promote flight-delay 3 --force --reason "hotfix for bad champion"
+      noria promote my-model 3
+      noria promote my-model 3 --force --reason "hotfix for bad champion"
     """
     from noria.registry import promote as promote_version
 
@@ -96,7 +96,7 @@ def rollback(
 ) -> None:
     """Move @champion back to the previous champion, recording who and why.
 
-    Example:  noria rollback flight-delay --reason "AUC fell on live traffic"
+    Example:  noria rollback my-model --reason "AUC fell on live traffic"
     """
     from noria.registry import rollback as rollback_model
 
@@ -124,7 +124,7 @@ def lineage(
 
     \b
     Examples:
-      noria lineage flight-delay@champion --json
+      noria lineage my-model@champion --json
       noria lineage --request 46b53602e44e8602
     """
     from noria.registry import format_lineage, lineage_of

@@ -86,7 +86,7 @@ def show(
 ) -> None:
     """Show the best trial of a shared study and how many trials each worker ran.
 
-    Example: noria tune show --storage sqlite:///.noria/optuna.db --study flight-delay-0123abcd-5f2e9a1b7c
+    Example: noria tune show --storage sqlite:///.noria/optuna.db --study my-model-0123abcd-5f2e9a1b7c
     """
     from collections import Counter
 

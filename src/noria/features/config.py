@@ -52,7 +52,7 @@ def _check_name(value: str, what: str) -> str:
 
 def _check_function(value: str) -> str:
     if not _FUNCTION.match(value):
-        raise ValueError(f"{value!r} is not a function reference: write module:function, e.g. flights_features:weather")
+        raise ValueError(f"{value!r} is not a function reference: write module:function, e.g. my_features:rolling_mean")
     return value
 
 

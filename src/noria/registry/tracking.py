@@ -8,7 +8,7 @@ one round trip instead of 1,000.
         run.log_params({"num_leaves": 31})
         run.log_curve("valid_auc", aucs)          # buffered
         run.log_metrics({"roc_auc": 0.72})        # buffered
-        version = run.log_model(booster, "flight-delay")
+        version = run.log_model(booster, "my-model")
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ class ServingMiddleware:
                 413,
                 f"the body is larger than {self.max_body} bytes",
                 request_id,
-                fix="send fewer flights per request (serving.max_body_bytes sets the limit)",
+                fix="send fewer rows per request (serving.max_body_bytes sets the limit)",
             )
             await response(scope, receive, send_with_id)
             self.metrics.observe_request(path, 413, time.perf_counter() - started)

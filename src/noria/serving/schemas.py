@@ -106,7 +106,7 @@ def prediction_models(task: Task) -> tuple[type[BaseModel], type[BaseModel], typ
 
 
 class FieldError(BaseModel):
-    field: str = Field(examples=["flights[0].distance"])
+    field: str = Field(examples=["requests[0].amount"])
     message: str
     type: str
 
