@@ -83,6 +83,8 @@ class OnlineLookup:
                     self.reader.kind,
                 )
                 cache = None
+            elif self._version is not None:  # versions are per connection: what the cache held, another's
+                cache.reset()
         self.cache = cache
 
     def read(self, keys: Arrays, ts: np.ndarray) -> Arrays:
@@ -206,6 +208,11 @@ class ReadCache:
         self.changes = 0  # times the store changed and every cached read was dropped
         self._version: int | None = None
         self._entries: dict[tuple[str, tuple[Any, ...]], tuple[float, Entry | None]] = {}
+
+    def reset(self) -> None:
+        """Forget every read and the last version seen (a new connection's versions start here)."""
+        self._entries.clear()
+        self._version = None
 
     def validate(self, version: int) -> None:
         """The store's version now: every cached read is dropped when it differs from the last one."""

@@ -140,7 +140,7 @@ def prepare(project: Project, alias: str | None = None) -> Prepared:
     task = task_of(project)
     source = RegistryModelSource(project, cfg.model or project.config.model.name)
     loaded = source.load(source.resolve(chosen), chosen)
-    features, _ = open_feature_source(project, cfg.online_features, cfg.feature_service)
+    features, _ = open_feature_source(project, cfg.online_features, cfg.feature_service, cfg.feature_cache)
     words = features.descriptions() if features is not None else {}
     model = build_model(loaded, task, words, cfg.explanations)
     return Prepared(cfg, chosen, defs, request, task, loaded, model, features, words)

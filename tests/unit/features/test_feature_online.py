@@ -274,3 +274,8 @@ def test_read_cache_bounds_its_entries() -> None:
     assert len(cache) == 1
     cache.validate(8)
     assert len(cache) == 0 and cache.changes == 1
+    cache.put("weather", ("EWR", 9), (9, [9.0]))
+    cache.reset()  # handed to a lookup on another connection: its versions are not comparable
+    assert len(cache) == 0
+    cache.validate(8)
+    assert cache.changes == 1  # a first version again, not a change
