@@ -153,6 +153,16 @@ def test_a_batch_reads_each_distinct_key_once(online_project: tuple[Project, Any
     pd.testing.assert_frame_equal(doubled.iloc[len(requests) :].reset_index(drop=True), once)
 
 
+def _afternoon_and_night(online_project: tuple[Project, Any, Any]) -> tuple[Project, Any, pd.Series, pd.Series]:
+    """A flight at 14:00 and one at 22:00 of one day, the store materialized up to the first."""
+    project, snap, frame = online_project
+    day = frame[frame["day"] == 8].sort_values("event_timestamp")
+    early = day[day["event_timestamp"].dt.hour == 14].iloc[0]
+    late = day[day["event_timestamp"].dt.hour == 22].iloc[0]
+    materialize(project, early["event_timestamp"].to_pydatetime(), snapshot=snap)
+    return project, snap, early, late
+
+
 def test_read_cache_serves_repeats_and_expires(online_project: tuple[Project, Any, Any]) -> None:
     """A time-limited cache (what a store that cannot say it changed gets, e.g. Redis): within its
     lifetime a cached read answers without the store, even after a new materialization (the
@@ -160,11 +170,7 @@ def test_read_cache_serves_repeats_and_expires(online_project: tuple[Project, An
     lifetime the store is read again and the new values appear."""
     from noria.features.lookup import ReadCache
 
-    project, snap, frame = online_project
-    day = frame[frame["day"] == 8].sort_values("event_timestamp")
-    early = day[day["event_timestamp"].dt.hour == 14].iloc[0]
-    late = day[day["event_timestamp"].dt.hour == 22].iloc[0]
-    materialize(project, early["event_timestamp"].to_pydatetime(), snapshot=snap)
+    project, snap, early, late = _afternoon_and_night(online_project)
     clock = _Clock()
     cache = ReadCache(5.0, clock=clock, until_changed=False)
     store = open_online_store(project, cache=cache)
@@ -195,11 +201,7 @@ def test_read_cache_keeps_sqlite_reads_until_feast_changes_the_store(online_proj
     cache drops everything when SQLite's data_version moves, so it never answers stale."""
     from noria.features.lookup import ReadCache
 
-    project, snap, frame = online_project
-    day = frame[frame["day"] == 8].sort_values("event_timestamp")
-    early = day[day["event_timestamp"].dt.hour == 14].iloc[0]
-    late = day[day["event_timestamp"].dt.hour == 22].iloc[0]
-    materialize(project, early["event_timestamp"].to_pydatetime(), snapshot=snap)
+    project, snap, early, late = _afternoon_and_night(online_project)
     clock = _Clock()
     cache = ReadCache(clock=clock)  # until_changed, no lifetime
     store = open_online_store(project, cache=cache)
